@@ -1,0 +1,37 @@
+"""hf-unlearn: machine unlearning for Hugging Face image classifiers.
+
+    from hf_unlearn import UnlearningArguments, UnlearningTrainer, select_forget
+"""
+
+from .arguments import UnlearningArguments
+from .data import ForgetSplit, RemovalRecord, commitment, select_forget
+from .methods import MixtureSpec, UnlearningMethod, get_method_class, list_methods, register_method
+from .modeling import load_classifier, save_classifier
+from .trainer import NonFiniteLossError, UnlearningTrainer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "UnlearningArguments",
+    "UnlearningTrainer",
+    "NonFiniteLossError",
+    "UnlearningMethod",
+    "MixtureSpec",
+    "register_method",
+    "get_method_class",
+    "list_methods",
+    "select_forget",
+    "ForgetSplit",
+    "RemovalRecord",
+    "commitment",
+    "load_classifier",
+    "save_classifier",
+    "metric_path",
+]
+
+
+def metric_path(name: str) -> str:
+    """Folder of the ``evaluate`` module ``name`` (``rf_jsd``, ``jsd``, ``mia``) for ``evaluate.load``."""
+    from .metric_modules import metric_path as _metric_path
+
+    return _metric_path(name)

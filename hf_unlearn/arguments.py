@@ -1,0 +1,55 @@
+"""``UnlearningArguments``: ``TrainingArguments`` plus what every unlearning run shares.
+
+A method's own hyper-parameters live in its ``config_class`` (one dataclass per method file); its preferred
+optimiser, learning rate and schedule are its ``training_defaults``, applied by :meth:`UnlearningArguments.for_method`
+in Python and by ``scripts/unlearn.py`` on the command line, and overridden by anything the user sets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+__all__ = ["UnlearningArguments"]
+
+
+@dataclass
+class UnlearningArguments(TrainingArguments):
+    method: str = field(
+        default="lotus",
+        metadata={"help": "Unlearning method, a name from hf_unlearn.list_methods() (lotus, finetune, neggrad_plus, ...)."},
+    )
+    label_column_name: str = field(default="label", metadata={"help": "Column holding the integer class label."})
+    materialize_data: bool = field(
+        default=True,
+        metadata={
+            "help": "Preprocess forget/retain/calibration images once into tensors when the transform is "
+            "deterministic (much faster than per-step preprocessing). Set False for huge datasets or random augmentation."
+        },
+    )
+    fail_on_nonfinite_loss: bool = field(
+        default=True,
+        metadata={"help": "Stop with an error naming the step and method as soon as a loss is NaN or infinite."},
+    )
+
+    def __post_init__(self):
+        if self.gradient_accumulation_steps < 1:
+            raise ValueError(
+                f"gradient_accumulation_steps must be >= 1, got {self.gradient_accumulation_steps}; pass "
+                "--gradient_accumulation_steps 1 (or more)."
+            )
+        # Images are preprocessed once; the model signature is not what decides which columns to keep.
+        self.remove_unused_columns = False
+        if self.label_names is None:
+            self.label_names = ["labels"]
+        super().__post_init__()
+
+    @classmethod
+    def for_method(cls, method: str, **kwargs) -> "UnlearningArguments":
+        """Arguments with ``method``'s training defaults (optimiser, learning rate, epochs...), then ``kwargs``."""
+        from .methods import get_method_class
+
+        defaults = dict(get_method_class(method).training_defaults)
+        defaults.update(kwargs)
+        return cls(method=method, **defaults)

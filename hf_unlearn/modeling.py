@@ -1,0 +1,181 @@
+"""Loading, calling and saving image classifiers: Hugging Face and timm behind one path.
+
+``load_classifier("google/vit-base-patch16-224")``, ``load_classifier("timm/resnet18.a1_in1k")`` and a local
+directory written by either library all return a :class:`LoadedClassifier` with the model, a batch image
+transform for ``Dataset.with_transform`` and the library it came from. Weights load from safetensors only,
+and remote code runs only with ``trust_remote_code=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+__all__ = ["LoadedClassifier", "load_classifier", "logits_of", "save_classifier", "num_labels_of", "is_timm_model"]
+
+TIMM_PREFIXES = ("timm/", "hf-hub:", "local-dir:")
+
+
+@dataclass
+class LoadedClassifier:
+    model: nn.Module
+    transform: Callable[[dict], dict]
+    library: str  # "transformers" or "timm"
+    name_or_path: str
+    processor: Any = None  # the HF image processor (None for timm)
+    image_column: str = "image"
+
+
+def is_timm_model(model: nn.Module) -> bool:
+    model = getattr(model, "module", model)  # DDP
+    return hasattr(model, "pretrained_cfg") or type(model).__module__.startswith("timm.")
+
+
+def num_labels_of(model: nn.Module) -> int:
+    model = getattr(model, "module", model)
+    config = getattr(model, "config", None)
+    if config is not None and getattr(config, "num_labels", None):
+        return int(config.num_labels)
+    if getattr(model, "num_classes", None):
+        return int(model.num_classes)
+    raise ValueError(
+        f"{type(model).__name__} has no classification head (no config.num_labels / num_classes); "
+        "pass an image *classifier* (AutoModelForImageClassification or a timm model with num_classes > 0)."
+    )
+
+
+def logits_of(model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
+    """Class logits of an HF or timm classifier (DDP-wrapped or not)."""
+    if is_timm_model(model):
+        return model(pixel_values)
+    out = model(pixel_values=pixel_values)
+    return out.logits if hasattr(out, "logits") else out[0]
+
+
+def _is_timm_path(name_or_path: str) -> bool:
+    if name_or_path.startswith(TIMM_PREFIXES):
+        return True
+    config = os.path.join(name_or_path, "config.json")
+    if os.path.isfile(config):
+        with open(config) as f:
+            cfg = json.load(f)
+        return "architecture" in cfg and "model_type" not in cfg  # timm's save_for_hf layout
+    return False
+
+
+def _image_transform(to_pixels: Callable[[list], torch.Tensor], image_column: str) -> Callable[[dict], dict]:
+    def transform(batch: dict) -> dict:
+        if image_column not in batch:
+            raise ValueError(
+                f"the dataset has no image column '{image_column}' (columns: {sorted(batch)}); "
+                "pass --image_column_name with the right name."
+            )
+        out = {k: v for k, v in batch.items() if k != image_column}
+        out["pixel_values"] = to_pixels(batch[image_column])
+        return out
+
+    transform.image_column = image_column
+    return transform
+
+
+def load_classifier(
+    name_or_path: str,
+    *,
+    num_labels: int | None = None,
+    image_column: str = "image",
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+) -> LoadedClassifier:
+    """Load an image classifier and its preprocessing from the Hub or a local directory."""
+    if _is_timm_path(name_or_path):
+        return _load_timm(name_or_path, num_labels=num_labels, image_column=image_column)
+    import transformers
+    from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
+
+    is_local = os.path.isdir(name_or_path)
+    if not is_local and (name_or_path.startswith((".", "/", "~")) or os.sep in name_or_path.strip("/").replace("/", "", 1)):
+        raise ValueError(f"model path '{name_or_path}' does not exist; pass an existing directory or a Hub model id.")
+    try:
+        config = AutoConfig.from_pretrained(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise ValueError(
+            f"cannot load a model config from '{name_or_path}' ({type(e).__name__}: {str(e).splitlines()[0]}); "
+            "check the model id or path (and your network / HF_HUB_OFFLINE settings)."
+        ) from e
+    kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code, "use_safetensors": True}
+    if num_labels is not None and num_labels != getattr(config, "num_labels", None):
+        kwargs.update(num_labels=num_labels, ignore_mismatched_sizes=True)
+    try:
+        model = AutoModelForImageClassification.from_pretrained(name_or_path, **kwargs)
+    except ValueError as e:
+        raise ValueError(
+            f"'{name_or_path}' is not an image classifier transformers can load "
+            f"({str(e).splitlines()[0]}); pass an AutoModelForImageClassification checkpoint."
+        ) from e
+    except (OSError, EnvironmentError) as e:
+        raise ValueError(
+            f"cannot load model weights from '{name_or_path}' ({str(e).splitlines()[0]}); "
+            "only safetensors checkpoints are loaded: check the files are complete and not corrupt."
+        ) from e
+    try:
+        processor = AutoImageProcessor.from_pretrained(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise ValueError(
+            f"'{name_or_path}' has no image processor ({str(e).splitlines()[0]}); save one next to the model "
+            "(processor.save_pretrained(dir))."
+        ) from e
+
+    def to_pixels(images: list) -> torch.Tensor:
+        return processor(images=[im.convert("RGB") if _needs_rgb(processor, im) else im for im in images],
+                         return_tensors="pt")["pixel_values"]
+
+    del transformers
+    return LoadedClassifier(model, _image_transform(to_pixels, image_column), "transformers", name_or_path,
+                            processor, image_column)
+
+
+def _needs_rgb(processor, image) -> bool:
+    mean = getattr(processor, "image_mean", None)
+    channels = len(mean) if isinstance(mean, (list, tuple)) else 3
+    return channels == 3 and getattr(image, "mode", "RGB") != "RGB"
+
+
+def _load_timm(name_or_path: str, *, num_labels: int | None, image_column: str) -> LoadedClassifier:
+    import timm
+    from timm.data import create_transform, resolve_data_config
+
+    source = name_or_path
+    if os.path.isdir(name_or_path):
+        source = "local-dir:" + os.path.abspath(name_or_path)
+    kwargs = {"num_classes": num_labels} if num_labels is not None else {}
+    try:
+        model = timm.create_model(source, pretrained=True, **kwargs)
+    except Exception as e:  # timm raises a variety of errors for bad ids / files
+        raise ValueError(f"cannot load timm model '{name_or_path}' ({type(e).__name__}: {e}); check the id or path.") from e
+    data_config = resolve_data_config({}, model=model)
+    pil_transform = create_transform(**data_config, is_training=False)
+    in_chans = model.pretrained_cfg.get("input_size", (3,))[0]
+
+    def to_pixels(images: list) -> torch.Tensor:
+        return torch.stack([pil_transform(im.convert("RGB" if in_chans == 3 else "L")) for im in images])
+
+    return LoadedClassifier(model, _image_transform(to_pixels, image_column), "timm", name_or_path, None, image_column)
+
+
+def save_classifier(model: nn.Module, output_dir: str, processor: Any = None) -> None:
+    """Save with safetensors: ``save_pretrained`` for HF models, ``timm.models.save_for_hf`` for timm."""
+    model = getattr(model, "module", model)
+    os.makedirs(output_dir, exist_ok=True)
+    if is_timm_model(model):
+        import timm
+
+        timm.models.save_for_hf(model, output_dir, safe_serialization=True)
+    else:
+        model.save_pretrained(output_dir, safe_serialization=True)
+    if processor is not None:
+        processor.save_pretrained(output_dir)

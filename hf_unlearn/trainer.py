@@ -1,0 +1,272 @@
+"""``UnlearningTrainer``: a ``transformers.Trainer`` that unlearns a forget set with a registered method."""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from typing import Any, Callable
+
+import datasets
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput, get_last_checkpoint
+
+from .arguments import UnlearningArguments
+from .methods import UnlearningMethod, get_method_class
+from .modeling import logits_of, num_labels_of
+from .splits import ImageSplit, MixtureDataset, collate_rows, to_image_split
+
+__all__ = ["UnlearningTrainer", "NonFiniteLossError"]
+
+METHOD_STATE_NAME = "unlearning_method_state.pt"
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or infinite; the run stops before the optimiser applies it."""
+
+
+class _MethodEvents(TrainerCallback):
+    """Forwards the Trainer's events to the unlearning method (kept first among the callbacks)."""
+
+    def __init__(self, trainer: "UnlearningTrainer"):
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.trainer.method.on_train_begin(self.trainer, state, control)
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.trainer.method.on_epoch_begin(self.trainer, state, control)
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        self.trainer.method.on_epoch_end(self.trainer, state, control)
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        self.trainer.method.on_pre_optimizer_step(self.trainer, self.trainer.model)
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.trainer.method.on_optimizer_step(self.trainer, self.trainer.model)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.trainer.method.on_train_end(self.trainer, state, control)
+
+
+class UnlearningTrainer(Trainer):
+    """Unlearn ``forget_dataset`` from ``model`` while preserving ``retain_dataset``.
+
+    Args:
+        model: the trained image classifier (Hugging Face or timm). It is updated in place; keep your own copy
+            (or the checkpoint on disk) if you need the original afterwards.
+        args: :class:`UnlearningArguments` (``args.method`` names the method unless ``method`` is given).
+        forget_dataset / retain_dataset: ``datasets.Dataset`` (typically from :func:`hf_unlearn.select_forget`)
+            with an image column and a label column, or already-built :class:`~hf_unlearn.splits.ImageSplit`.
+        calibration_dataset: held-out data the original model never trained on (LoTUS compares the model's
+            forget-set accuracy with the original model's accuracy here).
+        method: a registered name or an :class:`UnlearningMethod` instance (overrides ``args.method``).
+        method_config: the method's config dataclass or a dict of its fields.
+        image_transform: batch transform for ``Dataset.with_transform`` producing ``pixel_values``;
+            defaults to ``processing_class`` (an HF image processor) applied to ``image_column``.
+        transform_is_deterministic: ``False`` when ``image_transform`` augments (then nothing is cached).
+        removal_record: the :class:`~hf_unlearn.data.RemovalRecord` of the forget set, for the model card.
+    """
+
+    # Methods return a batch-mean loss, so the Trainer must divide it by the accumulation steps itself
+    # (HF classifiers accept **kwargs, which would otherwise make the Trainer assume the model scales it).
+    loss_is_scaled_for_ga = False
+
+    def __init__(
+        self,
+        model: nn.Module,
+        args: UnlearningArguments,
+        *,
+        forget_dataset: datasets.Dataset | ImageSplit,
+        retain_dataset: datasets.Dataset | ImageSplit,
+        calibration_dataset: datasets.Dataset | ImageSplit | None = None,
+        method: str | UnlearningMethod | None = None,
+        method_config: Any = None,
+        image_transform: Callable[[dict], dict] | None = None,
+        image_column: str = "image",
+        transform_is_deterministic: bool = True,
+        removal_record: Any = None,
+        processing_class: Any = None,
+        callbacks: list[TrainerCallback] | None = None,
+        **trainer_kwargs,
+    ):
+        if not isinstance(args, UnlearningArguments):
+            raise TypeError(f"args must be UnlearningArguments, got {type(args).__name__}.")
+        if isinstance(method, UnlearningMethod):
+            self.method = method
+        else:
+            self.method = get_method_class(method or args.method)(method_config)
+        args.method = self.method.name
+        self.num_labels = num_labels_of(model)
+        self.removal_record = removal_record
+
+        if image_transform is None and processing_class is not None:
+            image_transform = _processor_transform(processing_class, image_column)
+        deterministic = transform_is_deterministic and args.materialize_data
+        label = args.label_column_name
+        self.forget_split = to_image_split(forget_dataset, image_transform, label_column=label,
+                                           deterministic=deterministic, name="forget")
+        self.retain_split = to_image_split(retain_dataset, image_transform, label_column=label,
+                                           deterministic=deterministic, name="retain")
+        self.calibration_split = to_image_split(calibration_dataset, image_transform, label_column=label,
+                                                deterministic=deterministic, name="calibration")
+        self.transform_is_deterministic = transform_is_deterministic
+        self._check_labels()
+
+        # Frozen copy of the original model, for methods that distil from it; also the basis of metrics.
+        self.teacher = copy.deepcopy(model).eval().requires_grad_(False) if self.method.needs_teacher else None
+
+        self.args = args  # the method's hooks below read the seed and batch sizes
+        self.method.validate(self)
+        spec = self.method.mixture(self)
+        train_dataset = MixtureDataset(self.forget_split if spec.include_forget else None, self.retain_split,
+                                       spec.retain_indices)
+        super().__init__(
+            model=model,
+            args=args,
+            train_dataset=train_dataset,
+            data_collator=collate_rows,
+            processing_class=processing_class,
+            callbacks=[_MethodEvents(self)] + list(callbacks or []),
+            optimizer_cls_and_kwargs=self.method.optimizer_cls_and_kwargs(self),
+            **trainer_kwargs,
+        )
+        self.unlearning_runtime_s: float | None = None
+
+    # ---- checks -----------------------------------------------------------------------------------------
+    def _check_labels(self) -> None:
+        for split in (self.forget_split, self.retain_split, self.calibration_split):
+            if split is None:
+                continue
+            if len(split) == 0:
+                raise ValueError(f"the {split.name} set is empty.")
+            lo, hi = int(split.labels.min()), int(split.labels.max())
+            if lo < 0 or hi >= self.num_labels:
+                raise ValueError(
+                    f"the {split.name} set has labels in [{lo}, {hi}] but the model has {self.num_labels} classes "
+                    f"(0..{self.num_labels - 1}); use the dataset the model was trained on or a matching head."
+                )
+
+    # ---- helpers for methods ------------------------------------------------------------------------------
+    @staticmethod
+    def logits(model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
+        return logits_of(model, pixel_values)
+
+    @torch.inference_mode()
+    def predict_logits(self, model: nn.Module, split: ImageSplit, batch_size: int | None = None) -> torch.Tensor:
+        """Logits of ``model`` on every row of ``split``, in order, in eval mode.
+
+        In a multi-process run each process scores a contiguous shard and the shards are gathered, so every
+        rank gets the same full result and no sample is counted twice.
+        """
+        batch_size = batch_size or self.args.per_device_eval_batch_size
+        world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        n = len(split)
+        per_rank = math.ceil(n / world)
+        lo, hi = min(rank * per_rank, n), min((rank + 1) * per_rank, n)
+        was_training = model.training
+        model.eval()
+        device = self.args.device
+        outs = []
+        try:
+            with self.autocast_smart_context_manager():
+                for _, pixels, _ in split.batches(batch_size, range(lo, hi)):
+                    outs.append(self.logits(model, pixels.to(device, non_blocking=True)).float())
+        finally:
+            model.train(was_training)
+        local = torch.cat(outs) if outs else torch.empty(0, self.num_labels, device=device)
+        if world == 1:
+            return local
+        padded = torch.zeros(per_rank, self.num_labels, device=device)
+        padded[: len(local)] = local
+        return self.accelerator.gather(padded)[:n]  # shards are contiguous and in rank order
+
+    def accuracy(self, model: nn.Module, split: ImageSplit, batch_size: int | None = None) -> float:
+        logits = self.predict_logits(model, split, batch_size)
+        return (logits.argmax(-1).cpu() == split.labels).float().mean().item()
+
+    # ---- the Trainer's hooks -----------------------------------------------------------------------------
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if return_outputs:  # Trainer.evaluate / predict: plain cross-entropy on the labels
+            logits = self.logits(model, inputs["pixel_values"])
+            return F.cross_entropy(logits, inputs["labels"]), {"logits": logits}
+        loss = self.method.compute_loss(self, model, inputs)
+        if self.args.fail_on_nonfinite_loss and not torch.isfinite(loss.detach()).all():
+            raise NonFiniteLossError(
+                f"the {self.method.name} loss is {loss.item()} at step {self.state.global_step + 1} "
+                f"(epoch {self.state.epoch or 0:.2f}); lower the learning rate or check the data. "
+                "Nothing was saved as the final model."
+            )
+        return loss
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs) -> TrainOutput:
+        """Run the unlearning method: its one-off preparation, then (for training methods) the Trainer loop."""
+        start = time.perf_counter()
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
+            if resume_from_checkpoint is None:
+                raise ValueError(f"no checkpoint found in {self.args.output_dir} to resume from.")
+        if resume_from_checkpoint:
+            self._load_method_state(resume_from_checkpoint)
+        else:
+            self.method.finished = False
+            self.method.prepare(self)
+        if self.teacher is not None:
+            self.teacher.to(self.args.device)
+        if not self.method.trains or self.method.finished:
+            output = TrainOutput(self.state.global_step, 0.0, {"train_runtime": time.perf_counter() - start})
+            self.log({"unlearning_steps": float(self.state.global_step)})
+        else:
+            output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        self.model.eval()
+        self.unlearning_runtime_s = time.perf_counter() - start
+        return output
+
+    def unlearn(self, **kwargs) -> TrainOutput:
+        """Alias of :meth:`train`, for readability."""
+        return self.train(**kwargs)
+
+    # ---- checkpoints carry the method's run state ----------------------------------------------------------
+    def _save_checkpoint(self, model, trial):
+        folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        if self.args.should_save:
+            os.makedirs(folder, exist_ok=True)
+            torch.save(
+                {"method": self.method.name, "config": self.method.hyperparameters(),
+                 "finished": bool(getattr(self.method, "finished", False)), "state": self.method.state_dict()},
+                os.path.join(folder, METHOD_STATE_NAME),
+            )
+        super()._save_checkpoint(model, trial)
+
+    def _load_method_state(self, checkpoint: str) -> None:
+        path = os.path.join(checkpoint, METHOD_STATE_NAME)
+        if not os.path.isfile(path):
+            raise ValueError(
+                f"{checkpoint} has no {METHOD_STATE_NAME}: it was not written by an UnlearningTrainer run; "
+                "resume from a checkpoint of the same unlearning run."
+            )
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise ValueError(f"cannot read {path} ({type(e).__name__}: {e}); the checkpoint is corrupt.") from e
+        if saved["method"] != self.method.name:
+            raise ValueError(
+                f"checkpoint {checkpoint} belongs to method '{saved['method']}', not '{self.method.name}'; "
+                "resume with the same --method."
+            )
+        self.method.finished = saved.get("finished", False)
+        self.method.load_state_dict(saved["state"])
+
+
+def _processor_transform(processor: Any, image_column: str) -> Callable[[dict], dict]:
+    def transform(batch: dict) -> dict:
+        out = {k: v for k, v in batch.items() if k != image_column}
+        out["pixel_values"] = processor(images=batch[image_column], return_tensors="pt")["pixel_values"]
+        return out
+
+    return transform
