@@ -1,0 +1,77 @@
+"""Shared fixtures: the embedded digits default, an original model trained once per session, trainer factory."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+# Tests never touch the network or the user's cache.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def cache_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hf_unlearn_cache")
+    old = os.environ.get("HF_UNLEARN_CACHE")
+    os.environ["HF_UNLEARN_CACHE"] = str(root)
+    yield root
+    if old is None:
+        os.environ.pop("HF_UNLEARN_CACHE", None)
+    else:
+        os.environ["HF_UNLEARN_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from hf_unlearn.builtin import load_digits_dataset
+
+    return load_digits_dataset()
+
+
+@pytest.fixture(scope="session")
+def original_path(cache_root, digits):
+    """A ResNet (8x8 input) trained on digits' train split: 1.00 train / ~0.98 test accuracy, ~7 s on 2 cores."""
+    from hf_unlearn.builtin import original_model
+
+    return original_model("resnet", seed=0, dataset=digits, progress=None)
+
+
+@pytest.fixture(scope="session")
+def forget_split(digits):
+    from hf_unlearn import select_forget
+
+    return select_forget(digits["train"], fraction_per_class=0.1, seed=0, num_labels=10)
+
+
+@pytest.fixture
+def make_trainer(original_path, digits, forget_split, tmp_path):
+    """``make_trainer(method, method_config=None, **training_args)`` -> a fresh UnlearningTrainer on the default."""
+    from hf_unlearn import UnlearningArguments, UnlearningTrainer, load_classifier
+
+    def factory(method: str, method_config=None, **overrides):
+        loaded = load_classifier(original_path)
+        settings = dict(output_dir=str(tmp_path / f"run-{method}"), report_to="none", save_strategy="no",
+                        use_cpu=True, disable_tqdm=True, logging_steps=1000, seed=0)
+        settings.update(overrides)
+        args = UnlearningArguments.for_method(method, **settings)
+        return UnlearningTrainer(
+            loaded.model, args, forget_dataset=forget_split.forget, retain_dataset=forget_split.retain,
+            calibration_dataset=digits["validation"], method_config=method_config, image_transform=loaded.transform,
+            removal_record=forget_split.record,
+        )
+
+    return factory
+
+
+@pytest.fixture
+def test_split(original_path, digits):
+    from hf_unlearn import load_classifier
+    from hf_unlearn.splits import to_image_split
+
+    return to_image_split(digits["test"], load_classifier(original_path).transform, name="test")
