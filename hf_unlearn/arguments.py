@@ -28,6 +28,11 @@ class UnlearningArguments(TrainingArguments):
             "deterministic (much faster than per-step preprocessing). Set False for huge datasets or random augmentation."
         },
     )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Allow writing into a non-empty output_dir (its finished files are replaced). Without it a "
+                          "non-empty output_dir is refused, so no earlier result is clobbered by accident."},
+    )
     fail_on_nonfinite_loss: bool = field(
         default=True,
         metadata={"help": "Stop with an error naming the step and method as soon as a loss is NaN or infinite."},

@@ -16,6 +16,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput, get_last_checkpoint
 
 from .arguments import UnlearningArguments
+from .evaluation import ModelPredictions, avg_gap, predict_splits, unlearning_metrics
 from .methods import UnlearningMethod, get_method_class
 from .modeling import logits_of, num_labels_of
 from .splits import ImageSplit, MixtureDataset, collate_rows, to_image_split
@@ -116,6 +117,7 @@ class UnlearningTrainer(Trainer):
         self.calibration_split = to_image_split(calibration_dataset, image_transform, label_column=label,
                                                 deterministic=deterministic, name="calibration")
         self.transform_is_deterministic = transform_is_deterministic
+        self.image_transform = image_transform
         self._check_labels()
 
         # Frozen copy of the original model, for methods that distil from it; also the basis of metrics.
@@ -189,6 +191,58 @@ class UnlearningTrainer(Trainer):
     def accuracy(self, model: nn.Module, split: ImageSplit, batch_size: int | None = None) -> float:
         logits = self.predict_logits(model, split, batch_size)
         return (logits.argmax(-1).cpu() == split.labels).float().mean().item()
+
+    def as_split(self, dataset, name: str) -> ImageSplit | None:
+        """A ``datasets.Dataset`` turned into an :class:`ImageSplit` with this trainer's image transform."""
+        return to_image_split(dataset, self.image_transform, label_column=self.args.label_column_name,
+                              deterministic=self.transform_is_deterministic and self.args.materialize_data, name=name)
+
+    def predictions(self, model: nn.Module, test_dataset=None, validation_dataset=None) -> ModelPredictions:
+        """``model``'s logits on the forget, retain, test and validation splits, each computed once."""
+        splits = {"forget": self.forget_split, "retain": self.retain_split,
+                  "test": self.as_split(test_dataset, "test"),
+                  "validation": self.as_split(validation_dataset, "validation") if validation_dataset is not None
+                  else self.calibration_split}
+        return predict_splits(lambda split: self.predict_logits(model, split), splits)
+
+    def evaluate_unlearning(
+        self,
+        test_dataset=None,
+        validation_dataset=None,
+        *,
+        original: nn.Module | ModelPredictions | None = None,
+        gold: nn.Module | ModelPredictions | None = None,
+        variant: str = "standard",
+        log: bool = True,
+    ) -> dict[str, dict[str, float]]:
+        """Accuracies, MIA, RF-JSD (and JSD / Avg Gap against ``gold``) of the unlearned and original models.
+
+        ``original`` defaults to the trainer's frozen teacher; methods without a teacher need the original
+        model or its :meth:`predictions` taken before training. ``validation_dataset`` defaults to the
+        calibration set. Returns ``{"unlearned": {...}, "original": {...}, "gold": {...}}``.
+        """
+        original = original if original is not None else self.teacher
+        if original is None:
+            raise ValueError(
+                f"method '{self.method.name}' keeps no copy of the original model: pass original= (the model, or "
+                "trainer.predictions(original_model, ...) taken before training)."
+            )
+        def preds(m):
+            return m if isinstance(m, ModelPredictions) else self.predictions(m, test_dataset, validation_dataset)
+
+        unlearned_p, original_p = preds(self.model), preds(original)
+        gold_p = preds(gold) if gold is not None else None
+        results = {"unlearned": unlearning_metrics(unlearned_p, original_p, gold_p, variant=variant),
+                   "original": unlearning_metrics(original_p, original_p, gold_p, variant=variant)}
+        if gold_p is not None:
+            results["gold"] = unlearning_metrics(gold_p, original_p, gold_p, variant=variant)
+            for key in ("unlearned", "original"):
+                results[key]["avg_gap"] = avg_gap(results[key], results["gold"])
+        if self.unlearning_runtime_s is not None:
+            results["unlearned"]["runtime_s"] = self.unlearning_runtime_s
+        if log:
+            self.log({f"unlearned_{k}": v for k, v in results["unlearned"].items()})
+        return results
 
     # ---- the Trainer's hooks -----------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

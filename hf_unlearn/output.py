@@ -1,0 +1,93 @@
+"""Writing a finished unlearning output directory (layout: docs/FORMATS.md), atomically.
+
+Everything is first written to a staging folder inside the output directory and then moved into place file
+by file, ``metrics.json`` last: a run that dies half-way never leaves a directory that looks finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import shutil
+from typing import Any
+
+__all__ = ["finalize_output_dir", "original_model_info", "sha256_of_dir"]
+
+STAGING_DIR = ".incomplete"
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+def sha256_of_dir(path: str, suffixes: tuple[str, ...] = WEIGHT_SUFFIXES) -> str:
+    """SHA-256 over the weight files of a model directory (name and content, sorted by name)."""
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(path)):
+        if name.endswith(suffixes):
+            digest.update(name.encode())
+            with open(os.path.join(path, name), "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def original_model_info(name_or_path: str, revision: str | None = None) -> dict[str, Any]:
+    """Name, revision and weights hash of the original model (the hash only for local directories)."""
+    info: dict[str, Any] = {"name_or_path": name_or_path, "revision": revision, "sha256": None,
+                            "is_hub_id": not os.path.isdir(name_or_path)}
+    if os.path.isdir(name_or_path):
+        info["sha256"] = sha256_of_dir(name_or_path)
+    return info
+
+
+def _json(path: str, obj: Any) -> None:
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=2, default=str)
+
+
+def finalize_output_dir(trainer, results: dict, selection, script=None, original_info: dict | None = None,
+                        dataset_id: str | None = None) -> str:
+    """Write model, processor, card, metrics, removal record and config into ``trainer.args.output_dir``."""
+    from .modeling import save_classifier
+
+    out = trainer.args.output_dir
+    os.makedirs(out, exist_ok=True)
+    staging = os.path.join(out, STAGING_DIR)
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+
+    save_classifier(trainer.model, staging, trainer.processing_class)
+    _json(os.path.join(staging, "removal_record.json"), selection.record.to_dict())
+    _json(os.path.join(staging, "removed_ids.json"), {"id_column": selection.record.id_column,
+                                                      "ids": list(selection.removed_ids)})
+    training = {k: getattr(trainer.args, k) for k in (
+        "learning_rate", "optim", "optim_args", "weight_decay", "lr_scheduler_type", "num_train_epochs", "max_steps",
+        "per_device_train_batch_size", "gradient_accumulation_steps", "max_grad_norm", "bf16", "fp16")}
+    _json(os.path.join(staging, "unlearning_config.json"), {
+        "method": trainer.method.name,
+        "hyperparameters": trainer.method.hyperparameters(),
+        "training": training,
+        "seed": trainer.args.seed,
+        "effective_batch_size": results.get("run", {}).get("effective_batch_size"),
+        "library_versions": results.get("run", {}).get("library_versions", {}),
+        "original_model": original_info or {},
+        "dataset_id": dataset_id,
+        "date": datetime.date.today().isoformat(),
+    })
+    _json(os.path.join(staging, "metrics.json"), results)
+    try:
+        from .card import model_card_from_output_dir
+
+        model_card_from_output_dir(staging).save(os.path.join(staging, "README.md"))
+    except ImportError:  # pragma: no cover - card module ships with the package
+        pass
+
+    names = sorted(os.listdir(staging), key=lambda n: n == "metrics.json")  # metrics.json last
+    for name in names:
+        target = os.path.join(out, name)
+        if os.path.isdir(target) and not os.path.islink(target):
+            shutil.rmtree(target)
+        os.replace(os.path.join(staging, name), target)
+    os.rmdir(staging)
+    return out
