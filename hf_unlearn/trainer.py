@@ -139,6 +139,8 @@ class UnlearningTrainer(Trainer):
             **trainer_kwargs,
         )
         self.unlearning_runtime_s: float | None = None
+        self.last_unlearning_metrics: dict | None = None
+        self.original_model_info: dict = {}
 
     # ---- checks -----------------------------------------------------------------------------------------
     def _check_labels(self) -> None:
@@ -242,7 +244,35 @@ class UnlearningTrainer(Trainer):
             results["unlearned"]["runtime_s"] = self.unlearning_runtime_s
         if log:
             self.log({f"unlearned_{k}": v for k, v in results["unlearned"].items()})
+        self.last_unlearning_metrics = results
         return results
+
+    # ---- model card ------------------------------------------------------------------------------------
+    def unlearning_model_card(self, metrics: dict | None = None):
+        """Our model card (``model_cards/``): method, removal record, metrics; never the removed ids."""
+        from .card import build_model_card
+        from .cli import library_versions
+        from .modeling import is_timm_model
+
+        args = self.args
+        record = self.removal_record.to_dict() if hasattr(self.removal_record, "to_dict") else (self.removal_record or {})
+        return build_model_card(
+            method=self.method.name,
+            hyperparameters=self.method.hyperparameters(),
+            removal_record=record,
+            metrics=metrics or self.last_unlearning_metrics or {},
+            original_model=self.original_model_info,
+            library_name="timm" if is_timm_model(self.model) else "transformers",
+            run_info={"seed": args.seed, "library_versions": library_versions(),
+                      "effective_batch_size": args.per_device_train_batch_size * args.world_size
+                      * args.gradient_accumulation_steps},
+        )
+
+    def create_model_card(self, *args, **kwargs) -> None:
+        """Replaces the Trainer's generic card (used by ``push_to_hub``) with the unlearning card."""
+        if self.is_world_process_zero():
+            os.makedirs(self.args.output_dir, exist_ok=True)
+            self.unlearning_model_card().save(os.path.join(self.args.output_dir, "README.md"))
 
     # ---- the Trainer's hooks -----------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -295,6 +325,7 @@ class UnlearningTrainer(Trainer):
                  "finished": bool(getattr(self.method, "finished", False)), "state": self.method.state_dict()},
                 os.path.join(folder, METHOD_STATE_NAME),
             )
+            self.unlearning_model_card().save(os.path.join(folder, "README.md"))
         super()._save_checkpoint(model, trial)
 
     def _load_method_state(self, checkpoint: str) -> None:
