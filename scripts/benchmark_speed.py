@@ -1,0 +1,288 @@
+#!/usr/bin/env python
+"""Speed, side by side in one run (issue 6 §3) -> results/speed.json.
+
+(a) LoTUS through ``UnlearningTrainer`` vs a plain PyTorch loop written here that computes the same LoTUS loss
+    (``lotus_targets`` + ``soft_cross_entropy``, same mixture rows, batch size, optimiser, per-epoch forget-accuracy
+    pass and tau update): epoch-time ratio (target <= 1.05).
+(b) LoTUS epoch time with the teacher-logit cache vs without (Trainer), and vs a plain cross-entropy epoch on the
+    same rows (the physical floor: one forward + backward of the student per row, no teacher).
+(c) Peak memory of LoTUS vs plain finetuning through the Trainer: peak RSS of a fresh subprocess per method, read from
+    /proc/self/status VmHWM after resetting it (``echo 5 > /proc/self/clear_refs``) once data and imports are loaded,
+    reported as the peak and as the increase over the RSS just before training (``ru_maxrss`` is also recorded, but it
+    cannot be reset and the imports of the CUDA torch build dominate it; tracemalloc does not see torch's C++ allocations).
+
+Data: Fashion-MNIST (raw IDX arrays, 28x28, normalised to [-1, 1]): a ``--train_size`` subset with 10 % per class
+forgotten; the mixture is the forget set + 30 % of the retain set (LoTUS defaults). Model: the benchmark's HF ResNet
+(``build_image_classifier("resnet")``, freshly initialised: throughput does not depend on the weights).
+LoTUS runs with ``class_unlearning=True`` here so that its early-stop rule never fires on the untrained model and
+every run does the same number of epochs (the rule only changes whether an epoch happens, not its cost).
+Epoch time = median over repeats of the median steady-state epoch (epochs 2..E; epoch 1 also pays one-off costs
+such as filling the teacher cache, reported separately). All variants run interleaved, repeat by repeat, so a
+load change on this shared machine hits them alike; the load average is recorded.
+
+    python scripts/benchmark_speed.py [--epochs 4] [--repeats 3] [--threads 1]
+"""
+
+import argparse
+import json
+import math
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def loadavg():
+    try:
+        return open("/proc/loadavg").read().split()[:3]
+    except OSError:
+        return None
+
+
+def build_data(train_size: int, seed: int = 0):
+    from hf_unlearn.datasets_fashion import FASHION_MNIST_DIR, FILES, ensure_fashion_mnist_files, read_idx
+    from hf_unlearn.splits import ImageSplit
+
+    root = ensure_fashion_mnist_files(FASHION_MNIST_DIR)
+    x = read_idx(os.path.join(root, FILES["train_images"]))
+    y = read_idx(os.path.join(root, FILES["train_labels"])).astype(np.int64)
+    xt = read_idx(os.path.join(root, FILES["test_images"]))[:2000]
+    yt = read_idx(os.path.join(root, FILES["test_labels"]))[:2000].astype(np.int64)
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(y), train_size, replace=False))
+    x, y = x[rows], y[rows]
+    forget_rows = np.concatenate([np.flatnonzero(y == c)[: int(0.1 * (y == c).sum())] for c in range(10)])
+    mask = np.zeros(len(y), bool)
+    mask[forget_rows] = True
+
+    def split(images, labels, name):
+        px = torch.from_numpy(images).float().div(255).sub(0.5).div(0.5).unsqueeze(1).contiguous()
+        return ImageSplit(px, torch.from_numpy(labels), name=name)
+
+    return split(x[mask], y[mask], "forget"), split(x[~mask], y[~mask], "retain"), split(xt, yt, "calibration")
+
+
+def build_model(seed: int = 0):
+    from hf_unlearn.builtin import build_image_classifier
+
+    model, _ = build_image_classifier("resnet", 10, 28, seed=seed)
+    return model
+
+
+# ---- (a)/(b) through the Trainer -------------------------------------------------------------------------------
+def trainer_run(method, forget, retain, calib, *, epochs, batch_size, seed, cache=True):
+    from transformers import TrainerCallback
+
+    from hf_unlearn import UnlearningArguments, UnlearningTrainer
+
+    class EpochTimer(TrainerCallback):
+        def __init__(self):
+            self.times, self.t0 = [], None
+
+        def on_epoch_begin(self, args, state, control, **kw):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, args, state, control, **kw):  # after the method's own on_epoch_end (forget-acc pass)
+            self.times.append(time.perf_counter() - self.t0)
+
+    timer = EpochTimer()
+    config = {"class_unlearning": True, "cache_teacher_logits": cache} if method == "lotus" else None
+    with tempfile.TemporaryDirectory() as tmp:
+        args = UnlearningArguments.for_method(
+            method, output_dir=tmp, report_to="none", save_strategy="no", logging_strategy="no", disable_tqdm=True,
+            use_cpu=True, seed=seed, num_train_epochs=epochs, per_device_train_batch_size=batch_size)
+        trainer = UnlearningTrainer(build_model(seed), args, forget_dataset=forget, retain_dataset=retain,
+                                    calibration_dataset=calib, method_config=config, callbacks=[timer])
+        t0 = time.perf_counter()
+        trainer.train()
+        total = time.perf_counter() - t0
+    return {"epoch_s": timer.times, "total_s": total, "steps": trainer.state.global_step,
+            "rows_per_epoch": len(trainer.train_dataset)}
+
+
+# ---- (a)/(b) the plain loop -------------------------------------------------------------------------------------
+def plain_run(forget, retain, calib, *, epochs, batch_size, seed, loss="lotus", alpha=2.0, lr=1e-4, weight_decay=5e-4):
+    """The same LoTUS epoch written by hand (or plain cross-entropy on the same rows with ``loss="ce"``)."""
+    import copy
+
+    from hf_unlearn.methods.lotus import lotus_targets, soft_cross_entropy
+    from hf_unlearn.modeling import logits_of
+
+    torch.manual_seed(seed)
+    model = build_model(seed)
+    k = max(1, math.floor(0.3 * len(retain)))
+    r_idx = torch.tensor(sorted(random.Random(seed).sample(range(len(retain)), k)))
+    pixels = torch.cat([forget.pixel_values, retain.pixel_values[r_idx]])
+    labels = torch.cat([forget.labels, retain.labels[r_idx]])
+    flags = torch.cat([torch.ones(len(forget), dtype=torch.long), torch.zeros(k, dtype=torch.long)])
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+    def accuracy(m, split):
+        m.eval()
+        with torch.inference_mode():
+            pred = torch.cat([logits_of(m, split.pixel_values[i : i + 64]).argmax(-1) for i in range(0, len(split), 64)])
+        return (pred == split.labels).float().mean().item()
+
+    times = []
+    t_start = time.perf_counter()
+    teacher_logits = None
+    if loss == "lotus":
+        teacher = copy.deepcopy(model).eval().requires_grad_(False)
+        tau = math.exp(alpha * accuracy(model, forget))  # class_unlearning: calibration accuracy 0
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        if loss == "lotus" and teacher_logits is None:  # the cache, filled in the first epoch like the Trainer's
+            with torch.inference_mode():
+                teacher_logits = torch.cat([logits_of(teacher, pixels[i : i + 64]).float() for i in range(0, len(pixels), 64)])
+        model.train()
+        for rows in torch.randperm(len(pixels)).split(batch_size):
+            logits = logits_of(model, pixels[rows])
+            if loss == "lotus":
+                out = soft_cross_entropy(logits, lotus_targets(teacher_logits[rows], flags[rows], tau))
+            else:
+                out = F.cross_entropy(logits, labels[rows])
+            opt.zero_grad(set_to_none=True)
+            out.backward()
+            opt.step()
+            if not torch.isfinite(out.detach()):
+                raise RuntimeError("non-finite loss")
+        if loss == "lotus" and epoch + 1 < epochs:  # the per-epoch forget-accuracy pass and tau update
+            tau = math.exp(alpha * accuracy(model, forget))
+        times.append(time.perf_counter() - t0)
+    return {"epoch_s": times, "total_s": time.perf_counter() - t_start, "rows_per_epoch": len(pixels)}
+
+
+def steady(run):
+    t = run["epoch_s"][1:] or run["epoch_s"]
+    return statistics.median(t)
+
+
+# ---- (c) memory, one subprocess per method ------------------------------------------------------------------------
+def memory_child(method, train_size, epochs, batch_size, threads):
+    torch.set_num_threads(threads)
+    forget, retain, calib = build_data(train_size)
+    build_model(0)
+    import gc
+
+    gc.collect()
+    reset = _reset_peak_rss()
+    base_rss, base_hwm = _status_kib("VmRSS"), _status_kib("VmHWM")
+    base_maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    run = trainer_run(method, forget, retain, calib, epochs=epochs, batch_size=batch_size, seed=0)
+    hwm = _status_kib("VmHWM")
+    print(json.dumps({"method": method, "peak_reset": reset, "rss_before_mib": base_rss / 1024,
+                      "hwm_before_mib": base_hwm / 1024, "peak_mib": hwm / 1024, "delta_mib": (hwm - base_rss) / 1024,
+                      "ru_maxrss_before_mib": base_maxrss / 1024,
+                      "ru_maxrss_after_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "rows_per_epoch": run["rows_per_epoch"], "steps": run["steps"]}))
+
+
+def _status_kib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter (VmHWM) so that imports and data loading do not mask training's peak."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--train_size", type=int, default=10_000)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--batch_size", type=int, default=128)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--output", default="results/speed.json")
+    p.add_argument("--skip_memory", action="store_true")
+    p.add_argument("--_memory_child", default=None, help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a._memory_child:
+        return memory_child(a._memory_child, a.train_size, 1, a.batch_size, a.threads)
+    torch.set_num_threads(a.threads)
+    forget, retain, calib = build_data(a.train_size)
+    print(f"speed: forget {len(forget)}, retain {len(retain)}, batch {a.batch_size}, {a.epochs} epochs x {a.repeats} "
+          f"repeats, {a.threads} torch thread(s); load {loadavg()}", flush=True)
+    kw = dict(epochs=a.epochs, batch_size=a.batch_size, seed=0)
+    variants = {
+        "trainer_lotus_cached": lambda: trainer_run("lotus", forget, retain, calib, cache=True, **kw),
+        "plain_lotus_cached": lambda: plain_run(forget, retain, calib, loss="lotus", **kw),
+        "trainer_lotus_uncached": lambda: trainer_run("lotus", forget, retain, calib, cache=False, **kw),
+        "plain_ce_floor": lambda: plain_run(forget, retain, calib, loss="ce", **kw),
+    }
+    runs = {k: [] for k in variants}
+    for rep in range(a.repeats):
+        for name, fn in variants.items():
+            r = fn()
+            r["loadavg"] = loadavg()
+            runs[name].append(r)
+            print(f"  repeat {rep + 1}/{a.repeats} {name:<24} steady epoch {steady(r):.3f}s  first {r['epoch_s'][0]:.3f}s  "
+                  f"(load {r['loadavg']})", flush=True)
+    med = {k: statistics.median(steady(r) for r in v) for k, v in runs.items()}
+    first = {k: statistics.median(r["epoch_s"][0] for r in v) for k, v in runs.items()}
+    # per-repeat ratios (variants of one repeat ran back to back, so they saw similar load)
+    rep_ratio = lambda x, y: [steady(rx) / steady(ry) for rx, ry in zip(runs[x], runs[y])]
+    result = {
+        "setup": {"data": "Fashion-MNIST subset (raw IDX, 28x28)", "train_size": a.train_size, "forget": len(forget),
+                  "retain": len(retain), "mixture_rows": runs["plain_lotus_cached"][0]["rows_per_epoch"],
+                  "batch_size": a.batch_size, "epochs": a.epochs, "repeats": a.repeats, "torch_threads": a.threads,
+                  "model": "HF ResNetForImageClassification via build_image_classifier('resnet', 10, 28)",
+                  "lotus_config": {"class_unlearning": True, "alpha": 2.0}, "cpus": os.cpu_count(),
+                  "epoch_time": "median over repeats of the median of epochs 2..E (wall seconds)"},
+        "epoch_s_median": med,
+        "first_epoch_s_median": first,
+        "ratios": {
+            "a_trainer_over_plain_lotus": med["trainer_lotus_cached"] / med["plain_lotus_cached"],
+            "a_per_repeat": rep_ratio("trainer_lotus_cached", "plain_lotus_cached"),
+            "b_uncached_over_cached": med["trainer_lotus_uncached"] / med["trainer_lotus_cached"],
+            "b_cached_over_ce_floor": med["trainer_lotus_cached"] / med["plain_ce_floor"],
+            "b_plain_lotus_over_ce_floor": med["plain_lotus_cached"] / med["plain_ce_floor"],
+            "b_uncached_over_ce_floor": med["trainer_lotus_uncached"] / med["plain_ce_floor"],
+        },
+        "runs": runs,
+    }
+    if not a.skip_memory:
+        mem = {}
+        for method in ("lotus", "finetune"):
+            out = subprocess.run([sys.executable, os.path.abspath(__file__), "--_memory_child", method,
+                                  "--train_size", str(a.train_size), "--batch_size", str(a.batch_size),
+                                  "--threads", str(a.threads)], capture_output=True, text=True)
+            line = [l for l in out.stdout.splitlines() if l.startswith("{")]
+            mem[method] = json.loads(line[-1]) if line else {"error": out.stderr[-2000:]}
+            print(f"  memory {method}: {mem[method]}", flush=True)
+        result["memory"] = {"how": "peak RSS (VmHWM, reset via /proc/self/clear_refs after data+imports) in a fresh "
+                                   "subprocess per method, 1 epoch through UnlearningTrainer; delta = peak - VmRSS just "
+                                   "before the trainer is built", **mem}
+        if "delta_mib" in mem.get("lotus", {}) and "delta_mib" in mem.get("finetune", {}):
+            result["ratios"]["c_peak_rss_lotus_over_finetune"] = mem["lotus"]["peak_mib"] / mem["finetune"]["peak_mib"]
+            result["ratios"]["c_delta_rss_lotus_over_finetune"] = mem["lotus"]["delta_mib"] / max(mem["finetune"]["delta_mib"], 1e-9)
+    result["loadavg_end"] = loadavg()
+    os.makedirs(os.path.dirname(a.output) or ".", exist_ok=True)
+    with open(a.output, "w") as f:
+        json.dump(result, f, indent=1)
+    print(json.dumps({k: result[k] for k in ("epoch_s_median", "first_epoch_s_median", "ratios")}, indent=1))
+    print(f"wrote {a.output}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
