@@ -124,6 +124,39 @@ def _check_output_dir(script: ScriptArguments, args) -> None:
         )
 
 
+def _check_resume_checkpoint(args) -> None:
+    """A --resume_from_checkpoint folder is checked up front: before, a missing or corrupt one failed inside
+    ``trainer.train`` (a traceback, after the evaluation of the original had already run)."""
+    ckpt = args.resume_from_checkpoint
+    if not ckpt:
+        return
+    from .trainer import METHOD_STATE_NAME
+
+    fix = "pass a checkpoint-N folder written by an earlier run of the same command (or drop --resume_from_checkpoint)."
+    if not os.path.isdir(ckpt):
+        raise UsageError(f"--resume_from_checkpoint {ckpt} is not a directory; {fix}")
+    missing = [n for n in ("trainer_state.json", METHOD_STATE_NAME, "model.safetensors")
+               if not os.path.isfile(os.path.join(ckpt, n))]
+    if missing:
+        raise UsageError(f"--resume_from_checkpoint {ckpt} is incomplete (missing {', '.join(missing)}); {fix}")
+    try:
+        import torch
+        from safetensors import safe_open
+
+        with safe_open(os.path.join(ckpt, "model.safetensors"), framework="pt") as f:
+            for key in f.keys():  # reads every tensor: a truncated file fails here
+                f.get_tensor(key)
+        state = torch.load(os.path.join(ckpt, METHOD_STATE_NAME), map_location="cpu", weights_only=True)
+        with open(os.path.join(ckpt, "trainer_state.json")) as f:
+            json.load(f)
+    except Exception as e:
+        raise UsageError(f"--resume_from_checkpoint {ckpt} is corrupt ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''}); {fix}") from e
+    if state.get("method") != args.method:
+        raise UsageError(f"--resume_from_checkpoint {ckpt} belongs to method '{state.get('method')}', not "
+                         f"'{args.method}'; resume with the same --method.")
+
+
 def _read_ids(path: str) -> list:
     with open(path) as f:
         text = f.read().strip()
@@ -190,6 +223,7 @@ def _run(argv: list[str]) -> int:
     script, args, method_config = parse_args(argv)
     _check_selection(script)
     _check_output_dir(script, args)
+    _check_resume_checkpoint(args)
     transformers.set_seed(args.seed)
     is_main = args.process_index == 0
     say = print if is_main else (lambda *a, **k: None)
@@ -213,7 +247,10 @@ def _run(argv: list[str]) -> int:
             raise UsageError("--dataset_name needs --model_name_or_path (the embedded default model is trained on digits).")
         from .builtin import original_model
 
-        model_path = original_model(script.default_arch, progress=say)
+        # Multi-process runs: only the main process trains (and caches) the original; the others wait for it and
+        # then find it in the cache. Without this every rank trained it and raced on the same staging folder.
+        with args.main_process_first(local=False, desc="embedded default original model"):
+            model_path = original_model(script.default_arch, progress=say)
     if os.path.exists(model_path) is False and model_path.startswith((".", "/", "~")):
         raise UsageError(f"--model_name_or_path {model_path} does not exist.")
     try:
@@ -248,7 +285,9 @@ def _run(argv: list[str]) -> int:
         raise UsageError(str(e)) from e
 
     # ---- unlearning ----
-    method_cls = get_method_class(args.method)
+    # The push happens once, at the end, from the finished directory (hf_unlearn.hub): the Trainer's own
+    # push_to_hub would contact the Hub at start-up and upload checkpoints as they are written.
+    push, args.push_to_hub = args.push_to_hub, False
     original = copy.deepcopy(loaded.model).eval()  # kept for the "before" metrics and RF-JSD's reference
     try:
         trainer = UnlearningTrainer(
@@ -292,7 +331,7 @@ def _run(argv: list[str]) -> int:
         say(format_table(results))
         say(f"wrote {os.path.abspath(args.output_dir)}")
     trainer.accelerator.wait_for_everyone()
-    if args.push_to_hub and trainer.accelerator.is_main_process:
+    if push and trainer.accelerator.is_main_process:
         from .hub import HubPushError, push_unlearned_to_hub
 
         try:

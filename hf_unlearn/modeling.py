@@ -111,7 +111,7 @@ def load_classifier(
     if num_labels is not None and num_labels != getattr(config, "num_labels", None):
         kwargs.update(num_labels=num_labels, ignore_mismatched_sizes=True)
     try:
-        model = AutoModelForImageClassification.from_pretrained(name_or_path, **kwargs)
+        model, info = AutoModelForImageClassification.from_pretrained(name_or_path, output_loading_info=True, **kwargs)
     except ValueError as e:
         raise ValueError(
             f"'{name_or_path}' is not an image classifier transformers can load "
@@ -122,6 +122,14 @@ def load_classifier(
             f"cannot load model weights from '{name_or_path}' ({str(e).splitlines()[0]}); "
             "only safetensors checkpoints are loaded: check the files are complete and not corrupt."
         ) from e
+    # A checkpoint without a classification head (e.g. a saved ViTModel) loads "successfully" with a freshly
+    # initialised random head; unlearning that would be meaningless, so refuse it.
+    missing = [k for k in info.get("missing_keys", []) if num_labels is None]
+    if missing:
+        raise ValueError(
+            f"'{name_or_path}' has no trained classification head (weights missing: {', '.join(sorted(missing)[:3])}); "
+            "pass an image *classifier* checkpoint (saved from AutoModelForImageClassification)."
+        )
     try:
         processor = AutoImageProcessor.from_pretrained(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:

@@ -44,6 +44,7 @@ class _MethodEvents(TrainerCallback):
 
     def on_epoch_end(self, args, state, control, **kwargs):
         self.trainer.method.on_epoch_end(self.trainer, state, control)
+        self.trainer._epochs_ended = round(state.epoch or 0)  # saved with the method state (see train())
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
         self.trainer.method.on_pre_optimizer_step(self.trainer, self.trainer.model)
@@ -139,6 +140,7 @@ class UnlearningTrainer(Trainer):
             **trainer_kwargs,
         )
         self.unlearning_runtime_s: float | None = None
+        self._epochs_ended = 0  # epochs whose end-of-epoch decision the method has taken (for resume)
         self.last_unlearning_metrics: dict | None = None
         self.original_model_info: dict = {}
 
@@ -268,6 +270,19 @@ class UnlearningTrainer(Trainer):
                       * args.gradient_accumulation_steps},
         )
 
+    def push_to_hub(self, commit_message: str | None = None, blocking: bool = True, token: str | None = None,
+                    revision: str | None = None, **kwargs):
+        """Push ``output_dir`` with :func:`hf_unlearn.hub.push_unlearned_to_hub`: one commit, our card, and never
+        ``removed_ids.json`` (the stock ``Trainer.push_to_hub`` would upload it)."""
+        from .hub import push_unlearned_to_hub
+
+        if not self.is_world_process_zero():
+            return None
+        return push_unlearned_to_hub(self.args.output_dir, self.hub_model_id or self.args.hub_model_id,
+                                     private=bool(self.args.hub_private_repo), token=token or self.args.hub_token,
+                                     revision=revision or getattr(self.args, "hub_revision", None),
+                                     commit_message=commit_message)
+
     def create_model_card(self, *args, **kwargs) -> None:
         """Replaces the Trainer's generic card (used by ``push_to_hub``) with the unlearning card."""
         if self.is_world_process_zero():
@@ -297,6 +312,7 @@ class UnlearningTrainer(Trainer):
                 raise ValueError(f"no checkpoint found in {self.args.output_dir} to resume from.")
         if resume_from_checkpoint:
             self._load_method_state(resume_from_checkpoint)
+            self._replay_missed_epoch_end(resume_from_checkpoint)
         else:
             self.method.finished = False
             self.method.prepare(self)
@@ -307,6 +323,15 @@ class UnlearningTrainer(Trainer):
             self.log({"unlearning_steps": float(self.state.global_step)})
         else:
             output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        if self.accelerator.num_processes > 1:
+            # DDP keeps the parameters in sync but BatchNorm running statistics are updated locally after the last
+            # forward, so ranks end with slightly different buffers. The saved model is rank 0's; give every rank
+            # rank 0's buffers so the sharded evaluation scores exactly the model that is saved.
+            import torch.distributed as dist
+
+            with torch.no_grad():
+                for buffer in self.accelerator.unwrap_model(self.model).buffers():
+                    dist.broadcast(buffer.data, src=0)
         self.model.eval()
         self.unlearning_runtime_s = time.perf_counter() - start
         return output
@@ -322,7 +347,8 @@ class UnlearningTrainer(Trainer):
             os.makedirs(folder, exist_ok=True)
             torch.save(
                 {"method": self.method.name, "config": self.method.hyperparameters(),
-                 "finished": bool(getattr(self.method, "finished", False)), "state": self.method.state_dict()},
+                 "finished": bool(getattr(self.method, "finished", False)), "state": self.method.state_dict(),
+                 "epochs_ended": self._epochs_ended},
                 os.path.join(folder, METHOD_STATE_NAME),
             )
             self.unlearning_model_card().save(os.path.join(folder, "README.md"))
@@ -346,6 +372,35 @@ class UnlearningTrainer(Trainer):
             )
         self.method.finished = saved.get("finished", False)
         self.method.load_state_dict(saved["state"])
+        self._epochs_ended = int(saved.get("epochs_ended", 0))
+
+    def _replay_missed_epoch_end(self, checkpoint: str) -> None:
+        """Bring the method up to date with a checkpoint before the Trainer continues from it.
+
+        Fixes two resume bugs: (1) a step checkpoint taken at the last step of an epoch is written *before*
+        ``on_epoch_end`` runs, so the end-of-epoch decision (LoTUS: the next temperature and the stop rule) was
+        never taken on resume and the next epoch ran with the previous epoch's state; (2) a checkpoint whose
+        method had already finished skipped training without loading the checkpoint's weights, returning the
+        original model. Both need the checkpoint's weights in the model first.
+        """
+        from transformers import TrainerControl, TrainerState
+
+        state_path = os.path.join(checkpoint, "trainer_state.json")
+        if not os.path.isfile(state_path):
+            return
+        state = TrainerState.load_from_json(state_path)
+        epoch = state.epoch or 0.0
+        missed = abs(epoch - round(epoch)) < 1e-6 and round(epoch) > self._epochs_ended
+        if not (self.method.finished or (missed and state.global_step < state.max_steps)):
+            return
+        self._load_from_checkpoint(checkpoint)  # the Trainer loads it again on resume: harmless
+        self.state = state  # global_step etc. of the checkpoint (the Trainer re-reads it when it resumes)
+        if missed and not self.method.finished and self.method.trains:
+            control = TrainerControl()
+            self.method.on_epoch_end(self, state, control)
+            self._epochs_ended = round(epoch)
+            if control.should_training_stop:
+                self.method.finished = True
 
 
 def _processor_transform(processor: Any, image_column: str) -> Callable[[dict], dict]:
