@@ -117,9 +117,9 @@ def load_classifier(
             f"'{name_or_path}' is not an image classifier transformers can load "
             f"({str(e).splitlines()[0]}); pass an AutoModelForImageClassification checkpoint."
         ) from e
-    except (OSError, EnvironmentError) as e:
+    except Exception as e:  # OSError for missing files; safetensors' own error type for a truncated file
         raise ValueError(
-            f"cannot load model weights from '{name_or_path}' ({str(e).splitlines()[0]}); "
+            f"cannot load model weights from '{name_or_path}' ({type(e).__name__}: {(str(e).splitlines() or [''])[0]}); "
             "only safetensors checkpoints are loaded: check the files are complete and not corrupt."
         ) from e
     # A checkpoint without a classification head (e.g. a saved ViTModel) loads "successfully" with a freshly
