@@ -1,0 +1,230 @@
+"""DEL: Deletion by Example Localization (Torkzadehmahani et al., TMLR 2025): reset, then finetune locally.
+
+Score every weight entry by ``S = |θ ⊙ Σ_b ∇(-CE_b)|`` over the forget batches (model in eval mode); entries of a
+>= 2-dim tensor share their output channel's score (mean of the row's top 10 %, or the row mean for ViTs); the
+globally top ``reset_fraction`` entries form the mask ``m``. Reset ``θ <- θ ⊙ (1 - m) + θ_init ⊙ m`` from a fresh
+initialisation of the architecture (buffers untouched), then finetune on the retain set with cross-entropy,
+updating only ``m`` and the whole classifier head; every other entry stays bit-identical (SPEC §7).
+
+Departures from the reference code: the top-k of a channel uses k = 10 % of the *row length* (the reference
+sizes k by the number of rows, which gives k = 0 and NaN scores for layers with fewer than 10 output channels);
+the head is found structurally (timm ``get_classifier()``, HF ``classifier``), not by names containing "fc"
+(which would also catch a ViT's MLP ``fc1``/``fc2``); the fresh initialisation is seeded (``init_seed``, default
+``args.seed``); the cosine schedule to 0.01·lr is stepped per optimiser step (``cosine_with_min_lr``), not per
+epoch. Defaults are the paper's CIFAR-10/ResNet-18 recipe (no gradient clipping); for ViTs the paper uses lr 0.05.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..modeling import is_timm_model, num_labels_of
+from ._masking import MaskedUpdateMixin, mask_summary, score_or_never, summed_gradients, top_fraction_mask
+from .base import MixtureSpec, register_method
+
+logger = logging.getLogger(__name__)
+
+AGGREGATIONS = ("topk_mean", "mean", "none")
+
+
+@dataclass
+class DelConfig:
+    reset_fraction: float = field(default=0.3, metadata={"help": "DEL: fraction of all weight entries (ranked globally by localisation score) reset to a fresh initialisation and then finetuned. Paper default 0.3."})
+    channel_aggregation: str = field(default="topk_mean", metadata={"help": "DEL: how entries of a >= 2-dim tensor share their output channel's score: 'topk_mean' (mean of the row's top channel_topk_fraction entries; the paper's ResNet setting), 'mean' (row mean; the paper's ViT setting) or 'none' (element-wise scores, SalUn-style)."})
+    channel_topk_fraction: float = field(default=0.1, metadata={"help": "DEL, channel_aggregation='topk_mean': k = max(1, int(fraction * row length)) top entries are averaged per output channel."})
+    init_seed: int | None = field(default=None, metadata={"help": "DEL: seed of the fresh initialisation the reset entries are taken from (default: the run's --seed)."})
+
+
+def channel_scores(score: torch.Tensor, aggregation: str = "topk_mean", topk_fraction: float = 0.1) -> torch.Tensor:
+    """Every entry of a >= 2-dim tensor gets the score of its output channel (row of the ``(C_out, rest)``
+    reshape); 1-dim tensors keep their element-wise scores."""
+    if score.dim() < 2 or aggregation == "none":
+        return score
+    rows = score.reshape(score.shape[0], -1)
+    if aggregation == "mean":
+        per_row = rows.mean(dim=1)
+    elif aggregation == "topk_mean":
+        k = max(1, int(topk_fraction * rows.shape[1]))
+        per_row = rows.topk(k, dim=1).values.mean(dim=1)
+    else:
+        raise ValueError(f"channel_aggregation must be one of {AGGREGATIONS}, got {aggregation!r}.")
+    return per_row[:, None].expand_as(rows).reshape(score.shape).clone()
+
+
+def classifier_head(model: nn.Module) -> nn.Module | None:
+    """The classification head of an HF or timm classifier (or any module with an obvious one)."""
+    model = getattr(model, "module", model)  # DDP
+    if is_timm_model(model) and hasattr(model, "get_classifier"):
+        head = model.get_classifier()
+        if isinstance(head, nn.Module) and any(True for _ in head.parameters()):
+            return head
+    get_out = getattr(model, "get_output_embeddings", None)
+    if callable(get_out):
+        try:
+            head = get_out()
+        except (NotImplementedError, AttributeError):
+            head = None
+        if isinstance(head, nn.Module) and any(True for _ in head.parameters()):
+            return head
+    for attr in ("classifier", "head", "fc", "mlp_head", "heads"):
+        head = getattr(model, attr, None)
+        if isinstance(head, nn.Module) and any(True for _ in head.parameters()):
+            return head
+    # Last resort: the last Linear layer producing one output per class.
+    try:
+        n_classes = num_labels_of(model)
+    except ValueError:
+        n_classes = None
+    last = None
+    for module in model.modules():
+        if isinstance(module, nn.Linear) and (n_classes is None or module.out_features == n_classes):
+            last = module
+    return last
+
+
+def head_parameter_names(model: nn.Module) -> set[str]:
+    head = classifier_head(model)
+    if head is None:
+        return set()
+    owned = {id(p) for p in head.parameters()}
+    return {n for n, p in getattr(model, "module", model).named_parameters() if id(p) in owned}
+
+
+def fresh_initialisation(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
+    """Parameters of a freshly initialised model of ``model``'s architecture (CPU), seeded, without touching the
+    global random state. HF: ``type(model)(model.config)``; timm: ``timm.create_model(arch, pretrained=False)``;
+    otherwise (or when the rebuilt shapes differ, e.g. a timm model edited after creation) a copy of ``model``
+    whose modules run their own ``reset_parameters()``."""
+    model = getattr(model, "module", model)
+    params = dict(model.named_parameters())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = _rebuild(model)
+        fresh_params = dict(fresh.named_parameters()) if fresh is not None else {}
+        if fresh is None or any(n not in fresh_params or fresh_params[n].shape != p.shape for n, p in params.items()):
+            if fresh is not None:
+                logger.warning("DEL: the rebuilt %s does not match the model's parameter shapes; re-initialising a "
+                               "copy module by module (reset_parameters) instead.", type(model).__name__)
+            torch.manual_seed(seed)
+            fresh = copy.deepcopy(model).cpu()
+            kept = []
+            for name, module in fresh.named_modules():
+                if callable(getattr(module, "reset_parameters", None)):
+                    module.reset_parameters()
+                elif any(True for _ in module.parameters(recurse=False)):
+                    kept.append(name or type(module).__name__)
+            if kept:
+                logger.warning("DEL: these modules have no reset_parameters() and keep their trained values as the "
+                               "'fresh' initialisation: %s", ", ".join(kept[:10]))
+            fresh_params = dict(fresh.named_parameters())
+    return {n: fresh_params[n].detach() for n in params}
+
+
+def _rebuild(model: nn.Module) -> nn.Module | None:
+    if is_timm_model(model):
+        import timm
+
+        cfg = getattr(model, "pretrained_cfg", None) or {}
+        arch = cfg.get("architecture")
+        if not arch:
+            return None
+        kwargs = {"num_classes": getattr(model, "num_classes", None) or cfg.get("num_classes")}
+        first_conv = cfg.get("first_conv")
+        try:
+            in_chans = model.get_submodule(first_conv).in_channels if first_conv else None
+        except (AttributeError, TypeError):
+            in_chans = None
+        if in_chans:
+            kwargs["in_chans"] = in_chans
+        try:
+            return timm.create_model(arch, pretrained=False, **kwargs)
+        except Exception:  # unknown architecture name, incompatible kwargs
+            return None
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(model, "post_init"):  # a transformers PreTrainedModel
+        return type(model)(copy.deepcopy(config))
+    return None
+
+
+@register_method("del")
+class DEL(MaskedUpdateMixin):
+    """DEL: reset the forget set's most critical weights to a fresh initialisation, finetune them on the retain set."""
+
+    config_class = DelConfig
+    # The paper's CIFAR-10/ResNet-18 recipe: SGD momentum 0.9, no weight decay, lr 0.015, cosine to 0.01·lr,
+    # batch 128, 30 epochs. Measured on the digits default: 10 epochs suffice for the ResNet, but the small
+    # ViT's retain accuracy is still at 0.64 after 10 epochs and back at 0.98 (1.00 with lr 0.05) after 30.
+    training_defaults = {
+        "optim": "sgd",
+        "optim_args": "momentum=0.9",
+        "learning_rate": 0.015,
+        "weight_decay": 0.0,
+        "lr_scheduler_type": "cosine_with_min_lr",
+        "lr_scheduler_kwargs": {"min_lr_rate": 0.01},
+        "warmup_steps": 0,
+        "num_train_epochs": 30,
+        "per_device_train_batch_size": 128,
+        "max_grad_norm": 0.0,
+    }
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.reset_mask: dict[str, torch.Tensor] | None = None
+
+    def validate(self, trainer) -> None:
+        c = self.config
+        if not 0.0 < c.reset_fraction <= 1.0:
+            raise ValueError(f"del reset_fraction must be in (0, 1], got {c.reset_fraction}.")
+        if c.channel_aggregation not in AGGREGATIONS:
+            raise ValueError(f"del channel_aggregation must be one of {AGGREGATIONS}, got {c.channel_aggregation!r}.")
+        if not 0.0 < c.channel_topk_fraction <= 1.0:
+            raise ValueError(f"del channel_topk_fraction must be in (0, 1], got {c.channel_topk_fraction}.")
+        super().validate(trainer)
+
+    def mixture(self, trainer) -> MixtureSpec:
+        return MixtureSpec(include_forget=False)
+
+    def prepare(self, trainer) -> None:
+        model, c = trainer.model, self.config
+        params = dict(model.named_parameters())
+        grads = summed_gradients(trainer, model, trainer.forget_split, trainer.args.per_device_train_batch_size,
+                                 sign=-1.0)
+        scores = {n: None if g is None else channel_scores((params[n].detach().float() * g).abs(),
+                                                           c.channel_aggregation, c.channel_topk_fraction)
+                  for n, g in grads.items()}
+        self.reset_mask = top_fraction_mask(score_or_never(model, scores), c.reset_fraction)
+        seed = trainer.args.seed if c.init_seed is None else c.init_seed
+        fresh = fresh_initialisation(model, seed)
+        with torch.no_grad():
+            for name, mask in self.reset_mask.items():
+                if mask.any():
+                    p = params[name]
+                    p.copy_(torch.where(mask.to(p.device), fresh[name].to(p.device, p.dtype), p))
+        head = head_parameter_names(model)
+        if not head:
+            logger.warning("DEL: no classifier head found; only the reset entries will be finetuned.")
+        self.trainable_mask = {n: (torch.ones_like(m) if n in head else m) for n, m in self.reset_mask.items()}
+        reset, total = mask_summary(self.reset_mask)
+        trainable, _ = mask_summary(self.trainable_mask)
+        trainer.log({"del_reset_entries": float(reset), "del_reset_fraction": reset / max(total, 1),
+                     "del_trainable_entries": float(trainable)})
+        super().prepare(trainer)
+
+    def compute_loss(self, trainer, model, inputs):
+        return F.cross_entropy(trainer.logits(model, inputs["pixel_values"]).float(), inputs["labels"])
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["reset_mask"] = {n: m.cpu() for n, m in (self.reset_mask or {}).items()}
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        state = dict(state)
+        self.reset_mask = {n: m.bool() for n, m in state.pop("reset_mask", {}).items()}
+        super().load_state_dict(state)
