@@ -20,6 +20,9 @@ class UnlearningArguments(TrainingArguments):
         default="lotus",
         metadata={"help": "Unlearning method, a name from hf_unlearn.list_methods() (lotus, finetune, neggrad_plus, ...)."},
     )
+    # Evaluation here is metric passes over whole splits (LoTUS checks forget accuracy every epoch); the
+    # Trainer's default of 8 made those passes ~4x slower than batch 128 (measured, scripts/benchmark_speed.py).
+    per_device_eval_batch_size: int = field(default=256, metadata={"help": "Batch size per device for evaluation passes (forget accuracy, metrics, teacher logits)."})
     label_column_name: str = field(default="label", metadata={"help": "Column holding the integer class label."})
     materialize_data: bool = field(
         default=True,

@@ -119,6 +119,7 @@ class UnlearningTrainer(Trainer):
                                                 deterministic=deterministic, name="calibration")
         self.transform_is_deterministic = transform_is_deterministic
         self.image_transform = image_transform
+        self._split_cache: dict = {}
         self._check_labels()
 
         # Frozen copy of the original model, for methods that distil from it; also the basis of metrics.
@@ -197,9 +198,18 @@ class UnlearningTrainer(Trainer):
         return (logits.argmax(-1).cpu() == split.labels).float().mean().item()
 
     def as_split(self, dataset, name: str) -> ImageSplit | None:
-        """A ``datasets.Dataset`` turned into an :class:`ImageSplit` with this trainer's image transform."""
-        return to_image_split(dataset, self.image_transform, label_column=self.args.label_column_name,
-                              deterministic=self.transform_is_deterministic and self.args.materialize_data, name=name)
+        """A ``datasets.Dataset`` turned into an :class:`ImageSplit` with this trainer's image transform.
+
+        Memoised by the dataset's fingerprint: evaluating several models on the same test set preprocesses it once.
+        """
+        if dataset is None or isinstance(dataset, ImageSplit):
+            return dataset
+        key = (getattr(dataset, "_fingerprint", None) or id(dataset), name)
+        if key not in self._split_cache:
+            self._split_cache[key] = to_image_split(
+                dataset, self.image_transform, label_column=self.args.label_column_name,
+                deterministic=self.transform_is_deterministic and self.args.materialize_data, name=name)
+        return self._split_cache[key]
 
     def predictions(self, model: nn.Module, test_dataset=None, validation_dataset=None) -> ModelPredictions:
         """``model``'s logits on the forget, retain, test and validation splits, each computed once."""

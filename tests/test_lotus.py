@@ -105,20 +105,33 @@ def test_lotus_without_calibration_data_is_refused_before_training(make_trainer,
                           retain_dataset=forget_split.retain, image_transform=trainer.image_transform)
 
 
+def _split_loss(trainer, split) -> float:
+    logits = trainer.predict_logits(trainer.model, split)
+    return torch.nn.functional.cross_entropy(logits, split.labels).item()
+
+
 def test_lotus_lowers_forget_accuracy_towards_test_accuracy(make_trainer, test_split):
     # The 8x8 ResNet memorises with extreme confidence and its forget/calibration gap is only ~2 points, so
     # tau = exp(alpha * 0.022) needs a large alpha to matter (alpha 8 -> 1.19: nothing forgotten; 64 -> 4.1).
     trainer = make_trainer("lotus", method_config={"alpha": 64.0}, per_device_train_batch_size=32,
                            learning_rate=5e-4, num_train_epochs=5)
-    before = {name: trainer.accuracy(trainer.model, split) for name, split in
-              (("forget", trainer.forget_split), ("retain", trainer.retain_split), ("test", test_split))}
+    splits = {"forget": trainer.forget_split, "retain": trainer.retain_split, "test": test_split}
+    acc_before = {k: trainer.accuracy(trainer.model, s) for k, s in splits.items()}
+    loss_before = {k: _split_loss(trainer, s) for k, s in splits.items()}
     trainer.train()
-    after = {name: trainer.accuracy(trainer.model, split) for name, split in
-             (("forget", trainer.forget_split), ("retain", trainer.retain_split), ("test", test_split))}
-    assert before["forget"] - before["test"] > 0.01  # there is something to forget
-    assert after["forget"] < before["forget"]
-    assert after["forget"] - after["test"] < before["forget"] - before["test"]  # closer to unseen-data level
-    assert after["retain"] > before["retain"] - 0.03
+    acc_after = {k: trainer.accuracy(trainer.model, s) for k, s in splits.items()}
+    loss_after = {k: _split_loss(trainer, s) for k, s in splits.items()}
+
+    assert acc_before["forget"] - acc_before["test"] > 0.01  # there is something to forget
+    # Before: forget and retain rows are both memorised alike. After: the forget rows are fit clearly worse than
+    # the retained ones (like unseen data), while the retain fit is kept. This is the robust signal: with a
+    # 2-point gap, forget *accuracy* moves by one or two of its 120 images.
+    assert loss_before["forget"] < 2 * loss_before["retain"]
+    assert loss_after["forget"] > 5 * loss_before["forget"]
+    assert loss_after["forget"] > 2 * loss_after["retain"]
+    assert acc_after["forget"] <= acc_before["forget"]
+    assert acc_after["forget"] - acc_after["test"] <= acc_before["forget"] - acc_before["test"] + 1e-9
+    assert acc_after["retain"] > acc_before["retain"] - 0.03
     history = trainer.method.history
     assert history[0]["tau"] > 1.0 and len(history) >= 2
     assert not trainer.model.training
