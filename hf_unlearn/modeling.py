@@ -8,15 +8,18 @@ and remote code runs only with ``trust_remote_code=True``.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-__all__ = ["LoadedClassifier", "load_classifier", "logits_of", "save_classifier", "num_labels_of", "is_timm_model"]
+__all__ = ["LoadedClassifier", "load_classifier", "logits_of", "save_classifier", "num_labels_of", "is_timm_model",
+           "fresh_model_like"]
 
 TIMM_PREFIXES = ("timm/", "hf-hub:", "local-dir:")
 
@@ -187,3 +190,76 @@ def save_classifier(model: nn.Module, output_dir: str, processor: Any = None) ->
         model.save_pretrained(output_dir, safe_serialization=True)
     if processor is not None:
         processor.save_pretrained(output_dir)
+
+
+def _in_channels(model: nn.Module) -> int | None:
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Conv1d, nn.Conv3d)):
+            return module.in_channels
+    return None
+
+
+def _reinitialised_copy(model: nn.Module) -> nn.Module:
+    """Fallback: a deep copy with every layer's ``reset_parameters()`` re-run (BN statistics included), then
+    the model's own ``init_weights()`` where it has one (timm: position embeddings, class tokens...)."""
+    fresh = copy.deepcopy(model)
+    for module in fresh.modules():
+        if callable(getattr(module, "reset_parameters", None)):
+            module.reset_parameters()
+    if callable(getattr(fresh, "init_weights", None)):
+        try:
+            fresh.init_weights()
+        except TypeError:  # an init_weights that needs arguments: the per-layer reset stands
+            pass
+    return fresh
+
+
+def _fresh_timm(model: nn.Module) -> nn.Module:
+    import timm
+
+    cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
+    arch = cfg.get("architecture")
+    kwargs = {"pretrained": False, "num_classes": model.num_classes}
+    in_chans = _in_channels(model)
+    if in_chans is not None:
+        kwargs["in_chans"] = in_chans
+    if arch:
+        try:
+            fresh = timm.create_model(arch, **kwargs)
+        except Exception:  # custom / unknown architecture: fall through to the generic path
+            fresh = None
+        if fresh is not None:
+            ours = {k: v.shape for k, v in model.state_dict().items()}
+            theirs = {k: v.shape for k, v in fresh.state_dict().items()}
+            if ours == theirs:
+                return fresh
+    warnings.warn(
+        f"could not rebuild timm model '{arch}' with the same parameter shapes from its name; the fresh "
+        "model is a copy of the model with every layer's reset_parameters() re-run instead.",
+        stacklevel=3,
+    )
+    return _reinitialised_copy(model)
+
+
+def fresh_model_like(model: nn.Module, seed: int) -> nn.Module:
+    """A randomly initialised model of ``model``'s architecture (no pretrained weights), seeded.
+
+    Used for Bad Teacher's incompetent teacher and DEL's reset values.
+
+    Hugging Face models are rebuilt from their config (``type(model)(config)``), timm models with
+    ``timm.create_model(architecture, pretrained=False, num_classes=..., in_chans=...)``; anything else is a copy
+    with every layer's ``reset_parameters()`` re-run. The global RNG is left untouched.
+    """
+    model = getattr(model, "module", model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if is_timm_model(model):
+            fresh = _fresh_timm(model)
+        elif hasattr(model, "config") and hasattr(type(model), "config_class"):
+            fresh = type(model)(copy.deepcopy(model.config))
+        else:
+            fresh = _reinitialised_copy(model)
+    reference = next(model.parameters(), None)
+    if reference is not None:
+        fresh = fresh.to(device=reference.device, dtype=reference.dtype)
+    return fresh

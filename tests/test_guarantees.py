@@ -124,7 +124,7 @@ def _register_failing_method():
     ("nan", "NonFiniteLossError", r"_test_failing loss is nan at step 2"),
     ("inf", "NonFiniteLossError", r"_test_failing loss is inf at step 2"),
     ("raise", "RuntimeError", "boom"),
-    ("interrupt", "KeyboardInterrupt", ""),
+    ("interrupt", "KeyboardInterrupt", None),
 ])
 def test_failed_run_leaves_nothing_finished(original_path, tmp_path, how, exc, match):
     from hf_unlearn.trainer import NonFiniteLossError

@@ -110,28 +110,46 @@ def _split_loss(trainer, split) -> float:
     return torch.nn.functional.cross_entropy(logits, split.labels).item()
 
 
-def test_lotus_lowers_forget_accuracy_towards_test_accuracy(make_trainer, test_split):
+def _accuracies_and_losses(trainer, splits):
+    return ({k: trainer.accuracy(trainer.model, s) for k, s in splits.items()},
+            {k: _split_loss(trainer, s) for k, s in splits.items()})
+
+
+def test_lotus_lowers_forget_accuracy_towards_test_accuracy(make_trainer, vit_original_path, digits):
+    """The embedded default exactly as the main job runs it (ViT, alpha 8, batch 32, lr 5e-4, 10 epochs).
+
+    Measured with 2 and 1 threads (the originals differ by float summation order): forget 0.992 -> 0.983 and
+    1.00 -> 0.967, the forget-test gap 0.033 -> 0.020 and 0.037 -> 0.026, retain >= 0.979.
+    """
+    trainer = make_trainer("lotus", method_config={"alpha": 8.0}, model_path=vit_original_path,
+                           per_device_train_batch_size=32, learning_rate=5e-4, num_train_epochs=10)
+    splits = {"forget": trainer.forget_split, "retain": trainer.retain_split,
+              "test": trainer.as_split(digits["test"], "test")}
+    before, _ = _accuracies_and_losses(trainer, splits)
+    trainer.train()
+    after, _ = _accuracies_and_losses(trainer, splits)
+    assert before["forget"] - before["test"] > 0.02  # there is something to forget
+    assert after["forget"] < before["forget"]
+    assert after["forget"] - after["test"] < before["forget"] - before["test"]  # closer to unseen-data level
+    assert after["retain"] > before["retain"] - 0.03
+    assert trainer.method.history[0]["tau"] > 1.0 and not trainer.model.training
+
+
+def test_lotus_makes_memorised_forget_rows_fit_like_unseen_data(make_trainer, test_split):
     # The 8x8 ResNet memorises with extreme confidence and its forget/calibration gap is only ~2 points, so
     # tau = exp(alpha * 0.022) needs a large alpha to matter (alpha 8 -> 1.19: nothing forgotten; 64 -> 4.1).
+    # With a 2-point gap forget *accuracy* moves by one or two of 120 images (and test accuracy as much), so this
+    # test checks the robust signal: the forget rows' loss.
     trainer = make_trainer("lotus", method_config={"alpha": 64.0}, per_device_train_batch_size=32,
                            learning_rate=5e-4, num_train_epochs=5)
     splits = {"forget": trainer.forget_split, "retain": trainer.retain_split, "test": test_split}
-    acc_before = {k: trainer.accuracy(trainer.model, s) for k, s in splits.items()}
-    loss_before = {k: _split_loss(trainer, s) for k, s in splits.items()}
+    acc_before, loss_before = _accuracies_and_losses(trainer, splits)
     trainer.train()
-    acc_after = {k: trainer.accuracy(trainer.model, s) for k, s in splits.items()}
-    loss_after = {k: _split_loss(trainer, s) for k, s in splits.items()}
-
-    assert acc_before["forget"] - acc_before["test"] > 0.01  # there is something to forget
-    # Before: forget and retain rows are both memorised alike. After: the forget rows are fit clearly worse than
-    # the retained ones (like unseen data), while the retain fit is kept. This is the robust signal: with a
-    # 2-point gap, forget *accuracy* moves by one or two of its 120 images.
+    acc_after, loss_after = _accuracies_and_losses(trainer, splits)
+    # Before: forget and retain rows are memorised alike. After: the forget rows are fit clearly worse than the
+    # retained ones, while the retain fit is kept.
     assert loss_before["forget"] < 2 * loss_before["retain"]
     assert loss_after["forget"] > 5 * loss_before["forget"]
     assert loss_after["forget"] > 2 * loss_after["retain"]
     assert acc_after["forget"] <= acc_before["forget"]
-    assert acc_after["forget"] - acc_after["test"] <= acc_before["forget"] - acc_before["test"] + 1e-9
     assert acc_after["retain"] > acc_before["retain"] - 0.03
-    history = trainer.method.history
-    assert history[0]["tau"] > 1.0 and len(history) >= 2
-    assert not trainer.model.training

@@ -22,7 +22,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.timeout(600) if hasattr(pytest.mark, "timeout") else (lambda f: f)
 def test_two_processes_agree_and_match_single_process(original_path, tmp_path):
     out, hist = tmp_path / "out", tmp_path / "hist"
     hist.mkdir()

@@ -17,7 +17,6 @@ pretrained backbone); it is seeded by ``TrainingArguments.seed``, so a resumed r
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 import warnings
@@ -27,10 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..modeling import is_timm_model
+from ..modeling import fresh_model_like
 from .base import MixtureSpec, UnlearningMethod, register_method
 
-__all__ = ["BadTeacher", "BadTeacherConfig", "fresh_model_like", "plain_adam_optimizer", "kl_rows"]
+__all__ = ["BadTeacher", "BadTeacherConfig", "plain_adam_optimizer", "kl_rows"]
 
 
 @dataclass
@@ -57,77 +56,6 @@ def plain_adam_optimizer(trainer, method_name: str) -> tuple[type, dict]:
             stacklevel=2,
         )
     return torch.optim.Adam, {"lr": args.learning_rate, "betas": (args.adam_beta1, args.adam_beta2), "eps": args.adam_epsilon}
-
-
-def _in_channels(model: nn.Module) -> int | None:
-    for module in model.modules():
-        if isinstance(module, (nn.Conv2d, nn.Conv1d, nn.Conv3d)):
-            return module.in_channels
-    return None
-
-
-def _reinitialised_copy(model: nn.Module) -> nn.Module:
-    """Fallback: a deep copy with every layer's ``reset_parameters()`` re-run (BN statistics included), then
-    the model's own ``init_weights()`` where it has one (timm: position embeddings, class tokens...)."""
-    fresh = copy.deepcopy(model)
-    for module in fresh.modules():
-        if callable(getattr(module, "reset_parameters", None)):
-            module.reset_parameters()
-    if callable(getattr(fresh, "init_weights", None)):
-        try:
-            fresh.init_weights()
-        except TypeError:  # an init_weights that needs arguments: the per-layer reset stands
-            pass
-    return fresh
-
-
-def _fresh_timm(model: nn.Module) -> nn.Module:
-    import timm
-
-    cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
-    arch = cfg.get("architecture")
-    kwargs = {"pretrained": False, "num_classes": model.num_classes}
-    in_chans = _in_channels(model)
-    if in_chans is not None:
-        kwargs["in_chans"] = in_chans
-    if arch:
-        try:
-            fresh = timm.create_model(arch, **kwargs)
-        except Exception:  # custom / unknown architecture: fall through to the generic path
-            fresh = None
-        if fresh is not None:
-            ours = {k: v.shape for k, v in model.state_dict().items()}
-            theirs = {k: v.shape for k, v in fresh.state_dict().items()}
-            if ours == theirs:
-                return fresh
-    warnings.warn(
-        f"could not rebuild timm model '{arch}' with the same parameter shapes from its name; the incompetent "
-        "teacher is a copy of the model with every layer's reset_parameters() re-run instead.",
-        stacklevel=3,
-    )
-    return _reinitialised_copy(model)
-
-
-def fresh_model_like(model: nn.Module, seed: int) -> nn.Module:
-    """A randomly initialised model of ``model``'s architecture (no pretrained weights), frozen, in eval mode.
-
-    Hugging Face models are rebuilt from their config (``type(model)(config)``), timm models with
-    ``timm.create_model(architecture, pretrained=False, num_classes=..., in_chans=...)``; anything else is a copy
-    with every layer's ``reset_parameters()`` re-run. The global RNG is left untouched.
-    """
-    model = getattr(model, "module", model)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        if is_timm_model(model):
-            fresh = _fresh_timm(model)
-        elif hasattr(model, "config") and hasattr(type(model), "config_class"):
-            fresh = type(model)(copy.deepcopy(model.config))
-        else:
-            fresh = _reinitialised_copy(model)
-    reference = next(model.parameters(), None)
-    if reference is not None:
-        fresh = fresh.to(device=reference.device, dtype=reference.dtype)
-    return fresh.eval().requires_grad_(False)
 
 
 @register_method("bad_teacher")
@@ -167,7 +95,8 @@ class BadTeacher(UnlearningMethod):
         return plain_adam_optimizer(trainer, self.name) if self.config.plain_adam else None
 
     def build_incompetent_teacher(self, trainer) -> nn.Module:
-        return fresh_model_like(trainer.model, trainer.args.seed).to(trainer.args.device)
+        fresh = fresh_model_like(trainer.model, trainer.args.seed)
+        return fresh.eval().requires_grad_(False).to(trainer.args.device)
 
     def on_train_begin(self, trainer, state, control) -> None:
         if self.incompetent_teacher is None:

@@ -16,7 +16,6 @@ epoch. Defaults are the paper's CIFAR-10/ResNet-18 recipe (no gradient clipping)
 
 from __future__ import annotations
 
-import copy
 import logging
 from dataclasses import dataclass, field
 
@@ -24,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..modeling import is_timm_model, num_labels_of
+from ..modeling import fresh_model_like, is_timm_model, num_labels_of
 from ._masking import MaskedUpdateMixin, mask_summary, score_or_never, summed_gradients, top_fraction_mask
 from .base import MixtureSpec, register_method
 
@@ -97,59 +96,11 @@ def head_parameter_names(model: nn.Module) -> set[str]:
 
 
 def fresh_initialisation(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
-    """Parameters of a freshly initialised model of ``model``'s architecture (CPU), seeded, without touching the
-    global random state. HF: ``type(model)(model.config)``; timm: ``timm.create_model(arch, pretrained=False)``;
-    otherwise (or when the rebuilt shapes differ, e.g. a timm model edited after creation) a copy of ``model``
-    whose modules run their own ``reset_parameters()``."""
+    """Parameters of a freshly initialised, seeded model of ``model``'s architecture (CPU), keyed like
+    ``model.named_parameters()`` (see :func:`hf_unlearn.modeling.fresh_model_like`)."""
     model = getattr(model, "module", model)
-    params = dict(model.named_parameters())
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        fresh = _rebuild(model)
-        fresh_params = dict(fresh.named_parameters()) if fresh is not None else {}
-        if fresh is None or any(n not in fresh_params or fresh_params[n].shape != p.shape for n, p in params.items()):
-            if fresh is not None:
-                logger.warning("DEL: the rebuilt %s does not match the model's parameter shapes; re-initialising a "
-                               "copy module by module (reset_parameters) instead.", type(model).__name__)
-            torch.manual_seed(seed)
-            fresh = copy.deepcopy(model).cpu()
-            kept = []
-            for name, module in fresh.named_modules():
-                if callable(getattr(module, "reset_parameters", None)):
-                    module.reset_parameters()
-                elif any(True for _ in module.parameters(recurse=False)):
-                    kept.append(name or type(module).__name__)
-            if kept:
-                logger.warning("DEL: these modules have no reset_parameters() and keep their trained values as the "
-                               "'fresh' initialisation: %s", ", ".join(kept[:10]))
-            fresh_params = dict(fresh.named_parameters())
-    return {n: fresh_params[n].detach() for n in params}
-
-
-def _rebuild(model: nn.Module) -> nn.Module | None:
-    if is_timm_model(model):
-        import timm
-
-        cfg = getattr(model, "pretrained_cfg", None) or {}
-        arch = cfg.get("architecture")
-        if not arch:
-            return None
-        kwargs = {"num_classes": getattr(model, "num_classes", None) or cfg.get("num_classes")}
-        first_conv = cfg.get("first_conv")
-        try:
-            in_chans = model.get_submodule(first_conv).in_channels if first_conv else None
-        except (AttributeError, TypeError):
-            in_chans = None
-        if in_chans:
-            kwargs["in_chans"] = in_chans
-        try:
-            return timm.create_model(arch, pretrained=False, **kwargs)
-        except Exception:  # unknown architecture name, incompatible kwargs
-            return None
-    config = getattr(model, "config", None)
-    if config is not None and hasattr(model, "post_init"):  # a transformers PreTrainedModel
-        return type(model)(copy.deepcopy(config))
-    return None
+    fresh = dict(fresh_model_like(model, seed).named_parameters())
+    return {name: fresh[name].detach().cpu() for name, _ in model.named_parameters()}
 
 
 @register_method("del")
