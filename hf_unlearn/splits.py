@@ -52,7 +52,15 @@ class ImageSplit:
 
     def batches(self, batch_size: int, indices: Sequence[int] | None = None):
         """Yield ``(positions, pixel_values, labels)`` in order, ``batch_size`` rows at a time."""
-        idx = torch.arange(len(self)) if indices is None else torch.as_tensor(indices, dtype=torch.long)
+        if indices is None:
+            indices = range(len(self))
+        if self.materialized and isinstance(indices, range) and indices.step == 1:
+            # contiguous rows (evaluation passes): views, no gather copy
+            for start in range(indices.start, indices.stop, batch_size):
+                stop = min(start + batch_size, indices.stop)
+                yield torch.arange(start, stop), self.pixel_values[start:stop], self.labels[start:stop]
+            return
+        idx = torch.as_tensor(indices, dtype=torch.long)
         for start in range(0, len(idx), batch_size):
             chunk = idx[start : start + batch_size]
             yield chunk, self.pixels(chunk), self.labels[chunk]
