@@ -130,7 +130,7 @@ def _check_resume_checkpoint(args) -> None:
     ckpt = args.resume_from_checkpoint
     if not ckpt:
         return
-    from .trainer import METHOD_STATE_NAME
+    from .trainer import METHOD_STATE_NAME, read_method_state
 
     fix = "pass a checkpoint-N folder written by an earlier run of the same command (or drop --resume_from_checkpoint)."
     if not os.path.isdir(ckpt):
@@ -140,21 +140,20 @@ def _check_resume_checkpoint(args) -> None:
     if missing:
         raise UsageError(f"--resume_from_checkpoint {ckpt} is incomplete (missing {', '.join(missing)}); {fix}")
     try:
-        import torch
         from safetensors import safe_open
 
         with safe_open(os.path.join(ckpt, "model.safetensors"), framework="pt") as f:
             for key in f.keys():  # reads every tensor: a truncated file fails here
                 f.get_tensor(key)
-        state = torch.load(os.path.join(ckpt, METHOD_STATE_NAME), map_location="cpu", weights_only=True)
         with open(os.path.join(ckpt, "trainer_state.json")) as f:
             json.load(f)
     except Exception as e:
         raise UsageError(f"--resume_from_checkpoint {ckpt} is corrupt ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''}); {fix}") from e
-    if state.get("method") != args.method:
-        raise UsageError(f"--resume_from_checkpoint {ckpt} belongs to method '{state.get('method')}', not "
-                         f"'{args.method}'; resume with the same --method.")
+    try:
+        read_method_state(ckpt, args.method)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
 
 
 def _read_ids(path: str) -> list:

@@ -21,9 +21,34 @@ from .methods import UnlearningMethod, get_method_class
 from .modeling import logits_of, num_labels_of
 from .splits import ImageSplit, MixtureDataset, collate_rows, to_image_split
 
-__all__ = ["UnlearningTrainer", "NonFiniteLossError"]
+__all__ = ["UnlearningTrainer", "NonFiniteLossError", "read_method_state"]
 
 METHOD_STATE_NAME = "unlearning_method_state.pt"
+
+
+def read_method_state(checkpoint: str, method: str) -> dict:
+    """The unlearning method's state saved in ``checkpoint`` (``torch.load(weights_only=True)``: no code runs).
+
+    Raises a ``ValueError`` naming the fix when the file is missing, unreadable, or from another method.
+    """
+    path = os.path.join(checkpoint, METHOD_STATE_NAME)
+    if not os.path.isfile(path):
+        raise ValueError(
+            f"{checkpoint} has no {METHOD_STATE_NAME}: it was not written by an UnlearningTrainer run; "
+            "resume from a checkpoint of the same unlearning run."
+        )
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ValueError(f"{path} is corrupt ({type(e).__name__}: {first_line}); resume from an intact checkpoint "
+                         "of the same run.") from e
+    if saved.get("method") != method:
+        raise ValueError(
+            f"checkpoint {checkpoint} belongs to method '{saved.get('method')}', not '{method}'; "
+            "resume with the same --method."
+        )
+    return saved
 
 
 class NonFiniteLossError(RuntimeError):
@@ -365,21 +390,7 @@ class UnlearningTrainer(Trainer):
         super()._save_checkpoint(model, trial)
 
     def _load_method_state(self, checkpoint: str) -> None:
-        path = os.path.join(checkpoint, METHOD_STATE_NAME)
-        if not os.path.isfile(path):
-            raise ValueError(
-                f"{checkpoint} has no {METHOD_STATE_NAME}: it was not written by an UnlearningTrainer run; "
-                "resume from a checkpoint of the same unlearning run."
-            )
-        try:
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise ValueError(f"cannot read {path} ({type(e).__name__}: {e}); the checkpoint is corrupt.") from e
-        if saved["method"] != self.method.name:
-            raise ValueError(
-                f"checkpoint {checkpoint} belongs to method '{saved['method']}', not '{self.method.name}'; "
-                "resume with the same --method."
-            )
+        saved = read_method_state(checkpoint, self.method.name)
         self.method.finished = saved.get("finished", False)
         self.method.load_state_dict(saved["state"])
         self._epochs_ended = int(saved.get("epochs_ended", 0))
