@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import os
 import tempfile
 import time
@@ -30,7 +29,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .evaluation import GAP_KEYS, ModelPredictions, predict_splits
+from .evaluation import GAP_KEYS, predict_splits
 
 __all__ = ["RECIPES", "PAPER_SEEDS", "run_benchmark", "summarize", "markdown_report", "plot_gap_vs_runtime",
            "load_benchmark_dataset"]

@@ -7,10 +7,9 @@ import copy
 import json
 import logging
 import os
-import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 __all__ = ["ScriptArguments", "parse_args", "run_unlearning", "load_training_data", "UsageError"]
 
@@ -212,11 +211,9 @@ def run_unlearning(argv: list[str]) -> int:
 
 
 def _run(argv: list[str]) -> int:
-    import torch
     import transformers
 
     from . import UnlearningTrainer, load_classifier, select_forget
-    from .methods import get_method_class
     from .output import finalize_output_dir, original_model_info
 
     script, args, method_config = parse_args(argv)
@@ -250,8 +247,6 @@ def _run(argv: list[str]) -> int:
         # then find it in the cache. Without this every rank trained it and raced on the same staging folder.
         with args.main_process_first(local=False, desc="embedded default original model"):
             model_path = original_model(script.default_arch, progress=say)
-    if os.path.exists(model_path) is False and model_path.startswith((".", "/", "~")):
-        raise UsageError(f"--model_name_or_path {model_path} does not exist.")
     try:
         loaded = load_classifier(model_path, image_column=script.image_column_name,
                                  trust_remote_code=script.trust_remote_code, revision=script.model_revision)

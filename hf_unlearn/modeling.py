@@ -71,7 +71,9 @@ def _is_timm_path(name_or_path: str) -> bool:
     return False
 
 
-def _image_transform(to_pixels: Callable[[list], torch.Tensor], image_column: str) -> Callable[[dict], dict]:
+def image_transform_from(to_pixels: Callable[[list], torch.Tensor], image_column: str) -> Callable[[dict], dict]:
+    """A batch transform for ``Dataset.with_transform``: images of ``image_column`` -> ``pixel_values``."""
+
     def transform(batch: dict) -> dict:
         if image_column not in batch:
             raise ValueError(
@@ -97,11 +99,11 @@ def load_classifier(
     """Load an image classifier and its preprocessing from the Hub or a local directory."""
     if _is_timm_path(name_or_path):
         return _load_timm(name_or_path, num_labels=num_labels, image_column=image_column)
-    import transformers
     from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
-    is_local = os.path.isdir(name_or_path)
-    if not is_local and (name_or_path.startswith((".", "/", "~")) or os.sep in name_or_path.strip("/").replace("/", "", 1)):
+    # A Hub id is "name" or "org/name"; anything else that is not a directory is a local path that does not exist.
+    looks_like_path = name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1
+    if looks_like_path and not os.path.isdir(name_or_path):
         raise ValueError(f"model path '{name_or_path}' does not exist; pass an existing directory or a Hub model id.")
     try:
         config = AutoConfig.from_pretrained(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
@@ -127,7 +129,7 @@ def load_classifier(
         ) from e
     # A checkpoint without a classification head (e.g. a saved ViTModel) loads "successfully" with a freshly
     # initialised random head; unlearning that would be meaningless, so refuse it.
-    missing = [k for k in info.get("missing_keys", []) if num_labels is None]
+    missing = list(info.get("missing_keys", [])) if num_labels is None else []
     if missing:
         raise ValueError(
             f"'{name_or_path}' has no trained classification head (weights missing: {', '.join(sorted(missing)[:3])}); "
@@ -145,8 +147,7 @@ def load_classifier(
         return processor(images=[im.convert("RGB") if _needs_rgb(processor, im) else im for im in images],
                          return_tensors="pt")["pixel_values"]
 
-    del transformers
-    return LoadedClassifier(model, _image_transform(to_pixels, image_column), "transformers", name_or_path,
+    return LoadedClassifier(model, image_transform_from(to_pixels, image_column), "transformers", name_or_path,
                             processor, image_column)
 
 
@@ -175,7 +176,7 @@ def _load_timm(name_or_path: str, *, num_labels: int | None, image_column: str) 
     def to_pixels(images: list) -> torch.Tensor:
         return torch.stack([pil_transform(im.convert("RGB" if in_chans == 3 else "L")) for im in images])
 
-    return LoadedClassifier(model, _image_transform(to_pixels, image_column), "timm", name_or_path, None, image_column)
+    return LoadedClassifier(model, image_transform_from(to_pixels, image_column), "timm", name_or_path, None, image_column)
 
 
 def save_classifier(model: nn.Module, output_dir: str, processor: Any = None) -> None:

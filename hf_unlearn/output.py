@@ -6,7 +6,6 @@ by file, ``metrics.json`` last: a run that dies half-way never leaves a director
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import hashlib
 import json

@@ -18,7 +18,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput, get_l
 from .arguments import UnlearningArguments
 from .evaluation import ModelPredictions, avg_gap, predict_splits, unlearning_metrics
 from .methods import UnlearningMethod, get_method_class
-from .modeling import logits_of, num_labels_of
+from .modeling import image_transform_from, logits_of, num_labels_of
 from .splits import ImageSplit, MixtureDataset, collate_rows, to_image_split
 
 __all__ = ["UnlearningTrainer", "NonFiniteLossError", "read_method_state"]
@@ -133,24 +133,20 @@ class UnlearningTrainer(Trainer):
         self.removal_record = removal_record
 
         if image_transform is None and processing_class is not None:
-            image_transform = _processor_transform(processing_class, image_column)
-        deterministic = transform_is_deterministic and args.materialize_data
-        label = args.label_column_name
-        self.forget_split = to_image_split(forget_dataset, image_transform, label_column=label,
-                                           deterministic=deterministic, name="forget")
-        self.retain_split = to_image_split(retain_dataset, image_transform, label_column=label,
-                                           deterministic=deterministic, name="retain")
-        self.calibration_split = to_image_split(calibration_dataset, image_transform, label_column=label,
-                                                deterministic=deterministic, name="calibration")
+            image_transform = image_transform_from(
+                lambda images: processing_class(images=images, return_tensors="pt")["pixel_values"], image_column)
+        self.args = args  # as_split and the method's hooks below read it
         self.transform_is_deterministic = transform_is_deterministic
         self.image_transform = image_transform
         self._split_cache: dict = {}
+        self.forget_split = self.as_split(forget_dataset, "forget")
+        self.retain_split = self.as_split(retain_dataset, "retain")
+        self.calibration_split = self.as_split(calibration_dataset, "calibration")
         self._check_labels()
 
         # Frozen copy of the original model, for methods that distil from it; also the basis of metrics.
         self.teacher = copy.deepcopy(model).eval().requires_grad_(False) if self.method.needs_teacher else None
 
-        self.args = args  # the method's hooks below read the seed and batch sizes
         self.method.validate(self)
         spec = self.method.mixture(self)
         train_dataset = MixtureDataset(self.forget_split if spec.include_forget else None, self.retain_split,
@@ -422,12 +418,3 @@ class UnlearningTrainer(Trainer):
             self._epochs_ended = round(epoch)
             if control.should_training_stop:
                 self.method.finished = True
-
-
-def _processor_transform(processor: Any, image_column: str) -> Callable[[dict], dict]:
-    def transform(batch: dict) -> dict:
-        out = {k: v for k, v in batch.items() if k != image_column}
-        out["pixel_values"] = processor(images=batch[image_column], return_tensors="pt")["pixel_values"]
-        return out
-
-    return transform

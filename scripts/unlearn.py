@@ -11,13 +11,8 @@ method's own flags. Every flag of ``UnlearningArguments`` (i.e. of ``transformer
 
 from __future__ import annotations
 
-import argparse
-import copy
-import json
 import os
-import shutil
 import sys
-from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 

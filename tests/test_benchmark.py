@@ -9,7 +9,7 @@ import pytest
 def test_quick_benchmark_writes_json_markdown_png(cache_root, tmp_path):
     from hf_unlearn.benchmark import run_benchmark
 
-    out = run_benchmark(dataset="digits", families=["resnet"], seeds=[0], methods=["finetune", "ssd"],
+    run_benchmark(dataset="digits", families=["resnet"], seeds=[0], methods=["finetune", "ssd"],
                         method_epochs=1, recipe_overrides={"epochs": 2}, name="tiny", results_dir=str(tmp_path),
                         progress=lambda m: None)
     data = json.loads((tmp_path / "tiny.json").read_text())
