@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..modeling import fresh_model_like, is_timm_model, num_labels_of
+from ._common import SGD_BASELINE_DEFAULTS
 from ._masking import MaskedUpdateMixin, mask_summary, score_or_never, summed_gradients, top_fraction_mask
 from .base import MixtureSpec, register_method
 
@@ -112,15 +113,12 @@ class DEL(MaskedUpdateMixin):
     # batch 128, 30 epochs. Measured on the digits default: 10 epochs suffice for the ResNet, but the small
     # ViT's retain accuracy is still at 0.64 after 10 epochs and back at 0.98 (1.00 with lr 0.05) after 30.
     training_defaults = {
-        "optim": "sgd",
-        "optim_args": "momentum=0.9",
+        **SGD_BASELINE_DEFAULTS,
         "learning_rate": 0.015,
         "weight_decay": 0.0,
         "lr_scheduler_type": "cosine_with_min_lr",
         "lr_scheduler_kwargs": {"min_lr_rate": 0.01},
-        "warmup_steps": 0,
         "num_train_epochs": 30,
-        "per_device_train_batch_size": 128,
         "max_grad_norm": 0.0,
     }
 

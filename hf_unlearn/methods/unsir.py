@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from ._common import SGD_BASELINE_DEFAULTS
 from .base import MixtureSpec, UnlearningMethod, register_method
 
 __all__ = ["Unsir", "UnsirConfig", "error_maximising_noise"]
@@ -76,16 +77,8 @@ class Unsir(UnlearningMethod):
     """UNSIR (instance-wise): error-maximising noise impair epochs, then retain-only repair epochs."""
 
     config_class = UnsirConfig
-    training_defaults = {
-        "optim": "sgd",
-        "optim_args": "momentum=0.9",
-        "learning_rate": 1e-3,
-        "weight_decay": 0.0,
-        "lr_scheduler_type": "constant",
-        "warmup_steps": 0,
-        "num_train_epochs": 2,
-        "per_device_train_batch_size": 128,
-    }
+    # The reference's SGD baseline without weight decay, for the paper's 1 impair + 1 repair epoch.
+    training_defaults = {**SGD_BASELINE_DEFAULTS, "weight_decay": 0.0, "num_train_epochs": 2}
 
     def __init__(self, config=None):
         super().__init__(config)
