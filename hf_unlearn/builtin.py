@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from typing import Callable
 
@@ -170,10 +171,15 @@ def original_model(arch: str = "resnet", seed: int = 0, *, dataset: datasets.Dat
     if progress:
         progress(f"training the embedded default's original model ({arch}, digits, {epochs} epochs; cached at {path})")
     seconds = train_classifier(model, split, epochs=epochs, learning_rate=lr, seed=seed)
-    tmp = path + ".tmp"
+    tmp = f"{path}.tmp-{os.getpid()}"  # per process: two runs sharing a cache never write the same folder
     save_classifier(model, tmp, processor)
     with open(os.path.join(tmp, "training.json"), "w") as f:
         json.dump({"arch": arch, "seed": seed, "epochs": epochs, "learning_rate": lr, "train_seconds": seconds,
                    "dataset": "sklearn-digits/train"}, f, indent=2)
-    os.replace(tmp, path)  # atomic: a crash mid-training never leaves a half-written "original"
+    try:
+        os.replace(tmp, path)  # atomic: a crash mid-training never leaves a half-written "original"
+    except OSError:
+        if not os.path.isfile(os.path.join(path, "model.safetensors")):
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)  # another process finished the same (deterministic) original first
     return path

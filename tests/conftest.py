@@ -17,7 +17,10 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 
 @pytest.fixture(scope="session")
 def cache_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hf_unlearn_cache")
+    # HF_UNLEARN_TEST_CACHE (optional) keeps the session's trained originals between pytest runs while developing;
+    # CI leaves it unset and trains them afresh in a temporary folder.
+    persistent = os.environ.get("HF_UNLEARN_TEST_CACHE")
+    root = persistent or tmp_path_factory.mktemp("hf_unlearn_cache")
     old = os.environ.get("HF_UNLEARN_CACHE")
     os.environ["HF_UNLEARN_CACHE"] = str(root)
     yield root
