@@ -42,6 +42,9 @@ class UnlearningArguments(TrainingArguments):
     )
 
     def __post_init__(self):
+        from .ranges import check_training_arguments
+
+        check_training_arguments(self)  # every numeric flag, before TrainingArguments acts on it (hf_unlearn.ranges)
         if self.gradient_accumulation_steps < 1:
             raise ValueError(
                 f"gradient_accumulation_steps must be >= 1, got {self.gradient_accumulation_steps}; pass "

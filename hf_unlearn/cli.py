@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import dataclasses
+import errno
 import json
 import logging
 import os
@@ -89,6 +92,7 @@ def parse_args(argv: list[str]):
     if embedded:
         defaults.update(EMBEDDED_DEFAULT_PRESET.get(known.method, {}))
     parser.set_defaults(**defaults)
+    parser.error = _parser_error  # argparse would print the whole usage and exit; one line instead
     try:
         script, args, config = parser.parse_args_into_dataclasses(args=argv)
     except ValueError as e:  # HfArgumentParser: unknown flags, bad values
@@ -96,9 +100,27 @@ def parse_args(argv: list[str]):
     return script, args, config
 
 
+def _parser_error(message: str):
+    raise UsageError(message)
+
+
+def _check_ranges(script: ScriptArguments, method_config) -> None:
+    """Numeric flags of the script and of the method's config (the training arguments are checked when
+    ``UnlearningArguments`` is built: hf_unlearn.ranges)."""
+    from .ranges import check_dataclass_ranges, check_value
+
+    try:
+        # 0 is an error, not "the default": it would forget nothing (before, `or DEFAULT` made it 10 %).
+        check_value("forget_fraction", script.forget_fraction, "(0, 1)", default=DEFAULT_FORGET_FRACTION)
+        check_dataclass_ranges(method_config)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+
+
 def _check_selection(script: ScriptArguments) -> None:
-    rules = [n for n, v in (("--forget_fraction", script.forget_fraction), ("--forget_classes", script.forget_classes),
-                           ("--forget_ids_file", script.forget_ids_file)) if v]
+    rules = [n for n, v in (("--forget_fraction", script.forget_fraction is not None),
+                           ("--forget_classes", script.forget_classes), ("--forget_ids_file", script.forget_ids_file))
+             if v]
     if len(rules) > 1:
         raise UsageError(f"{' and '.join(rules)} are mutually exclusive: give one forget-selection rule.")
     if script.forget_ids_file and not os.path.isfile(script.forget_ids_file):
@@ -107,23 +129,51 @@ def _check_selection(script: ScriptArguments) -> None:
         raise UsageError(f"--metrics_variant must be 'standard' or 'reference', got {script.metrics_variant!r}.")
 
 
+def _protected_dirs(script: ScriptArguments) -> list[tuple[str, str]]:
+    """Directories a run never writes into, whatever the flags: the inputs and the cache of trained originals."""
+    from .builtin import cache_dir
+
+    local = lambda p: p if p and os.path.isdir(p) else None  # noqa: E731
+    return [(what, p) for what, p in (
+        ("the original model's directory", local(script.model_name_or_path)),
+        ("the --gold_model directory", local(script.gold_model)),
+        ("the dataset's directory", local(script.dataset_name)),
+        ("the hf_unlearn cache", cache_dir()),
+        ("the cache of trained originals", os.path.join(cache_dir(), "originals")),
+    ) if p]
+
+
 def _check_output_dir(script: ScriptArguments, args) -> None:
+    from .fs_safety import LOCK_NAME, OutputDirLocked, check_not_locked, check_output_location, relation
+    from .builtin import cache_dir
+
     out = os.path.abspath(args.output_dir)
-    if script.model_name_or_path and os.path.isdir(script.model_name_or_path):
-        model_dir = os.path.abspath(script.model_name_or_path)
-        if out == model_dir or out.startswith(model_dir + os.sep):
-            raise UsageError(
-                f"--output_dir {args.output_dir} is inside the original model's directory; the original checkpoint is "
-                "never overwritten: choose another --output_dir."
-            )
-    if os.path.isdir(out) and os.listdir(out) and not args.overwrite_output_dir and not args.resume_from_checkpoint:
+    protected = _protected_dirs(script)
+    if os.path.isdir(cache_dir()) and relation(args.output_dir, cache_dir()) == "inside":
+        # the cache root itself is protected; inside it only the originals are (checked below)
+        protected = [(w, p) for w, p in protected if p != cache_dir()]
+    try:
+        check_output_location(args.output_dir, protected)
+        if os.path.isdir(out):
+            check_not_locked(out)
+    except OutputDirLocked as e:
+        raise UsageError(str(e)) from e
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    if _not_empty(out) and not args.overwrite_output_dir and not args.resume_from_checkpoint:
         raise UsageError(
             f"--output_dir {args.output_dir} exists and is not empty; pass --overwrite_output_dir to replace it, "
             "or --resume_from_checkpoint to continue the run in it."
         )
 
 
-def _check_resume_checkpoint(args) -> None:
+def _not_empty(out: str) -> bool:
+    from .fs_safety import LOCK_NAME
+
+    return os.path.isdir(out) and any(n != LOCK_NAME for n in os.listdir(out))  # a stale lock alone is nothing
+
+
+def _check_resume_checkpoint(args, method_config=None) -> None:
     """A --resume_from_checkpoint folder is checked up front: before, a missing or corrupt one failed inside
     ``trainer.train`` (a traceback, after the evaluation of the original had already run)."""
     ckpt = args.resume_from_checkpoint
@@ -149,10 +199,35 @@ def _check_resume_checkpoint(args) -> None:
     except Exception as e:
         raise UsageError(f"--resume_from_checkpoint {ckpt} is corrupt ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''}); {fix}") from e
+    # The Trainer loads these only after the original has been evaluated: a corrupt one failed late, with a
+    # traceback. weights_only=True (as the Trainer): a checkpoint never runs code.
+    import glob
+
+    import torch
+    from transformers.trainer_pt_utils import safe_globals
+
+    for path in sorted(glob.glob(os.path.join(ckpt, "rng_state*.pth"))) + [
+            os.path.join(ckpt, n) for n in ("optimizer.pt", "scheduler.pt") if os.path.isfile(os.path.join(ckpt, n))]:
+        try:
+            with safe_globals():  # numpy's RNG state, allowlisted exactly as the Trainer does
+                torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise UsageError(f"{path} in --resume_from_checkpoint is unreadable ({type(e).__name__}: "
+                             f"{_first_line(e)}); resume from another checkpoint-N folder of the same run, "
+                             "or delete that checkpoint and start again.") from e
     try:
-        read_method_state(ckpt, args.method)
+        saved = read_method_state(ckpt, args.method)
+        if method_config is not None:
+            from .trainer import check_resume_matches
+
+            check_resume_matches(ckpt, saved, config=dataclasses.asdict(method_config))
     except ValueError as e:
         raise UsageError(str(e)) from e
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else ""
 
 
 def _read_ids(path: str) -> list:
@@ -201,25 +276,57 @@ def _split(data, name: str | None, what: str):
 
 
 # ---------------------------------------------------------------------------------------------------------
+DEBUG_ENV = "HF_UNLEARN_DEBUG"
+
+
 def run_unlearning(argv: list[str]) -> int:
-    """Entry point; returns a process exit code. Bad input: one line on stderr, exit 2, no files written."""
+    """Entry point; returns a process exit code. Bad input: one line on stderr, exit 2, no files written.
+
+    Any other failure: one ``error:`` line and exit 1 (``HF_UNLEARN_DEBUG=1`` re-raises it, with its traceback);
+    Ctrl-C: one line and exit 130. Neither leaves an output directory that looks finished.
+    """
+    debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
-        return _run(argv)
+        with contextlib.ExitStack() as cleanup:
+            return _run(argv, cleanup)
     except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("error: interrupted; no finished output was written (an earlier finished output is left as it was). "
+              "Re-run, or pass --resume_from_checkpoint with a checkpoint-N folder of this run.", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if debug:
+            raise
+        print(f"error: {describe_failure(e)} (re-run with {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
+        return 1
 
 
-def _run(argv: list[str]) -> int:
+def describe_failure(e: BaseException) -> str:
+    """One line for an unexpected failure; disk and permission problems name the file and the fix."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"no space left on the device while writing {e.filename or 'the output'}; free some disk space (or "
+                "choose an --output_dir on another disk) and re-run. Nothing was presented as finished.")
+    if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"cannot write {e.filename or 'the output'} ({e.strerror}); choose a writable --output_dir and "
+                "re-run. Nothing was presented as finished.")
+    return f"{type(e).__name__}: {_first_line(e)}" if _first_line(e) else type(e).__name__
+
+
+def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
     import transformers
 
     from . import UnlearningTrainer, load_classifier, select_forget
     from .output import finalize_output_dir, original_model_info
 
     script, args, method_config = parse_args(argv)
+    _check_ranges(script, method_config)
     _check_selection(script)
     _check_output_dir(script, args)
-    _check_resume_checkpoint(args)
+    _check_resume_checkpoint(args, method_config)
     transformers.set_seed(args.seed)
     is_main = args.process_index == 0
     say = print if is_main else (lambda *a, **k: None)
@@ -258,6 +365,16 @@ def _run(argv: list[str]) -> int:
         num_labels = num_labels_of(loaded.model)
     except ValueError as e:
         raise UsageError(str(e)) from e
+    from .checks import check_eval_split, check_model_finite
+
+    try:
+        for split, name, flag in ((validation, script.validation_split, "--validation_split"),
+                                  (test, script.test_split, "--test_split")):
+            check_eval_split(split, name, flag, image_column=script.image_column_name,
+                             label_column=args.label_column_name, num_labels=num_labels)
+        check_model_finite(loaded.model, f"the model {model_path}")
+    except ValueError as e:
+        raise UsageError(str(e)) from e
     original_info = original_model_info(model_path, script.model_revision)
 
     rule: dict = {}
@@ -266,7 +383,8 @@ def _run(argv: list[str]) -> int:
     elif script.forget_ids_file:
         rule["ids"] = _read_ids(script.forget_ids_file)
     else:
-        rule["fraction_per_class"] = script.forget_fraction or DEFAULT_FORGET_FRACTION
+        rule["fraction_per_class"] = (DEFAULT_FORGET_FRACTION if script.forget_fraction is None
+                                      else script.forget_fraction)
         rule["mode"] = script.forget_selection
     id_column = script.id_column_name if script.id_column_name in train.column_names else None
     if "ids" in rule and id_column is None:
@@ -277,11 +395,42 @@ def _run(argv: list[str]) -> int:
                                   split=script.train_split, revision=script.dataset_revision, **rule)
     except ValueError as e:
         raise UsageError(str(e)) from e
+    if args.resume_from_checkpoint:  # the same removal request as the checkpoint's run, or nothing
+        from .trainer import check_resume_matches, read_method_state
+
+        try:
+            check_resume_matches(args.resume_from_checkpoint, read_method_state(args.resume_from_checkpoint, args.method),
+                                 record=selection.record)
+        except ValueError as e:
+            raise UsageError(str(e)) from e
+    gold_loaded = None
+    if script.gold_model:  # loaded and checked now: before, a bad gold model failed after the original's evaluation
+        from .checks import check_gold_model
+
+        try:
+            gold_loaded = load_classifier(script.gold_model, image_column=script.image_column_name,
+                                          trust_remote_code=script.trust_remote_code).model
+            check_gold_model(gold_loaded, loaded.model, script.gold_model)
+        except ValueError as e:
+            raise UsageError(f"--gold_model: {e}" if not str(e).startswith("--gold_model") else str(e)) from e
 
     # ---- unlearning ----
     # The push happens once, at the end, from the finished directory (hf_unlearn.hub): the Trainer's own
     # push_to_hub would contact the Hub at start-up and upload checkpoints as they are written.
     push, args.push_to_hub = args.push_to_hub, False
+    if push:
+        # trust-hub: the repo id is validated by hf_unlearn.hub.check_repo_id (when that branch is merged).
+        from . import hub as _hub
+
+        check_repo_id = getattr(_hub, "check_repo_id", None)
+        if check_repo_id is not None:
+            try:
+                check_repo_id(args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)))
+            except ValueError as e:
+                raise UsageError(str(e)) from e
+    if is_main and cleanup is not None and not os.path.isdir(args.output_dir):
+        # the Trainer creates output_dir when it is built: a run that stops before writing anything removes it
+        cleanup.callback(_remove_if_empty, args.output_dir)
     original = copy.deepcopy(loaded.model).eval()  # kept for the "before" metrics and RF-JSD's reference
     try:
         trainer = UnlearningTrainer(
@@ -292,18 +441,18 @@ def _run(argv: list[str]) -> int:
     except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from e
     trainer.original_model_info = original_info
+    from .checks import check_logits_finite
+
+    try:
+        check_logits_finite(trainer, original, f"the model {model_path}")
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    _lock_output_dir(args, trainer, is_main, cleanup)
     say(f"hf-unlearn: method={args.method}  model={model_path}  dataset={dataset_id}  "
         f"forget={selection.record.num_removed}  retain={selection.record.num_retained}")
     say(f"selection: {selection.record.selection['description']}")
     original_predictions = trainer.predictions(original, test, validation)
-    gold = None
-    if script.gold_model:
-        try:
-            gold = load_classifier(script.gold_model, image_column=script.image_column_name,
-                                   trust_remote_code=script.trust_remote_code).model
-        except ValueError as e:
-            raise UsageError(f"--gold_model: {e}") from e
-        gold = trainer.predictions(gold, test, validation)
+    gold = trainer.predictions(gold_loaded, test, validation) if gold_loaded is not None else None
 
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
@@ -337,6 +486,41 @@ def _run(argv: list[str]) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 1
     return 0
+
+
+def _remove_if_empty(path: str) -> None:
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def _lock_output_dir(args, trainer, is_main: bool, cleanup: contextlib.ExitStack | None) -> None:
+    """Only the main process takes the output directory's lock; every process learns whether it got it (a
+    refusal on rank 0 alone would leave the other ranks waiting in a collective forever)."""
+    from .fs_safety import OutputDirLock, OutputDirLocked
+
+    lock, problem = None, None
+    if is_main:
+        try:
+            lock = OutputDirLock(args.output_dir).acquire()
+            # re-checked under the lock: another run may have finished here since the up-front check
+            if _not_empty(args.output_dir) and not args.overwrite_output_dir and not args.resume_from_checkpoint:
+                problem = (f"--output_dir {args.output_dir} exists and is not empty; pass --overwrite_output_dir to "
+                           "replace it, or --resume_from_checkpoint to continue the run in it.")
+        except OutputDirLocked as e:
+            problem = str(e)
+    if trainer.accelerator.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        problem = broadcast_object_list([problem], from_process=0)[0]
+    if lock is not None:
+        if cleanup is None:
+            lock.release()  # no owner to release it at the end: do not leave a lock behind
+        else:
+            cleanup.callback(lock.release)  # on success, error and Ctrl-C alike (run_unlearning's ExitStack)
+    if problem:
+        raise UsageError(problem)
 
 
 def library_versions() -> dict[str, str]:

@@ -215,8 +215,9 @@ def select_forget(
         )
 
     # Dataset.filter keeps the selection inside `datasets` (fingerprinted, cached, lazily indexed).
-    forget = dataset.filter(lambda _, i: i in selected, with_indices=True, desc="forget set")
-    retain = dataset.filter(lambda _, i: i not in selected, with_indices=True, desc="retain set")
+    # keep_in_memory: never write cache files next to the user's data (a saved dataset's own directory)
+    forget = dataset.filter(lambda _, i: i in selected, with_indices=True, desc="forget set", keep_in_memory=True)
+    retain = dataset.filter(lambda _, i: i not in selected, with_indices=True, desc="retain set", keep_in_memory=True)
 
     names = _label_names(dataset, label_column)
     counts = Counter(forget[label_column])

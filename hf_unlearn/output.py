@@ -55,7 +55,29 @@ def finalize_output_dir(trainer, results: dict, selection, script=None, original
     staging = os.path.join(out, STAGING_DIR)
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
+    try:
+        _write_staging(trainer, staging, results, selection, original_info, dataset_id, save_classifier)
+    except BaseException:
+        # disk full, Ctrl-C...: no half-written files, and an earlier finished output stays as it was
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
+    names = sorted(os.listdir(staging), key=lambda n: n == "metrics.json")  # metrics.json last
+    marker = os.path.join(out, "metrics.json")
+    if os.path.lexists(marker):
+        # an earlier output's completion marker goes first: if a move below fails, the directory must not look
+        # finished with a mix of old and new files
+        os.remove(marker)
+    for name in names:
+        target = os.path.join(out, name)
+        if os.path.isdir(target) and not os.path.islink(target):
+            shutil.rmtree(target)
+        os.replace(os.path.join(staging, name), target)
+    os.rmdir(staging)
+    return out
+
+
+def _write_staging(trainer, staging, results, selection, original_info, dataset_id, save_classifier) -> None:
     save_classifier(trainer.model, staging, trainer.processing_class)
     _json(os.path.join(staging, "removal_record.json"), selection.record.to_dict())
     _json(os.path.join(staging, "removed_ids.json"), {"id_column": selection.record.id_column,
@@ -81,12 +103,3 @@ def finalize_output_dir(trainer, results: dict, selection, script=None, original
         model_card_from_output_dir(staging).save(os.path.join(staging, "README.md"))
     except ImportError:  # pragma: no cover - card module ships with the package
         pass
-
-    names = sorted(os.listdir(staging), key=lambda n: n == "metrics.json")  # metrics.json last
-    for name in names:
-        target = os.path.join(out, name)
-        if os.path.isdir(target) and not os.path.islink(target):
-            shutil.rmtree(target)
-        os.replace(os.path.join(staging, name), target)
-    os.rmdir(staging)
-    return out

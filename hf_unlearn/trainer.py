@@ -21,7 +21,7 @@ from .methods import UnlearningMethod, get_method_class
 from .modeling import image_transform_from, logits_of, num_labels_of
 from .splits import ImageSplit, MixtureDataset, collate_rows, to_image_split
 
-__all__ = ["UnlearningTrainer", "NonFiniteLossError", "read_method_state"]
+__all__ = ["UnlearningTrainer", "NonFiniteLossError", "read_method_state", "check_resume_matches", "removal_identity"]
 
 METHOD_STATE_NAME = "unlearning_method_state.pt"
 
@@ -49,6 +49,43 @@ def read_method_state(checkpoint: str, method: str) -> dict:
             "resume with the same --method."
         )
     return saved
+
+
+def removal_identity(record: Any) -> dict:
+    """What identifies a removal request across runs (saved in checkpoints; a resume must match it).
+
+    Fingerprints and counts only: the commitment is not used (it may be salted per run).
+    """
+    if record is None:
+        return {}
+    d = record.to_dict() if hasattr(record, "to_dict") else dict(record)
+    dataset = d.get("dataset") or {}
+    # names and split labels are left out: the CLI and a Python caller name the same data differently
+    return {"dataset_fingerprint": dataset.get("fingerprint"), "forget_fingerprint": d.get("forget_fingerprint"),
+            "retain_fingerprint": d.get("retain_fingerprint"), "num_removed": d.get("num_removed"),
+            "num_retained": d.get("num_retained")}
+
+
+def check_resume_matches(checkpoint: str, saved: dict, *, config: dict | None = None, record: Any = None) -> None:
+    """Refuse (``ValueError`` naming the difference) to continue ``checkpoint`` with another method config or
+    another removal request: a resumed run must continue *the same* unlearning run."""
+    fix = "resume only with the command that wrote it (same dataset, forget selection, method and its flags)."
+    if config is not None and saved.get("config") is not None:
+        old, new = saved["config"], config
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        if diff:
+            k = diff[0]
+            raise ValueError(f"checkpoint {checkpoint} was written with {saved.get('method')} {k}={old.get(k)!r}, "
+                             f"this run has {k}={new.get(k)!r}; {fix}")
+    ident = removal_identity(record)
+    old_ident = saved.get("removal_identity")
+    if ident and old_ident:
+        diff = [k for k in ident if old_ident.get(k) != ident[k]]
+        if diff:
+            k = diff[0]
+            what = "another dataset" if k == "dataset_fingerprint" else "another forget set"
+            raise ValueError(f"checkpoint {checkpoint} belongs to a run on {what} ({k} {old_ident.get(k)!r} there, "
+                             f"{ident[k]!r} now); {fix}")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -151,6 +188,7 @@ class UnlearningTrainer(Trainer):
         spec = self.method.mixture(self)
         train_dataset = MixtureDataset(self.forget_split if spec.include_forget else None, self.retain_split,
                                        spec.retain_indices)
+        self._check_some_steps(train_dataset)
         super().__init__(
             model=model,
             args=args,
@@ -179,6 +217,24 @@ class UnlearningTrainer(Trainer):
                     f"the {split.name} set has labels in [{lo}, {hi}] but the model has {self.num_labels} classes "
                     f"(0..{self.num_labels - 1}); use the dataset the model was trained on or a matching head."
                 )
+
+    def _check_some_steps(self, mixture) -> None:
+        """A training method that would take no optimiser step is refused: its card would claim a removal that
+        never happened."""
+        if not self.method.trains:
+            return
+        args = self.args
+        if len(mixture) == 0:
+            raise ValueError(f"method '{self.method.name}' has an empty training mixture: no optimiser step would run; "
+                             "check the method's retain/forget settings.")
+        if args.max_steps == 0 or (args.max_steps < 0 and not args.num_train_epochs > 0):
+            raise ValueError("no optimiser step would run (max_steps/num_train_epochs); pass --num_train_epochs > 0 "
+                             "or --max_steps >= 1.")
+        per_step = args.per_device_train_batch_size * max(1, args.world_size)
+        if args.dataloader_drop_last and len(mixture) < per_step:
+            raise ValueError(f"--dataloader_drop_last with {len(mixture)} training rows and batches of {per_step} "
+                             "drops every batch: no optimiser step would run; lower --per_device_train_batch_size "
+                             "or drop --dataloader_drop_last.")
 
     # ---- helpers for methods ------------------------------------------------------------------------------
     @staticmethod
@@ -379,7 +435,7 @@ class UnlearningTrainer(Trainer):
             torch.save(
                 {"method": self.method.name, "config": self.method.hyperparameters(),
                  "finished": bool(getattr(self.method, "finished", False)), "state": self.method.state_dict(),
-                 "epochs_ended": self._epochs_ended},
+                 "epochs_ended": self._epochs_ended, "removal_identity": removal_identity(self.removal_record)},
                 os.path.join(folder, METHOD_STATE_NAME),
             )
             self.unlearning_model_card().save(os.path.join(folder, "README.md"))
@@ -387,6 +443,7 @@ class UnlearningTrainer(Trainer):
 
     def _load_method_state(self, checkpoint: str) -> None:
         saved = read_method_state(checkpoint, self.method.name)
+        check_resume_matches(checkpoint, saved, config=self.method.hyperparameters(), record=self.removal_record)
         self.method.finished = saved.get("finished", False)
         self.method.load_state_dict(saved["state"])
         self._epochs_ended = int(saved.get("epochs_ended", 0))

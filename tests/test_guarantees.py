@@ -126,8 +126,10 @@ def _register_failing_method():
     ("raise", "RuntimeError", "boom"),
     ("interrupt", "KeyboardInterrupt", None),
 ])
-def test_failed_run_leaves_nothing_finished(original_path, tmp_path, how, exc, match):
+def test_failed_run_leaves_nothing_finished(original_path, tmp_path, monkeypatch, how, exc, match):
     from hf_unlearn.trainer import NonFiniteLossError
+
+    monkeypatch.setenv("HF_UNLEARN_DEBUG", "1")  # re-raise instead of the one-line error (tests/test_trust_fs.py)
 
     _register_failing_method()
     out = tmp_path / "out"
@@ -143,8 +145,9 @@ def test_failed_run_leaves_nothing_finished(original_path, tmp_path, how, exc, m
     assert all(name.startswith("checkpoint-") for name in left), left
 
 
-def test_huge_learning_rate_stops_with_step_and_method(tmp_path, original_path):
+def test_huge_learning_rate_stops_with_step_and_method(tmp_path, original_path, monkeypatch):
     out = tmp_path / "out"
+    monkeypatch.setenv("HF_UNLEARN_DEBUG", "1")  # re-raise instead of the one-line error (tests/test_trust_fs.py)
     from hf_unlearn.trainer import NonFiniteLossError
 
     with pytest.raises(NonFiniteLossError, match=r"the neggrad_plus loss is (nan|inf|-inf) at step \d+"):

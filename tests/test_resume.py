@@ -97,6 +97,7 @@ def test_cli_resume_same_metrics(original_path, tmp_path, monkeypatch):
         self.add_callback(Crash(5))
 
     monkeypatch.setattr(UnlearningTrainer, "__init__", init_with_crash)
+    monkeypatch.setenv("HF_UNLEARN_DEBUG", "1")  # re-raise instead of the one-line error (tests/test_trust_fs.py)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_unlearning(base + ["--output_dir", str(out)])
     monkeypatch.setattr(UnlearningTrainer, "__init__", real_init)

@@ -37,6 +37,8 @@ class BadTeacherConfig:
     temperature: float = field(default=1.0, metadata={"help": "Bad Teacher KL temperature T: targets are softmax(teacher logits / T), the student's log-probabilities log_softmax(logits / T) (paper and reference: 1)."})
     retain_subset_fraction: float = field(default=0.3, metadata={"help": "Fraction of the retain set (fixed, seeded random subset) mixed with the whole forget set (paper and reference: 0.3)."})
     plain_adam: bool = field(default=True, metadata={"help": "Optimise with plain torch.optim.Adam (learning rate, betas, epsilon and weight decay from the TrainingArguments; decay is an L2 term in the gradient) as the paper and the reference; False uses TrainingArguments.optim instead."})
+    # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.ranges.
+    ranges = {"temperature": "(0, inf)", "retain_subset_fraction": "[0, 1]"}
 
 
 def kl_rows(target_probs: torch.Tensor, student_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:

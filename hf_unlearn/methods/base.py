@@ -96,6 +96,9 @@ class UnlearningMethod:
             raise TypeError(
                 f"method '{self.name}' takes a {self.config_class.__name__}, got {type(config).__name__}."
             )
+        from ..ranges import check_dataclass_ranges
+
+        check_dataclass_ranges(config)  # declared ranges + finiteness, for Python users as for the CLI
         self.config = config
 
     # ---- set-up -------------------------------------------------------------------------------------

@@ -39,6 +39,8 @@ class DelConfig:
     channel_aggregation: str = field(default="topk_mean", metadata={"help": "DEL: how entries of a >= 2-dim tensor share their output channel's score: 'topk_mean' (mean of the row's top channel_topk_fraction entries; the paper's ResNet setting), 'mean' (row mean; the paper's ViT setting) or 'none' (element-wise scores, SalUn-style)."})
     channel_topk_fraction: float = field(default=0.1, metadata={"help": "DEL, channel_aggregation='topk_mean': k = max(1, int(fraction * row length)) top entries are averaged per output channel."})
     init_seed: int | None = field(default=None, metadata={"help": "DEL: seed of the fresh initialisation the reset entries are taken from (default: the run's --seed)."})
+    # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.ranges.
+    ranges = {"reset_fraction": "(0, 1]", "channel_topk_fraction": "(0, 1]", "init_seed": "[0, 4294967295]"}
 
 
 def channel_scores(score: torch.Tensor, aggregation: str = "topk_mean", topk_fraction: float = 0.1) -> torch.Tensor:

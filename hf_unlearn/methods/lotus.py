@@ -38,6 +38,8 @@ class LotusConfig:
     reference_rounding: bool = field(default=False, metadata={"help": "Round accuracies to 2 decimals before computing tau, as the reference code does (for matching published numbers)."})
     target_sampling: str = field(default="gumbel", metadata={"help": "'gumbel' (paper): hard retain targets are Gumbel-max samples, soft forget targets Gumbel-softmax samples. 'softmax': teacher argmax and softmax(z / tau), no noise."})
     cache_teacher_logits: bool = field(default=True, metadata={"help": "Compute the frozen teacher's logits on the training mixture once and reuse them every epoch (only when the image transform is deterministic; Gumbel noise is still drawn fresh every step)."})
+    # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.ranges.
+    ranges = {"alpha": "(0, inf)", "retain_subset_fraction": "(0, 1]"}
 
 
 def gumbel_noise(like: torch.Tensor) -> torch.Tensor:

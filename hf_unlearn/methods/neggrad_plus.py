@@ -24,6 +24,8 @@ from .base import UnlearningMethod, register_method
 @dataclass
 class NegGradPlusConfig:
     forget_weight: float = field(default=1.0, metadata={"help": "NegGrad+ weight of each forget row's ascent term relative to a retain row's descent term."})
+    # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.ranges.
+    ranges = {"forget_weight": "(0, inf)"}
 
 
 @register_method("neggrad_plus")

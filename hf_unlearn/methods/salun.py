@@ -33,11 +33,14 @@ _MASK_FRACTION_HELP = ("SalUn: fraction of all weight entries (ranked globally b
 @dataclass
 class SalUnConfig:
     mask_fraction: float = field(default=0.5, metadata={"help": _MASK_FRACTION_HELP})
+    # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.ranges.
+    ranges = {"mask_fraction": "(0, 1]"}
 
 
 @dataclass
 class SalUnLotusConfig(LotusConfig):
     mask_fraction: float = field(default=0.5, metadata={"help": _MASK_FRACTION_HELP})
+    ranges = {"mask_fraction": "(0, 1]"}  # plus LotusConfig.ranges (inherited along the MRO)
 
 
 class SaliencyMaskMixin(MaskedUpdateMixin):

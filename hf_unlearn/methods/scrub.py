@@ -40,6 +40,8 @@ class ScrubConfig:
     gamma: float = field(default=0.99, metadata={"help": "SCRUB weight of the retain-row cross-entropy on the true labels in the min-step (upstream SCRUB: 0.99)."})
     temperature: float = field(default=4.0, metadata={"help": "SCRUB distillation temperature T; the KL is computed on softmax(logits / T) and scaled by T^2 (upstream and reference: 4)."})
     plain_adam: bool = field(default=True, metadata={"help": "Optimise with plain torch.optim.Adam (learning rate, betas, epsilon and weight decay from the TrainingArguments; decay is an L2 term in the gradient) as SCRUB and the reference; False uses TrainingArguments.optim instead."})
+    # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.ranges.
+    ranges = {"scrub_max_steps": "[0, inf)", "alpha": "[0, inf)", "gamma": "[0, inf)", "temperature": "(0, inf)"}
 
 
 @register_method("scrub")

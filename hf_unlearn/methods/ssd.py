@@ -27,6 +27,8 @@ from .base import UnlearningMethod, register_method
 class SSDConfig:
     selection_weighting: float = field(default=10.0, metadata={"help": "SSD alpha (selection weighting): dampen the entries whose forget-set importance exceeds alpha times their importance on all training data. Paper default 10."})
     dampening_constant: float = field(default=1.0, metadata={"help": "SSD lambda (dampening constant): a selected entry is multiplied by min(lambda * I_D / I_f, 1). Paper default 1."})
+    # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.ranges.
+    ranges = {"selection_weighting": "(0, inf)", "dampening_constant": "(0, inf)"}
 
 
 def ssd_importances(trainer, model, split, batch_size: int,

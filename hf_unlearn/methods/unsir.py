@@ -41,6 +41,8 @@ class UnsirConfig:
     noise_lr: float = field(default=0.01, metadata={"help": "UNSIR: learning rate of the noise's Adam optimiser (reference: 0.01; the paper's class-unlearning code uses 0.1 with 40 steps)."})
     noise_l2_weight: float = field(default=0.1, metadata={"help": "UNSIR: lambda of the noise regulariser lambda * mean over rows of the squared L2 norm of the noise (paper: 0.1)."})
     retain_per_class: int = field(default=1000, metadata={"help": "UNSIR: at most this many retain rows per class (a seeded random choice) are used; 0 uses the whole retain set (reference: 1000, or 100 for CIFAR-100 / Tiny-ImageNet)."})
+    # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.ranges.
+    ranges = {"impair_epochs": "[0, inf)", "repair_epochs": "[0, inf)", "noise_steps": "[0, inf)", "noise_lr": "(0, inf)", "noise_l2_weight": "[0, inf)", "retain_per_class": "[0, inf)"}
 
 
 def error_maximising_noise(model, logits_fn, shape, labels, *, steps: int, lr: float, l2_weight: float,
