@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import dataclasses
 import errno
 import json
 import logging
@@ -144,8 +143,8 @@ def _protected_dirs(script: ScriptArguments) -> list[tuple[str, str]]:
 
 
 def _check_output_dir(script: ScriptArguments, args) -> None:
-    from .fs_safety import LOCK_NAME, OutputDirLocked, check_not_locked, check_output_location, relation
     from .builtin import cache_dir
+    from .fs_safety import OutputDirLocked, check_not_locked, check_output_location, relation
 
     out = os.path.abspath(args.output_dir)
     protected = _protected_dirs(script)
@@ -154,7 +153,7 @@ def _check_output_dir(script: ScriptArguments, args) -> None:
         protected = [(w, p) for w, p in protected if p != cache_dir()]
     try:
         check_output_location(args.output_dir, protected)
-        if os.path.isdir(out):
+        if os.path.isdir(out) and args.process_index == 0:  # other ranks would see their own rank 0's lock
             check_not_locked(out)
     except OutputDirLocked as e:
         raise UsageError(str(e)) from e
@@ -220,7 +219,10 @@ def _check_resume_checkpoint(args, method_config=None) -> None:
         if method_config is not None:
             from .trainer import check_resume_matches
 
-            check_resume_matches(ckpt, saved, config=dataclasses.asdict(method_config))
+            from . import get_method_class
+
+            # as the trainer saves it (a method may describe its config beyond the dataclass fields)
+            check_resume_matches(ckpt, saved, config=get_method_class(args.method)(method_config).hyperparameters())
     except ValueError as e:
         raise UsageError(str(e)) from e
 
@@ -307,9 +309,12 @@ def run_unlearning(argv: list[str]) -> int:
 
 def describe_failure(e: BaseException) -> str:
     """One line for an unexpected failure; disk and permission problems name the file and the fix."""
-    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return (f"no space left on the device while writing {e.filename or 'the output'}; free some disk space (or "
-                "choose an --output_dir on another disk) and re-run. Nothing was presented as finished.")
+    # safetensors and torch.save report a full disk in their own exception types, with the OS message inside
+    if (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)) or any(
+            s in str(e) for s in ("No space left on device", "StorageFull")):
+        where = getattr(e, "filename", None) or "the output"
+        return (f"no space left on the device while writing {where}; free some disk space (or choose an "
+                "--output_dir on another disk) and re-run. Nothing was presented as finished.")
     if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return (f"cannot write {e.filename or 'the output'} ({e.strerror}); choose a writable --output_dir and "
                 "re-run. Nothing was presented as finished.")

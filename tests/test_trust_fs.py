@@ -564,3 +564,19 @@ def test_lock_helpers_agree_on_liveness(tmp_path):
         with pytest.raises(OutputDirLocked, match=f"pid {os.getpid()}"):
             OutputDirLock(str(tmp_path / "d")).acquire()
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("error, expected", [
+    (OSError(errno.ENOSPC, "No space left on device", "/out/model.safetensors"),
+     "no space left on the device while writing /out/model.safetensors; free some disk space"),
+    (RuntimeError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: \"No space left on "
+                  "device\" })"), "no space left on the device while writing the output"),
+    (PermissionError(errno.EACCES, "Permission denied", "/out/metrics.json"),
+     "cannot write /out/metrics.json (Permission denied); choose a writable --output_dir"),
+    (ValueError("first\nsecond"), "ValueError: first"),
+], ids=["enospc", "safetensors-disk-full", "eacces", "multi-line"])
+def test_failure_lines_name_the_file_and_the_fix(error, expected):
+    from hf_unlearn.cli import describe_failure
+
+    line = describe_failure(error)
+    assert line.startswith(expected) and "\n" not in line, line
