@@ -155,12 +155,13 @@ def _check_resume_checkpoint(args) -> None:
         raise UsageError(str(e)) from e
 
 
-def _read_ids(path: str) -> list:
-    with open(path) as f:
-        text = f.read().strip()
-    if text.startswith("["):
-        return json.loads(text)
-    return [line.strip() for line in text.splitlines() if line.strip()]
+def _read_ids(path: str, feature=None) -> list:
+    from .data import read_ids_file
+
+    try:
+        return read_ids_file(path, feature)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
 
 
 def load_training_data(script: ScriptArguments):
@@ -203,9 +204,11 @@ def _split(data, name: str | None, what: str):
 # ---------------------------------------------------------------------------------------------------------
 def run_unlearning(argv: list[str]) -> int:
     """Entry point; returns a process exit code. Bad input: one line on stderr, exit 2, no files written."""
+    from .images import ImageDataError
+
     try:
         return _run(argv)
-    except UsageError as e:
+    except (UsageError, ImageDataError) as e:  # ImageDataError: a bad image found while reading a split
         print(f"error: {e}", file=sys.stderr)
         return 2
 
@@ -259,12 +262,24 @@ def _run(argv: list[str]) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from e
     original_info = original_model_info(model_path, script.model_revision)
+    # Labels are the model's class ids in every split from here on (remapped by name, or refused): hf_unlearn.labels
+    from .labels import align_labels, class_names_of
+
+    try:
+        data, label_alignment = align_labels(data, args.label_column_name, class_names_of(loaded.model), num_labels)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    for note in (label_alignment or {}).get("notes", []):
+        say(f"labels: {note}")
+    train = data[script.train_split]
+    validation = data[script.validation_split] if validation is not None else None
+    test = data[script.test_split] if test is not None else None
 
     rule: dict = {}
     if script.forget_classes:
         rule["classes"] = script.forget_classes
     elif script.forget_ids_file:
-        rule["ids"] = _read_ids(script.forget_ids_file)
+        rule["ids"] = _read_ids(script.forget_ids_file, train.features.get(script.id_column_name))
     else:
         rule["fraction_per_class"] = script.forget_fraction or DEFAULT_FORGET_FRACTION
         rule["mode"] = script.forget_selection
@@ -277,6 +292,7 @@ def _run(argv: list[str]) -> int:
                                   split=script.train_split, revision=script.dataset_revision, **rule)
     except ValueError as e:
         raise UsageError(str(e)) from e
+    selection.record.label_alignment = label_alignment
 
     # ---- unlearning ----
     # The push happens once, at the end, from the finished directory (hf_unlearn.hub): the Trainer's own
