@@ -300,6 +300,12 @@ def _run(argv: list[str]) -> int:
     push, args.push_to_hub = args.push_to_hub, False
     original = copy.deepcopy(loaded.model).eval()  # kept for the "before" metrics and RF-JSD's reference
     try:
+        # Held-out images are read (and a bad one named) now, before Trainer.__init__ creates the output directory.
+        from .splits import to_image_split
+
+        test, validation = (to_image_split(ds, loaded.transform, label_column=args.label_column_name, name=name,
+                                           deterministic=args.materialize_data)
+                            for ds, name in ((test, "test"), (validation, "validation")))
         trainer = UnlearningTrainer(
             loaded.model, args, forget_dataset=selection.forget, retain_dataset=selection.retain,
             calibration_dataset=validation, method_config=method_config, image_transform=loaded.transform,

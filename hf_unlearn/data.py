@@ -241,8 +241,12 @@ def select_forget(
         )
 
     # Dataset.filter keeps the selection inside `datasets` (fingerprinted, cached, lazily indexed).
-    forget = dataset.filter(lambda _, i: i in selected, with_indices=True, desc="forget set")
-    retain = dataset.filter(lambda _, i: i not in selected, with_indices=True, desc="retain set")
+    # input_columns: only the label column is read, so no image is decoded to decide on a row (a corrupt image
+    # is reported later, by split/row/id, instead of failing inside the filter).
+    forget = dataset.filter(lambda _, i: i in selected, with_indices=True, input_columns=[label_column],
+                            desc="forget set")
+    retain = dataset.filter(lambda _, i: i not in selected, with_indices=True, input_columns=[label_column],
+                            desc="retain set")
 
     names = _label_names(dataset, label_column)
     counts = Counter(forget[label_column])

@@ -104,6 +104,8 @@ def locate_bad_image(dataset, positions: Sequence[int], split: str, error: BaseE
                 source = io.BytesIO(value["bytes"]) if value.get("bytes") is not None else path
                 with Image.open(source) as im:
                     im.load()
+            except Image.UnidentifiedImageError:  # its message is an object repr: say what it means instead
+                reason = "cannot be decoded (not an image format PIL recognises)"
             except Exception as e:
                 reason = f"cannot be decoded ({type(e).__name__}: {_first_line(e)})"
         if reason is None and transform is not None:
