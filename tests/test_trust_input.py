@@ -514,3 +514,15 @@ def test_lazy_split_names_the_bad_row(small, original_path):
     with pytest.raises(ImageDataError, match=r"row 11 \(id 'digits-0012'\) in the retain split cannot be decoded .*; "
                                              r"file x/y.png"):
         split.pixels(range(8, 14))
+
+
+def test_trainer_processing_class_converts_modes(root, original_path, tmp_path):
+    """Python users who give ``processing_class`` (no image_transform) get the same mode conversion."""
+    from hf_unlearn import UnlearningArguments, UnlearningTrainer, load_classifier
+
+    mixed = datasets.load_from_disk(str(root / "image_mixed_modes"))["train"]
+    loaded = load_classifier(str(original_path))
+    args = UnlearningArguments.for_method("finetune", output_dir=str(tmp_path / "o"), use_cpu=True, report_to="none")
+    trainer = UnlearningTrainer(loaded.model, args, forget_dataset=mixed.select(range(8)),
+                                retain_dataset=mixed.select(range(8, N)), processing_class=loaded.processor)
+    assert trainer.forget_split.pixel_values.shape == (8, 1, 8, 8)
