@@ -4,7 +4,7 @@
 """
 
 from .arguments import UnlearningArguments
-from .data import ForgetSplit, RemovalRecord, commitment, select_forget
+from .data import ForgetSplit, RemovalRecord, commitment, read_ids_file, select_forget
 from .methods import MixtureSpec, UnlearningMethod, get_method_class, list_methods, register_method
 from .modeling import load_classifier, save_classifier
 from .trainer import NonFiniteLossError, UnlearningTrainer
@@ -24,6 +24,7 @@ __all__ = [
     "ForgetSplit",
     "RemovalRecord",
     "commitment",
+    "read_ids_file",
     "load_classifier",
     "save_classifier",
     "metric_path",

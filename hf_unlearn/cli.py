@@ -232,12 +232,13 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else ""
 
 
-def _read_ids(path: str) -> list:
-    with open(path) as f:
-        text = f.read().strip()
-    if text.startswith("["):
-        return json.loads(text)
-    return [line.strip() for line in text.splitlines() if line.strip()]
+def _read_ids(path: str, feature=None) -> list:
+    from .data import read_ids_file
+
+    try:
+        return read_ids_file(path, feature)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
 
 
 def load_training_data(script: ScriptArguments):
@@ -287,11 +288,13 @@ def run_unlearning(argv: list[str]) -> int:
     Any other failure: one ``error:`` line and exit 1 (``HF_UNLEARN_DEBUG=1`` re-raises it, with its traceback);
     Ctrl-C: one line and exit 130. Neither leaves an output directory that looks finished.
     """
+    from .images import ImageDataError
+
     debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         with contextlib.ExitStack() as cleanup:
             return _run(argv, cleanup)
-    except UsageError as e:
+    except (UsageError, ImageDataError) as e:  # ImageDataError: a bad image found while reading a split
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -381,12 +384,24 @@ def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from e
     original_info = original_model_info(model_path, script.model_revision)
+    # Labels are the model's class ids in every split from here on (remapped by name, or refused): hf_unlearn.labels
+    from .labels import align_labels, class_names_of
+
+    try:
+        data, label_alignment = align_labels(data, args.label_column_name, class_names_of(loaded.model), num_labels)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    for note in (label_alignment or {}).get("notes", []):
+        say(f"labels: {note}")
+    train = data[script.train_split]
+    validation = data[script.validation_split] if validation is not None else None
+    test = data[script.test_split] if test is not None else None
 
     rule: dict = {}
     if script.forget_classes:
         rule["classes"] = script.forget_classes
     elif script.forget_ids_file:
-        rule["ids"] = _read_ids(script.forget_ids_file)
+        rule["ids"] = _read_ids(script.forget_ids_file, train.features.get(script.id_column_name))
     else:
         rule["fraction_per_class"] = (DEFAULT_FORGET_FRACTION if script.forget_fraction is None
                                       else script.forget_fraction)
@@ -400,6 +415,7 @@ def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
                                   split=script.train_split, revision=script.dataset_revision, **rule)
     except ValueError as e:
         raise UsageError(str(e)) from e
+    selection.record.label_alignment = label_alignment
     if args.resume_from_checkpoint:  # the same removal request as the checkpoint's run, or nothing
         from .trainer import check_resume_matches, read_method_state
 
@@ -438,6 +454,12 @@ def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
         cleanup.callback(_remove_if_empty, args.output_dir)
     original = copy.deepcopy(loaded.model).eval()  # kept for the "before" metrics and RF-JSD's reference
     try:
+        # Held-out images are read (and a bad one named) now, before Trainer.__init__ creates the output directory.
+        from .splits import to_image_split
+
+        test, validation = (to_image_split(ds, loaded.transform, label_column=args.label_column_name, name=name,
+                                           deterministic=args.materialize_data)
+                            for ds, name in ((test, "test"), (validation, "validation")))
         trainer = UnlearningTrainer(
             loaded.model, args, forget_dataset=selection.forget, retain_dataset=selection.retain,
             calibration_dataset=validation, method_config=method_config, image_transform=loaded.transform,

@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 import datasets
 
-__all__ = ["ForgetSplit", "RemovalRecord", "commitment", "select_forget", "FORGET_FLAG_COLUMN"]
+__all__ = ["ForgetSplit", "RemovalRecord", "commitment", "select_forget", "read_ids_file", "FORGET_FLAG_COLUMN"]
 
 #: Per-row flag (1 = forget, 0 = retain) that the trainer adds to its training mixture.
 FORGET_FLAG_COLUMN = "forget_flag"
@@ -49,6 +50,11 @@ class RemovalRecord:
     forget_fingerprint: str
     retain_fingerprint: str
     commitment: dict = field(default_factory=dict)
+    #: ids rule only: ``{"num_ids": N, "histogram": {rows_matched: number_of_ids}}`` (an id column need not be
+    #: unique: every row an id matches is forgotten). Counts only, never the ids.
+    rows_per_id: dict | None = None
+    #: How the dataset's labels were aligned with the model's ``id2label`` before selection (None: untouched).
+    label_alignment: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,6 +71,9 @@ class ForgetSplit:
     forget: datasets.Dataset
     retain: datasets.Dataset
     record: RemovalRecord
+    #: The removed ids, each once, sorted (the order :func:`commitment` uses): with the ids rule, the requested
+    #: ids themselves (however many rows each matched); otherwise the id-column values of the forgotten rows,
+    #: or their row indices when there is no id column.
     removed_ids: list = field(repr=False, default_factory=list)
 
     def __iter__(self):  # ``forget, retain, record = select_forget(...)``
@@ -89,7 +98,12 @@ def _rule(
         )
     rule = chosen[0]
     if rule == "ids":
-        return rule, f"{len(set(ids))} samples named by their '{id_column}'", {"count": len(set(ids))}
+        odd = [v for v in ids if isinstance(v, bool) or not isinstance(v, (str, int))]
+        if odd:
+            raise ValueError(f"ids must be strings or integers, got {odd[0]!r} ({type(odd[0]).__name__}); "
+                             "pass a flat list of the id column's values.")
+        # "rows of": an id column need not be unique, and every row an id names is forgotten
+        return rule, f"the rows of {len(set(ids))} ids in column '{id_column}'", {"count": len(set(ids))}
     if rule == "indices":
         return rule, f"{len(set(indices))} samples named by row index", {"count": len(set(indices))}
     if rule == "classes":
@@ -156,22 +170,34 @@ def select_forget(
             )
 
     n = len(dataset)
+    rows_per_id = None
     if rule == "ids":
         if id_column is None or id_column not in columns:
             raise ValueError(
                 f"forgetting by id needs an id column, but '{id_column}' is not among the columns {columns}; "
                 "pass id_column= / --id_column_name, or select by row indices instead."
             )
+        if len({type(v) for v in ids}) > 1:
+            raise ValueError("the ids mix strings and integers; give them in the id column's type "
+                             "(hf_unlearn.read_ids_file(path, dataset.features[id_column]) does this).")
         wanted = set(ids)
-        present = set(dataset[id_column])
+        column_values = dataset[id_column]
+        present = set(column_values)
         missing = wanted - present
         if missing:
             few = sorted(missing, key=str)[:5]
+            kinds = {type(v).__name__ for v in present if v is not None}
+            hint = (f" (the ids are {type(few[0]).__name__}, the column holds {'/'.join(sorted(kinds))})"
+                    if kinds and type(few[0]).__name__ not in kinds else "")
             raise ValueError(
                 f"{len(missing)} of the {len(wanted)} ids to forget are not in column '{id_column}' "
-                f"(e.g. {few}); check the id list against the dataset/split."
+                f"(e.g. {few}){hint}; check the id list against the dataset/split."
             )
-        selected = {i for i, v in enumerate(dataset[id_column]) if v in wanted}
+        selected = {i for i, v in enumerate(column_values) if v in wanted}
+        # A non-unique id column: every row an id names is forgotten; the record says how many, as counts only.
+        matched = Counter(v for v in column_values if v in wanted)
+        rows_per_id = {"num_ids": len(wanted),
+                       "histogram": {str(k): c for k, c in sorted(Counter(matched.values()).items())}}
     elif rule == "indices":
         bad = [i for i in indices if not (0 <= int(i) < n)]
         if bad:
@@ -215,15 +241,21 @@ def select_forget(
         )
 
     # Dataset.filter keeps the selection inside `datasets` (fingerprinted, cached, lazily indexed).
-    # keep_in_memory: never write cache files next to the user's data (a saved dataset's own directory)
-    forget = dataset.filter(lambda _, i: i in selected, with_indices=True, desc="forget set", keep_in_memory=True)
-    retain = dataset.filter(lambda _, i: i not in selected, with_indices=True, desc="retain set", keep_in_memory=True)
+    # keep_in_memory: never write cache files next to the user's data (a saved dataset's own directory);
+    # input_columns: only the label column is read, so no image is decoded to decide on a row.
+    forget = dataset.filter(lambda _, i: i in selected, with_indices=True, input_columns=[label_column],
+                            desc="forget set", keep_in_memory=True)
+    retain = dataset.filter(lambda _, i: i not in selected, with_indices=True, input_columns=[label_column],
+                            desc="retain set", keep_in_memory=True)
 
     names = _label_names(dataset, label_column)
     counts = Counter(forget[label_column])
     per_class = {(names[y] if names else str(y)): counts[y] for y in sorted(counts)}
-    if id_column is not None and id_column in columns:
-        removed_ids = list(forget[id_column])
+    if rule == "ids":  # the requester's ids, each once: the commitment verifies against their own list
+        removed_ids = sorted(wanted)
+        commit_ids, id_col = removed_ids, id_column
+    elif id_column is not None and id_column in columns:
+        removed_ids = sorted(set(forget[id_column]))
         commit_ids, id_col = removed_ids, id_column
     else:  # no id column: the row index is the only stable name of a sample
         removed_ids = sorted(selected)
@@ -245,5 +277,101 @@ def select_forget(
         forget_fingerprint=forget._fingerprint,
         retain_fingerprint=retain._fingerprint,
         commitment={"algorithm": "sha256", "scheme": _COMMITMENT_SCHEME, "value": commitment(commit_ids)},
+        rows_per_id=rows_per_id,
     )
     return ForgetSplit(forget=forget, retain=retain, record=record, removed_ids=removed_ids)
+
+
+_INT_TYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+_STR_TYPES = ("string", "large_string")
+_CANONICAL_INT = re.compile(r"-?(0|[1-9][0-9]*)")
+
+
+def read_ids_file(path: str, feature: Any = None) -> list:
+    """The ids of a deletion request file, each once, in file order, typed like the id column.
+
+    Accepted: UTF-8 text (a BOM, CRLF line endings and blank lines are fine) with one id per line, a JSON list
+    of ids, or a JSON object ``{"ids": [...]}``. ``feature`` is the id column's ``datasets`` feature
+    (``dataset.features[id_column]``): with an integer column, text ids must be written as plain integers
+    ("007" and "7.0" are refused, not silently missed); with a string column, JSON integers become strings.
+    Duplicates are dropped. Anything else raises a ``ValueError`` naming the file and the line or element.
+    """
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ValueError(f"ids file {path} is UTF-16 text; save it as UTF-8 (one id per line, or a JSON list).")
+    if b"\x00" in raw:
+        raise ValueError(f"ids file {path} is binary (it has NUL bytes); give a UTF-8 text file with one id per "
+                         "line, or a JSON list of ids.")
+    try:
+        text = raw.decode("utf-8-sig")  # -sig: a BOM written by Windows editors is not part of the first id
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ValueError(f"ids file {path} is not UTF-8 text (undecodable byte at line {line}); save it as "
+                         "UTF-8.") from None
+    kind = _id_kind(feature, path)
+    stripped = text.strip()
+    if not stripped:
+        raise ValueError(f"ids file {path} contains no ids: the forget set is empty; put one id per line "
+                         "(or a JSON list).")
+    if stripped[0] in "[{":
+        try:
+            parsed = json.loads(stripped)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"ids file {path} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); "
+                             "fix it, or write one id per line.") from None
+        if isinstance(parsed, dict):
+            if "ids" not in parsed:
+                raise ValueError(f"ids file {path} is a JSON object without an 'ids' key (keys: "
+                                 f"{sorted(parsed)[:5]}); give a JSON list of ids or {{\"ids\": [...]}}.")
+            parsed = parsed["ids"]
+            if not isinstance(parsed, list):
+                raise ValueError(f"ids file {path}: 'ids' is a JSON {type(parsed).__name__}, not a list of ids.")
+        ids = [_json_id(v, kind, path, i) for i, v in enumerate(parsed)]
+    else:
+        ids = [_text_id(line.strip(), kind, f"ids file {path}, line {n}")
+               for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if not ids:
+        raise ValueError(f"ids file {path} contains no ids: the forget set is empty; put one id per line "
+                         "(or a JSON list).")
+    return list(dict.fromkeys(ids))  # a request names each sample once; keep the file's order
+
+
+def _id_kind(feature: Any, path: str) -> str | None:
+    if feature is None:
+        return None
+    dtype = getattr(feature, "dtype", None) if isinstance(feature, datasets.Value) else None
+    if dtype in _INT_TYPES:
+        return "int"
+    if dtype in _STR_TYPES:
+        return "str"
+    raise ValueError(f"the id column has type {feature!r}; ids from {path} can only be matched against an "
+                     "integer or string column: pass --id_column_name / id_column= naming one.")
+
+
+def _text_id(token: str, kind: str | None, where: str):
+    if kind == "int":
+        if not _CANONICAL_INT.fullmatch(token):
+            raise ValueError(f"{where}: {token!r} is not written as a plain integer, but the id column holds "
+                             "integers (a leading zero, sign, decimal point or space would silently match nothing, "
+                             "or another row); write each id exactly as the column's value, e.g. 7 (not 007, +7, 7.0).")
+        return int(token)
+    return token
+
+
+def _json_id(value: Any, kind: str | None, path: str, index: int):
+    where = f"ids file {path}, element {index}"
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        what = "null" if value is None else type(value).__name__
+        raise ValueError(f"{where}: a JSON {what} ({json.dumps(value)[:40]}); ids must be strings or integers "
+                         "in a flat list.")
+    if isinstance(value, float):
+        raise ValueError(f"{where}: {value!r} is a float; ids must be JSON strings or integers, written exactly "
+                         "as the id column's values.")
+    if kind == "int":
+        if isinstance(value, str):
+            return _text_id(value, kind, where)  # "7" in a JSON list of an int column: same rule as text
+        return value
+    if kind == "str" and isinstance(value, int):
+        return str(value)  # JSON ids of a string column written as numbers
+    return value

@@ -143,18 +143,16 @@ def load_classifier(
             "(processor.save_pretrained(dir))."
         ) from e
 
+    from .images import convert_image, processor_channels
+
+    channels = processor_channels(processor, config)
+
     def to_pixels(images: list) -> torch.Tensor:
-        return processor(images=[im.convert("RGB") if _needs_rgb(processor, im) else im for im in images],
-                         return_tensors="pt")["pixel_values"]
+        # every image in the model's channel count first: processors pass other modes through (hf_unlearn.images)
+        return processor(images=[convert_image(im, channels) for im in images], return_tensors="pt")["pixel_values"]
 
     return LoadedClassifier(model, image_transform_from(to_pixels, image_column), "transformers", name_or_path,
                             processor, image_column)
-
-
-def _needs_rgb(processor, image) -> bool:
-    mean = getattr(processor, "image_mean", None)
-    channels = len(mean) if isinstance(mean, (list, tuple)) else 3
-    return channels == 3 and getattr(image, "mode", "RGB") != "RGB"
 
 
 def _load_timm(name_or_path: str, *, num_labels: int | None, image_column: str) -> LoadedClassifier:
@@ -171,10 +169,11 @@ def _load_timm(name_or_path: str, *, num_labels: int | None, image_column: str) 
         raise ValueError(f"cannot load timm model '{name_or_path}' ({type(e).__name__}: {e}); check the id or path.") from e
     data_config = resolve_data_config({}, model=model)
     pil_transform = create_transform(**data_config, is_training=False)
-    in_chans = model.pretrained_cfg.get("input_size", (3,))[0]
+    in_chans = data_config.get("input_size", model.pretrained_cfg.get("input_size", (3,)))[0]
+    from .images import convert_image
 
     def to_pixels(images: list) -> torch.Tensor:
-        return torch.stack([pil_transform(im.convert("RGB" if in_chans == 3 else "L")) for im in images])
+        return torch.stack([pil_transform(convert_image(im, in_chans)) for im in images])
 
     return LoadedClassifier(model, image_transform_from(to_pixels, image_column), "timm", name_or_path, None, image_column)
 

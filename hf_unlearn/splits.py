@@ -14,6 +14,9 @@ import datasets
 import torch
 from torch.utils.data import Dataset as TorchDataset
 
+from .images import ImageDataError, locate_bad_image
+from .labels import check_integer_labels
+
 __all__ = ["ImageSplit", "MixtureDataset", "to_image_split", "collate_rows"]
 
 # Splits larger than this stay lazy (transformed per batch) instead of living in memory as float tensors.
@@ -48,7 +51,8 @@ class ImageSplit:
             return self.pixel_values[indices]
         if isinstance(indices, slice):
             indices = range(*indices.indices(len(self)))
-        return self.lazy[[int(i) for i in indices]]["pixel_values"]
+        rows = [int(i) for i in indices]
+        return _read_rows(self.lazy, rows, rows, self.name)["pixel_values"]
 
     def batches(self, batch_size: int, indices: Sequence[int] | None = None):
         """Yield ``(positions, pixel_values, labels)`` in order, ``batch_size`` rows at a time."""
@@ -95,11 +99,12 @@ def to_image_split(
             f"the {name or 'given'} dataset has no label column '{label_column}' (columns: {dataset.column_names}); "
             "pass label_column / --label_column_name."
         )
+    check_integer_labels(dataset, label_column, name)  # as_tensor(dtype=long) below would truncate 1.7 to 1
     view = dataset.with_transform(transform) if transform is not None else dataset.with_format("torch")
     labels = torch.as_tensor(dataset.with_format(None)[label_column], dtype=torch.long)
     if len(dataset) == 0:
         raise ValueError(f"the {name or 'given'} dataset is empty.")
-    first = view[:1]
+    first = _read_rows(view, slice(0, 1), [0], name)
     if "pixel_values" not in first:
         raise ValueError(
             f"the {name or 'given'} dataset yields no 'pixel_values' (keys: {sorted(first)}); give the trainer an "
@@ -108,9 +113,23 @@ def to_image_split(
     row_bytes = first["pixel_values"][0].numel() * 4
     if not deterministic or row_bytes * len(dataset) > MAX_MATERIALIZED_BYTES:
         return ImageSplit(lazy=view, labels=labels, label_column=label_column, name=name)
-    chunks = [view[start : start + batch_size]["pixel_values"] for start in range(0, len(dataset), batch_size)]
+    chunks = [_read_rows(view, slice(start, start + batch_size), range(start, min(start + batch_size, len(dataset))),
+                         name)["pixel_values"] for start in range(0, len(dataset), batch_size)]
     pixels = torch.cat([torch.as_tensor(c) if not isinstance(c, torch.Tensor) else c for c in chunks])
     return ImageSplit(pixels.float().contiguous(), labels, label_column=label_column, name=name)
+
+
+def _read_rows(view: datasets.Dataset, key, positions: Sequence[int], name: str) -> dict:
+    """``view[key]`` (decode + transform); a failing image becomes an :class:`ImageDataError` naming its row."""
+    try:
+        return view[key]
+    except Exception as e:
+        transform = (view.format.get("format_kwargs") or {}).get("transform")
+        message = locate_bad_image(view, positions, name or "given", e, transform=transform,
+                                   image_column=getattr(transform, "image_column", None))
+        if message is None:
+            raise
+        raise ImageDataError(message) from e
 
 
 class MixtureDataset(TorchDataset):

@@ -170,8 +170,11 @@ class UnlearningTrainer(Trainer):
         self.removal_record = removal_record
 
         if image_transform is None and processing_class is not None:
-            image_transform = image_transform_from(
-                lambda images: processing_class(images=images, return_tensors="pt")["pixel_values"], image_column)
+            from .images import convert_image, processor_channels
+
+            channels = processor_channels(processing_class, getattr(model, "config", None))
+            image_transform = image_transform_from(lambda images: processing_class(
+                images=[convert_image(im, channels) for im in images], return_tensors="pt")["pixel_values"], image_column)
         self.args = args  # as_split and the method's hooks below read it
         self.transform_is_deterministic = transform_is_deterministic
         self.image_transform = image_transform
