@@ -57,6 +57,7 @@ class ScriptArguments:
     gold_model: str | None = field(default=None, metadata={"help": "A model retrained without the forget set: adds JSD and Avg Gap to the metrics."})
     metrics_variant: str = field(default="standard", metadata={"help": "'standard' (textbook JSD) or 'reference' (the LoTUS code's JSDiv, for comparing with published numbers)."})
     push_removed_ids: bool = field(default=False, metadata={"help": "Also upload removed_ids.json (the raw ids) when pushing. Off by default: the card carries a SHA-256 commitment only."})
+    hub_timeout: float | None = field(default=None, metadata={"help": "Seconds each Hub request of --push_to_hub may take to connect and to answer (default: $HF_UNLEARN_HUB_TIMEOUT, else 60)."})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -155,6 +156,18 @@ def _check_resume_checkpoint(args) -> None:
         raise UsageError(str(e)) from e
 
 
+def _check_push_target(script: ScriptArguments, args) -> None:
+    from .hub_guard import check_repo_id, resolve_hub_timeout
+
+    repo_id = args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir))
+    try:
+        check_repo_id(repo_id)
+        resolve_hub_timeout(script.hub_timeout)
+    except ValueError as e:
+        how = "" if args.hub_model_id else " (--push_to_hub without --hub_model_id uses the --output_dir base name: pass --hub_model_id)"
+        raise UsageError(f"{e}{how}") from e
+
+
 def _read_ids(path: str) -> list:
     with open(path) as f:
         text = f.read().strip()
@@ -220,6 +233,8 @@ def _run(argv: list[str]) -> int:
     _check_selection(script)
     _check_output_dir(script, args)
     _check_resume_checkpoint(args)
+    if args.push_to_hub:  # the Hub target is checked before any work (hf_unlearn.hub_guard)
+        _check_push_target(script, args)
     transformers.set_seed(args.seed)
     is_main = args.process_index == 0
     say = print if is_main else (lambda *a, **k: None)
@@ -331,10 +346,13 @@ def _run(argv: list[str]) -> int:
         try:
             url = push_unlearned_to_hub(args.output_dir, args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
                                         private=bool(args.hub_private_repo), token=args.hub_token,
-                                        revision=getattr(args, "hub_revision", None), push_removed_ids=script.push_removed_ids)
+                                        revision=getattr(args, "hub_revision", None), push_removed_ids=script.push_removed_ids,
+                                        hub_timeout=script.hub_timeout,
+                                        local_paths=[p for p in (script.model_name_or_path, script.dataset_name,
+                                                                 script.forget_ids_file) if p and os.path.exists(p)])
             say(f"pushed to {url}")
-        except HubPushError as e:
-            print(f"error: {e}", file=sys.stderr)
+        except (HubPushError, ValueError) as e:  # ValueError: refused before sending (a local path, a raw id)
+            print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
             return 1
     return 0
 
