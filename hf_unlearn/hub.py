@@ -147,10 +147,9 @@ def _check_no_local_paths(root: Path, output_dir, files: list[str], card_text: s
     except (OSError, ValueError, AttributeError):
         recorded = []
     paths += [p for p in recorded if isinstance(p, str) and os.path.isabs(os.path.expanduser(p))]
-    texts = {"README.md (generated card)": card_text}
-    for rel in files:
-        if Path(rel).suffix.lower() in _TEXT_SUFFIXES:
-            texts[rel] = (root / rel).read_text(encoding="utf-8", errors="replace")
+    texts = {rel: (root / rel).read_text(encoding="utf-8", errors="replace")
+             for rel in files if Path(rel).suffix.lower() in _TEXT_SUFFIXES}
+    texts["README.md (generated card)"] = card_text  # last: the card copies the files, name the source first
     found = _guard.find_local_path(texts, paths)
     if found:
         name, path = found
