@@ -194,7 +194,7 @@ def plan_upload(root: str | os.PathLike, *, push_removed_ids: bool = False) -> t
     Uploaded: top-level regular files that match `ALLOW_PATTERNS` and, when `unlearning_config.json` lists the files
     the run wrote, are on that list; `removed_ids.json` only with `push_removed_ids`; PyTorch pickles only when no
     safetensors weights are there. Everything else (other files, every folder: skipped names end with '/') is skipped.
-    README.md is neither: the push generates it. Raises ValueError if an allowlisted name is a symbolic link (it is
+    README.md (the push generates it) and a withheld removed_ids.json are in neither list. Raises ValueError if an allowlisted name is a symbolic link (it is
     never followed) or is not a regular file."""
     from huggingface_hub.utils import filter_repo_objects
 
@@ -210,8 +210,8 @@ def plan_upload(root: str | os.PathLike, *, push_removed_ids: bool = False) -> t
         allowed -= set(filter_repo_objects(names, allow_patterns=list(_PICKLE_WEIGHTS)))
     files, skipped = [], []
     for entry in entries:
-        if entry.name == "README.md":
-            continue
+        if entry.name in ("README.md", IDS_FILE) and entry.name not in allowed:
+            continue  # generated at push time / withheld by design (push_removed_ids): not worth a warning
         if entry.name in allowed:
             if entry.is_symlink():
                 target = os.readlink(entry.path)

@@ -161,6 +161,18 @@ def test_pickle_weights_only_when_they_are_what_was_written(tmp_path):
     assert "pytorch_model.bin" not in files and "pytorch_model.bin" in skipped and "model.safetensors" in files
 
 
+def test_a_clean_run_directory_warns_about_nothing(hub, run_dir, caplog):
+    for junk in (".incomplete", "checkpoint-10"):
+        shutil.rmtree(run_dir / junk)
+    for junk in ("trainer_state.json", "forget_set.csv"):
+        (run_dir / junk).unlink()
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted(set(RUN_FILES) - {"README.md"})
+    with caplog.at_level(logging.WARNING, logger="hf_unlearn.hub"):
+        push_unlearned_to_hub(run_dir, "test-user/clean", token=TOKEN, endpoint=hub.url)
+    assert caplog.records == []  # removed_ids.json is withheld by design, not "skipped"
+    assert set(_uploaded(hub, "test-user/clean")) == PUSHED
+
+
 @pytest.mark.parametrize(
     "link, target, refused",
     [
@@ -331,7 +343,8 @@ def test_run_then_push_publishes_no_local_path(original_path, cache_root, digits
     monkeypatch.chdir(work)
     argv = ["--method", "finetune", "--num_train_epochs", "1", "--use_cpu", "--output_dir", "out",
             "--model_name_or_path", "linked-model", "--dataset_name", "digits-local",
-            "--push_to_hub", "--hub_model_id", "test-user/run", "--hub_timeout", "20"]
+            "--push_to_hub", "--hub_model_id", "test-user/run", "--hub_timeout", "20",
+            "--validation_split", "", "--test_split", ""]  # fewer evaluation passes: this is about the push
     assert run_unlearning(argv) == 0, capsys.readouterr().err
     files = _uploaded(hub, "test-user/run")
     assert set(files) == PUSHED
@@ -435,6 +448,10 @@ ODD_ANSWERS = [
     ("commit", 404, r"HTTP 404 from POST .*/commit/main \(not found"),
     ("commit", 429, r"HTTP 429 from POST .*/commit/main \(rate limited"),
     ("create", 500, r"HTTP 500 from POST .*/api/repos/create \(server error"),
+    ("preupload", "html", r"unexpected answer from POST .*/preupload/main \(JSONDecodeError"),
+    ("info", "html", r"unexpected answer from GET .*/api/models/test-user/odd \(JSONDecodeError"),
+    ("validate", "html", r"unexpected answer from POST .*/api/validate-yaml \(JSONDecodeError"),
+    ("create", "missing_keys", r"unexpected answer from POST .*/api/repos/create \(KeyError: 'url'\)"),
 ]
 
 
@@ -451,13 +468,39 @@ def test_odd_hub_answers_are_one_line_errors(hub, run_dir, kind, how, expected):
             hub.misbehave_next(kind, how)
         start = time.monotonic()
         with pytest.raises(HubPushError, match=expected) as excinfo:
-            push_unlearned_to_hub(run_dir, "test-user/odd", token=TOKEN, endpoint=hub.url, hub_timeout=5)
+            push_unlearned_to_hub(run_dir, "test-user/odd", token=TOKEN, endpoint=hub.url, hub_timeout=5,
+                                  private=kind == "info")  # model_info is only asked with private=True
         assert time.monotonic() - start < 10
         assert elsewhere.requests == []  # a redirect is never followed (the token stays with the endpoint)
     _one_line(excinfo.value, run_dir)
     assert dir_hashes(run_dir) == before
     repo = hub.repos.get("test-user/odd")
     assert repo is None or set(repo.files()) == {".gitattributes"}  # nothing half-pushed
+
+
+def test_unlearn_push_to_silent_hub_fails_in_one_line(cache_root, original_path, tmp_path, monkeypatch,
+                                                      silent_endpoint, capsys):
+    """unlearn.py --push_to_hub --hub_timeout 1 (embedded default, its original in the cache) against a Hub that
+    never answers: exit 1, one `error:` line, the finished output directory intact and free of local paths."""
+    import huggingface_hub.constants as hf_constants
+
+    from hf_unlearn.cli import run_unlearning
+
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setattr(hf_constants, "ENDPOINT", silent_endpoint)
+    out = tmp_path / "out"
+    argv = ["--method", "finetune", "--default_arch", "resnet", "--num_train_epochs", "1", "--use_cpu",
+            "--output_dir", str(out), "--push_to_hub", "--hub_model_id", "test-user/x", "--hub_timeout", "1",
+            "--validation_split", "", "--test_split", ""]  # fewer evaluation passes: this is about the push
+    assert run_unlearning(argv) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(err) == 1 and "no answer from POST" in err[0] and f"intact at {out.resolve()}" in err[0], err
+    assert (out / "metrics.json").is_file() and (out / "model.safetensors").is_file()
+    for name in ("unlearning_config.json", "removal_record.json", "metrics.json", "README.md"):
+        text = (out / name).read_text()
+        assert str(cache_root) not in text and str(tmp_path) not in text, name
+    assert json.loads((out / "unlearning_config.json").read_text())["original_model"]["name_or_path"] == \
+        Path(original_path).name
 
 
 def test_push_script_hub_timeout_flag(run_dir, silent_endpoint, capsys):
