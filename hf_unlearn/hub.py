@@ -103,7 +103,7 @@ def _contains_id_lists(obj) -> bool:
 _TEXT_SUFFIXES = {".json", ".md", ".txt", ".yaml", ".yml", ".py", ".cfg", ".ini", ".toml"}
 
 
-def _check_no_raw_ids(root: Path, files: list[str], card_text: str, push_removed_ids: bool) -> None:
+def _check_no_raw_ids(root: Path, texts: dict[str, str], card_text: str, push_removed_ids: bool) -> None:
     """Refuse to publish raw ids by accident: the removal record must not hold an id list, and no distinctive id from
     removed_ids.json (a string of 6+ characters that is not a plain number) may appear in an uploaded text file."""
     record = json.loads((root / "removal_record.json").read_text(encoding="utf-8"))
@@ -122,10 +122,7 @@ def _check_no_raw_ids(root: Path, files: list[str], card_text: str, push_removed
     distinctive = {str(i) for i in ids if len(str(i)) >= 6 and not str(i).lstrip("-").isdigit()}
     if not distinctive:
         return
-    texts = {"README.md (generated card)": card_text}
-    for rel in files:
-        if Path(rel).suffix.lower() in _TEXT_SUFFIXES:
-            texts[rel] = (root / rel).read_text(encoding="utf-8", errors="replace")
+    texts = {"README.md (generated card)": card_text, **texts}
     for name, text in texts.items():
         if any(i in text for i in distinctive):
             raise ValueError(
@@ -134,7 +131,7 @@ def _check_no_raw_ids(root: Path, files: list[str], card_text: str, push_removed
             )
 
 
-def _check_no_local_paths(root: Path, output_dir, files: list[str], card_text: str, local_paths) -> None:
+def _check_no_local_paths(root: Path, output_dir, texts: dict[str, str], card_text: str, local_paths) -> None:
     """Refuse to publish a local path: no uploaded text file may name the output directory, the home directory,
     hf-unlearn's cache, the model or dataset directory recorded by the run, `local_paths`, or any existing absolute
     path on this machine."""
@@ -147,9 +144,7 @@ def _check_no_local_paths(root: Path, output_dir, files: list[str], card_text: s
     except (OSError, ValueError, AttributeError):
         recorded = []
     paths += [p for p in recorded if isinstance(p, str) and os.path.isabs(os.path.expanduser(p))]
-    texts = {rel: (root / rel).read_text(encoding="utf-8", errors="replace")
-             for rel in files if Path(rel).suffix.lower() in _TEXT_SUFFIXES}
-    texts["README.md (generated card)"] = card_text  # last: the card copies the files, name the source first
+    texts = {**texts, "README.md (generated card)": card_text}  # last: the card copies the files, name the source
     found = _guard.find_local_path(texts, paths)
     if found:
         name, path = found
@@ -271,8 +266,11 @@ def push_unlearned_to_hub(
     files, skipped = _guard.plan_upload(root, push_removed_ids=push_removed_ids)
     card = model_card_from_output_dir(root, repo_id=repo_id, ids_published=push_removed_ids)
     card_text = str(card)
-    _check_no_raw_ids(root, files, card_text, push_removed_ids)
-    _check_no_local_paths(root, output_dir, files, card_text, local_paths)
+    # The text files are read once, without following links, and exactly these bytes are checked and uploaded.
+    blobs = {rel: _guard.read_no_follow(root / rel) for rel in files if Path(rel).suffix.lower() in _TEXT_SUFFIXES}
+    texts = {rel: blob.decode("utf-8", errors="replace") for rel, blob in blobs.items()}
+    _check_no_raw_ids(root, texts, card_text, push_removed_ids)
+    _check_no_local_paths(root, output_dir, texts, card_text, local_paths)
     if skipped:
         logger.warning("not pushed from %s (not written by the run, or not in the upload allowlist): %s",
                        root, ", ".join(skipped))
@@ -297,9 +295,33 @@ def push_unlearned_to_hub(
         raise HubPushError(NO_TOKEN_MESSAGE, output_dir=root, repo_id=repo_id)
 
     operations = [CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card_text.encode("utf-8"))]
-    operations += [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(root / rel)) for rel in files]
+    handles = {rel: _guard.open_no_follow(root / rel) for rel in files if rel not in blobs}  # weights
+    try:
+        operations += [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=blobs[rel] if rel in blobs else handles[rel])
+                       for rel in files]
+        def check_card(text: str) -> None:  # the card is re-rendered once the full repo id is known
+            try:
+                _check_no_raw_ids(root, texts, text, push_removed_ids)
+                _check_no_local_paths(root, output_dir, texts, text, local_paths)
+            except ValueError as err:  # not "the Hub rejected the upload": a local refusal, nothing committed
+                raise _guard.LocalCheckError(str(err)) from err
 
+        info = _commit(api, root, repo_id, operations, timeout, private=private, revision=revision,
+                       create_pr=create_pr, push_removed_ids=push_removed_ids, commit_message=commit_message,
+                       commit_description=commit_description, check_card=check_card)
+    finally:
+        for handle in handles.values():
+            handle.close()
+    return info
+
+
+def _commit(api, root: Path, repo_id: str, operations: list, timeout: float, *, private: bool, revision,
+            create_pr: bool, push_removed_ids: bool, commit_message: str, commit_description: str, check_card):
+    """The network part of `push_unlearned_to_hub`: create the repo, check privacy, create the branch, commit."""
+    from huggingface_hub import CommitOperationAdd
     from huggingface_hub.errors import HfHubHTTPError
+
+    from .card import model_card_from_output_dir
 
     network_errors = (HfHubHTTPError, _guard.HubRedirectError) + _transport_errors()
     with _guard.hub_session(timeout) as state:  # timeouts on, redirects off, for this push only
@@ -309,6 +331,7 @@ def push_unlearned_to_hub(
             if resolved != repo_id:  # `name` -> `namespace/name`: the card's usage snippet names the full id
                 repo_id = resolved
                 card_text = str(model_card_from_output_dir(root, repo_id=repo_id, ids_published=push_removed_ids))
+                check_card(card_text)
                 operations[0] = CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card_text.encode("utf-8"))
             if private and not api.model_info(repo_id, timeout=timeout).private:
                 raise HubPushError(
@@ -328,7 +351,7 @@ def push_unlearned_to_hub(
                 create_pr=create_pr,
                 repo_type="model",
             )
-        except HubPushError:
+        except (HubPushError, _guard.LocalCheckError):
             raise
         except (network_errors + (json.JSONDecodeError, KeyError, TypeError, AttributeError, IndexError)) as err:
             # JSONDecodeError / KeyError...: an answer that is not the Hub's JSON (an HTML page, missing keys)

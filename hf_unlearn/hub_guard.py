@@ -28,10 +28,12 @@ __all__ = [
     "DEFAULT_HUB_TIMEOUT",
     "HUB_TIMEOUT_ENV",
     "HubRedirectError",
+    "LocalCheckError",
     "check_repo_id",
     "find_local_path",
     "hub_session",
     "local_path_variants",
+    "open_no_follow",
     "plan_upload",
     "public_name",
     "resolve_hub_timeout",
@@ -227,9 +229,31 @@ def plan_upload(root: str | os.PathLike, *, push_removed_ids: bool = False) -> t
     return files, skipped
 
 
+def open_no_follow(path: str | os.PathLike):
+    """Open a file for reading, refusing (ValueError) if it is a symbolic link now: closes the window between
+    `plan_upload`'s check and the upload."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as err:
+        if os.path.islink(path):
+            raise ValueError(f"{path} became a symbolic link during the push; a push never follows links") from err
+        raise ValueError(f"cannot read {path} ({err.strerror}); the output directory changed during the push") from err
+    return os.fdopen(fd, "rb")
+
+
+def read_no_follow(path: str | os.PathLike) -> bytes:
+    with open_no_follow(path) as f:
+        return f.read()
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # the HTTP client used during a push
 # ----------------------------------------------------------------------------------------------------------------
+class LocalCheckError(ValueError):
+    """A local check (raw ids, local paths) refused the upload; nothing was committed."""
+
+
 class HubRedirectError(RuntimeError):
     """The Hub answered a redirect; a push does not follow redirects (the token and the files stay put)."""
 

@@ -239,7 +239,7 @@ def test_public_name(given, expected, tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "where",
     ["metrics-output-dir", "config-cache-path", "record-dataset-home", "unlearning-config-model", "json-escaped",
-     "local-paths-arg"],
+     "local-paths-arg", "any-existing-path"],
 )
 def test_push_refuses_files_naming_local_paths(hub, run_dir, tmp_path, monkeypatch, where):
     home = tmp_path / "home"
@@ -274,6 +274,11 @@ def test_push_refuses_files_naming_local_paths(hub, run_dir, tmp_path, monkeypat
         metrics = {**METRICS, "note": str(home / "x")}
         (run_dir / "metrics.json").write_text(json.dumps(metrics))
         offender = "metrics.json"
+    elif where == "any-existing-path":  # not one of the known directories, but it exists on this machine
+        (tmp_path / "elsewhere" / "models").mkdir(parents=True)
+        metrics = {**METRICS, "note": f"compare with {tmp_path / 'elsewhere' / 'models'}."}
+        (run_dir / "metrics.json").write_text(json.dumps(metrics))
+        offender = "metrics.json"
     else:  # a dataset directory the caller names (unlearn.py passes --dataset_name and --model_name_or_path)
         dataset_dir = tmp_path / "datasets" / "mine"
         metrics = {**METRICS, "note": f"data from {dataset_dir}"}
@@ -286,6 +291,25 @@ def test_push_refuses_files_naming_local_paths(hub, run_dir, tmp_path, monkeypat
     assert "\n" not in str(excinfo.value)
     assert hub.requests == []
     assert dir_hashes(run_dir) == before
+
+
+def test_urls_and_relative_names_are_not_local_paths(hub, run_dir, monkeypatch):
+    monkeypatch.setenv("HOME", "/root")  # a short home: must not match inside URLs or longer names
+    metrics = {**METRICS, "note": "see https://huggingface.co/root/x, /api/models/none, runs/original, /rootfs, /"}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    push_unlearned_to_hub(run_dir, "test-user/urls", token=TOKEN, endpoint=hub.url)
+    assert b"https://huggingface.co/root/x" in _uploaded(hub, "test-user/urls")["metrics.json"]
+
+
+def test_a_file_swapped_for_a_link_after_the_check_is_not_read(tmp_path):
+    from hf_unlearn.hub_guard import open_no_follow, read_no_follow
+
+    (tmp_path / "config.json").write_text("{}")
+    assert read_no_follow(tmp_path / "config.json") == b"{}"
+    (tmp_path / "config.json").unlink()
+    os.symlink("/etc/passwd", tmp_path / "config.json")
+    with pytest.raises(ValueError, match="became a symbolic link during the push"):
+        open_no_follow(tmp_path / "config.json")
 
 
 @pytest.mark.parametrize("form", ["embedded-default", "symlink", "relative", "dotdot", "home"])
