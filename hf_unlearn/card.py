@@ -327,8 +327,8 @@ def build_model_card(
     if original_is_hub is None:
         original_is_hub = is_hub_repo_id(original_name)
     base_model = original_name if (original_is_hub and original_name) else None
-    if original_name and not base_model:  # a local original: its base name, never an absolute local path
-        from .hub_guard import public_name
+    if original_name and not base_model and str(original_name).startswith(("/", "~", ".", "local-dir:")):
+        from .hub_guard import public_name  # a local original: its base name, never an absolute local path
 
         original_name = public_name(original_name)
     original_short = Path(str(original_name)).name if original_name else "model"
