@@ -183,10 +183,11 @@ def _describe(err: BaseException, endpoint: str, last_request: str | None = None
         return f"unexpected answer from {where} ({type(err).__name__}: {first}); is {endpoint} a Hugging Face Hub?"
     if isinstance(err, OfflineModeIsEnabled):
         return "offline mode is enabled (HF_HUB_OFFLINE=1); unset it to push"
-    if isinstance(err, HfHubHTTPError) and getattr(err, "response", None) is not None:
-        status = err.response.status_code
+    is_status = isinstance(err, _guard.HubStatusError)
+    if is_status or (isinstance(err, HfHubHTTPError) and getattr(err, "response", None) is not None):
+        status = err.status if is_status else err.response.status_code
         try:
-            where = f"{err.response.request.method} {err.response.request.url}"
+            where = err.where if is_status else f"{err.response.request.method} {err.response.request.url}"
         except Exception:
             where = endpoint
         detail = (err.server_message or "").strip().splitlines()
@@ -323,7 +324,7 @@ def _commit(api, root: Path, repo_id: str, operations: list, timeout: float, *, 
 
     from .card import model_card_from_output_dir
 
-    network_errors = (HfHubHTTPError, _guard.HubRedirectError) + _transport_errors()
+    network_errors = (HfHubHTTPError, _guard.HubRedirectError, _guard.HubStatusError) + _transport_errors()
     with _guard.hub_session(timeout) as state:  # timeouts on, redirects off, for this push only
         try:
             repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")

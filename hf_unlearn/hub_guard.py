@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_HUB_TIMEOUT",
     "HUB_TIMEOUT_ENV",
     "HubRedirectError",
+    "HubStatusError",
     "LocalCheckError",
     "check_repo_id",
     "find_local_path",
@@ -262,6 +263,22 @@ class HubRedirectError(RuntimeError):
         super().__init__(f"HTTP {status} redirect from {method} {url} to {location or '(no location)'}")
 
 
+class HubStatusError(RuntimeError):
+    """An answer huggingface_hub would retry after sleeping (429, 5xx: `Retry-After` seconds, unbounded); a push fails
+    fast instead (nothing is committed, the user reruns it)."""
+
+    def __init__(self, response):
+        request = response.request
+        self.status = response.status_code
+        self.where = f"{request.method} {request.url}"
+        self.server_message = response.headers.get("x-error-message") or response.reason_phrase
+        super().__init__(f"HTTP {self.status} from {self.where}")
+
+
+#: The statuses huggingface_hub retries with back-off (utils._http._DEFAULT_RETRY_ON_STATUS_CODES).
+RETRIED_STATUSES = (408, 429, 500, 502, 503, 504)
+
+
 def _httpx():
     try:
         import httpx2 as httpx  # what huggingface_hub 2.x uses
@@ -273,7 +290,8 @@ def _httpx():
 @contextmanager
 def hub_session(timeout: float):
     """Make every `huggingface_hub` request inside the block use a client with `timeout` seconds to connect, send
-    and read, that does not follow redirects (`HubRedirectError`). Yields a dict whose "last" is the last request
+    and read, that does not follow redirects (`HubRedirectError`) and does not wait to retry a 408/429/5xx answer
+    (`HubStatusError`: a hostile `Retry-After` would otherwise make the push sleep for as long as it says). Yields a dict whose "last" is the last request
     ("METHOD url"), to name the endpoint in errors. The previous client factory is restored on exit.
 
     The client factory is process-global in huggingface_hub: another thread using it during the push shares it."""
@@ -291,6 +309,8 @@ def hub_session(timeout: float):
             request = response.request
             raise HubRedirectError(request.method, str(request.url), response.status_code,
                                    response.headers.get("location"))
+        if response.status_code in RETRIED_STATUSES:  # raised here, the back-off (and its sleep) never starts
+            raise HubStatusError(response)
 
     def factory():
         hooks = [h for h in (getattr(_http, "hf_request_event_hook", None),) if h is not None]

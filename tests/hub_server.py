@@ -21,7 +21,8 @@ Usage in a test::
 with `hub.env(...)`, or pass `endpoint=hub.url` explicitly (`HfApi(endpoint=...)`,
 `hf_hub_download(..., endpoint=...)`).
 
-Odd answers: `hub.misbehave_next(kind, "redirect" | "html" | "missing_keys" | "truncated" | "reset" | "hang")`.
+Odd answers: `hub.misbehave_next(kind, "redirect" | "html" | "missing_keys" | "truncated" | "reset" | "hang" |
+"retry_after")`.
 
 Failure injection: `hub.fail_next_commit(status=500)` makes the next commit request fail;
 `hub.fail_next("validate" | "preupload" | "create" | "commit" | "branch" | "resolve" | "info", status)` does the
@@ -219,7 +220,8 @@ class HubServer:
 
         how: "redirect" (HTTP 302 to `location`), "html" (200 with an HTML page), "missing_keys" (200 with JSON that
         lacks the expected keys), "truncated" (a Content-Length longer than the body, then the connection closes),
-        "reset" (the connection is reset without an answer), "hang" (no answer until `release()` or 30 s)."""
+        "reset" (the connection is reset without an answer), "hang" (no answer until `release()` or 30 s),
+        "retry_after" (HTTP 429 with `Retry-After: 3600`)."""
         if how not in _MISBEHAVIOURS:
             raise ValueError(f"unknown misbehaviour {how!r}; one of {sorted(_MISBEHAVIOURS)}")
         with self._lock:
@@ -687,7 +689,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 # -- misbehaviours: odd answers of a broken or hostile endpoint --------------------------------------------------
-_MISBEHAVIOURS = {"redirect", "html", "missing_keys", "truncated", "reset", "hang"}
+_MISBEHAVIOURS = {"redirect", "html", "missing_keys", "truncated", "reset", "hang", "retry_after"}
 
 
 def _request_kind(method: str, raw_path: str) -> str | None:
@@ -721,6 +723,8 @@ def _misbehave(handler: _Handler, method: str, raw_path: str) -> bool:
         handler._send(302, b"", {"Location": location or "http://127.0.0.1:9/elsewhere"})
     elif how == "html":
         handler._send(200, b"<!doctype html><html><body><h1>Sign in</h1></body></html>", {"Content-Type": "text/html"})
+    elif how == "retry_after":  # rate limited, "come back in an hour"
+        handler._json(429, {"error": "slow down"}, {"Retry-After": "3600", "X-Error-Message": "slow down (test server)"})
     elif how == "missing_keys":
         handler._json(200, {"ok": True})
     elif how == "truncated":

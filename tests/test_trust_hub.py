@@ -492,6 +492,9 @@ ODD_ANSWERS = [
     ("commit", 429, r"HTTP 429 from POST .*/commit/main \(rate limited"),
     ("create", 500, r"HTTP 500 from POST .*/api/repos/create \(server error"),
     ("preupload", "html", r"unexpected answer from POST .*/preupload/main \(JSONDecodeError"),
+    # huggingface_hub retries these after sleeping (Retry-After: 3600 would be an hour): a push fails fast
+    ("preupload", "retry_after", r"HTTP 429 from POST .*/preupload/main \(rate limited .*\): slow down"),
+    ("preupload", 503, r"HTTP 503 from POST .*/preupload/main \(server error\)"),
     ("info", "html", r"unexpected answer from GET .*/api/models/test-user/odd \(JSONDecodeError"),
     ("validate", "html", r"unexpected answer from POST .*/api/validate-yaml \(JSONDecodeError"),
     ("create", "missing_keys", r"unexpected answer from POST .*/api/repos/create \(KeyError: 'url'\)"),
