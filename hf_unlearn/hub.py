@@ -11,7 +11,8 @@ in one warning, and symbolic links are never followed. Raw ids (`removed_ids.jso
 output, model or dataset directory, the home directory, the cache).
 
 The local directory is never modified: the card is generated in memory. Every request has a timeout (`hub_timeout`,
-`$HF_UNLEARN_HUB_TIMEOUT`, default 60 s) and redirects are not followed. Any failure after the local checks (no
+`$HF_UNLEARN_HUB_TIMEOUT`, default 60 s), redirects are not followed, and a failed request is not retried (no
+`Retry-After` sleep): rerun the push. Any failure after the local checks (no
 token, HTTP error, redirect, timeout, unreadable answer, broken connection) raises `HubPushError`, a one-line
 message that names the endpoint and ends with the path of the intact local output directory.
 """
@@ -175,6 +176,9 @@ def _describe(err: BaseException, endpoint: str, last_request: str | None = None
     if isinstance(err, _guard.HubRedirectError):
         return (f"the Hub answered {err} (redirects are not followed during a push: check --endpoint and the repo "
                 "id, e.g. a renamed repo)")
+    if isinstance(err, _guard.HubRetryError):
+        return (f"{err} on the first try; a push does not retry: rerun it, or raise --hub_timeout / "
+                f"{_guard.HUB_TIMEOUT_ENV} (now {timeout:g} s) if the Hub is slow")
     if isinstance(err, TimeoutError) or type(err).__name__.endswith("Timeout") or "Timeout" in type(err).__name__:
         return (f"no answer from {where} within {timeout:g} s ({type(err).__name__}); the Hub may be down or slow: "
                 f"retry, or raise --hub_timeout / {_guard.HUB_TIMEOUT_ENV}")
@@ -324,7 +328,8 @@ def _commit(api, root: Path, repo_id: str, operations: list, timeout: float, *, 
 
     from .card import model_card_from_output_dir
 
-    network_errors = (HfHubHTTPError, _guard.HubRedirectError, _guard.HubStatusError) + _transport_errors()
+    network_errors = (HfHubHTTPError, _guard.HubRedirectError, _guard.HubStatusError,
+                      _guard.HubRetryError) + _transport_errors()
     with _guard.hub_session(timeout) as state:  # timeouts on, redirects off, for this push only
         try:
             repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")

@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_HUB_TIMEOUT",
     "HUB_TIMEOUT_ENV",
     "HubRedirectError",
+    "HubRetryError",
     "HubStatusError",
     "LocalCheckError",
     "check_repo_id",
@@ -275,6 +276,15 @@ class HubStatusError(RuntimeError):
         super().__init__(f"HTTP {self.status} from {self.where}")
 
 
+class HubRetryError(RuntimeError):
+    """huggingface_hub was about to retry a request whose exchange failed (timeout, reset, truncated answer: its
+    back-off sleeps 1+2+4+8+8 s over 5 retries); a push fails fast instead."""
+
+    def __init__(self, where: str, cause: str | None):
+        self.where, self.cause = where, cause
+        super().__init__(f"no complete answer from {where}" + (f" ({cause})" if cause else ""))
+
+
 #: The statuses huggingface_hub retries with back-off (utils._http._DEFAULT_RETRY_ON_STATUS_CODES).
 RETRIED_STATUSES = (408, 429, 500, 502, 503, 504)
 
@@ -291,17 +301,37 @@ def _httpx():
 def hub_session(timeout: float):
     """Make every `huggingface_hub` request inside the block use a client with `timeout` seconds to connect, send
     and read, that does not follow redirects (`HubRedirectError`) and does not wait to retry a 408/429/5xx answer
-    (`HubStatusError`: a hostile `Retry-After` would otherwise make the push sleep for as long as it says). Yields a dict whose "last" is the last request
+    (`HubStatusError`: a hostile `Retry-After` would otherwise make the push sleep for as long as it says) nor,
+    after its first 1 s back-off, an exchange that failed (`HubRetryError`). Yields a dict whose "last" is the last request
     ("METHOD url"), to name the endpoint in errors. The previous client factory is restored on exit.
 
     The client factory is process-global in huggingface_hub: another thread using it during the push shares it."""
+    import logging
+
     from huggingface_hub.utils import _http
 
     httpx = _httpx()
     previous = getattr(_http, "_GLOBAL_CLIENT_FACTORY", None) or _http.default_client_factory
     state: dict[str, str] = {}
 
+    class CaptureRetries(logging.Filter):
+        """huggingface_hub's back-off logs "'<error>' thrown while requesting <METHOD> <url>" before it retries:
+        kept (for the error message) instead of printed; its "Retrying in" lines are dropped too."""
+
+        def filter(self, record):
+            message = record.getMessage()
+            if " thrown while requesting " in message:
+                state["failed"] = message
+                return False
+            return not message.startswith("Retrying in ")
+
     def remember(request):
+        where = f"{request.method} {str(request.url).split('?')[0]}"
+        failed = state.get("failed", "")
+        if failed.endswith(f" thrown while requesting {where}"):  # the back-off is retrying this very request
+            cause = failed[: -len(f" thrown while requesting {where}")].strip("'") or None
+            raise HubRetryError(f"{request.method} {request.url}", cause)
+        state.pop("failed", None)
         state["last"] = f"{request.method} {request.url}"
 
     def refuse_redirects(response):
@@ -317,8 +347,12 @@ def hub_session(timeout: float):
         return httpx.Client(event_hooks={"request": hooks + [remember], "response": [refuse_redirects]},
                             follow_redirects=False, timeout=httpx.Timeout(timeout))
 
+    capture = CaptureRetries()
+    http_logger = logging.getLogger(_http.__name__)
+    http_logger.addFilter(capture)
     _http.set_client_factory(factory)
     try:
         yield state
     finally:
         _http.set_client_factory(previous)
+        http_logger.removeFilter(capture)

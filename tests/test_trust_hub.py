@@ -495,6 +495,11 @@ ODD_ANSWERS = [
     # huggingface_hub retries these after sleeping (Retry-After: 3600 would be an hour): a push fails fast
     ("preupload", "retry_after", r"HTTP 429 from POST .*/preupload/main \(rate limited .*\): slow down"),
     ("preupload", 503, r"HTTP 503 from POST .*/preupload/main \(server error\)"),
+    # ... and after a failed exchange it would retry 5 times, sleeping 1+2+4+8+8 s: a push stops after the first
+    ("preupload", "hang*6", r"no complete answer from POST .*/preupload/main \(timed out\) on the first try; a push "
+                            r"does not retry"),
+    ("preupload", "reset*6", r"no complete answer from POST .*/preupload/main \(.*reset by peer\) on the first try"),
+    ("preupload", "truncated*6", r"no complete answer from POST .*/preupload/main \(peer closed connection"),
     ("info", "html", r"unexpected answer from GET .*/api/models/test-user/odd \(JSONDecodeError"),
     ("validate", "html", r"unexpected answer from POST .*/api/validate-yaml \(JSONDecodeError"),
     ("create", "missing_keys", r"unexpected answer from POST .*/api/repos/create \(KeyError: 'url'\)"),
@@ -511,13 +516,15 @@ def test_odd_hub_answers_are_one_line_errors(hub, run_dir, kind, how, expected):
             target = elsewhere.url + "/api/repos/create" if how == "redirect-loopback" else "http://hub.example.invalid/x"
             hub.misbehave_next(kind, "redirect", location=target)
         else:
-            hub.misbehave_next(kind, how)
+            how, _, times = how.partition("*")
+            hub.misbehave_next(kind, how, times=int(times or 1))
         start = time.monotonic()
         with pytest.raises(HubPushError, match=expected) as excinfo:
-            push_unlearned_to_hub(run_dir, "test-user/odd", token=TOKEN, endpoint=hub.url, hub_timeout=5,
+            push_unlearned_to_hub(run_dir, "test-user/odd", token=TOKEN, endpoint=hub.url, hub_timeout=1,
                                   private=kind == "info")  # model_info is only asked with private=True
         assert time.monotonic() - start < BOUND_S
         assert elsewhere.requests == []  # a redirect is never followed (the token stays with the endpoint)
+        hub.release()
     _one_line(excinfo.value, run_dir)
     assert dir_hashes(run_dir) == before
     repo = hub.repos.get("test-user/odd")
