@@ -327,6 +327,10 @@ def build_model_card(
     if original_is_hub is None:
         original_is_hub = is_hub_repo_id(original_name)
     base_model = original_name if (original_is_hub and original_name) else None
+    if original_name and not base_model and str(original_name).startswith(("/", "~", ".", "local-dir:")):
+        from .hub_guard import public_name  # a local original: its base name, never an absolute local path
+
+        original_name = public_name(original_name)
     original_short = Path(str(original_name)).name if original_name else "model"
     if model_name is None:
         model_name = repo_id.split("/")[-1] if repo_id else f"{original_short}-unlearned-{method_key}"

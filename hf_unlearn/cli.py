@@ -59,6 +59,7 @@ class ScriptArguments:
     gold_model: str | None = field(default=None, metadata={"help": "A model retrained without the forget set: adds JSD and Avg Gap to the metrics."})
     metrics_variant: str = field(default="standard", metadata={"help": "'standard' (textbook JSD) or 'reference' (the LoTUS code's JSDiv, for comparing with published numbers)."})
     push_removed_ids: bool = field(default=False, metadata={"help": "Also upload removed_ids.json (the raw ids) when pushing. Off by default: the card carries a SHA-256 commitment only."})
+    hub_timeout: float | None = field(default=None, metadata={"help": "Seconds each Hub request of --push_to_hub may take to connect and to answer (default: $HF_UNLEARN_HUB_TIMEOUT, else 60)."})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -241,6 +242,19 @@ def _read_ids(path: str, feature=None) -> list:
         raise UsageError(str(e)) from e
 
 
+def _check_push_target(script: ScriptArguments, args) -> None:
+    from .hub_guard import check_repo_id, resolve_hub_timeout
+
+    repo_id = args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir))
+    try:
+        check_repo_id(repo_id)
+        resolve_hub_timeout(script.hub_timeout)
+    except ValueError as e:
+        how = "" if args.hub_model_id else " (--push_to_hub without --hub_model_id uses the --output_dir base name: pass --hub_model_id)"
+        raise UsageError(f"{e}{how}") from e
+
+
+
 def load_training_data(script: ScriptArguments):
     """The DatasetDict to unlearn from: the embedded digits, a saved dataset, an image folder or a Hub dataset."""
     import datasets
@@ -335,6 +349,8 @@ def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
     _check_selection(script)
     _check_output_dir(script, args)
     _check_resume_checkpoint(args, method_config)
+    if args.push_to_hub:  # the Hub target is checked before any work (hf_unlearn.hub_guard)
+        _check_push_target(script, args)
     transformers.set_seed(args.seed)
     is_main = args.process_index == 0
     say = print if is_main else (lambda *a, **k: None)
@@ -439,16 +455,6 @@ def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
     # The push happens once, at the end, from the finished directory (hf_unlearn.hub): the Trainer's own
     # push_to_hub would contact the Hub at start-up and upload checkpoints as they are written.
     push, args.push_to_hub = args.push_to_hub, False
-    if push:
-        # trust-hub: the repo id is validated by hf_unlearn.hub.check_repo_id (when that branch is merged).
-        from . import hub as _hub
-
-        check_repo_id = getattr(_hub, "check_repo_id", None)
-        if check_repo_id is not None:
-            try:
-                check_repo_id(args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)))
-            except ValueError as e:
-                raise UsageError(str(e)) from e
     if is_main and cleanup is not None and not os.path.isdir(args.output_dir):
         # the Trainer creates output_dir when it is built: a run that stops before writing anything removes it
         cleanup.callback(_remove_if_empty, args.output_dir)
@@ -507,10 +513,13 @@ def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
         try:
             url = push_unlearned_to_hub(args.output_dir, args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
                                         private=bool(args.hub_private_repo), token=args.hub_token,
-                                        revision=getattr(args, "hub_revision", None), push_removed_ids=script.push_removed_ids)
+                                        revision=getattr(args, "hub_revision", None), push_removed_ids=script.push_removed_ids,
+                                        hub_timeout=script.hub_timeout,
+                                        local_paths=[p for p in (script.model_name_or_path, script.dataset_name,
+                                                                 script.forget_ids_file) if p and os.path.exists(p)])
             say(f"pushed to {url}")
-        except HubPushError as e:
-            print(f"error: {e}", file=sys.stderr)
+        except (HubPushError, ValueError) as e:  # ValueError: refused before sending (a local path, a raw id)
+            print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
             return 1
     return 0
 

@@ -18,6 +18,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import datasets
 
+from .hub_guard import public_name
+
 __all__ = ["ForgetSplit", "RemovalRecord", "commitment", "select_forget", "read_ids_file", "FORGET_FLAG_COLUMN"]
 
 #: Per-row flag (1 = forget, 0 = retain) that the trainer adds to its training mixture.
@@ -262,7 +264,8 @@ def select_forget(
         commit_ids, id_col = removed_ids, None
     record = RemovalRecord(
         dataset={
-            "name": dataset_name or (dataset.info.dataset_name if dataset.info else None),
+            # a local dataset directory is recorded by its base name: the record is published
+            "name": public_name(dataset_name) or (dataset.info.dataset_name if dataset.info else None),
             "config": dataset_config or (dataset.info.config_name if dataset.info else None),
             "split": split or (str(dataset.split) if dataset.split is not None else None),
             "revision": revision,

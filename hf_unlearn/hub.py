@@ -3,29 +3,37 @@
 `push_unlearned_to_hub(output_dir, repo_id)` checks that `output_dir` is a finished unlearning output
 (docs/FORMATS.md), renders the model card from its JSON files (`hf_unlearn.card`), creates the repo if needed and
 uploads the model, the card, `metrics.json`, `removal_record.json` and `unlearning_config.json` in **one commit**
-(the card, the weights and the removal record always land together). Raw ids (`removed_ids.json`) are uploaded only
-with `push_removed_ids=True`; trainer checkpoints, logs and data files are never uploaded.
+(the card, the weights and the removal record always land together). What is uploaded is an explicit allowlist
+(`hf_unlearn.hub_guard.plan_upload`): the files the run wrote (the `files` manifest in `unlearning_config.json`) that
+match `ALLOW_PATTERNS`; anything else in the directory (checkpoints, logs, data, ledgers, folders) is skipped and named
+in one warning, and symbolic links are never followed. Raw ids (`removed_ids.json`) are uploaded only with
+`push_removed_ids=True`. A push is refused before any request if an uploaded text file names a local path (the
+output, model or dataset directory, the home directory, the cache).
 
-The local directory is never modified: the card is generated in memory. Any failure after the local checks (no
-token, HTTP error, unreachable endpoint) raises `HubPushError`, a one-line message that ends with the path of the
-intact local output directory.
+The local directory is never modified: the card is generated in memory. Every request has a timeout (`hub_timeout`,
+`$HF_UNLEARN_HUB_TIMEOUT`, default 60 s), redirects are not followed, and a failed request is not retried (no
+`Retry-After` sleep): rerun the push. Any failure after the local checks (no
+token, HTTP error, redirect, timeout, unreadable answer, broken connection) raises `HubPushError`, a one-line
+message that names the endpoint and ends with the path of the intact local output directory.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
 import os
 from pathlib import Path
+
+from . import hub_guard as _guard
+from .hub_guard import check_repo_id
 
 __all__ = [
     "HubPushError",
     "push_unlearned_to_hub",
     "files_to_push",
     "check_output_dir",
-    "IGNORE_FILE_PATTERNS",
-    "IGNORE_DIR_PATTERNS",
+    "ALLOW_PATTERNS",
+    "check_repo_id",
     "WEIGHT_FILES",
 ]
 
@@ -37,22 +45,8 @@ NO_TOKEN_MESSAGE = "no Hugging Face token: run `hf auth login` or pass --token/s
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 REQUIRED_FILES = ("config.json", "metrics.json", "removal_record.json", "unlearning_config.json")
 
-#: Files never uploaded (matched against the file name and the path relative to the output directory).
-#: `removed_ids.json` is the exception that `push_removed_ids=True` lifts.
-IGNORE_FILE_PATTERNS = (
-    "removed_ids.json",
-    # trainer state, optimizer and logs: not part of the model
-    "trainer_state.json", "training_args.bin", "optimizer.pt", "optimizer.bin", "scheduler.pt", "scaler.pt",
-    "rng_state*.pth", "*.log", "*.tmp", "*.lock", "*.pyc", ".DS_Store", "events.out.tfevents.*",
-    # data files: the forget set must never be published by accident
-    "*.arrow", "*.parquet", "*.csv", "*.tsv", "*.jsonl", "*.npy", "*.npz", "*.pkl", "*.pickle",
-    "*.png", "*.jpg", "*.jpeg", "*.gif", "*.bmp", "*.webp", "*.idx*-ubyte*", "*.gz", "*.zip", "*.tar",
-)
-#: Directories never uploaded (matched against each directory component of a path).
-IGNORE_DIR_PATTERNS = (
-    "checkpoint-*", ".incomplete", "runs", "logs", "wandb", "mlruns", ".git", ".cache", "__pycache__", ".ipynb_checkpoints",
-    "cache", "data", "forget*", "retain*",
-)
+#: The upload allowlist and the run's manifest live in hf_unlearn.hub_guard (`ALLOW_PATTERNS`, `plan_upload`).
+ALLOW_PATTERNS = _guard.ALLOW_PATTERNS
 
 
 class HubPushError(RuntimeError):
@@ -91,37 +85,10 @@ def check_output_dir(output_dir: str | os.PathLike) -> Path:
     return path
 
 
-def _ignored(rel: str, push_removed_ids: bool) -> bool:
-    parts = rel.split("/")
-    for part in parts[:-1]:
-        if any(fnmatch.fnmatch(part, pat) for pat in IGNORE_DIR_PATTERNS):
-            return True
-    name = parts[-1]
-    if rel == "removed_ids.json" and push_removed_ids:
-        return False
-    if name == "README.md":
-        return True  # always regenerated in memory (see push_unlearned_to_hub)
-    return any(fnmatch.fnmatch(name, pat) or fnmatch.fnmatch(rel, pat) for pat in IGNORE_FILE_PATTERNS)
-
-
 def files_to_push(output_dir: str | os.PathLike, *, push_removed_ids: bool = False) -> list[str]:
     """Paths (relative, POSIX) of the files `push_unlearned_to_hub` uploads from `output_dir`, besides README.md
-    (which it generates)."""
-    root = Path(output_dir)
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = Path(dirpath).relative_to(root).as_posix()
-        dirnames[:] = sorted(
-            d for d in dirnames if not any(fnmatch.fnmatch(d, pat) for pat in IGNORE_DIR_PATTERNS)
-        )
-        for name in sorted(filenames):
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            full = Path(dirpath) / name
-            if full.is_symlink() or not full.is_file():
-                continue
-            if not _ignored(rel, push_removed_ids):
-                out.append(rel)
-    return out
+    (which it generates): the allowlist of `hf_unlearn.hub_guard.plan_upload`."""
+    return _guard.plan_upload(output_dir, push_removed_ids=push_removed_ids)[0]
 
 
 def _contains_id_lists(obj) -> bool:
@@ -137,7 +104,7 @@ def _contains_id_lists(obj) -> bool:
 _TEXT_SUFFIXES = {".json", ".md", ".txt", ".yaml", ".yml", ".py", ".cfg", ".ini", ".toml"}
 
 
-def _check_no_raw_ids(root: Path, files: list[str], card_text: str, push_removed_ids: bool) -> None:
+def _check_no_raw_ids(root: Path, texts: dict[str, str], card_text: str, push_removed_ids: bool) -> None:
     """Refuse to publish raw ids by accident: the removal record must not hold an id list, and no distinctive id from
     removed_ids.json (a string of 6+ characters that is not a plain number) may appear in an uploaded text file."""
     record = json.loads((root / "removal_record.json").read_text(encoding="utf-8"))
@@ -156,16 +123,37 @@ def _check_no_raw_ids(root: Path, files: list[str], card_text: str, push_removed
     distinctive = {str(i) for i in ids if len(str(i)) >= 6 and not str(i).lstrip("-").isdigit()}
     if not distinctive:
         return
-    texts = {"README.md (generated card)": card_text}
-    for rel in files:
-        if Path(rel).suffix.lower() in _TEXT_SUFFIXES:
-            texts[rel] = (root / rel).read_text(encoding="utf-8", errors="replace")
+    texts = {"README.md (generated card)": card_text, **texts}
     for name, text in texts.items():
         if any(i in text for i in distinctive):
             raise ValueError(
                 f"{name} in {root} contains removed ids (from removed_ids.json); refusing to publish them. Remove "
                 "them from the file, or pass push_removed_ids=True to publish the ids on purpose."
             )
+
+
+def _check_no_local_paths(root: Path, output_dir, texts: dict[str, str], card_text: str, local_paths) -> None:
+    """Refuse to publish a local path: no uploaded text file may name the output directory, the home directory,
+    hf-unlearn's cache, the model or dataset directory recorded by the run, `local_paths`, or any existing absolute
+    path on this machine."""
+    paths = _guard.default_local_paths(output_dir) + [str(root)] + [os.fspath(p) for p in local_paths or ()]
+    try:  # the run's own model/dataset names, in case an older version recorded them as paths
+        config = json.loads((root / "unlearning_config.json").read_text(encoding="utf-8"))
+        record = json.loads((root / "removal_record.json").read_text(encoding="utf-8"))
+        recorded = [(config.get("original_model") or {}).get("name_or_path"), config.get("dataset_id"),
+                    (record.get("dataset") or {}).get("name")]
+    except (OSError, ValueError, AttributeError):
+        recorded = []
+    paths += [p for p in recorded if isinstance(p, str) and os.path.isabs(os.path.expanduser(p))]
+    texts = {**texts, "README.md (generated card)": card_text}  # last: the card copies the files, name the source
+    found = _guard.find_local_path(texts, paths)
+    if found:
+        name, path = found
+        raise ValueError(
+            f"{name} in {root} contains the local path {path}; published files must name models and datasets by "
+            "Hub id or directory base name: regenerate the output with this version of scripts/unlearn.py, or edit "
+            "the file"
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -181,15 +169,29 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def _describe(err: BaseException, endpoint: str) -> str:
+def _describe(err: BaseException, endpoint: str, last_request: str | None = None, timeout: float | None = None) -> str:
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
+    where = last_request or endpoint
+    if isinstance(err, _guard.HubRedirectError):
+        return (f"the Hub answered {err} (redirects are not followed during a push: check --endpoint and the repo "
+                "id, e.g. a renamed repo)")
+    if isinstance(err, _guard.HubRetryError):
+        return (f"{err} on the first try; a push does not retry: rerun it, or raise --hub_timeout / "
+                f"{_guard.HUB_TIMEOUT_ENV} (now {timeout:g} s) if the Hub is slow")
+    if isinstance(err, TimeoutError) or type(err).__name__.endswith("Timeout") or "Timeout" in type(err).__name__:
+        return (f"no answer from {where} within {timeout:g} s ({type(err).__name__}); the Hub may be down or slow: "
+                f"retry, or raise --hub_timeout / {_guard.HUB_TIMEOUT_ENV}")
+    if isinstance(err, json.JSONDecodeError) or (isinstance(err, (KeyError, TypeError, AttributeError, IndexError))):
+        first = (str(err).strip().splitlines() or [""])[0] or "no detail"
+        return f"unexpected answer from {where} ({type(err).__name__}: {first}); is {endpoint} a Hugging Face Hub?"
     if isinstance(err, OfflineModeIsEnabled):
         return "offline mode is enabled (HF_HUB_OFFLINE=1); unset it to push"
-    if isinstance(err, HfHubHTTPError) and getattr(err, "response", None) is not None:
-        status = err.response.status_code
+    is_status = isinstance(err, _guard.HubStatusError)
+    if is_status or (isinstance(err, HfHubHTTPError) and getattr(err, "response", None) is not None):
+        status = err.status if is_status else err.response.status_code
         try:
-            where = f"{err.response.request.method} {err.response.request.url}"
+            where = err.where if is_status else f"{err.response.request.method} {err.response.request.url}"
         except Exception:
             where = endpoint
         detail = (err.server_message or "").strip().splitlines()
@@ -205,6 +207,8 @@ def _describe(err: BaseException, endpoint: str) -> str:
     first = (str(err).strip().splitlines() or [""])[0] or "no detail"
     transport = tuple(e for e in _transport_errors() if e is not OSError)
     if isinstance(err, transport):
+        if last_request and type(err).__name__ not in ("ConnectError",):  # connected, then the exchange broke
+            return f"the connection to the Hub at {endpoint} broke during {last_request} ({type(err).__name__}: {first})"
         return f"could not reach the Hub at {endpoint} ({type(err).__name__}: {first})"
     return f"{type(err).__name__}: {first}"
 
@@ -223,6 +227,8 @@ def push_unlearned_to_hub(
     push_removed_ids: bool = False,
     commit_message: str | None = None,
     endpoint: str | None = None,
+    hub_timeout: float | None = None,
+    local_paths=(),
 ) -> str:
     """Upload an unlearning output directory (docs/FORMATS.md) to the Hub in one commit; return the commit URL.
 
@@ -238,30 +244,41 @@ def push_unlearned_to_hub(
             removal record only publish counts, the rule and a SHA-256 commitment).
         commit_message: default "Unlearn <N> samples with <method> (hf-unlearn)".
         endpoint: the Hub URL (default: `HF_ENDPOINT` or https://huggingface.co).
+        hub_timeout: seconds each request may take to connect and to answer (default: `$HF_UNLEARN_HUB_TIMEOUT`,
+            else 60).
+        local_paths: more local paths (model and dataset directories) that no uploaded file may contain; the output
+            directory, the home directory and hf-unlearn's cache are always checked.
 
     Returns:
         The commit URL: a `huggingface_hub.CommitInfo` (a `str` subclass; `.oid`, and `.pr_url` with `create_pr`).
 
     Raises:
-        ValueError: `output_dir` is not a finished unlearning output, or it would publish raw ids (nothing was sent).
-        HubPushError: the push failed (no token, HTTP error, unreachable endpoint); the local directory is intact.
+        ValueError: `output_dir` is not a finished unlearning output, the repo id or timeout is invalid, an
+            allowlisted file is a symbolic link, or it would publish raw ids or a local path (nothing was sent).
+        HubPushError: the push failed (no token, HTTP error, redirect, timeout, unreadable answer, broken
+            connection); the local directory is intact.
     """
     from huggingface_hub import CommitOperationAdd, HfApi, get_token
-    from huggingface_hub.utils import validate_repo_id
 
     from .card import model_card_from_output_dir
 
     root = check_output_dir(output_dir).resolve()
-    if not repo_id or not isinstance(repo_id, str):
-        raise ValueError("repo_id is required (namespace/name)")
-    validate_repo_id(repo_id)
+    check_repo_id(repo_id)
+    timeout = _guard.resolve_hub_timeout(hub_timeout)
     if push_removed_ids and not (root / "removed_ids.json").is_file():
         raise ValueError(f"push_removed_ids=True but {root / 'removed_ids.json'} does not exist")
 
-    files = files_to_push(root, push_removed_ids=push_removed_ids)
+    files, skipped = _guard.plan_upload(root, push_removed_ids=push_removed_ids)
     card = model_card_from_output_dir(root, repo_id=repo_id, ids_published=push_removed_ids)
     card_text = str(card)
-    _check_no_raw_ids(root, files, card_text, push_removed_ids)
+    # The text files are read once, without following links, and exactly these bytes are checked and uploaded.
+    blobs = {rel: _guard.read_no_follow(root / rel) for rel in files if Path(rel).suffix.lower() in _TEXT_SUFFIXES}
+    texts = {rel: blob.decode("utf-8", errors="replace") for rel, blob in blobs.items()}
+    _check_no_raw_ids(root, texts, card_text, push_removed_ids)
+    _check_no_local_paths(root, output_dir, texts, card_text, local_paths)
+    if skipped:
+        logger.warning("not pushed from %s (not written by the run, or not in the upload allowlist): %s",
+                       root, ", ".join(skipped))
 
     config = json.loads((root / "unlearning_config.json").read_text(encoding="utf-8"))
     record = json.loads((root / "removal_record.json").read_text(encoding="utf-8"))
@@ -283,41 +300,70 @@ def push_unlearned_to_hub(
         raise HubPushError(NO_TOKEN_MESSAGE, output_dir=root, repo_id=repo_id)
 
     operations = [CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card_text.encode("utf-8"))]
-    operations += [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(root / rel)) for rel in files]
+    handles = {rel: _guard.open_no_follow(root / rel) for rel in files if rel not in blobs}  # weights
+    try:
+        operations += [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=blobs[rel] if rel in blobs else handles[rel])
+                       for rel in files]
+        def check_card(text: str) -> None:  # the card is re-rendered once the full repo id is known
+            try:
+                _check_no_raw_ids(root, texts, text, push_removed_ids)
+                _check_no_local_paths(root, output_dir, texts, text, local_paths)
+            except ValueError as err:  # not "the Hub rejected the upload": a local refusal, nothing committed
+                raise _guard.LocalCheckError(str(err)) from err
 
+        info = _commit(api, root, repo_id, operations, timeout, private=private, revision=revision,
+                       create_pr=create_pr, push_removed_ids=push_removed_ids, commit_message=commit_message,
+                       commit_description=commit_description, check_card=check_card)
+    finally:
+        for handle in handles.values():
+            handle.close()
+    return info
+
+
+def _commit(api, root: Path, repo_id: str, operations: list, timeout: float, *, private: bool, revision,
+            create_pr: bool, push_removed_ids: bool, commit_message: str, commit_description: str, check_card):
+    """The network part of `push_unlearned_to_hub`: create the repo, check privacy, create the branch, commit."""
+    from huggingface_hub import CommitOperationAdd
     from huggingface_hub.errors import HfHubHTTPError
 
-    network_errors = (HfHubHTTPError,) + _transport_errors()
-    try:
-        repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        resolved = getattr(repo_url, "repo_id", None) or repo_id
-        if resolved != repo_id:  # `name` -> `namespace/name`: the card's usage snippet names the full id
-            repo_id = resolved
-            card_text = str(model_card_from_output_dir(root, repo_id=repo_id, ids_published=push_removed_ids))
-            operations[0] = CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card_text.encode("utf-8"))
-        if private and not api.model_info(repo_id).private:
-            raise HubPushError(
-                f"{repo_id} already exists and is public but private=True was requested; make it private on the Hub "
-                "first or push without --private",
-                output_dir=root,
-                repo_id=repo_id,
+    from .card import model_card_from_output_dir
+
+    network_errors = (HfHubHTTPError, _guard.HubRedirectError, _guard.HubStatusError,
+                      _guard.HubRetryError) + _transport_errors()
+    with _guard.hub_session(timeout) as state:  # timeouts on, redirects off, for this push only
+        try:
+            repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+            resolved = getattr(repo_url, "repo_id", None) or repo_id
+            if resolved != repo_id:  # `name` -> `namespace/name`: the card's usage snippet names the full id
+                repo_id = resolved
+                card_text = str(model_card_from_output_dir(root, repo_id=repo_id, ids_published=push_removed_ids))
+                check_card(card_text)
+                operations[0] = CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card_text.encode("utf-8"))
+            if private and not api.model_info(repo_id, timeout=timeout).private:
+                raise HubPushError(
+                    f"{repo_id} already exists and is public but private=True was requested; make it private on the Hub "
+                    "first or push without --private",
+                    output_dir=root,
+                    repo_id=repo_id,
+                )
+            if revision and revision != "main" and not revision.startswith("refs/"):
+                api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
+            info = api.create_commit(
+                repo_id,
+                operations,
+                commit_message=commit_message,
+                commit_description=commit_description,
+                revision=revision,
+                create_pr=create_pr,
+                repo_type="model",
             )
-        if revision and revision != "main" and not revision.startswith("refs/"):
-            api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
-        info = api.create_commit(
-            repo_id,
-            operations,
-            commit_message=commit_message,
-            commit_description=commit_description,
-            revision=revision,
-            create_pr=create_pr,
-            repo_type="model",
-        )
-    except HubPushError:
-        raise
-    except network_errors as err:
-        raise HubPushError(_describe(err, api.endpoint), output_dir=root, repo_id=repo_id) from err
-    except ValueError as err:  # the Hub rejected the card's metadata (validate-yaml), or answered something unreadable
-        raise HubPushError(f"the Hub rejected the upload: {err}", output_dir=root, repo_id=repo_id) from err
+        except (HubPushError, _guard.LocalCheckError):
+            raise
+        except (network_errors + (json.JSONDecodeError, KeyError, TypeError, AttributeError, IndexError)) as err:
+            # JSONDecodeError / KeyError...: an answer that is not the Hub's JSON (an HTML page, missing keys)
+            raise HubPushError(_describe(err, api.endpoint, state.get("last"), timeout), output_dir=root,
+                               repo_id=repo_id) from err
+        except ValueError as err:  # the Hub rejected the card's metadata (validate-yaml)
+            raise HubPushError(f"the Hub rejected the upload: {err}", output_dir=root, repo_id=repo_id) from err
     logger.info("pushed %d files from %s to %s: %s", len(operations), root, repo_id, info)
     return info

@@ -33,7 +33,10 @@ def sha256_of_dir(path: str, suffixes: tuple[str, ...] = WEIGHT_SUFFIXES) -> str
 
 def original_model_info(name_or_path: str, revision: str | None = None) -> dict[str, Any]:
     """Name, revision and weights hash of the original model (the hash only for local directories)."""
-    info: dict[str, Any] = {"name_or_path": name_or_path, "revision": revision, "sha256": None,
+    from .hub_guard import public_name
+
+    # published in unlearning_config.json and the card: a local directory by its base name, not its path
+    info: dict[str, Any] = {"name_or_path": public_name(name_or_path), "revision": revision, "sha256": None,
                             "is_hub_id": not os.path.isdir(name_or_path)}
     if os.path.isdir(name_or_path):
         info["sha256"] = sha256_of_dir(name_or_path)
@@ -48,6 +51,7 @@ def _json(path: str, obj: Any) -> None:
 def finalize_output_dir(trainer, results: dict, selection, script=None, original_info: dict | None = None,
                         dataset_id: str | None = None) -> str:
     """Write model, processor, card, metrics, removal record and config into ``trainer.args.output_dir``."""
+    from .hub_guard import MANIFEST_KEY, public_name
     from .modeling import save_classifier
 
     out = trainer.args.output_dir
@@ -93,8 +97,10 @@ def _write_staging(trainer, staging, results, selection, original_info, dataset_
         "effective_batch_size": results.get("run", {}).get("effective_batch_size"),
         "library_versions": results.get("run", {}).get("library_versions", {}),
         "original_model": original_info or {},
-        "dataset_id": dataset_id,
+        "dataset_id": public_name(dataset_id),
         "date": datetime.date.today().isoformat(),
+        # the files this run writes: the Hub push uploads only these (hf_unlearn.hub_guard.plan_upload)
+        MANIFEST_KEY: sorted(set(os.listdir(staging)) | {"unlearning_config.json", "metrics.json", "README.md"}),
     })
     _json(os.path.join(staging, "metrics.json"), results)
     try:

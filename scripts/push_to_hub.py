@@ -3,6 +3,7 @@
 
     python scripts/push_to_hub.py --output_dir outputs/lotus-digits --repo_id me/vit-digits-unlearned [--private]
         [--revision BRANCH] [--create_pr] [--token TOKEN] [--push_removed_ids] [--commit_message MSG]
+        [--hub_timeout SECONDS]
 
 The raw removed ids (removed_ids.json) are only uploaded with --push_removed_ids. On failure the script prints a
 one-line error (the local output directory is never modified) and exits with status 1.
@@ -35,6 +36,11 @@ class PushArguments:
     endpoint: str | None = field(
         default=None, metadata={"help": "Hub endpoint (default: HF_ENDPOINT or https://huggingface.co)."}
     )
+    hub_timeout: float | None = field(
+        default=None,
+        metadata={"help": "Seconds each Hub request may take to connect and to answer (default: "
+                          "$HF_UNLEARN_HUB_TIMEOUT, else 60)."},
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,12 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     (args,) = parser.parse_args_into_dataclasses(args=argv)
 
     try:
-        from hf_unlearn.hub import HubPushError, push_unlearned_to_hub
+        from hf_unlearn.hub import HubPushError, check_repo_id, push_unlearned_to_hub
     except ImportError:  # running from a source checkout without `pip install -e .`
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        from hf_unlearn.hub import HubPushError, push_unlearned_to_hub
+        from hf_unlearn.hub import HubPushError, check_repo_id, push_unlearned_to_hub
 
     try:
+        check_repo_id(args.repo_id)  # before anything is read or sent
         info = push_unlearned_to_hub(
             args.output_dir,
             args.repo_id,
@@ -60,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             push_removed_ids=args.push_removed_ids,
             commit_message=args.commit_message,
             endpoint=args.endpoint,
+            hub_timeout=args.hub_timeout,
         )
     except (HubPushError, ValueError) as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)

@@ -21,6 +21,9 @@ Usage in a test::
 with `hub.env(...)`, or pass `endpoint=hub.url` explicitly (`HfApi(endpoint=...)`,
 `hf_hub_download(..., endpoint=...)`).
 
+Odd answers: `hub.misbehave_next(kind, "redirect" | "html" | "missing_keys" | "truncated" | "reset" | "hang" |
+"retry_after")`.
+
 Failure injection: `hub.fail_next_commit(status=500)` makes the next commit request fail;
 `hub.fail_next("validate" | "preupload" | "create" | "commit" | "branch" | "resolve" | "info", status)` does the
 same for other endpoints. Write endpoints answer 401 without an ``Authorization: Bearer <token>``
@@ -212,6 +215,22 @@ class HubServer:
     def fail_next_commit(self, status: int = 500, times: int = 1) -> None:
         self.fail_next("commit", status=status, times=times)
 
+    def misbehave_next(self, kind: str, how: str, times: int = 1, location: str | None = None) -> None:
+        """Answer the next `times` requests of `kind` (see `fail_next`, plus "validate") oddly instead of serving them.
+
+        how: "redirect" (HTTP 302 to `location`), "html" (200 with an HTML page), "missing_keys" (200 with JSON that
+        lacks the expected keys), "truncated" (a Content-Length longer than the body, then the connection closes),
+        "reset" (the connection is reset without an answer), "hang" (no answer until `release()` or 30 s),
+        "retry_after" (HTTP 429 with `Retry-After: 3600`)."""
+        if how not in _MISBEHAVIOURS:
+            raise ValueError(f"unknown misbehaviour {how!r}; one of {sorted(_MISBEHAVIOURS)}")
+        with self._lock:
+            self.__dict__.setdefault("_misbehaviours", {}).setdefault(kind, []).extend([(how, location)] * times)
+
+    def release(self) -> None:
+        """Let "hang" answers go (they then reset the connection)."""
+        self.__dict__.setdefault("_released", threading.Event()).set()
+
     def _maybe_fail(self, kind: str) -> None:
         with self._lock:
             pending = self._failures.get(kind)
@@ -307,6 +326,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body() if method in ("POST", "PUT", "DELETE") else b""
         with self.hub._lock:
             self.hub.requests.append((method, raw_path, self._token() is not None))
+        if _misbehave(self, method, raw_path):  # switchable odd answers (HubServer.misbehave_next)
+            return
         head = method == "HEAD"
         try:
             self._route(method, raw_path, query, body)
@@ -665,6 +686,58 @@ class _Handler(BaseHTTPRequestHandler):
             headers["Content-Range"] = f"bytes {start}-{start + len(part) - 1}/{len(content)}"
             return self._send(206, part, headers)
         self._send(200, content, headers, head=(method == "HEAD"))
+
+
+# -- misbehaviours: odd answers of a broken or hostile endpoint --------------------------------------------------
+_MISBEHAVIOURS = {"redirect", "html", "missing_keys", "truncated", "reset", "hang", "retry_after"}
+
+
+def _request_kind(method: str, raw_path: str) -> str | None:
+    segs = [s for s in raw_path.split("/") if s]
+    if segs[:1] != ["api"]:
+        return "resolve" if len(segs) >= 5 and segs[2] == "resolve" else None
+    rest = segs[1:]
+    if rest == ["repos", "create"]:
+        return "create"
+    if rest == ["validate-yaml"]:
+        return "validate"
+    if rest == ["whoami-v2"]:
+        return "whoami"
+    if len(rest) >= 3 and rest[0] in ("models", "datasets", "spaces"):
+        action = rest[3] if len(rest) > 3 else "info"
+        return "info" if action == "revision" else action
+    return None
+
+
+def _misbehave(handler: _Handler, method: str, raw_path: str) -> bool:
+    """Answer oddly if a misbehaviour is queued for this request's kind; True if it did."""
+    hub = handler.hub
+    kind = _request_kind(method, raw_path)
+    with hub._lock:
+        queue = hub.__dict__.get("_misbehaviours", {}).get(kind)
+        how, location = queue.pop(0) if queue else (None, None)
+    if how is None:
+        return False
+    handler.close_connection = True
+    if how == "redirect":
+        handler._send(302, b"", {"Location": location or "http://127.0.0.1:9/elsewhere"})
+    elif how == "html":
+        handler._send(200, b"<!doctype html><html><body><h1>Sign in</h1></body></html>", {"Content-Type": "text/html"})
+    elif how == "retry_after":  # rate limited, "come back in an hour"
+        handler._json(429, {"error": "slow down"}, {"Retry-After": "3600", "X-Error-Message": "slow down (test server)"})
+    elif how == "missing_keys":
+        handler._json(200, {"ok": True})
+    elif how == "truncated":
+        handler._send(200, b'{"url": "http://127.0.0.1/', {"Content-Length": "1000"})
+        handler.wfile.flush()
+    else:  # "hang" (then reset) or "reset"
+        if how == "hang":
+            hub.__dict__.setdefault("_released", threading.Event()).wait(30)
+        import struct
+
+        handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        handler.connection.close()  # linger 0: the peer gets a TCP reset
+    return True
 
 
 def free_port() -> int:

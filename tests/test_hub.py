@@ -513,8 +513,10 @@ def test_raw_ids_in_published_files_are_refused(hub, output_dir):
     with pytest.raises(ValueError, match="raw id list"):
         push_unlearned_to_hub(output_dir, "test-user/x", token=TOKEN, endpoint=hub.url)
     (output_dir / "removal_record.json").write_text(json.dumps(removal_record()))
-    (output_dir / "notes.txt").write_text(f"removed {REMOVED_IDS[3]} on request")
-    with pytest.raises(ValueError, match="notes.txt .*contains removed ids"):
+    # an id in an uploaded file (notes.txt would not be uploaded at all: it is not on the allowlist)
+    metrics = {**METRICS, "note": f"removed {REMOVED_IDS[3]} on request"}
+    (output_dir / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(ValueError, match="metrics.json .*contains removed ids"):
         push_unlearned_to_hub(output_dir, "test-user/x", token=TOKEN, endpoint=hub.url)
     assert hub.requests == []
 
