@@ -57,6 +57,7 @@ class ScriptArguments:
     gold_model: str | None = field(default=None, metadata={"help": "A model retrained without the forget set: adds JSD and Avg Gap to the metrics."})
     metrics_variant: str = field(default="standard", metadata={"help": "'standard' (textbook JSD) or 'reference' (the LoTUS code's JSDiv, for comparing with published numbers)."})
     push_removed_ids: bool = field(default=False, metadata={"help": "Also upload removed_ids.json (the raw ids) when pushing. Off by default: the card carries a SHA-256 commitment only."})
+    previous_ledger: str | None = field(default=None, metadata={"help": "When the model is an earlier hf-unlearn output without its local ledger.json (a Hub repo): that run's ledger.json. Its commitments must equal the model card's; earlier removed rows stay out of this run."})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -260,6 +261,18 @@ def _run(argv: list[str]) -> int:
         raise UsageError(str(e)) from e
     original_info = original_model_info(model_path, script.model_revision)
 
+    # ---- earlier deletion requests (hf_unlearn.provenance): their rows stay out of retain and calibration data ----
+    from .provenance import exclude_earlier, read_parent_chain
+
+    if script.previous_ledger and not os.path.isfile(script.previous_ledger):
+        raise UsageError(f"--previous_ledger {script.previous_ledger} does not exist; pass the ledger.json written "
+                         "next to the parent model.")
+    try:
+        chain = read_parent_chain(model_path, script.model_revision, script.previous_ledger, original_info)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    loaded_train = train
+
     rule: dict = {}
     if script.forget_classes:
         rule["classes"] = script.forget_classes
@@ -272,11 +285,25 @@ def _run(argv: list[str]) -> int:
     if "ids" in rule and id_column is None:
         raise UsageError(f"--forget_ids_file needs an id column; '{script.id_column_name}' is not among {train.column_names}.")
     try:
+        train, validation, kept = exclude_earlier(chain["requests"], train, validation, id_column, rule.get("ids"))
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    try:
         selection = select_forget(train, seed=args.seed, id_column=id_column, label_column=args.label_column_name,
                                   num_labels=num_labels, dataset_name=dataset_id, dataset_config=script.dataset_config_name,
                                   split=script.train_split, revision=script.dataset_revision, **rule)
     except ValueError as e:
         raise UsageError(str(e)) from e
+    if chain["requests"]:
+        from .ledger import commit_ids
+
+        # The card names the training split as loaded, not the copy without earlier requests' rows.
+        selection.record.dataset["fingerprint"] = loaded_train._fingerprint
+        if kept is not None:  # row-index ids: back to positions in the loaded split, with fresh salts
+            selection.removed_ids = [kept[i] for i in selection.removed_ids]
+            tree = commit_ids(selection.removed_ids)
+            selection.salts = dict(zip(tree.ids, tree.salts))
+            selection.record.commitment = tree.to_record()
 
     # ---- unlearning ----
     # The push happens once, at the end, from the finished directory (hf_unlearn.hub): the Trainer's own
@@ -293,7 +320,8 @@ def _run(argv: list[str]) -> int:
         raise UsageError(str(e)) from e
     trainer.original_model_info = original_info
     say(f"hf-unlearn: method={args.method}  model={model_path}  dataset={dataset_id}  "
-        f"forget={selection.record.num_removed}  retain={selection.record.num_retained}")
+        f"forget={selection.record.num_removed}  retain={selection.record.num_retained}"
+        + (f"  (request {len(chain['requests']) + 1}; earlier requests' rows excluded)" if chain["requests"] else ""))
     say(f"selection: {selection.record.selection['description']}")
     original_predictions = trainer.predictions(original, test, validation)
     gold = None
@@ -321,7 +349,7 @@ def _run(argv: list[str]) -> int:
     }
 
     if trainer.accelerator.is_main_process:
-        finalize_output_dir(trainer, results, selection, script, original_info, dataset_id)
+        finalize_output_dir(trainer, results, selection, script, original_info, dataset_id, chain=chain)
         say(format_table(results))
         say(f"wrote {os.path.abspath(args.output_dir)}")
     trainer.accelerator.wait_for_everyone()

@@ -41,6 +41,7 @@ REQUIRED_FILES = ("config.json", "metrics.json", "removal_record.json", "unlearn
 #: `removed_ids.json` is the exception that `push_removed_ids=True` lifts.
 IGNORE_FILE_PATTERNS = (
     "removed_ids.json",
+    "ledger.json",  # ids and salts of every deletion request (hf_unlearn.ledger): never published, not even on request
     # trainer state, optimizer and logs: not part of the model
     "trainer_state.json", "training_args.bin", "optimizer.pt", "optimizer.bin", "scheduler.pt", "scaler.pt",
     "rng_state*.pth", "*.log", "*.tmp", "*.lock", "*.pyc", ".DS_Store", "events.out.tfevents.*",
@@ -272,7 +273,7 @@ def push_unlearned_to_hub(
         commit_message = f"Unlearn {num_removed if num_removed is not None else 'some'} samples with {method} (hf-unlearn)"
     description_lines = [
         f"Machine unlearning with hf-unlearn: method `{method}`, {num_removed} samples removed.",
-        f"Removal commitment (sha256 of the sorted removed ids): `{commitment}`." if commitment else "",
+        f"Removal commitment (salted Merkle root of the removed ids): `{commitment}`." if commitment else "",
         f"Raw removed ids published: {'yes (removed_ids.json)' if push_removed_ids else 'no'}.",
     ]
     commit_description = "\n".join(line for line in description_lines if line)
