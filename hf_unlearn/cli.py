@@ -248,6 +248,17 @@ def _run(argv: list[str]) -> int:
         # then find it in the cache. Without this every rank trained it and raced on the same staging folder.
         with args.main_process_first(local=False, desc="embedded default original model"):
             model_path = original_model(script.default_arch, progress=say)
+    # ---- earlier deletion requests (hf_unlearn.provenance): their rows stay out of retain and calibration data ----
+    from .provenance import exclude_earlier, read_parent_chain
+
+    if script.previous_ledger and not os.path.isfile(script.previous_ledger):
+        raise UsageError(f"--previous_ledger {script.previous_ledger} does not exist; pass the ledger.json written "
+                         "next to the parent model.")
+    try:
+        chain = read_parent_chain(model_path, script.model_revision, script.previous_ledger)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    loaded_train = train
     try:
         loaded = load_classifier(model_path, image_column=script.image_column_name,
                                  trust_remote_code=script.trust_remote_code, revision=script.model_revision)
@@ -260,18 +271,6 @@ def _run(argv: list[str]) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from e
     original_info = original_model_info(model_path, script.model_revision)
-
-    # ---- earlier deletion requests (hf_unlearn.provenance): their rows stay out of retain and calibration data ----
-    from .provenance import exclude_earlier, read_parent_chain
-
-    if script.previous_ledger and not os.path.isfile(script.previous_ledger):
-        raise UsageError(f"--previous_ledger {script.previous_ledger} does not exist; pass the ledger.json written "
-                         "next to the parent model.")
-    try:
-        chain = read_parent_chain(model_path, script.model_revision, script.previous_ledger, original_info)
-    except ValueError as e:
-        raise UsageError(str(e)) from e
-    loaded_train = train
 
     rule: dict = {}
     if script.forget_classes:

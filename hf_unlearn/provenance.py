@@ -91,11 +91,12 @@ def read_parent_chain(model_path: str, revision: str | None, previous_ledger: st
     lists requests, their commitments must equal the ledger's. Raises ValueError (one line, with the fix) when the
     parent is an hf-unlearn output and no ledger is available, or when the ledger does not belong to it.
     """
-    from .output import weights_sha256
+    from .output import sha256_of_dir, weights_sha256
 
     local = os.path.isdir(model_path)
     parent = {"name_or_path": model_path, "revision": revision,
-              "sha256": (original_info or {}).get("sha256"), "weights_sha256": None}
+              "sha256": (original_info or {}).get("sha256") or (sha256_of_dir(model_path) if local else None),
+              "weights_sha256": None}
     card_requests = None
     try:
         card_path = _card_path(model_path, revision, missing_ok=True)
