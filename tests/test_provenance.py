@@ -383,3 +383,26 @@ def test_hub_round_trip_push_request_2_and_verify(chain, tmp_path, monkeypatch, 
         assert verify_main(["--model", "test-user/digits-request2", "--endpoint", hub.url]) == 1
         assert "not the ones the card describes" in capsys.readouterr().err
         assert verify_main(["--model", "test-user/no-such-repo", "--endpoint", hub.url]) == 2
+
+
+def test_recompute_matches_the_card_and_catches_a_false_metric(chain, tmp_path, capsys):
+    from huggingface_hub import ModelCard
+
+    second = chain["second"]
+    assert verify_main(["--model", str(second), "--recompute", "--output_dir", str(second)]) == 0
+    out = capsys.readouterr().out
+    assert "tolerance 0.0001" in out and "acc_retain" in out and "rf_jsd" in out and "MISMATCH" not in out
+    # the ledger of another model
+    assert verify_main(["--model", str(chain["first"]), "--recompute", "--output_dir", str(second)]) == 1
+    assert "does not belong to this model" in capsys.readouterr().err
+    assert verify_main(["--model", str(second), "--recompute"]) == 2  # needs --output_dir
+    # a card that overstates a metric
+    lied = tmp_path / "lied"
+    shutil.copytree(second, lied)
+    card = ModelCard.load(lied / "README.md")
+    card.data.unlearning["requests"][-1]["metrics"]["acc_test"] += 0.01
+    card.save(lied / "README.md")
+    capsys.readouterr()
+    assert verify_main(["--model", str(lied), "--recompute", "--output_dir", str(second)]) == 1
+    captured = capsys.readouterr()
+    assert "MISMATCH" in captured.out and "more than 0.0001" in captured.err
