@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -184,7 +186,7 @@ def test_exclude_earlier_by_id_and_by_index(digits):
 # the CLI: two chained requests, proofs, verify
 # ----------------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def chain(original_path, tmp_path_factory):
+def chain(original_path, digits, tmp_path_factory):
     """Request 1: 10% per class from the digits ResNet original; request 2: three ids, from request 1's output."""
     from hf_unlearn.cli import run_unlearning
 
@@ -192,7 +194,7 @@ def chain(original_path, tmp_path_factory):
     first = root / "request1"
     assert run_unlearning(["--model_name_or_path", original_path, "--output_dir", str(first), *FAST]) == 0
     removed1 = json.loads((first / "removed_ids.json").read_text())["ids"]
-    new = [i for i in (f"digits-{k:04d}" for k in range(40)) if i not in removed1][:3]
+    new = [i for i in digits["train"]["id"] if i not in removed1][:3]
     (root / "ids.txt").write_text("\n".join(new))
     second = root / "request2"
     assert run_unlearning(["--model_name_or_path", str(first), "--forget_ids_file", str(root / "ids.txt"),
@@ -354,7 +356,7 @@ def test_previous_ledger_continues_the_chain(chain, tmp_path):
 # ----------------------------------------------------------------------------------------------------------------
 # the Hub round trip (loopback fake Hub)
 # ----------------------------------------------------------------------------------------------------------------
-def test_hub_round_trip_push_request_2_and_verify(chain, tmp_path, monkeypatch, capsys):
+def test_hub_round_trip_push_request_2_and_verify(chain, digits, tmp_path, monkeypatch, capsys):
     import huggingface_hub.constants as hf_constants
     from hub_server import HubServer
 
@@ -374,6 +376,29 @@ def test_hub_round_trip_push_request_2_and_verify(chain, tmp_path, monkeypatch, 
         capsys.readouterr()
         assert verify_main(["--model", "test-user/digits-request2", "--proof", str(proof), "--endpoint", hub.url]) == 0
         assert "removed in request 1" in capsys.readouterr().out
+
+        # request 3 from the Hub copy of request 2: needs request 2's ledger, which must match the Hub card
+        removed = set(chain["removed1"] + chain["removed2"])
+        (tmp_path / "ids3.txt").write_text(next(i for i in digits["train"]["id"] if i not in removed))
+        script = (
+            "import sys, json; from hf_unlearn.cli import run_unlearning\n"
+            "base = ['--model_name_or_path', 'test-user/digits-request2', *sys.argv[3:]]\n"
+            "codes = [run_unlearning(base + ['--output_dir', sys.argv[1] + '/a']),\n"
+            "         run_unlearning(base + ['--previous_ledger', sys.argv[2] + '/request1/ledger.json', '--output_dir', sys.argv[1] + '/b']),\n"
+            "         run_unlearning(base + ['--previous_ledger', sys.argv[2] + '/request2/ledger.json', '--output_dir', sys.argv[1] + '/c'])]\n"
+            "print(json.dumps(codes))\n")
+        env = {**os.environ, **hub.env(tmp_path / "hf_home"), "PYTHONPATH": str(ROOT)}
+        done = subprocess.run([sys.executable, "-c", script, str(tmp_path), str(chain["root"]),
+                               "--forget_ids_file", str(tmp_path / "ids3.txt"), *FAST],
+                              env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert json.loads(done.stdout.strip().splitlines()[-1]) == [2, 2, 0], done.stderr[-3000:]
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+        assert "a Hub repo carries no ledger" in errors[0] and "does not belong to" in errors[1]
+        requests = read_ledger(str(tmp_path / "c" / "ledger.json"))
+        assert len(requests) == 3 and _card_block(tmp_path / "c")["total_removed"] == len(removed) + 1
+        assert _card_block(tmp_path / "c")["parent_model"]["weights_sha256"] == _card_block(second)["weights_sha256"]
+
         # the weights on the Hub swapped by another commit: verify fails
         from huggingface_hub import HfApi
 
