@@ -42,6 +42,14 @@ class _Failed(Exception):
     """Exit code 1."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line ``error:`` (argparse's own prints the usage block first)."""
+
+    def error(self, message):
+        print(f"error: {message}; see `{self.prog} --help`", file=sys.stderr)
+        raise SystemExit(2)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # cards
 # ----------------------------------------------------------------------------------------------------------------
@@ -198,7 +206,7 @@ def exclude_earlier(requests: list[dict], train, validation, id_column: str | No
 # ----------------------------------------------------------------------------------------------------------------
 def proof_main(argv: list[str]) -> int:
     """``hf-unlearn proof --output_dir DIR --id ID [--out proof.json]``: print the removal proof of one id."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hf-unlearn proof",
         description="Print the JSON proof that one sample id was removed (its salt and Merkle path; no other id).")
     parser.add_argument("--output_dir", required=True, help="An hf-unlearn output directory (holds ledger.json).")
@@ -307,7 +315,7 @@ def _check_proof(block: dict, proof_path: str) -> str:
 
 def verify_main(argv: list[str]) -> int:
     """``hf-unlearn verify --model M [--proof proof.json] [--recompute --dataset_name D --output_dir DIR]``."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hf-unlearn verify",
         description="Check a model against its card: the weights files' SHA-256s, and optionally a removal proof "
                     "(from `hf-unlearn proof`) against the card's deletion-request commitments.")

@@ -333,7 +333,30 @@ def test_chain_refusals(chain, tmp_path, capsys):
     shutil.copy(first / "model.safetensors", swapped / "model.safetensors")
     assert run_unlearning(["--model_name_or_path", str(swapped), "--output_dir", str(tmp_path / "o5"), *FAST]) == 2
     assert "do not match the SHA-256s" in capsys.readouterr().err
-    assert not any((tmp_path / f"o{k}").exists() for k in range(1, 6))  # refused before any work
+    # a ledger for a model that hf-unlearn did not write
+    assert run_unlearning(["--model_name_or_path", chain["original"], "--previous_ledger", str(first / "ledger.json"),
+                           "--output_dir", str(tmp_path / "o6"), *FAST]) == 2
+    assert "lists no deletion requests" in capsys.readouterr().err
+    assert not any((tmp_path / f"o{k}").exists() for k in range(1, 7))  # refused before any work
+
+
+def test_bad_arguments_are_one_line(capsys, tmp_path):
+    assert proof_main(["--id", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "--output_dir" in err
+    assert verify_main(["--proof", "p.json"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert verify_main(["--model", str(tmp_path), "--bogus"]) == 2
+
+
+def test_card_without_provenance_fails_verify(tmp_path, capsys):
+    from huggingface_hub import ModelCard, ModelCardData
+
+    ModelCard.from_template(ModelCardData(unlearning={"method": "lotus"}), template_str="---\n{{ card_data }}\n---\n"
+                            ).save(tmp_path / "README.md")
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    assert verify_main(["--model", str(tmp_path)]) == 1
+    assert "records no weights SHA-256" in capsys.readouterr().err
 
 
 def test_previous_ledger_continues_the_chain(chain, tmp_path):
