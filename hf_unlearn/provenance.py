@@ -284,7 +284,8 @@ def check_weights(block: dict, actual: dict[str, str]) -> str:
                       "added after the card was written")
     for name in sorted(recorded):
         if recorded[name] != actual[name]:
-            raise _Failed(f"{name} has SHA-256 {actual[name][:16]}… but the card records {str(recorded[name])[:16]}…: "
+            raise _Failed(f"{name} has SHA-256 {actual[name][:16]}… but the card records "
+                          f"{str(recorded[name])[:16]}…: "
                           "the weights are not the ones the card describes")
     return f"weights match the card ({len(recorded)} file{'s' if len(recorded) != 1 else ''})"
 

@@ -28,7 +28,8 @@ def recompute_table(model: str, block: dict, output_dir: str, dataset_name: str 
         raise _BadInput(f"--output_dir: {e}") from e
     card_requests = block.get("requests") or []
     if [r.get("commitment") for r in requests] != [r.get("commitment") for r in card_requests if isinstance(r, dict)]:
-        raise _Failed(f"the ledger in {output_dir} does not belong to this model (its commitments differ from the card's)")
+        raise _Failed(f"the ledger in {output_dir} does not belong to this model (its commitments differ from the "
+                      "card's)")
     reported = dict(card_requests[-1].get("metrics") or {})
     if not reported:
         raise _Failed("the card's newest request reports no metrics to compare")
@@ -44,8 +45,9 @@ def recompute_table(model: str, block: dict, output_dir: str, dataset_name: str 
     except UsageError as e:
         raise _BadInput(str(e)) from e
     if dataset.get("fingerprint") and train._fingerprint != dataset["fingerprint"]:
-        raise _BadInput(f"the '{script.train_split}' split of {name} has fingerprint {train._fingerprint}, the run's had "
-                        f"{dataset['fingerprint']}: recompute on the data the model was unlearned on (--dataset_name)")
+        raise _BadInput(f"the '{script.train_split}' split of {name} has fingerprint {train._fingerprint}, the "
+                        f"run's had {dataset['fingerprint']}: recompute on the data the model was unlearned on "
+                        "(--dataset_name)")
     validation = _split(data, script.validation_split, "validation")
     test = _split(data, script.test_split, "test")
     id_column = record.get("id_column")
@@ -86,6 +88,6 @@ def recompute_table(model: str, block: dict, output_dir: str, dataset_name: str 
         diff = abs(now - value) if isinstance(now, (int, float)) else None
         good = diff is not None and diff <= tolerance
         ok &= good
-        lines.append(f"{key:<12}{value:>12.6f}" + (f"{now:>12.6f}{diff:>12.2e}" if diff is not None else f"{'-':>12}{'-':>12}")
-                     + ("  ok" if good else "  MISMATCH"))
+        measured = f"{now:>12.6f}{diff:>12.2e}" if diff is not None else f"{'-':>12}{'-':>12}"
+        lines.append(f"{key:<12}{value:>12.6f}{measured}" + ("  ok" if good else "  MISMATCH"))
     return ok, "\n".join(lines)

@@ -359,7 +359,7 @@ def test_card_without_provenance_fails_verify(tmp_path, capsys):
     assert "records no weights SHA-256" in capsys.readouterr().err
 
 
-def test_previous_ledger_continues_the_chain(chain, tmp_path):
+def test_previous_ledger_continues_the_chain(chain, digits, tmp_path):
     from hf_unlearn.cli import run_unlearning
 
     bare = tmp_path / "bare"  # stands in for the Hub copy of request 1: no local ledger
@@ -369,9 +369,9 @@ def test_previous_ledger_continues_the_chain(chain, tmp_path):
     assert run_unlearning(["--model_name_or_path", str(bare), "--previous_ledger", str(chain["first"] / "ledger.json"),
                            "--forget_classes", "3", "--output_dir", str(out), *FAST]) == 0
     requests = read_ledger(str(out / "ledger.json"))
-    assert len(requests) == 2 and requests[0]["commitment"] == read_ledger(str(chain["first"] / "ledger.json"))[0]["commitment"]
-    class3 = [i for i, y in zip(*[__import__("hf_unlearn.builtin", fromlist=["x"]).load_digits_dataset()["train"][c]
-                                   for c in ("id", "label")]) if y == 3]
+    first_ledger = read_ledger(str(chain["first"] / "ledger.json"))
+    assert len(requests) == 2 and requests[0]["commitment"] == first_ledger[0]["commitment"]
+    class3 = [i for i, y in zip(digits["train"]["id"], digits["train"]["label"]) if y == 3]
     ids2 = {leaf["id"] for leaf in requests[1]["leaves"]}
     assert ids2 == set(class3) - set(chain["removed1"])  # class 3 minus the rows request 1 already removed
 
@@ -407,8 +407,10 @@ def test_hub_round_trip_push_request_2_and_verify(chain, digits, tmp_path, monke
             "import sys, json; from hf_unlearn.cli import run_unlearning\n"
             "base = ['--model_name_or_path', 'test-user/digits-request2', *sys.argv[3:]]\n"
             "codes = [run_unlearning(base + ['--output_dir', sys.argv[1] + '/a']),\n"
-            "         run_unlearning(base + ['--previous_ledger', sys.argv[2] + '/request1/ledger.json', '--output_dir', sys.argv[1] + '/b']),\n"
-            "         run_unlearning(base + ['--previous_ledger', sys.argv[2] + '/request2/ledger.json', '--output_dir', sys.argv[1] + '/c'])]\n"
+            "         run_unlearning(base + ['--previous_ledger', sys.argv[2] + '/request1/ledger.json',\n"
+            "                                '--output_dir', sys.argv[1] + '/b']),\n"
+            "         run_unlearning(base + ['--previous_ledger', sys.argv[2] + '/request2/ledger.json',\n"
+            "                                '--output_dir', sys.argv[1] + '/c'])]\n"
             "print(json.dumps(codes))\n")
         env = {**os.environ, **hub.env(tmp_path / "hf_home"), "PYTHONPATH": str(ROOT)}
         done = subprocess.run([sys.executable, "-c", script, str(tmp_path), str(chain["root"]),
