@@ -7,7 +7,7 @@ a `model-index` with the computed metrics and a custom `unlearning:` block (meth
 record, the original model, versions, date, seed, effective batch size).
 
 Privacy: the card never contains raw sample ids. The removal record is copied without any id-list field
-(see `ID_LIST_KEYS`); only counts, the selection rule, fingerprints and the SHA-256 commitment are kept.
+(see `ID_LIST_KEYS`); only counts, the selection rule, fingerprints and the salted Merkle commitment are kept.
 
 `model_card_from_output_dir(output_dir)` reads `metrics.json`, `removal_record.json` and
 `unlearning_config.json` (docs/FORMATS.md) and renders the card. Neither function writes anything: call
