@@ -7,7 +7,7 @@ a `model-index` with the computed metrics and a custom `unlearning:` block (meth
 record, the original model, versions, date, seed, effective batch size).
 
 Privacy: the card never contains raw sample ids. The removal record is copied without any id-list field
-(see `ID_LIST_KEYS`); only counts, the selection rule, fingerprints and the SHA-256 commitment are kept.
+(see `ID_LIST_KEYS`); only counts, the selection rule, fingerprints and the salted Merkle commitment are kept.
 
 `model_card_from_output_dir(output_dir)` reads `metrics.json`, `removal_record.json` and
 `unlearning_config.json` (docs/FORMATS.md) and renders the card. Neither function writes anything: call
@@ -42,7 +42,8 @@ TEMPLATE_NAME = "unlearned_model_card.md"
 
 #: Keys that would hold raw ids; they are dropped (at any depth) from the removal record before it goes in a card.
 ID_LIST_KEYS = frozenset(
-    {"ids", "removed_ids", "forget_ids", "retain_ids", "indices", "forget_indices", "removed_indices", "retain_indices"}
+    {"ids", "removed_ids", "forget_ids", "retain_ids", "indices", "forget_indices", "removed_indices", "retain_indices",
+     "leaves", "salts"}
 )
 
 PAPER_URL = "https://arxiv.org/abs/2503.18314"
@@ -288,6 +289,7 @@ def build_model_card(
     repo_id: str | None = None,
     ids_published: bool = False,
     template_path: str | os.PathLike | None = None,
+    provenance: dict | None = None,
 ) -> ModelCard:
     """Render the model card of an unlearned checkpoint.
 
@@ -308,6 +310,8 @@ def build_model_card(
         repo_id: the Hub repo the card is for (used in the usage snippet).
         ids_published: whether `removed_ids.json` is published next to the card (changes one sentence).
         template_path: another Jinja template (default: `default_template_path()`).
+        provenance: `unlearning_config.json`'s `provenance` (hf_unlearn.output): `parent_model`, `requests` (oldest
+            first, no ids), `total_removed`, `weights_sha256`; copied into the `unlearning:` block.
 
     Returns:
         `huggingface_hub.ModelCard` (save it with `card.save(path)` or push it with `card.push_to_hub(repo_id)`).
@@ -367,6 +371,9 @@ def build_model_card(
         unlearning_meta["training"] = run_info["training"]
     if runtime_s is not None:
         unlearning_meta["runtime_s"] = _round(runtime_s)
+    for key in ("parent_model", "requests", "total_removed", "weights_sha256"):
+        if (provenance or {}).get(key) is not None:
+            unlearning_meta[key] = sanitize_removal_record({key: provenance[key]})[key]
 
     eval_results = _eval_results(metrics, dataset_type, dataset_name, record_dataset, run_info)
     tags = ["machine-unlearning", "hf-unlearn", method_key, "image-classification"]
@@ -441,6 +448,10 @@ def build_model_card(
         usage_repo_id=repo_id or "<namespace>/<model-name>",
         ids_published=ids_published,
         paper_url=PAPER_URL,
+        request_rows=[{"request": r.get("request"), "date": _md(r.get("date")), "method": _md(r.get("method")),
+                       "num_removed": r.get("num_removed"), "commitment": _md(r.get("commitment"))}
+                      for r in (provenance or {}).get("requests") or []],
+        total_removed=(provenance or {}).get("total_removed"),
     )
     path = Path(template_path) if template_path is not None else default_template_path()
     return ModelCard.from_template(card_data, template_path=str(path), **template_kwargs)
@@ -510,4 +521,5 @@ def model_card_from_output_dir(
         repo_id=repo_id,
         ids_published=ids_published,
         template_path=template_path,
+        provenance=config.get("provenance"),
     )

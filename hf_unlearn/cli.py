@@ -60,6 +60,7 @@ class ScriptArguments:
     metrics_variant: str = field(default="standard", metadata={"help": "'standard' (textbook JSD) or 'reference' (the LoTUS code's JSDiv, for comparing with published numbers)."})
     push_removed_ids: bool = field(default=False, metadata={"help": "Also upload removed_ids.json (the raw ids) when pushing. Off by default: the card carries a SHA-256 commitment only."})
     hub_timeout: float | None = field(default=None, metadata={"help": "Seconds each Hub request of --push_to_hub may take to connect and to answer (default: $HF_UNLEARN_HUB_TIMEOUT, else 60)."})
+    previous_ledger: str | None = field(default=None, metadata={"help": "When the model is an earlier hf-unlearn output without its local ledger.json (a Hub repo): that run's ledger.json. Its commitments must equal the model card's; earlier removed rows stay out of this run."})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -378,6 +379,17 @@ def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
         # then find it in the cache. Without this every rank trained it and raced on the same staging folder.
         with args.main_process_first(local=False, desc="embedded default original model"):
             model_path = original_model(script.default_arch, progress=say)
+    # ---- earlier deletion requests (hf_unlearn.provenance): their rows stay out of retain and calibration data ----
+    from .provenance import exclude_earlier, read_parent_chain
+
+    if script.previous_ledger and not os.path.isfile(script.previous_ledger):
+        raise UsageError(f"--previous_ledger {script.previous_ledger} does not exist; pass the ledger.json written "
+                         "next to the parent model.")
+    try:
+        chain = read_parent_chain(model_path, script.model_revision, script.previous_ledger)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    loaded_train = train
     try:
         loaded = load_classifier(model_path, image_column=script.image_column_name,
                                  trust_remote_code=script.trust_remote_code, revision=script.model_revision)
@@ -426,11 +438,25 @@ def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
     if "ids" in rule and id_column is None:
         raise UsageError(f"--forget_ids_file needs an id column; '{script.id_column_name}' is not among {train.column_names}.")
     try:
+        train, validation, kept = exclude_earlier(chain["requests"], train, validation, id_column, rule.get("ids"))
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    try:
         selection = select_forget(train, seed=args.seed, id_column=id_column, label_column=args.label_column_name,
                                   num_labels=num_labels, dataset_name=dataset_id, dataset_config=script.dataset_config_name,
                                   split=script.train_split, revision=script.dataset_revision, **rule)
     except ValueError as e:
         raise UsageError(str(e)) from e
+    if chain["requests"]:
+        from .ledger import commit_ids
+
+        # The card names the training split as loaded, not the copy without earlier requests' rows.
+        selection.record.dataset["fingerprint"] = loaded_train._fingerprint
+        if kept is not None:  # row-index ids: back to positions in the loaded split, with fresh salts
+            selection.removed_ids = [kept[i] for i in selection.removed_ids]
+            tree = commit_ids(selection.removed_ids)
+            selection.salts = dict(zip(tree.ids, tree.salts))
+            selection.record.commitment = tree.to_record()
     selection.record.label_alignment = label_alignment
     if args.resume_from_checkpoint:  # the same removal request as the checkpoint's run, or nothing
         from .trainer import check_resume_matches, read_method_state
@@ -482,7 +508,8 @@ def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
         raise UsageError(str(e)) from e
     _lock_output_dir(args, trainer, is_main, cleanup)
     say(f"hf-unlearn: method={args.method}  model={model_path}  dataset={dataset_id}  "
-        f"forget={selection.record.num_removed}  retain={selection.record.num_retained}")
+        f"forget={selection.record.num_removed}  retain={selection.record.num_retained}"
+        + (f"  (request {len(chain['requests']) + 1}; earlier requests' rows excluded)" if chain["requests"] else ""))
     say(f"selection: {selection.record.selection['description']}")
     original_predictions = trainer.predictions(original, test, validation)
     gold = trainer.predictions(gold_loaded, test, validation) if gold_loaded is not None else None
@@ -503,7 +530,7 @@ def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
     }
 
     if trainer.accelerator.is_main_process:
-        finalize_output_dir(trainer, results, selection, script, original_info, dataset_id)
+        finalize_output_dir(trainer, results, selection, script, original_info, dataset_id, chain=chain)
         say(format_table(results))
         say(f"wrote {os.path.abspath(args.output_dir)}")
     trainer.accelerator.wait_for_everyone()

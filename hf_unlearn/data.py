@@ -2,8 +2,8 @@
 
 A deletion request names samples (by id, by class, by a rule). :func:`select_forget` turns it into two
 ``datasets.Dataset`` objects built with :meth:`datasets.Dataset.filter` -- disjoint, covering the training
-set exactly -- and a :class:`RemovalRecord` (counts, rule, fingerprints and a SHA-256 commitment over the
-sorted removed ids) that ends up in the model card without re-publishing the ids themselves.
+set exactly -- and a :class:`RemovalRecord` (counts, rule, fingerprints and a salted Merkle commitment to the
+removed ids, :mod:`hf_unlearn.ledger`) that ends up in the model card without re-publishing the ids themselves.
 """
 
 from __future__ import annotations
@@ -29,10 +29,11 @@ _COMMITMENT_SCHEME = "sha256 of '\\n'.join(str(i) for i in sorted(ids)) encoded 
 
 
 def commitment(ids: Iterable[Any]) -> str:
-    """SHA-256 commitment over a set of sample ids.
+    """Unsalted SHA-256 over a set of sample ids (the commitment of hf-unlearn before the salted Merkle tree).
 
-    Anyone holding the id list can recompute it and compare with the model card, while the card itself never
-    carries the ids. Ids are sorted in their own type (numbers numerically, strings lexicographically).
+    Kept for reading older cards only: for small integer ids it can be brute-forced. New records commit with
+    :func:`hf_unlearn.ledger.commit_ids`. Ids are sorted in their own type (numbers numerically, strings
+    lexicographically).
     """
     ordered = sorted(ids)
     return hashlib.sha256("\n".join(str(i) for i in ordered).encode("utf-8")).hexdigest()
@@ -77,6 +78,8 @@ class ForgetSplit:
     #: ids themselves (however many rows each matched); otherwise the id-column values of the forgotten rows,
     #: or their row indices when there is no id column.
     removed_ids: list = field(repr=False, default_factory=list)
+    #: {id: 32-byte salt} of the record's Merkle commitment (hf_unlearn.ledger); private, like ``removed_ids``.
+    salts: dict = field(repr=False, default_factory=dict)
 
     def __iter__(self):  # ``forget, retain, record = select_forget(...)``
         return iter((self.forget, self.retain, self.record))
@@ -262,6 +265,9 @@ def select_forget(
     else:  # no id column: the row index is the only stable name of a sample
         removed_ids = sorted(selected)
         commit_ids, id_col = removed_ids, None
+    from .ledger import commit_ids as merkle_commit
+
+    tree = merkle_commit(commit_ids)  # over the unique ids, fresh random salts
     record = RemovalRecord(
         dataset={
             # a local dataset directory is recorded by its base name: the record is published
@@ -279,10 +285,11 @@ def select_forget(
         per_class_counts=per_class,
         forget_fingerprint=forget._fingerprint,
         retain_fingerprint=retain._fingerprint,
-        commitment={"algorithm": "sha256", "scheme": _COMMITMENT_SCHEME, "value": commitment(commit_ids)},
+        commitment=tree.to_record(),
         rows_per_id=rows_per_id,
     )
-    return ForgetSplit(forget=forget, retain=retain, record=record, removed_ids=removed_ids)
+    return ForgetSplit(forget=forget, retain=retain, record=record, removed_ids=removed_ids,
+                       salts=dict(zip(tree.ids, tree.salts)))
 
 
 _INT_TYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")

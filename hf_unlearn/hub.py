@@ -289,7 +289,7 @@ def push_unlearned_to_hub(
         commit_message = f"Unlearn {num_removed if num_removed is not None else 'some'} samples with {method} (hf-unlearn)"
     description_lines = [
         f"Machine unlearning with hf-unlearn: method `{method}`, {num_removed} samples removed.",
-        f"Removal commitment (sha256 of the sorted removed ids): `{commitment}`." if commitment else "",
+        f"Removal commitment (salted Merkle root of the removed ids): `{commitment}`." if commitment else "",
         f"Raw removed ids published: {'yes (removed_ids.json)' if push_removed_ids else 'no'}.",
     ]
     commit_description = "\n".join(line for line in description_lines if line)

@@ -13,7 +13,7 @@ import os
 import shutil
 from typing import Any
 
-__all__ = ["finalize_output_dir", "original_model_info", "sha256_of_dir"]
+__all__ = ["finalize_output_dir", "original_model_info", "sha256_of_dir", "weights_sha256"]
 
 STAGING_DIR = ".incomplete"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -29,6 +29,19 @@ def sha256_of_dir(path: str, suffixes: tuple[str, ...] = WEIGHT_SUFFIXES) -> str
                 for block in iter(lambda: f.read(1 << 20), b""):
                     digest.update(block)
     return digest.hexdigest()
+
+
+def weights_sha256(path: str, suffixes: tuple[str, ...] = WEIGHT_SUFFIXES) -> dict[str, str]:
+    """{file name: SHA-256} of each weights file in a model directory (what the card records and `verify` checks)."""
+    out = {}
+    for name in sorted(os.listdir(path)):
+        if name.endswith(suffixes) and os.path.isfile(os.path.join(path, name)):
+            digest = hashlib.sha256()
+            with open(os.path.join(path, name), "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            out[name] = digest.hexdigest()
+    return out
 
 
 def original_model_info(name_or_path: str, revision: str | None = None) -> dict[str, Any]:
@@ -49,8 +62,12 @@ def _json(path: str, obj: Any) -> None:
 
 
 def finalize_output_dir(trainer, results: dict, selection, script=None, original_info: dict | None = None,
-                        dataset_id: str | None = None) -> str:
-    """Write model, processor, card, metrics, removal record and config into ``trainer.args.output_dir``."""
+                        dataset_id: str | None = None, chain: dict | None = None) -> str:
+    """Write model, processor, card, metrics, removal record and config into ``trainer.args.output_dir``.
+
+    ``chain`` (from :func:`hf_unlearn.provenance.read_parent_chain`): ``{"parent_model": {...}, "requests": [...]}``,
+    the earlier deletion requests this run continues; the new ``ledger.json`` lists them and this one."""
+    from .ledger import LEDGER_NAME, commit_ids, new_request, public_requests, write_ledger
     from .hub_guard import MANIFEST_KEY, public_name
     from .modeling import save_classifier
 
@@ -83,6 +100,12 @@ def finalize_output_dir(trainer, results: dict, selection, script=None, original
 
 def _write_staging(trainer, staging, results, selection, original_info, dataset_id, save_classifier) -> None:
     save_classifier(trainer.model, staging, trainer.processing_class)
+    # The salts chosen at selection time make the tree's root the record's commitment (fresh salts otherwise).
+    tree = commit_ids(selection.removed_ids, getattr(selection, "salts", None))
+    selection.record.commitment = tree.to_record()
+    requests = list((chain or {}).get("requests") or []) + [
+        new_request(tree, method=trainer.method.name, record=selection.record.to_dict(), metrics=results)]
+    write_ledger(os.path.join(staging, LEDGER_NAME), requests)
     _json(os.path.join(staging, "removal_record.json"), selection.record.to_dict())
     _json(os.path.join(staging, "removed_ids.json"), {"id_column": selection.record.id_column,
                                                       "ids": list(selection.removed_ids)})
@@ -101,6 +124,12 @@ def _write_staging(trainer, staging, results, selection, original_info, dataset_
         "date": datetime.date.today().isoformat(),
         # the files this run writes: the Hub push uploads only these (hf_unlearn.hub_guard.plan_upload)
         MANIFEST_KEY: sorted(set(os.listdir(staging)) | {"unlearning_config.json", "metrics.json", "README.md"}),
+        "provenance": {
+            "parent_model": (chain or {}).get("parent_model"),
+            "requests": public_requests(requests),
+            "total_removed": sum(int(r.get("num_removed") or 0) for r in requests),
+            "weights_sha256": weights_sha256(staging),
+        },
     })
     _json(os.path.join(staging, "metrics.json"), results)
     try:

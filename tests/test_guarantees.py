@@ -82,7 +82,7 @@ def test_seed_versions_effective_batch_recorded(two_runs):
     assert meta["library_versions"]["torch"] == run["library_versions"]["torch"]
     assert sorted(os.listdir(out)) == sorted(["README.md", "config.json", "metrics.json", "model.safetensors",
                                               "preprocessor_config.json", "removal_record.json", "removed_ids.json",
-                                              "unlearning_config.json"])
+                                              "unlearning_config.json", "ledger.json"])
 
 
 # ---- a run that fails half-way leaves nothing presented as finished --------------------------------------------

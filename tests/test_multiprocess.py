@@ -12,7 +12,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 EXPECTED_FILES = {"README.md", "config.json", "metrics.json", "model.safetensors", "preprocessor_config.json",
-                  "removal_record.json", "removed_ids.json", "unlearning_config.json"}
+                  "removal_record.json", "removed_ids.json", "unlearning_config.json", "ledger.json"}
 
 
 def free_port() -> int:
