@@ -223,6 +223,12 @@ def _run(argv: list[str]) -> int:
     transformers.set_seed(args.seed)
     is_main = args.process_index == 0
     say = print if is_main else (lambda *a, **k: None)
+    from .threads import apply_launcher_cpu_threads
+
+    try:  # accelerate launch without a config pins one thread per process on CPU (5x slower)
+        apply_launcher_cpu_threads(args.device.type == "cpu", say)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
 
     # ---- data and selection: every check happens here, before a model is touched ----
     data, dataset_id = load_training_data(script)
@@ -295,7 +301,8 @@ def _run(argv: list[str]) -> int:
     say(f"hf-unlearn: method={args.method}  model={model_path}  dataset={dataset_id}  "
         f"forget={selection.record.num_removed}  retain={selection.record.num_retained}")
     say(f"selection: {selection.record.selection['description']}")
-    original_predictions = trainer.predictions(original, test, validation)
+    original_predictions = trainer.predictions(original, test, validation,
+                                               keep_forget_logits=True if script.gold_model else None)
     gold = None
     if script.gold_model:
         try:
@@ -303,7 +310,8 @@ def _run(argv: list[str]) -> int:
                                    trust_remote_code=script.trust_remote_code).model
         except ValueError as e:
             raise UsageError(f"--gold_model: {e}") from e
-        gold = trainer.predictions(gold, test, validation)
+        gold = trainer.predictions(gold, test, validation, keep_forget_logits=True)
+    say(f"data: {trainer.materialization_budget.summary()}")
 
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
@@ -321,6 +329,7 @@ def _run(argv: list[str]) -> int:
     }
 
     if trainer.accelerator.is_main_process:
+        say(f"saving the model, card and records to {os.path.abspath(args.output_dir)} ...")
         finalize_output_dir(trainer, results, selection, script, original_info, dataset_id)
         say(format_table(results))
         say(f"wrote {os.path.abspath(args.output_dir)}")

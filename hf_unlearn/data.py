@@ -125,8 +125,15 @@ def _rows_with_ids(dataset: datasets.Dataset, id_column: str, wanted: set) -> tu
     try:
         value_set = pa.array(list(wanted)).cast(column.type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
-        value_set = None  # ids of another type than the column: none can match (as with a Python set)
-    if value_set is None or len(value_set) == 0:
+        # mixed types: only ids that convert can match (the others are reported missing, as with a Python set)
+        kept = []
+        for value in wanted:
+            try:
+                kept.append(pa.scalar(value).cast(column.type).as_py())
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+                pass
+        value_set = pa.array(kept, type=column.type)
+    if len(value_set) == 0:
         return np.zeros(0, dtype=np.int64), set(wanted)
     mask = pc.is_in(column, value_set=value_set).to_numpy(zero_copy_only=False)
     selected = np.flatnonzero(mask)
