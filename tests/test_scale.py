@@ -231,3 +231,13 @@ def test_cpu_threads_under_accelerate_launch(env, on_cpu, cores, expected):
 def test_cpu_threads_override_must_be_positive():
     with pytest.raises(ValueError, match="HF_UNLEARN_NUM_THREADS must be a positive integer"):
         launcher_cpu_threads({"HF_UNLEARN_NUM_THREADS": "0"}, True, 4)
+
+
+def test_selection_fingerprints_are_deterministic_and_name_the_selection(tmp_path):
+    ds = _undecodable_dataset(2000, 10, tmp_path / "data")
+    a, b = select_forget(ds, fraction_per_class=0.1, seed=0), select_forget(ds, fraction_per_class=0.1, seed=0)
+    c = select_forget(ds, fraction_per_class=0.1, seed=1)
+    assert (a.record.forget_fingerprint, a.record.retain_fingerprint) == (b.record.forget_fingerprint,
+                                                                          b.record.retain_fingerprint)
+    assert a.record.forget_fingerprint != c.record.forget_fingerprint != a.record.retain_fingerprint
+    assert a.forget._fingerprint == a.record.forget_fingerprint
