@@ -370,6 +370,8 @@ def main(argv=None):
     p.add_argument("--vit_batch", type=int, default=4)
     p.add_argument("--eval_rows", type=int, default=None, help="rows of the ViT evaluation pass")
     p.add_argument("--fashion_train", type=int, default=None)
+    p.add_argument("--parts", default="selection,evaluation,match,vit",
+                   help="comma-separated subset to (re)measure; the others are kept from an existing --out file")
     p.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     a.vit_steps = a.vit_steps or (2 if a.quick else 6)
@@ -383,15 +385,28 @@ def main(argv=None):
     t0 = time.perf_counter()
     load_start = loadavg()
     print(f"dataset: {build_dataset(a.rows, a.classes)} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    result = {name: run_worker(name, a) for name in ("selection", "evaluation", "match", "vit")}
-    match = result.pop("match")
-    result["evaluation"]["matches_non_streaming"] = match.get("matches_non_streaming", False)
-    result["evaluation"]["non_streaming_check"] = match
+    parts = [x for x in a.parts.split(",") if x]
+    unknown = sorted(set(parts) - set(WORKERS))
+    if unknown:
+        p.error(f"unknown --parts {unknown}; choose from {sorted(WORKERS)}")
+    result = {}
+    if set(parts) != set(WORKERS) and os.path.isfile(a.out):
+        with open(a.out) as f:
+            result = json.load(f)
+        result["evaluation"]["non_streaming_check"] = result["evaluation"].get("non_streaming_check", {})
+    for name in parts:
+        result[name] = run_worker(name, a)
+        if name in ("selection", "evaluation", "vit"):
+            result[name]["loadavg_after"] = loadavg()
+    match = result.pop("match", None) or result.get("evaluation", {}).get("non_streaming_check", {})
+    if "evaluation" in result:
+        result["evaluation"]["matches_non_streaming"] = match.get("matches_non_streaming", False)
+        result["evaluation"]["non_streaming_check"] = match
     import torch
 
     result["machine"] = {"cpus": os.cpu_count(), "torch_threads": a.threads, "platform": platform.platform(),
                          "python": platform.python_version(), "torch": torch.__version__,
-                         "loadavg_start": load_start, "loadavg_end": loadavg(), "quick": a.quick,
+                         "loadavg_start": load_start, "loadavg_end": loadavg(), "quick": a.quick, "parts_measured": parts,
                          "total_s": time.perf_counter() - t0}
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "w") as f:
