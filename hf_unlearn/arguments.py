@@ -40,11 +40,20 @@ class UnlearningArguments(TrainingArguments):
         default=True,
         metadata={"help": "Stop with an error naming the step and method as soon as a loss is NaN or infinite."},
     )
+    materialize_budget_mb: float | None = field(
+        default=None,
+        metadata={"help": "Memory (MB) that preprocessed splits may take together when materialised (forget, retain, "
+                          "calibration, test, validation, first come first served); splits beyond it stay lazy and are "
+                          "transformed per batch (use --dataloader_num_workers). Default: half the RAM available at start."},
+    )
 
     def __post_init__(self):
         from .ranges import check_training_arguments
 
         check_training_arguments(self)  # every numeric flag, before TrainingArguments acts on it (hf_unlearn.ranges)
+        if self.materialize_budget_mb is not None and not self.materialize_budget_mb >= 0:
+            raise ValueError(f"materialize_budget_mb must be >= 0 (MB), got {self.materialize_budget_mb}; pass e.g. "
+                             "--materialize_budget_mb 4096, or 0 to keep every split lazy.")
         if self.gradient_accumulation_steps < 1:
             raise ValueError(
                 f"gradient_accumulation_steps must be >= 1, got {self.gradient_accumulation_steps}; pass "

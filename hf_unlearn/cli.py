@@ -355,6 +355,12 @@ def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
     transformers.set_seed(args.seed)
     is_main = args.process_index == 0
     say = print if is_main else (lambda *a, **k: None)
+    from .threads import apply_launcher_cpu_threads
+
+    try:  # accelerate launch without a config pins one thread per process on CPU (5x slower)
+        apply_launcher_cpu_threads(args.device.type == "cpu", say)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
 
     # ---- data and selection: every check happens here, before a model is touched ----
     data, dataset_id = load_training_data(script)
@@ -486,12 +492,8 @@ def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
         cleanup.callback(_remove_if_empty, args.output_dir)
     original = copy.deepcopy(loaded.model).eval()  # kept for the "before" metrics and RF-JSD's reference
     try:
-        # Held-out images are read (and a bad one named) now, before Trainer.__init__ creates the output directory.
-        from .splits import to_image_split
-
-        test, validation = (to_image_split(ds, loaded.transform, label_column=args.label_column_name, name=name,
-                                           deterministic=args.materialize_data)
-                            for ds, name in ((test, "test"), (validation, "validation")))
+        # Held-out splits are preprocessed by the trainer (one materialisation budget); a bad image there is an
+        # ImageDataError (exit 2) and the empty output directory the Trainer created is removed again.
         trainer = UnlearningTrainer(
             loaded.model, args, forget_dataset=selection.forget, retain_dataset=selection.retain,
             calibration_dataset=validation, method_config=method_config, image_transform=loaded.transform,
@@ -511,8 +513,11 @@ def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
         f"forget={selection.record.num_removed}  retain={selection.record.num_retained}"
         + (f"  (request {len(chain['requests']) + 1}; earlier requests' rows excluded)" if chain["requests"] else ""))
     say(f"selection: {selection.record.selection['description']}")
-    original_predictions = trainer.predictions(original, test, validation)
-    gold = trainer.predictions(gold_loaded, test, validation) if gold_loaded is not None else None
+    original_predictions = trainer.predictions(original, test, validation,
+                                               keep_forget_logits=True if gold_loaded is not None else None)
+    gold = (trainer.predictions(gold_loaded, test, validation, keep_forget_logits=True)
+            if gold_loaded is not None else None)
+    say(f"data: {trainer.materialization_budget.summary()}")
 
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
@@ -530,6 +535,7 @@ def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
     }
 
     if trainer.accelerator.is_main_process:
+        say(f"saving the model, card and records to {os.path.abspath(args.output_dir)} ...")
         finalize_output_dir(trainer, results, selection, script, original_info, dataset_id, chain=chain)
         say(format_table(results))
         say(f"wrote {os.path.abspath(args.output_dir)}")

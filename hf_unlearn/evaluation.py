@@ -67,10 +67,17 @@ def unlearning_metrics(
 
     Returns ``acc_forget``, ``acc_retain``, ``acc_test``, ``acc_val`` (when a validation split was given),
     ``mia``, ``mia_auc``, ``rf_jsd`` and, with ``gold``, ``jsd``. ``variant="reference"`` uses the reference
-    code's JSDiv formula (SPEC §4.3) for RF-JSD and JSD.
+    code's JSDiv formula (SPEC §4.3) for RF-JSD and JSD. Streamed predictions
+    (:class:`~hf_unlearn.streaming.StreamingPredictions`, what ``UnlearningTrainer.predictions`` returns) give the
+    same numbers from per-row floats and per-class sums (:func:`hf_unlearn.streaming.streaming_metrics`).
     """
     from .metric_modules import load_metric
+    from .streaming import StreamingPredictions, streaming_metrics
 
+    if any(isinstance(p, StreamingPredictions) for p in (model, original, gold)):
+        as_streamed = [p if p is None or isinstance(p, StreamingPredictions) else StreamingPredictions.from_logits(p)
+                       for p in (model, original, gold)]
+        return streaming_metrics(*as_streamed, variant=variant)
     result = {f"acc_{'val' if s == 'validation' else s}": _accuracy(model, s) for s in model.logits}
     if {"retain", "forget"} <= model.logits.keys() and ({"test", "validation"} & model.logits.keys()):
         preds, refs, subsets = _rows(model, ["retain", "forget", "test", "validation"])

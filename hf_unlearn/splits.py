@@ -85,12 +85,16 @@ def to_image_split(
     deterministic: bool = True,
     name: str = "",
     batch_size: int = 512,
+    budget=None,
+    progress: bool = False,
 ) -> ImageSplit | None:
     """Turn a ``datasets.Dataset`` (raw images + labels) into an :class:`ImageSplit`.
 
     ``transform`` is a batch transform for ``Dataset.with_transform`` producing ``pixel_values`` (None when
     the dataset already yields them). With ``deterministic=True`` and a small enough split, the transform is
-    applied once and the result kept as a tensor.
+    applied once and the result kept as a tensor. "Small enough" is the shared
+    :class:`~hf_unlearn.memory.MaterializationBudget` ``budget`` when given (the trainer passes one for all its
+    splits), else 4 GB for this split alone. ``progress`` shows a tqdm bar while preprocessing.
     """
     if dataset is None or isinstance(dataset, ImageSplit):
         return dataset
@@ -110,13 +114,28 @@ def to_image_split(
             f"the {name or 'given'} dataset yields no 'pixel_values' (keys: {sorted(first)}); give the trainer an "
             "image_transform (or processing_class) that turns images into pixel_values."
         )
-    row_bytes = first["pixel_values"][0].numel() * 4
-    if not deterministic or row_bytes * len(dataset) > MAX_MATERIALIZED_BYTES:
+    row_shape = torch.as_tensor(first["pixel_values"][0]).shape
+    nbytes = row_shape.numel() * 4 * len(dataset)
+    if not deterministic:
+        if budget is not None:
+            budget.record_lazy(name, len(dataset))
         return ImageSplit(lazy=view, labels=labels, label_column=label_column, name=name)
-    chunks = [_read_rows(view, slice(start, start + batch_size), range(start, min(start + batch_size, len(dataset))),
-                         name)["pixel_values"] for start in range(0, len(dataset), batch_size)]
-    pixels = torch.cat([torch.as_tensor(c) if not isinstance(c, torch.Tensor) else c for c in chunks])
-    return ImageSplit(pixels.float().contiguous(), labels, label_column=label_column, name=name)
+    fits = budget.claim(name, nbytes, len(dataset)) if budget is not None else nbytes <= MAX_MATERIALIZED_BYTES
+    if not fits:
+        return ImageSplit(lazy=view, labels=labels, label_column=label_column, name=name)
+    from tqdm.auto import tqdm
+
+    # Filled in place: concatenating chunks needed twice the split's size at the peak.
+    pixels = torch.empty((len(dataset), *row_shape), dtype=torch.float32)
+    with tqdm(total=len(dataset), desc=f"preprocessing {name or 'split'}", unit="img", disable=not progress,
+              leave=False) as bar:
+        for start in range(0, len(dataset), batch_size):
+            stop = min(start + batch_size, len(dataset))
+            chunk = _read_rows(view, slice(start, stop), range(start, stop), name)["pixel_values"]
+            chunk = chunk if isinstance(chunk, torch.Tensor) else torch.as_tensor(chunk)
+            pixels[start : start + len(chunk)] = chunk
+            bar.update(len(chunk))
+    return ImageSplit(pixels, labels, label_column=label_column, name=name)
 
 
 def _read_rows(view: datasets.Dataset, key, positions: Sequence[int], name: str) -> dict:

@@ -17,6 +17,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput, get_l
 
 from .arguments import UnlearningArguments
 from .evaluation import ModelPredictions, avg_gap, predict_splits, unlearning_metrics
+from .memory import MaterializationBudget
 from .methods import UnlearningMethod, get_method_class
 from .modeling import image_transform_from, logits_of, num_labels_of
 from .splits import ImageSplit, MixtureDataset, collate_rows, to_image_split
@@ -179,6 +180,8 @@ class UnlearningTrainer(Trainer):
         self.transform_is_deterministic = transform_is_deterministic
         self.image_transform = image_transform
         self._split_cache: dict = {}
+        # One budget for every split this trainer materialises (see hf_unlearn.memory).
+        self.materialization_budget = MaterializationBudget.from_megabytes(args.materialize_budget_mb)
         self.forget_split = self.as_split(forget_dataset, "forget")
         self.retain_split = self.as_split(retain_dataset, "retain")
         self.calibration_split = self.as_split(calibration_dataset, "calibration")
@@ -244,8 +247,16 @@ class UnlearningTrainer(Trainer):
     def logits(model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
         return logits_of(model, pixel_values)
 
+    def _progress(self, total: int, desc: str):
+        """A tqdm bar for a pass over ``total`` rows (main process only; off with ``disable_tqdm``)."""
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, unit="img", leave=False,
+                    disable=bool(self.args.disable_tqdm) or self.args.process_index != 0)
+
     @torch.inference_mode()
-    def predict_logits(self, model: nn.Module, split: ImageSplit, batch_size: int | None = None) -> torch.Tensor:
+    def predict_logits(self, model: nn.Module, split: ImageSplit, batch_size: int | None = None,
+                       desc: str | None = None) -> torch.Tensor:
         """Logits of ``model`` on every row of ``split``, in order, in eval mode.
 
         In a multi-process run each process scores a contiguous shard and the shards are gathered, so every
@@ -260,10 +271,13 @@ class UnlearningTrainer(Trainer):
         model.eval()
         device = self.args.device
         outs = []
+        from .streaming import split_batches
+
         try:
-            with self.autocast_smart_context_manager():
-                for _, pixels, _ in split.batches(batch_size, range(lo, hi)):
+            with self.autocast_smart_context_manager(), self._progress(hi - lo, desc or f"logits {split.name}") as bar:
+                for _, pixels, _ in split_batches(split, batch_size, range(lo, hi), self.args.dataloader_num_workers):
                     outs.append(self.logits(model, pixels.to(device, non_blocking=True)).float())
+                    bar.update(len(pixels))
         finally:
             model.train(was_training)
         local = torch.cat(outs) if outs else torch.empty(0, self.num_labels, device=device)
@@ -274,8 +288,37 @@ class UnlearningTrainer(Trainer):
         return self.accelerator.gather(padded)[:n]  # shards are contiguous and in rank order
 
     def accuracy(self, model: nn.Module, split: ImageSplit, batch_size: int | None = None) -> float:
-        logits = self.predict_logits(model, split, batch_size)
-        return (logits.argmax(-1).cpu() == split.labels).float().mean().item()
+        # Counted batch by batch (no N x C logits); in a multi-process run the ranks' counts are added.
+        return self.summarize(model, split, batch_size=batch_size, features=False).accuracy
+
+    @torch.inference_mode()
+    def summarize(self, model: nn.Module, split: ImageSplit, name: str | None = None, *, batch_size: int | None = None,
+                  keep_logits: bool = False, features: bool = True):
+        """Stream ``model`` over ``split`` into a :class:`~hf_unlearn.streaming.SplitStats`: correct count,
+        per-row MIA features, per-class probability sums (forget / test splits) and, with ``keep_logits``, the
+        logits. Memory: a few floats per row plus C x C, never N x C (unless ``keep_logits``). Sharded across
+        processes like :meth:`predict_logits`. ``name`` (default ``split.name``) decides the class sums (forget, test)."""
+        from .streaming import CLASS_SUM_SPLITS, SplitStats, split_batches
+
+        batch_size = batch_size or self.args.per_device_eval_batch_size
+        world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        n = len(split)
+        per_rank = math.ceil(n / world)
+        lo, hi = min(rank * per_rank, n), min((rank + 1) * per_rank, n)
+        name = name or split.name
+        stats = SplitStats(self.num_labels, class_sums=features and name in CLASS_SUM_SPLITS,
+                           keep_logits=keep_logits, features=features)
+        was_training = model.training
+        model.eval()
+        device = self.args.device
+        try:
+            with self.autocast_smart_context_manager(), self._progress(hi - lo, f"evaluating {name}") as bar:
+                for _, pixels, labels in split_batches(split, batch_size, range(lo, hi), self.args.dataloader_num_workers):
+                    stats.update(self.logits(model, pixels.to(device, non_blocking=True)).float(), labels)
+                    bar.update(len(labels))
+        finally:
+            model.train(was_training)
+        return stats.finish(self.accelerator, n)
 
     def as_split(self, dataset, name: str) -> ImageSplit | None:
         """A ``datasets.Dataset`` turned into an :class:`ImageSplit` with this trainer's image transform.
@@ -288,16 +331,34 @@ class UnlearningTrainer(Trainer):
         if key not in self._split_cache:
             self._split_cache[key] = to_image_split(
                 dataset, self.image_transform, label_column=self.args.label_column_name,
-                deterministic=self.transform_is_deterministic and self.args.materialize_data, name=name)
+                deterministic=self.transform_is_deterministic and self.args.materialize_data, name=name,
+                budget=self.materialization_budget,
+                progress=not self.args.disable_tqdm and self.args.process_index == 0)
         return self._split_cache[key]
 
-    def predictions(self, model: nn.Module, test_dataset=None, validation_dataset=None) -> ModelPredictions:
-        """``model``'s logits on the forget, retain, test and validation splits, each computed once."""
+    def predictions(self, model: nn.Module, test_dataset=None, validation_dataset=None, *,
+                    keep_forget_logits: bool | None = None):
+        """What the metrics need of ``model`` on the forget, retain, test and validation splits, each streamed once.
+
+        Returns :class:`~hf_unlearn.streaming.StreamingPredictions` (per-row floats and per-class sums, no N x C
+        logits), accepted wherever ``ModelPredictions`` is. ``keep_forget_logits`` keeps the forget split's logits,
+        which JSD against a gold model needs; by default they are kept when they take at most
+        ``streaming.KEEP_FORGET_LOGITS_MAX_BYTES`` (64 MB), so JSD works as before on all but huge forget sets.
+        """
+        from .streaming import KEEP_FORGET_LOGITS_MAX_BYTES, StreamingPredictions
+
+        if keep_forget_logits is None:
+            keep_forget_logits = len(self.forget_split) * self.num_labels * 4 <= KEEP_FORGET_LOGITS_MAX_BYTES
+
         splits = {"forget": self.forget_split, "retain": self.retain_split,
                   "test": self.as_split(test_dataset, "test"),
                   "validation": self.as_split(validation_dataset, "validation") if validation_dataset is not None
                   else self.calibration_split}
-        return predict_splits(lambda split: self.predict_logits(model, split), splits)
+        out = StreamingPredictions()
+        for name, split in splits.items():
+            if split is not None:
+                out.stats[name] = self.summarize(model, split, name, keep_logits=keep_forget_logits and name == "forget")
+        return out
 
     def evaluate_unlearning(
         self,
@@ -321,8 +382,12 @@ class UnlearningTrainer(Trainer):
                 f"method '{self.method.name}' keeps no copy of the original model: pass original= (the model, or "
                 "trainer.predictions(original_model, ...) taken before training)."
             )
+        from .streaming import StreamingPredictions
+
         def preds(m):
-            return m if isinstance(m, ModelPredictions) else self.predictions(m, test_dataset, validation_dataset)
+            if isinstance(m, (ModelPredictions, StreamingPredictions)):
+                return m
+            return self.predictions(m, test_dataset, validation_dataset, keep_forget_logits=True if gold is not None else None)
 
         unlearned_p, original_p = preds(self.model), preds(original)
         gold_p = preds(gold) if gold is not None else None

@@ -143,20 +143,24 @@ class Lotus(UnlearningMethod):
             with torch.no_grad():
                 return trainer.logits(trainer.teacher, inputs["pixel_values"]).float()
         if self._cache is None:
-            # One pass of the frozen teacher over the mixture's rows, in one table: forget rows first, then
-            # retain rows (only those in the subset are filled), addressed by (flag, position).
+            # One pass of the frozen teacher over the mixture's rows, in one table holding only those rows (forget
+            # rows first, then the retain subset): sized by the mixture, not the retain set (ImageNet: 0.3x).
+            # _cache_row maps (flag, position) -> table row.
             mixture = trainer.train_dataset
-            tables = []
+            tables, rows = [], []
             for flag, split in ((1, trainer.forget_split), (0, trainer.retain_split)):
-                positions = mixture.position[mixture.source == flag]
-                table = torch.zeros(len(split), trainer.num_labels, device=trainer.args.device)
-                if len(positions):
-                    table[positions.to(table.device)] = trainer.predict_logits(trainer.teacher, split.subset(positions.tolist()))
-                tables.append(table)
+                positions = mixture.position[mixture.source == flag].unique()
+                row = torch.full((len(split),), -1, dtype=torch.long)
+                row[positions] = torch.arange(len(positions)) + sum(len(t) for t in tables)
+                rows.append(row)
+                tables.append(trainer.predict_logits(trainer.teacher, split.subset(positions.tolist()),
+                                                     desc=f"teacher logits {split.name}") if len(positions)
+                              else torch.zeros(0, trainer.num_labels, device=trainer.args.device))
             self._cache = torch.cat(tables)
+            self._cache_row = torch.cat(rows).to(self._cache.device)
         flag, pos = inputs["forget_flag"], inputs["sample_index"]
         offset = len(trainer.forget_split)
-        return self._cache[torch.where(flag.bool(), pos, pos + offset)]
+        return self._cache[self._cache_row[torch.where(flag.bool(), pos, pos + offset).to(self._cache_row.device)]]
 
     def compute_loss(self, trainer, model, inputs) -> torch.Tensor:
         teacher_logits = self._teacher_logits(trainer, inputs)
