@@ -34,14 +34,14 @@ class UsageError(ValueError):
 class ScriptArguments:
     model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "Image classifier to unlearn: a Hub id (HF or 'timm/...') or a local directory. "
+        metadata={"aliases": ["--model"], "help": "Image classifier to unlearn: a Hub id (HF or 'timm/...') or a local directory. "
                           "Omit for the embedded default (an original trained here on scikit-learn's digits)."})
     model_revision: str | None = field(default=None, metadata={"help": "Model revision (branch, tag or commit)."})
     default_arch: str = field(default="vit", metadata={"help": "Embedded default only: 'vit' or 'resnet'."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom modelling code from the model repo."})
     dataset_name: str | None = field(
         default=None,
-        metadata={"help": "Training dataset: a Hub id, a directory saved with Dataset(Dict).save_to_disk, or an image "
+        metadata={"aliases": ["--dataset"], "help": "Training dataset: a Hub id, a directory saved with Dataset(Dict).save_to_disk, or an image "
                           "folder. Omit for the embedded digits default."})
     dataset_config_name: str | None = field(default=None, metadata={"help": "Dataset configuration name."})
     dataset_revision: str | None = field(default=None, metadata={"help": "Dataset revision (branch, tag or commit)."})
@@ -60,17 +60,27 @@ class ScriptArguments:
 
 
 # ---------------------------------------------------------------------------------------------------------
-def parse_args(argv: list[str]):
+def parse_args(argv: list[str], prog: str = "hf-unlearn unlearn"):
     """Parse into (ScriptArguments, UnlearningArguments, method config) with ``HfArgumentParser``.
 
     ``--method`` is read first so that the selected method's own dataclass and training defaults join the parser.
+    A config file (a lone ``run.json``/``run.yaml`` argument, or ``--config FILE``) gives defaults that explicit
+    flags override. The embedded preset applies when the *parsed* model and dataset are both unset, whatever
+    spelling (``--model``, ``--model-name-or-path``, a config file...) set them.
     """
     from transformers import HfArgumentParser
 
     from . import UnlearningArguments, get_method_class, list_methods
+    from .config_file import ConfigFileError, read_config_file, split_config_argument
 
+    try:
+        argv, config_path = split_config_argument(argv)
+        file_values = read_config_file(config_path) if config_path else {}
+    except ConfigFileError as e:
+        raise UsageError(str(e)) from e
+    file_values = {_CONFIG_ALIASES.get(k, k): v for k, v in file_values.items()}
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--method", default="lotus")
+    pre.add_argument("--method", default=file_values.get("method", "lotus"))
     known, _ = pre.parse_known_args(argv)
     if known.method not in list_methods():
         raise UsageError(f"unknown --method '{known.method}'; choose one of: {', '.join(list_methods())}.")
@@ -78,22 +88,44 @@ def parse_args(argv: list[str]):
     parser = HfArgumentParser(
         (ScriptArguments, UnlearningArguments, method_cls.config_class),
         description=f"Machine unlearning with hf-unlearn. Methods: {', '.join(list_methods())}.",
+        usage=f"{prog} [--method NAME] [--model MODEL] [--dataset DATASET] [--output_dir DIR] [options]",
     )
+    known_dests = {a.dest for a in parser._actions}
+    unknown_keys = sorted(k for k in file_values if k not in known_dests)
+    if unknown_keys:
+        raise UsageError(f"config file {config_path} has unknown keys: {', '.join(unknown_keys)}; "
+                         f"see `{prog} --method {known.method} --help` for the flag names.")
     defaults = dict(method_cls.training_defaults)
     defaults.setdefault("report_to", "none")
     defaults.setdefault("save_strategy", "no")
     defaults.setdefault("logging_strategy", "epoch")
-    if "--output_dir" not in argv and not any(a.startswith("--output_dir=") for a in argv):
-        defaults["output_dir"] = os.path.join("outputs", f"unlearn-{known.method}")
-    embedded = not any(a.split("=")[0] in ("--model_name_or_path", "--dataset_name") for a in argv)
-    if embedded:
-        defaults.update(EMBEDDED_DEFAULT_PRESET.get(known.method, {}))
+    defaults["output_dir"] = os.path.join("outputs", f"unlearn-{known.method}")
+    defaults.update(file_values)
     parser.set_defaults(**defaults)
+    wants_help = any(a in ("-h", "--help") for a in argv)
+    # Decided from the parsed values: --model, --model-name-or-path, --model_name (argparse prefix) and a config
+    # file all count; before, only the exact underscore spellings switched the preset off.
+    probe, _ = parser.parse_known_args([a for a in argv if a not in ("-h", "--help")])
+    embedded = probe.model_name_or_path is None and probe.dataset_name is None
+    preset = {k: v for k, v in EMBEDDED_DEFAULT_PRESET.get(known.method, {}).items() if k not in file_values}
+    if wants_help:
+        from .cli_help import format_unlearn_help
+
+        print(format_unlearn_help(parser, prog=prog, method=known.method, method_cls=method_cls,
+                                  script_cls=ScriptArguments, arguments_cls=UnlearningArguments,
+                                  methods=list_methods(), preset=preset if embedded else None))
+        raise SystemExit(0)
+    if embedded and preset:
+        parser.set_defaults(**preset)
     try:
         script, args, config = parser.parse_args_into_dataclasses(args=argv)
     except ValueError as e:  # HfArgumentParser: unknown flags, bad values
-        raise UsageError(f"{e}; see `scripts/unlearn.py --method {known.method} --help`.") from e
+        raise UsageError(f"{e}; see `{prog} --method {known.method} --help`.") from e
     return script, args, config
+
+
+#: Short names accepted in config files (the flags ``--model``/``--dataset`` are argparse aliases).
+_CONFIG_ALIASES = {"model": "model_name_or_path", "dataset": "dataset_name"}
 
 
 def _check_selection(script: ScriptArguments) -> None:
