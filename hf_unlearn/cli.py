@@ -7,6 +7,7 @@ import copy
 import json
 import logging
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ class ScriptArguments:
     gold_model: str | None = field(default=None, metadata={"help": "A model retrained without the forget set: adds JSD and Avg Gap to the metrics."})
     metrics_variant: str = field(default="standard", metadata={"help": "'standard' (textbook JSD) or 'reference' (the LoTUS code's JSDiv, for comparing with published numbers)."})
     push_removed_ids: bool = field(default=False, metadata={"help": "Also upload removed_ids.json (the raw ids) when pushing. Off by default: the card carries a SHA-256 commitment only."})
+    license: str | None = field(default=None, metadata={"help": "The card's license id (e.g. apache-2.0, mit, other). Default: the original model's license when its card or config declares one, else none (the card says so)."})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -135,6 +137,8 @@ def _check_selection(script: ScriptArguments) -> None:
         raise UsageError(f"{' and '.join(rules)} are mutually exclusive: give one forget-selection rule.")
     if script.forget_ids_file and not os.path.isfile(script.forget_ids_file):
         raise UsageError(f"--forget_ids_file {script.forget_ids_file} does not exist.")
+    if script.license is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.+-]*", script.license):
+        raise UsageError(f"--license {script.license!r} is not a license id; pass one like apache-2.0, mit or other.")
     if script.metrics_variant not in ("standard", "reference"):
         raise UsageError(f"--metrics_variant must be 'standard' or 'reference', got {script.metrics_variant!r}.")
 
@@ -278,7 +282,10 @@ def _run(argv: list[str]) -> int:
         # Multi-process runs: only the main process trains (and caches) the original; the others wait for it and
         # then find it in the cache. Without this every rank trained it and raced on the same staging folder.
         with args.main_process_first(local=False, desc="embedded default original model"):
-            model_path = original_model(script.default_arch, progress=say)
+            # Progress per epoch: a bar, lines with --disable_tqdm, nothing with --log_level error/critical.
+            quiet = args.log_level in ("error", "critical")
+            model_path = original_model(script.default_arch, progress=None if quiet else say,
+                                        progress_bar=not args.disable_tqdm)
     try:
         loaded = load_classifier(model_path, image_column=script.image_column_name,
                                  trust_remote_code=script.trust_remote_code, revision=script.model_revision)
@@ -291,6 +298,9 @@ def _run(argv: list[str]) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from e
     original_info = original_model_info(model_path, script.model_revision)
+    from .card_metadata import describe_original
+
+    original_info.update(describe_original(model_path, script.model_revision, license=script.license))
 
     rule: dict = {}
     if script.forget_classes:
