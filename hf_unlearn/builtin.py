@@ -7,6 +7,7 @@ No model or dataset can be downloaded at run time, so the default job trains its
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -162,6 +163,21 @@ def train_classifier(model: torch.nn.Module, split: ImageSplit, *, epochs: int, 
     return time.perf_counter() - start
 
 
+@contextlib.contextmanager
+def _transformers_bars(enabled: bool):
+    """transformers' own progress bars (e.g. while saving) on or off for the duration, then as they were."""
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.is_progress_bar_enabled()
+    if before and not enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if before and not enabled:
+            hf_logging.enable_progress_bar()
+
+
 #: Recipes for the embedded default's original model, per architecture: (image size, epochs, learning rate).
 DIGITS_RECIPES = {"resnet": (8, 30, 3e-3), "vit": (16, 40, 2e-3)}
 
@@ -198,7 +214,8 @@ def original_model(arch: str = "resnet", seed: int = 0, *, dataset: datasets.Dat
                                progress_bar=progress_bar and progress is not None,
                                description=f"original {arch} (digits)")
     tmp = f"{path}.tmp-{os.getpid()}"  # per process: two runs sharing a cache never write the same folder
-    save_classifier(model, tmp, processor)
+    with _transformers_bars(progress_bar and progress is not None):  # quiet means no "Writing model shards" bar either
+        save_classifier(model, tmp, processor)
     with open(os.path.join(tmp, "training.json"), "w") as f:
         json.dump({"arch": arch, "seed": seed, "epochs": epochs, "learning_rate": lr, "train_seconds": seconds,
                    "dataset": "sklearn-digits/train"}, f, indent=2)

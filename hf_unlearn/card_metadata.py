@@ -4,8 +4,9 @@
 ``hf_unlearn.cli`` stores it in ``unlearning_config.json``'s ``original_model`` block (docs/FORMATS.md):
 
 * ``base_model``: a Hub id for the original. For a Hub id that is the id itself (``hf-hub:timm/x`` -> ``timm/x``);
-  for a local directory, the Hub id its ``config.json`` names (transformers' ``_name_or_path``, timm's
-  ``pretrained_cfg.hf_hub_id``), else None.
+  for a local directory, the Hub id its ``config.json`` names (``_name_or_path``, written by transformers 4 but
+  no longer by transformers 5; timm's ``pretrained_cfg.hf_hub_id``), else its README's ``base_model:`` (what
+  ``Trainer.push_to_hub``/``create_model_card`` writes for a fine-tune), else None.
 * ``license``: the ``--license`` flag when given; else the original's license when known (its model card's
   ``license:`` metadata, or timm's ``pretrained_cfg.license``); else None, and the card says it is not set.
 * ``license_source``: where it came from ("--license", "model card", "config"), ``detected_license``: what the
@@ -44,16 +45,22 @@ def _read_json(path: str) -> dict:
         return {}
 
 
-def _card_license(readme: str | None) -> str | None:
+def _card_field(readme: str | None, key: str) -> str | None:
     if not readme or not os.path.isfile(readme):
         return None
     try:
         from huggingface_hub.repocard import metadata_load
 
-        value = (metadata_load(readme) or {}).get("license")
-    except Exception:  # a malformed card: the license is unknown, not an error of the run
+        value = (metadata_load(readme) or {}).get(key)
+    except Exception:  # a malformed card: the value is unknown, not an error of the run
         return None
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
     return str(value) if isinstance(value, str) and value.strip() else None
+
+
+def _card_license(readme: str | None) -> str | None:
+    return _card_field(readme, "license")
 
 
 def _config_license(config: dict) -> str | None:
@@ -95,7 +102,8 @@ def describe_original(name_or_path: str, revision: str | None = None, *, license
     detected, source, base_model = None, None, None
     if os.path.isdir(name_or_path):
         detected, source = license_from_model_dir(name_or_path)
-        base_model = _config_base_model(_read_json(os.path.join(name_or_path, "config.json")))
+        base_model = (_config_base_model(_read_json(os.path.join(name_or_path, "config.json")))
+                      or hub_id_of(_card_field(os.path.join(name_or_path, "README.md"), "base_model")))
     else:
         base_model = hub_id_of(name_or_path)
         if base_model:
