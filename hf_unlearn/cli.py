@@ -92,7 +92,7 @@ def parse_args(argv: list[str], prog: str = "hf-unlearn unlearn"):
         description=f"Machine unlearning with hf-unlearn. Methods: {', '.join(list_methods())}.",
         usage=f"{prog} [--method NAME] [--model MODEL] [--dataset DATASET] [--output_dir DIR] [options]",
     )
-    known_dests = {a.dest for a in parser._actions}
+    known_dests = {a.dest for a in parser._actions} - {"help"}
     unknown_keys = sorted(k for k in file_values if k not in known_dests)
     if unknown_keys:
         raise UsageError(f"config file {config_path} has unknown keys: {', '.join(unknown_keys)}; "
