@@ -7,6 +7,7 @@ No model or dataset can be downloaded at run time, so the default job trains its
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -110,11 +111,14 @@ def build_image_classifier(arch: str, num_labels: int, image_size: int, num_chan
 
 def train_classifier(model: torch.nn.Module, split: ImageSplit, *, epochs: int, learning_rate: float = 2e-3,
                      batch_size: int = 64, seed: int = 0, weight_decay: float = 5e-4,
-                     progress: Callable[[str], None] | None = None) -> float:
+                     progress: Callable[[str], None] | None = None, progress_bar: bool = False,
+                     description: str = "training") -> float:
     """Train ``model`` on a materialised split with AdamW + cosine decay; returns the wall time in seconds.
 
     A plain loop over tensors: this trains the originals and golds the unlearning runs start from, so it
-    must be fast and deterministic, not configurable.
+    must be fast and deterministic, not configurable. Progress, per epoch (mean loss and running training
+    accuracy): a tqdm bar on stderr with ``progress_bar=True``, else one line per epoch through ``progress``;
+    neither when both are off. Reporting never changes the result (no RNG is touched).
     """
     from .modeling import logits_of
 
@@ -123,23 +127,55 @@ def train_classifier(model: torch.nn.Module, split: ImageSplit, *, epochs: int, 
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
     steps = epochs * ((len(split) + batch_size - 1) // batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate, total_steps=steps, pct_start=0.15)
+    bar = None
+    if progress_bar:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=epochs, desc=description, unit="epoch")
     start = time.perf_counter()
     model.train()
-    for epoch in range(epochs):
-        order = torch.randperm(len(split), generator=generator)
-        total = 0.0
-        for begin in range(0, len(split), batch_size):
-            rows = order[begin : begin + batch_size]
-            loss = F.cross_entropy(logits_of(model, split.pixels(rows)), split.labels[rows])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total += loss.item() * len(rows)
-        if progress:
-            progress(f"epoch {epoch + 1}/{epochs}: loss {total / len(split):.4f}")
+    try:
+        for epoch in range(epochs):
+            order = torch.randperm(len(split), generator=generator)
+            total, correct = 0.0, 0
+            for begin in range(0, len(split), batch_size):
+                rows = order[begin : begin + batch_size]
+                labels = split.labels[rows]
+                logits = logits_of(model, split.pixels(rows))
+                loss = F.cross_entropy(logits, labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                total += loss.item() * len(rows)
+                correct += int((logits.detach().argmax(-1) == labels).sum())
+            loss_mean, accuracy = total / len(split), correct / len(split)
+            if bar is not None:
+                bar.set_postfix(loss=f"{loss_mean:.4f}", accuracy=f"{accuracy:.4f}", refresh=False)
+                bar.update(1)
+            elif progress:
+                progress(f"{description}: epoch {epoch + 1}/{epochs}: loss {loss_mean:.4f}, "
+                         f"train accuracy {accuracy:.4f}, {time.perf_counter() - start:.0f} s")
+    finally:
+        if bar is not None:
+            bar.close()
     model.eval()
     return time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def _transformers_bars(enabled: bool):
+    """transformers' own progress bars (e.g. while saving) on or off for the duration, then as they were."""
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.is_progress_bar_enabled()
+    if before and not enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if before and not enabled:
+            hf_logging.enable_progress_bar()
 
 
 #: Recipes for the embedded default's original model, per architecture: (image size, epochs, learning rate).
@@ -147,8 +183,12 @@ DIGITS_RECIPES = {"resnet": (8, 30, 3e-3), "vit": (16, 40, 2e-3)}
 
 
 def original_model(arch: str = "resnet", seed: int = 0, *, dataset: datasets.DatasetDict | None = None,
-                   progress: Callable[[str], None] | None = print) -> str:
+                   progress: Callable[[str], None] | None = print, progress_bar: bool = False) -> str:
     """Path of the embedded default's original model (trained on digits' train split), training it once.
+
+    While training (a few seconds to minutes, first run only) it reports each epoch's loss and training
+    accuracy: as a tqdm bar with ``progress_bar=True``, else as lines through ``progress``; ``progress=None``
+    is quiet (no bar either).
 
     The result is an ordinary HF model directory (``config.json``, ``model.safetensors``,
     ``preprocessor_config.json``) loaded back through :func:`hf_unlearn.load_classifier`, like a Hub model.
@@ -170,9 +210,12 @@ def original_model(arch: str = "resnet", seed: int = 0, *, dataset: datasets.Dat
     split = to_image_split(train, transform, name="train")
     if progress:
         progress(f"training the embedded default's original model ({arch}, digits, {epochs} epochs; cached at {path})")
-    seconds = train_classifier(model, split, epochs=epochs, learning_rate=lr, seed=seed)
+    seconds = train_classifier(model, split, epochs=epochs, learning_rate=lr, seed=seed, progress=progress,
+                               progress_bar=progress_bar and progress is not None,
+                               description=f"original {arch} (digits)")
     tmp = f"{path}.tmp-{os.getpid()}"  # per process: two runs sharing a cache never write the same folder
-    save_classifier(model, tmp, processor)
+    with _transformers_bars(progress_bar and progress is not None):  # quiet means no "Writing model shards" bar either
+        save_classifier(model, tmp, processor)
     with open(os.path.join(tmp, "training.json"), "w") as f:
         json.dump({"arch": arch, "seed": seed, "epochs": epochs, "learning_rate": lr, "train_seconds": seconds,
                    "dataset": "sklearn-digits/train"}, f, indent=2)
@@ -182,4 +225,6 @@ def original_model(arch: str = "resnet", seed: int = 0, *, dataset: datasets.Dat
         if not os.path.isfile(os.path.join(path, "model.safetensors")):
             raise
         shutil.rmtree(tmp, ignore_errors=True)  # another process finished the same (deterministic) original first
+    if progress:
+        progress(f"trained the embedded default's original model in {seconds:.0f} s")
     return path

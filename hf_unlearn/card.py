@@ -331,6 +331,10 @@ def build_model_card(
     if original_is_hub is None:
         original_is_hub = is_hub_repo_id(original_name)
     base_model = original_name if (original_is_hub and original_name) else None
+    hub_original = base_model  # the original itself on the Hub (links in the body)
+    if base_model is None and is_hub_repo_id(original_model.get("base_model")):
+        base_model = original_model["base_model"]  # a local original whose config names its Hub model
+    license_id = original_model.get("license") or None
     if original_name and not base_model and str(original_name).startswith(("/", "~", ".", "local-dir:")):
         from .hub_guard import public_name  # a local original: its base name, never an absolute local path
 
@@ -378,6 +382,7 @@ def build_model_card(
     eval_results = _eval_results(metrics, dataset_type, dataset_name, record_dataset, run_info)
     tags = ["machine-unlearning", "hf-unlearn", method_key, "image-classification"]
     card_data = ModelCardData(
+        license=license_id,
         base_model=base_model,
         datasets=[dataset_id] if dataset_id else None,
         library_name=library_name,
@@ -385,6 +390,7 @@ def build_model_card(
         tags=tags,
         model_name=model_name if eval_results else None,
         eval_results=eval_results or None,
+        metrics=sorted({r.metric_type for r in eval_results}) or None,
         unlearning=unlearning_meta,
     )
 
@@ -417,7 +423,7 @@ def build_model_card(
     num_retained = record.get("num_retained")
     template_kwargs = dict(
         model_name=_md(model_name),
-        original_model_name=_md(original_short if not base_model else base_model),
+        original_model_name=_md(original_short if not hub_original else hub_original),
         method_key=method_key,
         method_display=method_display,
         num_removed=record.get("num_removed", "an unspecified number of"),
@@ -438,8 +444,16 @@ def build_model_card(
         seed_display=seed if seed is not None else "—",
         effective_batch_size_display=effective_batch_size if effective_batch_size is not None else "—",
         runtime_display=f"{float(runtime_s):.1f} s" if isinstance(runtime_s, (int, float)) else "",
-        original_model_display=(f"[{base_model}](https://huggingface.co/{base_model})" if base_model
+        original_model_display=(f"[{hub_original}](https://huggingface.co/{hub_original})" if hub_original
                                 else f"`{_md(original_short)}` (a local checkpoint)" if original_name else "—"),
+        base_model_display=(f"[{base_model}](https://huggingface.co/{base_model})"
+                            if base_model and base_model != hub_original else ""),
+        license_display=(f"`{_md(license_id)}`" + {"--license": " (set with --license)",
+                                                     "model card": " (from the original model's card)",
+                                                     "config": " (from the original model's config)"}.get(
+                             original_model.get("license_source"), "") if license_id else
+                         "not set: the original model's license is unknown; set one with `--license` (or a "
+                         "`license:` line in this card's metadata) before publishing"),
         original_revision_display=show(original_model.get("revision")),
         original_sha256_display=show(original_model.get("sha256")),
         library_version=_md(library_version),

@@ -9,6 +9,7 @@ import errno
 import json
 import logging
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -36,14 +37,14 @@ class UsageError(ValueError):
 class ScriptArguments:
     model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "Image classifier to unlearn: a Hub id (HF or 'timm/...') or a local directory. "
+        metadata={"aliases": ["--model"], "help": "Image classifier to unlearn: a Hub id (HF or 'timm/...') or a local directory. "
                           "Omit for the embedded default (an original trained here on scikit-learn's digits)."})
     model_revision: str | None = field(default=None, metadata={"help": "Model revision (branch, tag or commit)."})
     default_arch: str = field(default="vit", metadata={"help": "Embedded default only: 'vit' or 'resnet'."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom modelling code from the model repo."})
     dataset_name: str | None = field(
         default=None,
-        metadata={"help": "Training dataset: a Hub id, a directory saved with Dataset(Dict).save_to_disk, or an image "
+        metadata={"aliases": ["--dataset"], "help": "Training dataset: a Hub id, a directory saved with Dataset(Dict).save_to_disk, or an image "
                           "folder. Omit for the embedded digits default."})
     dataset_config_name: str | None = field(default=None, metadata={"help": "Dataset configuration name."})
     dataset_revision: str | None = field(default=None, metadata={"help": "Dataset revision (branch, tag or commit)."})
@@ -61,20 +62,31 @@ class ScriptArguments:
     push_removed_ids: bool = field(default=False, metadata={"help": "Also upload removed_ids.json (the raw ids) when pushing. Off by default: the card carries a SHA-256 commitment only."})
     hub_timeout: float | None = field(default=None, metadata={"help": "Seconds each Hub request of --push_to_hub may take to connect and to answer (default: $HF_UNLEARN_HUB_TIMEOUT, else 60)."})
     previous_ledger: str | None = field(default=None, metadata={"help": "When the model is an earlier hf-unlearn output without its local ledger.json (a Hub repo): that run's ledger.json. Its commitments must equal the model card's; earlier removed rows stay out of this run."})
+    license: str | None = field(default=None, metadata={"help": "The card's license id (e.g. apache-2.0, mit, other). Default: the original model's license when its card or config declares one, else none (the card says so)."})
 
 
 # ---------------------------------------------------------------------------------------------------------
-def parse_args(argv: list[str]):
+def parse_args(argv: list[str], prog: str = "hf-unlearn unlearn"):
     """Parse into (ScriptArguments, UnlearningArguments, method config) with ``HfArgumentParser``.
 
     ``--method`` is read first so that the selected method's own dataclass and training defaults join the parser.
+    A config file (a lone ``run.json``/``run.yaml`` argument, or ``--config FILE``) gives defaults that explicit
+    flags override. The embedded preset applies when the *parsed* model and dataset are both unset, whatever
+    spelling (``--model``, ``--model-name-or-path``, a config file...) set them.
     """
     from transformers import HfArgumentParser
 
     from . import UnlearningArguments, get_method_class, list_methods
+    from .config_file import ConfigFileError, read_config_file, split_config_argument
 
+    try:
+        argv, config_path = split_config_argument(argv)
+        file_values = read_config_file(config_path) if config_path else {}
+    except ConfigFileError as e:
+        raise UsageError(str(e)) from e
+    file_values = {_CONFIG_ALIASES.get(k, k): v for k, v in file_values.items()}
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--method", default="lotus")
+    pre.add_argument("--method", default=file_values.get("method", "lotus"))
     known, _ = pre.parse_known_args(argv)
     if known.method not in list_methods():
         raise UsageError(f"unknown --method '{known.method}'; choose one of: {', '.join(list_methods())}.")
@@ -82,22 +94,40 @@ def parse_args(argv: list[str]):
     parser = HfArgumentParser(
         (ScriptArguments, UnlearningArguments, method_cls.config_class),
         description=f"Machine unlearning with hf-unlearn. Methods: {', '.join(list_methods())}.",
+        usage=f"{prog} [--method NAME] [--model MODEL] [--dataset DATASET] [--output_dir DIR] [options]",
     )
+    known_dests = {a.dest for a in parser._actions} - {"help"}
+    unknown_keys = sorted(k for k in file_values if k not in known_dests)
+    if unknown_keys:
+        raise UsageError(f"config file {config_path} has unknown keys: {', '.join(unknown_keys)}; "
+                         f"see `{prog} --method {known.method} --help` for the flag names.")
     defaults = dict(method_cls.training_defaults)
     defaults.setdefault("report_to", "none")
     defaults.setdefault("save_strategy", "no")
     defaults.setdefault("logging_strategy", "epoch")
-    if "--output_dir" not in argv and not any(a.startswith("--output_dir=") for a in argv):
-        defaults["output_dir"] = os.path.join("outputs", f"unlearn-{known.method}")
-    embedded = not any(a.split("=")[0] in ("--model_name_or_path", "--dataset_name") for a in argv)
-    if embedded:
-        defaults.update(EMBEDDED_DEFAULT_PRESET.get(known.method, {}))
+    defaults["output_dir"] = os.path.join("outputs", f"unlearn-{known.method}")
+    defaults.update(file_values)
     parser.set_defaults(**defaults)
     parser.error = _parser_error  # argparse would print the whole usage and exit; one line instead
+    wants_help = any(a in ("-h", "--help") for a in argv)
+    # Decided from the parsed values: --model, --model-name-or-path, --model_name (argparse prefix) and a config
+    # file all count; before, only the exact underscore spellings switched the preset off.
+    probe, _ = parser.parse_known_args([a for a in argv if a not in ("-h", "--help")])
+    embedded = probe.model_name_or_path is None and probe.dataset_name is None
+    preset = {k: v for k, v in EMBEDDED_DEFAULT_PRESET.get(known.method, {}).items() if k not in file_values}
+    if wants_help:
+        from .cli_help import format_unlearn_help
+
+        print(format_unlearn_help(parser, prog=prog, method=known.method, method_cls=method_cls,
+                                  script_cls=ScriptArguments, arguments_cls=UnlearningArguments,
+                                  methods=list_methods(), preset=preset if embedded else None))
+        raise SystemExit(0)
+    if embedded and preset:
+        parser.set_defaults(**preset)
     try:
         script, args, config = parser.parse_args_into_dataclasses(args=argv)
     except ValueError as e:  # HfArgumentParser: unknown flags, bad values
-        raise UsageError(f"{e}; see `scripts/unlearn.py --method {known.method} --help`.") from e
+        raise UsageError(f"{e}; see `{prog} --method {known.method} --help`.") from e
     return script, args, config
 
 
@@ -117,6 +147,9 @@ def _check_ranges(script: ScriptArguments, method_config) -> None:
     except ValueError as e:
         raise UsageError(str(e)) from e
 
+#: Short names accepted in config files (the flags ``--model``/``--dataset`` are argparse aliases).
+_CONFIG_ALIASES = {"model": "model_name_or_path", "dataset": "dataset_name"}
+
 
 def _check_selection(script: ScriptArguments) -> None:
     rules = [n for n, v in (("--forget_fraction", script.forget_fraction is not None),
@@ -126,6 +159,8 @@ def _check_selection(script: ScriptArguments) -> None:
         raise UsageError(f"{' and '.join(rules)} are mutually exclusive: give one forget-selection rule.")
     if script.forget_ids_file and not os.path.isfile(script.forget_ids_file):
         raise UsageError(f"--forget_ids_file {script.forget_ids_file} does not exist.")
+    if script.license is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.+-]*", script.license):
+        raise UsageError(f"--license {script.license!r} is not a license id; pass one like apache-2.0, mit or other.")
     if script.metrics_variant not in ("standard", "reference"):
         raise UsageError(f"--metrics_variant must be 'standard' or 'reference', got {script.metrics_variant!r}.")
 
@@ -384,7 +419,10 @@ def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
         # Multi-process runs: only the main process trains (and caches) the original; the others wait for it and
         # then find it in the cache. Without this every rank trained it and raced on the same staging folder.
         with args.main_process_first(local=False, desc="embedded default original model"):
-            model_path = original_model(script.default_arch, progress=say)
+            # Progress per epoch: a bar, lines with --disable_tqdm, nothing with --log_level error/critical.
+            quiet = args.log_level in ("error", "critical")
+            model_path = original_model(script.default_arch, progress=None if quiet else say,
+                                        progress_bar=not args.disable_tqdm)
     # ---- earlier deletion requests (hf_unlearn.provenance): their rows stay out of retain and calibration data ----
     from .provenance import exclude_earlier, read_parent_chain
 
@@ -418,6 +456,9 @@ def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from e
     original_info = original_model_info(model_path, script.model_revision)
+    from .card_metadata import describe_original
+
+    original_info.update(describe_original(model_path, script.model_revision, license=script.license))
     # Labels are the model's class ids in every split from here on (remapped by name, or refused): hf_unlearn.labels
     from .labels import align_labels, class_names_of
 

@@ -155,13 +155,21 @@ def load_classifier(
                             processor, image_column)
 
 
+def timm_source(name_or_path: str) -> str:
+    """What ``timm.create_model`` expects for ``name_or_path``: timm 1.0 rejects the Hub form ``timm/<name>``
+    ("no source prefix"), so it becomes ``hf-hub:timm/<name>``; a local directory becomes ``local-dir:<abs path>``."""
+    if os.path.isdir(name_or_path):
+        return "local-dir:" + os.path.abspath(name_or_path)
+    if name_or_path.startswith("timm/"):
+        return "hf-hub:" + name_or_path
+    return name_or_path
+
+
 def _load_timm(name_or_path: str, *, num_labels: int | None, image_column: str) -> LoadedClassifier:
     import timm
     from timm.data import create_transform, resolve_data_config
 
-    source = name_or_path
-    if os.path.isdir(name_or_path):
-        source = "local-dir:" + os.path.abspath(name_or_path)
+    source = timm_source(name_or_path)
     kwargs = {"num_classes": num_labels} if num_labels is not None else {}
     try:
         model = timm.create_model(source, pretrained=True, **kwargs)

@@ -9,50 +9,15 @@ Writes results/<name>.json, results/<name>.md (paper layout) and results/<name>.
 Originals and golds are cached under $HF_UNLEARN_CACHE/benchmark. See hf_unlearn/benchmark.py for the protocol.
 """
 
-import argparse
 import os
 import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # a source checkout, uninstalled
 
-
-def main(argv=None) -> int:
-    from hf_unlearn.benchmark import PAPER_SEEDS, run_benchmark
-
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="digits", choices=["digits", "fashion_mnist"])
-    p.add_argument("--families", nargs="+", default=["resnet", "vit"], choices=["resnet", "vit"])
-    p.add_argument("--seeds", nargs="+", type=int, default=list(PAPER_SEEDS))
-    p.add_argument("--methods", nargs="+", default=None, help="default: every registered method")
-    p.add_argument("--method_epochs", type=float, default=None, help="override every method's num_train_epochs")
-    p.add_argument("--recipe_epochs", type=int, default=None, help="override the original/gold training epochs")
-    p.add_argument("--train_size", type=int, default=10_000, help="Fashion-MNIST train subset size")
-    p.add_argument("--class_unlearning", action="store_true", help="forget one whole class (LoTUS alpha 32, class_unlearning)")
-    p.add_argument("--forget_class", type=int, default=3)
-    p.add_argument("--quick", action="store_true", help="digits, 1 seed, 3 method epochs")
-    p.add_argument("--name", default=None)
-    p.add_argument("--results_dir", default="results")
-    p.add_argument("--resume", action="store_true", help="skip runs already in results/<name>.json (same config)")
-    p.add_argument("--threads", type=int, default=None)
-    a = p.parse_args(argv)
-    if a.threads:
-        import torch
-
-        torch.set_num_threads(a.threads)
-    if a.quick:
-        a.dataset, a.seeds = "digits", a.seeds[:1]
-        a.method_epochs = a.method_epochs or 3
-    name = a.name or (a.dataset + ("-class" if a.class_unlearning else "") + ("-quick" if a.quick else ""))
-    out = run_benchmark(dataset=a.dataset, families=a.families, seeds=a.seeds, methods=a.methods,
-                        forget_class=a.forget_class if a.class_unlearning else None, method_epochs=a.method_epochs,
-                        recipe_overrides={"epochs": a.recipe_epochs} if a.recipe_epochs else None,
-                        train_size=a.train_size, name=name, results_dir=a.results_dir, resume=a.resume,
-                        progress=lambda m: print(m, flush=True))
-    print(open(os.path.join(a.results_dir, name + ".md")).read())
-    return 1 if out.get("failures") and len(out["failures"]) == len(out["runs"]) else 0
-
+from hf_unlearn.benchmark_cli import main  # noqa: E402  (the flags and logic live there; `hf-unlearn benchmark`)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:], prog="scripts/benchmark.py"))

@@ -5,77 +5,18 @@
         [--revision BRANCH] [--create_pr] [--token TOKEN] [--push_removed_ids] [--commit_message MSG]
         [--hub_timeout SECONDS]
 
-The raw removed ids (removed_ids.json) are only uploaded with --push_removed_ids. On failure the script prints a
-one-line error (the local output directory is never modified) and exits with status 1.
+The same as `hf-unlearn push`: the flags and the logic live in hf_unlearn/push_cli.py. On failure the script prints
+a one-line error (the local output directory is never modified) and exits with status 1.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from dataclasses import dataclass, field
-from pathlib import Path
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # a source checkout, uninstalled
 
-@dataclass
-class PushArguments:
-    output_dir: str = field(metadata={"help": "The unlearning output directory (scripts/unlearn.py --output_dir)."})
-    repo_id: str = field(metadata={"help": "The Hub repo to push to: namespace/name (created if missing)."})
-    private: bool = field(default=False, metadata={"help": "Create the repo private."})
-    revision: str | None = field(
-        default=None, metadata={"help": "Branch to push to (created from main if missing), or an existing refs/pr/N."}
-    )
-    create_pr: bool = field(default=False, metadata={"help": "Open a pull request instead of pushing to the branch."})
-    token: str | None = field(
-        default=None, metadata={"help": "Hub token with write access (default: HF_TOKEN or `hf auth login`)."}
-    )
-    push_removed_ids: bool = field(
-        default=False,
-        metadata={"help": "Also publish removed_ids.json, the raw removed ids (off: only counts and a commitment)."},
-    )
-    commit_message: str | None = field(default=None, metadata={"help": "Commit message."})
-    endpoint: str | None = field(
-        default=None, metadata={"help": "Hub endpoint (default: HF_ENDPOINT or https://huggingface.co)."}
-    )
-    hub_timeout: float | None = field(
-        default=None,
-        metadata={"help": "Seconds each Hub request may take to connect and to answer (default: "
-                          "$HF_UNLEARN_HUB_TIMEOUT, else 60)."},
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    from transformers import HfArgumentParser
-
-    parser = HfArgumentParser(PushArguments, description=__doc__.split("\n\n")[0])
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
-
-    try:
-        from hf_unlearn.hub import HubPushError, check_repo_id, push_unlearned_to_hub
-    except ImportError:  # running from a source checkout without `pip install -e .`
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        from hf_unlearn.hub import HubPushError, check_repo_id, push_unlearned_to_hub
-
-    try:
-        check_repo_id(args.repo_id)  # before anything is read or sent
-        info = push_unlearned_to_hub(
-            args.output_dir,
-            args.repo_id,
-            private=args.private,
-            revision=args.revision,
-            create_pr=args.create_pr,
-            token=args.token,
-            push_removed_ids=args.push_removed_ids,
-            commit_message=args.commit_message,
-            endpoint=args.endpoint,
-            hub_timeout=args.hub_timeout,
-        )
-    except (HubPushError, ValueError) as err:
-        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 1
-    pr_url = getattr(info, "pr_url", None)
-    print(f"pull request: {pr_url}" if pr_url else f"pushed: {info}")
-    return 0
-
+from hf_unlearn.push_cli import PushArguments, main  # noqa: E402,F401  (PushArguments: kept importable from here)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:], prog="scripts/push_to_hub.py"))

@@ -4,7 +4,9 @@ It implements the part of the Hugging Face Hub HTTP API that `huggingface_hub` 2
 `create_repo`, `create_branch`, `create_commit` / `upload_folder` / `upload_file` (regular files
 only: every file is answered ``uploadMode: "regular"``, so no LFS or Xet storage is involved),
 `ModelCard.push_to_hub`, `model_info` / `repo_info`, `list_repo_tree`, `list_repo_refs`, `create_pull_request` / `get_discussion_details`,
-`hf_hub_download` / `snapshot_download` / `from_pretrained` and `whoami`.
+`hf_hub_download` / `snapshot_download` / `from_pretrained` and `whoami`. Spaces (`repo_type="space"`) are kept
+apart from models (`hub.space("ns/name")`) and served at `/spaces/{ns}/{name}/resolve/...`, where
+`evaluate.load("ns/name")` downloads a metric module.
 
 Usage in a test::
 
@@ -52,6 +54,11 @@ DEFAULT_GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n*.b
 def git_blob_sha1(content: bytes) -> str:
     """The git blob id of `content` (what the Hub reports as a regular file's oid/ETag)."""
     return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
+
+
+def space_key(repo_id: str) -> str:
+    """Key of the Space `repo_id` in `HubServer.repos` (a model and a Space may share an id, as on the Hub)."""
+    return f"spaces/{repo_id}"
 
 
 def _now() -> str:
@@ -252,16 +259,21 @@ class HubServer:
         repo.history.append(sha)
         return commit
 
-    def create_repo(self, repo_id: str, private: bool = False) -> Repo:
+    def create_repo(self, repo_id: str, private: bool = False, repo_type: str = "model") -> Repo:
         """Create a repo directly (test setup helper); raises KeyError if it exists."""
         with self._lock:
-            if repo_id in self.repos:
+            key = space_key(repo_id) if repo_type == "space" else repo_id
+            if key in self.repos:
                 raise KeyError(repo_id)
-            repo = Repo(repo_id=repo_id, private=private)
+            repo = Repo(repo_id=key, private=private, repo_type=repo_type)
             init = self._add_commit(repo, "main", None, {".gitattributes": DEFAULT_GITATTRIBUTES}, "initial commit")
             repo.branches["main"] = init.sha
-            self.repos[repo_id] = repo
+            self.repos[key] = repo
             return repo
+
+    def space(self, repo_id: str) -> Repo:
+        """The Space `repo_id` (Spaces live in `repos` under `spaces/<namespace>/<name>`, apart from models)."""
+        return self.repos[space_key(repo_id)]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -387,12 +399,18 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(200, {"errors": [], "warnings": []})
             if len(rest) >= 3 and rest[0] in ("models", "datasets", "spaces"):
                 repo_id = f"{unquote(rest[1])}/{unquote(rest[2])}"
+                if rest[0] == "spaces":
+                    repo_id = space_key(repo_id)
                 return self._repo_api(method, repo_id, rest[3:], query, body)
             raise _HTTPError(404, f"Unknown API route {raw_path}")
         # /{ns}/{name}/resolve/{rev}/{path...}
         if len(segs) >= 5 and segs[2] == "resolve" and method in ("GET", "HEAD"):
             repo_id = f"{unquote(segs[0])}/{unquote(segs[1])}"
             return self._resolve(method, repo_id, unquote(segs[3]), unquote("/".join(segs[4:])))
+        # /spaces/{ns}/{name}/resolve/{rev}/{path...}: what evaluate.load("ns/name") downloads
+        if len(segs) >= 6 and segs[0] == "spaces" and segs[3] == "resolve" and method in ("GET", "HEAD"):
+            repo_id = space_key(f"{unquote(segs[1])}/{unquote(segs[2])}")
+            return self._resolve(method, repo_id, unquote(segs[4]), unquote("/".join(segs[5:])))
         raise _HTTPError(404, f"Not found: {raw_path}")
 
     def _get_repo(self, repo_id: str, write: bool = False) -> Repo:
@@ -421,16 +439,19 @@ class _Handler(BaseHTTPRequestHandler):
             raise _HTTPError(400, "Missing repo name")
         namespace = payload.get("organization") or hub.username
         repo_id = f"{namespace}/{name}"
+        repo_type = payload.get("type") or "model"
+        if repo_type == "space" and payload.get("sdk") not in ("gradio", "docker", "static"):
+            raise _HTTPError(400, "A Space needs an sdk (gradio, docker or static)")
         if "visibility" in payload:
             private = payload["visibility"] == "private"
         else:
             private = bool(payload.get("private", False))
         with hub._lock:
-            if repo_id in hub.repos:
+            if (space_key(repo_id) if repo_type == "space" else repo_id) in hub.repos:
                 # The Hub answers the existing repo's url too (create_repo(exist_ok=True) reads it).
-                raise _HTTPError(409, "You already created this model repo", extra={"url": f"{hub.url}/{repo_id}"})
-            hub.create_repo(repo_id, private=private)
-        self._json(200, {"url": f"{hub.url}/{repo_id}", "name": repo_id, "id": hashlib.sha1(repo_id.encode()).hexdigest()[:24]})
+                raise _HTTPError(409, f"You already created this {repo_type} repo", extra={"url": f"{hub.url}/{repo_id}"})
+            hub.create_repo(repo_id, private=private, repo_type=repo_type)
+        self._json(200, {"url": f"{hub.url}/{'spaces/' if repo_type == 'space' else ''}{repo_id}", "name": repo_id, "id": hashlib.sha1(repo_id.encode()).hexdigest()[:24]})
 
     def _repo_api(self, method: str, repo_id: str, rest: list[str], query: dict, body: bytes) -> None:
         hub = self.hub
@@ -544,9 +565,9 @@ class _Handler(BaseHTTPRequestHandler):
         files = repo.commits[sha].files
         return {
             "_id": hashlib.sha1(repo.repo_id.encode()).hexdigest()[:24],
-            "id": repo.repo_id,
+            "id": repo.repo_id.removeprefix("spaces/") if repo.repo_type == "space" else repo.repo_id,
             "modelId": repo.repo_id,
-            "author": repo.repo_id.split("/")[0],
+            "author": repo.repo_id.removeprefix("spaces/").split("/")[0],
             "sha": sha,
             "private": repo.private,
             "disabled": False,

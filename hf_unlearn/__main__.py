@@ -1,0 +1,7 @@
+"""``python -m hf_unlearn ...``: the same as the ``hf-unlearn`` console script."""
+
+import sys
+
+from .commands import main
+
+sys.exit(main())

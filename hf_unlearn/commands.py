@@ -1,0 +1,70 @@
+"""The ``hf-unlearn`` console script (``[project.scripts]``) and ``python -m hf_unlearn``.
+
+    hf-unlearn unlearn --model google/vit-base-patch16-224 --dataset uoft-cs/cifar10 --output_dir runs/x
+    hf-unlearn unlearn run.yaml                       # or --config run.yaml, flags overriding the file
+    hf-unlearn push --output_dir runs/x --repo_id me/x
+    hf-unlearn push-metrics --namespace my-org
+    hf-unlearn benchmark --quick
+    hf-unlearn proof ... / hf-unlearn verify ...      # where hf_unlearn.provenance is installed
+
+Each subcommand returns a process exit code: 0 success, 1 a failure while working (a push), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+__all__ = ["SUBCOMMANDS", "main"]
+
+#: name -> (module, function taking argv and returning an exit code, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "unlearn": ("hf_unlearn.cli", "run_unlearning", "unlearn a forget set from a classifier (scripts/unlearn.py)"),
+    "push": ("hf_unlearn.push_cli", "main", "publish an output directory to the Hub (scripts/push_to_hub.py)"),
+    "push-metrics": ("hf_unlearn.push_metrics", "main", "publish rf_jsd, jsd and mia as evaluate Spaces"),
+    "benchmark": ("hf_unlearn.benchmark_cli", "main", "the LoTUS paper's protocol, every method (scripts/benchmark.py)"),
+    "proof": ("hf_unlearn.provenance", "proof_main", "write a proof that given ids were removed (provenance)"),
+    "verify": ("hf_unlearn.provenance", "verify_main", "check a proof against a published card (provenance)"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: hf-unlearn <command> [options]   (hf-unlearn <command> --help for its flags)", "",
+             "Machine unlearning for Hugging Face image classifiers.", "", "commands:"]
+    lines += [f"  {name:<14}{help_}" for name, (_, _, help_) in SUBCOMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        from . import __version__
+
+        print(f"hf-unlearn {__version__}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"error: unknown command '{name}'; choose one of: {', '.join(SUBCOMMANDS)} (hf-unlearn --help).",
+              file=sys.stderr)
+        return 2
+    module_name, function, _ = SUBCOMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name != module_name:  # a missing dependency inside the module: a real error, not an absent feature
+            raise
+        print(f"error: `hf-unlearn {name}` is not available in this version of hf-unlearn ({module_name} is missing).",
+              file=sys.stderr)
+        return 2
+    entry = getattr(module, function, None)
+    if entry is None:
+        print(f"error: `hf-unlearn {name}` is not available in this version of hf-unlearn "
+              f"({module_name}.{function} is missing).", file=sys.stderr)
+        return 2
+    try:
+        return int(entry(rest) or 0)
+    except SystemExit as e:  # argparse: --help (0) and usage errors (2) exit; keep them as return codes
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
