@@ -445,16 +445,6 @@ def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
         num_labels = num_labels_of(loaded.model)
     except ValueError as e:
         raise UsageError(str(e)) from e
-    from .checks import check_eval_split, check_model_finite
-
-    try:
-        for split, name, flag in ((validation, script.validation_split, "--validation_split"),
-                                  (test, script.test_split, "--test_split")):
-            check_eval_split(split, name, flag, image_column=script.image_column_name,
-                             label_column=args.label_column_name, num_labels=num_labels)
-        check_model_finite(loaded.model, f"the model {model_path}")
-    except ValueError as e:
-        raise UsageError(str(e)) from e
     original_info = original_model_info(model_path, script.model_revision)
     from .card_metadata import describe_original
 
@@ -471,6 +461,17 @@ def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
     train = data[script.train_split]
     validation = data[script.validation_split] if validation is not None else None
     test = data[script.test_split] if test is not None else None
+    # the held-out splits are checked as they will be used: after their labels were aligned with the model's
+    from .checks import check_eval_split, check_model_finite
+
+    try:
+        for split, name, flag in ((validation, script.validation_split, "--validation_split"),
+                                  (test, script.test_split, "--test_split")):
+            check_eval_split(split, name, flag, image_column=script.image_column_name,
+                             label_column=args.label_column_name, num_labels=num_labels)
+        check_model_finite(loaded.model, f"the model {model_path}")
+    except ValueError as e:
+        raise UsageError(str(e)) from e
 
     rule: dict = {}
     if script.forget_classes:

@@ -67,8 +67,6 @@ def finalize_output_dir(trainer, results: dict, selection, script=None, original
 
     ``chain`` (from :func:`hf_unlearn.provenance.read_parent_chain`): ``{"parent_model": {...}, "requests": [...]}``,
     the earlier deletion requests this run continues; the new ``ledger.json`` lists them and this one."""
-    from .ledger import LEDGER_NAME, commit_ids, new_request, public_requests, write_ledger
-    from .hub_guard import MANIFEST_KEY, public_name
     from .modeling import save_classifier
 
     out = trainer.args.output_dir
@@ -77,7 +75,7 @@ def finalize_output_dir(trainer, results: dict, selection, script=None, original
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
     try:
-        _write_staging(trainer, staging, results, selection, original_info, dataset_id, save_classifier)
+        _write_staging(trainer, staging, results, selection, original_info, dataset_id, save_classifier, chain)
     except BaseException:
         # disk full, Ctrl-C...: no half-written files, and an earlier finished output stays as it was
         shutil.rmtree(staging, ignore_errors=True)
@@ -98,7 +96,11 @@ def finalize_output_dir(trainer, results: dict, selection, script=None, original
     return out
 
 
-def _write_staging(trainer, staging, results, selection, original_info, dataset_id, save_classifier) -> None:
+def _write_staging(trainer, staging, results, selection, original_info, dataset_id, save_classifier,
+                   chain: dict | None = None) -> None:
+    from .hub_guard import MANIFEST_KEY, public_name
+    from .ledger import LEDGER_NAME, commit_ids, new_request, public_requests, write_ledger
+
     save_classifier(trainer.model, staging, trainer.processing_class)
     # The salts chosen at selection time make the tree's root the record's commitment (fresh salts otherwise).
     tree = commit_ids(selection.removed_ids, getattr(selection, "salts", None))

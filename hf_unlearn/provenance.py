@@ -103,7 +103,10 @@ def read_parent_chain(model_path: str, revision: str | None, previous_ledger: st
     from .output import sha256_of_dir, weights_sha256
 
     local = os.path.isdir(model_path)
-    parent = {"name_or_path": model_path, "revision": revision,
+    from .hub_guard import public_name
+
+    # published in the card: a Hub id, or a local directory's base name (never a local path)
+    parent = {"name_or_path": public_name(model_path), "revision": revision,
               "sha256": (original_info or {}).get("sha256") or (sha256_of_dir(model_path) if local else None),
               "weights_sha256": None}
     card_requests = None
@@ -331,6 +334,10 @@ def verify_main(argv: list[str]) -> int:
     parser.add_argument("--dataset_name", default=None,
                         help="With --recompute: the training dataset (default: the one the card names).")
     parser.add_argument("--output_dir", default=None, help="With --recompute: the local output directory (ledger).")
+    parser.add_argument("--parent_model", default=None,
+                        help="With --recompute: where the model this run started from is (default: the card's "
+                             "parent_model, looked for as named, next to --output_dir and in the hf-unlearn cache, "
+                             "and accepted only when its weights hash matches the card's).")
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:
@@ -348,7 +355,7 @@ def verify_main(argv: list[str]) -> int:
             from .recompute import recompute_table
 
             ok, table = recompute_table(args.model, block, args.output_dir, args.dataset_name, RECOMPUTE_TOLERANCE,
-                                        revision=args.revision)
+                                        revision=args.revision, parent_model=args.parent_model)
             print(table)
             if not ok:
                 raise _Failed(f"a recomputed metric differs from the card by more than {RECOMPUTE_TOLERANCE}")

@@ -14,8 +14,27 @@ import tempfile
 __all__ = ["recompute_table"]
 
 
+def _find_parent(block: dict, output_dir: str) -> str | None:
+    """The parent model's location. Published cards name a local parent by its directory's base name only, so it is
+    looked for as given, next to the ledger directory, and among the embedded default's cached originals; a
+    candidate counts only when its weights hash equals the card's ``parent_model.sha256`` (when the card has one)."""
+    from .builtin import cache_dir
+    from .output import sha256_of_dir
+
+    info = block.get("parent_model") or block.get("original_model") or {}
+    name = info.get("name_or_path")
+    if not name:
+        return None
+    candidates = [name, os.path.join(os.path.dirname(os.path.abspath(output_dir)), name),
+                  os.path.join(cache_dir(), "originals", name)]
+    for candidate in candidates:
+        if os.path.isdir(candidate) and (not info.get("sha256") or sha256_of_dir(candidate) == info["sha256"]):
+            return candidate
+    return name  # a Hub id (or not found: loading it fails with a one-line error naming --parent_model)
+
+
 def recompute_table(model: str, block: dict, output_dir: str, dataset_name: str | None, tolerance: float,
-                    revision: str | None = None) -> tuple[bool, str]:
+                    revision: str | None = None, parent_model: str | None = None) -> tuple[bool, str]:
     """``(all within tolerance, printable table)``; raises ValueError subclasses of provenance for bad input."""
     from . import UnlearningArguments, UnlearningTrainer, load_classifier, select_forget
     from .cli import ScriptArguments, UsageError, _split, load_training_data
@@ -65,13 +84,13 @@ def recompute_table(model: str, block: dict, output_dir: str, dataset_name: str 
         raise _BadInput(f"cannot rebuild the forget set from the ledger on this dataset ({e}); pass the run's "
                         "--dataset_name") from e
 
-    parent = (block.get("parent_model") or {}).get("name_or_path") or (block.get("original_model") or {}).get(
-        "name_or_path")
+    parent = parent_model or _find_parent(block, output_dir)
     try:
         loaded = load_classifier(model, revision=revision)
         original = load_classifier(parent).model if parent else None
     except (ValueError, OSError) as e:
-        raise _BadInput(f"cannot load the model or its parent {parent} ({e})") from e
+        raise _BadInput(f"cannot load the model or its parent {parent} ({e}); pass --parent_model with the local "
+                        "directory (or Hub id) of the model this run started from") from e
     if original is None:
         raise _BadInput("the card names no parent model (needed for RF-JSD and the original's reference)")
     with tempfile.TemporaryDirectory() as tmp:

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from hf_unlearn import commitment, read_ids_file, select_forget
+from hf_unlearn.ledger import commit_ids, read_ledger
 from hf_unlearn.cli import run_unlearning
 from hf_unlearn.images import ImageDataError, convert_image
 from hf_unlearn.labels import align_labels, check_integer_labels, class_names_of
@@ -167,7 +168,7 @@ def no_training(monkeypatch):
     monkeypatch.setattr(UnlearningTrainer, "training_step", refuse)
 
 
-class _Stop(Exception):
+class _Stop(BaseException):  # not an Exception: the CLI's top-level handler must not turn it into exit 1
     pass
 
 
@@ -185,9 +186,9 @@ def stop_at_train(monkeypatch):
     monkeypatch.setattr(UnlearningTrainer, "train", capture)
     real_predictions = UnlearningTrainer.predictions
 
-    def predictions(self, model, test_dataset=None, validation_dataset=None):
+    def predictions(self, model, test_dataset=None, validation_dataset=None, **kwargs):
         seen["test"] = test_dataset
-        return real_predictions(self, model, test_dataset, validation_dataset)
+        return real_predictions(self, model, test_dataset, validation_dataset, **kwargs)
 
     monkeypatch.setattr(UnlearningTrainer, "predictions", predictions)
 
@@ -405,7 +406,7 @@ def test_ids_file_accepted_forgets_those_rows(root, original_path, tmp_path, cap
     trainer, _ = stop_at_train(argv, capsys)
     record = trainer.removal_record
     assert record.num_removed == len(expected) and len(trainer.forget_split) == len(expected)
-    assert record.commitment["value"] == commitment(expected)
+    assert record.commitment["num_leaves"] == len(expected)  # one salted leaf per requested id
     assert record.rows_per_id == {"num_ids": len(expected), "histogram": {"1": len(expected)}}
 
 
@@ -421,7 +422,10 @@ def test_multi_row_ids_all_rows_forgotten_and_histogram(root, original_path, tmp
     record = json.loads((out / "removal_record.json").read_text())
     assert record["num_removed"] == 6 and record["num_retained"] == N - 6
     assert record["rows_per_id"] == {"num_ids": 2, "histogram": {"3": 2}}
-    assert record["commitment"]["value"] == commitment([4, 1])  # the requester's own list verifies
+    # the requester's own list verifies: the ledger's leaves are exactly their ids, and its root is the record's
+    (request,) = read_ledger(str(out / "ledger.json"))  # read_ledger recomputes the root from ids and salts
+    assert sorted(leaf["id"] for leaf in request["leaves"]) == [1, 4]
+    assert request["commitment"] == record["commitment"]["value"]
     assert json.loads((out / "removed_ids.json").read_text())["ids"] == [1, 4]
     assert "the rows of 2 ids in column 'id'" in record["selection"]["description"]
     assert record["label_alignment"] is None  # the model's names, in the model's order: nothing to align
@@ -433,7 +437,8 @@ def test_select_forget_multi_row_ids_unit():
     assert sorted(split.forget["id"]) == ["a", "b", "b", "c", "c", "c"]
     assert split.removed_ids == ["a", "b", "c"]  # each once, sorted
     assert split.record.rows_per_id == {"num_ids": 3, "histogram": {"1": 1, "2": 1, "3": 1}}
-    assert split.record.commitment["value"] == commitment(["a", "b", "c"])
+    # the requester's own list (any order, repeats) with the request's salts gives the record's root
+    assert split.record.commitment["value"] == commit_ids(["c", "a", "b", "a"], split.salts).root
     assert "'a'" not in json.dumps(split.record.to_dict()) and '"a"' not in json.dumps(split.record.to_dict())
     by_fraction = select_forget(ds, fraction_per_class=0.5, seed=0)
     assert by_fraction.removed_ids == sorted(set(by_fraction.forget["id"]))
