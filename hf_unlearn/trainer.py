@@ -216,7 +216,8 @@ class UnlearningTrainer(Trainer):
 
     def accuracy(self, model: nn.Module, split: ImageSplit, batch_size: int | None = None) -> float:
         logits = self.predict_logits(model, split, batch_size)
-        return (logits.argmax(-1).cpu() == split.labels).float().mean().item()
+        # correct / total in float64: a float32 mean can cross a 2-decimal rounding boundary (LoTUS' stop rule)
+        return int((logits.argmax(-1).cpu() == split.labels).sum()) / len(split)
 
     def as_split(self, dataset, name: str) -> ImageSplit | None:
         """A ``datasets.Dataset`` turned into an :class:`ImageSplit` with this trainer's image transform.
@@ -321,6 +322,13 @@ class UnlearningTrainer(Trainer):
             self.unlearning_model_card().save(os.path.join(self.args.output_dir, "README.md"))
 
     # ---- the Trainer's hooks -----------------------------------------------------------------------------
+    def get_decay_parameter_names(self, model: nn.Module) -> list[str]:
+        """Every parameter when the method says ``decay_all_parameters`` (the reference optimisers decay biases and
+        norm weights too); otherwise the Trainer's default, which exempts them."""
+        if getattr(self.method, "decay_all_parameters", False):
+            return [n for n, _ in model.named_parameters()]
+        return super().get_decay_parameter_names(model)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if return_outputs:  # Trainer.evaluate / predict: plain cross-entropy on the labels
             logits = self.logits(model, inputs["pixel_values"])
