@@ -55,6 +55,8 @@ class Paper:
     first_author: str
     year: int
     venue: str = ""
+    #: BibTeX entry type: "inproceedings" (venue = booktitle), "article" (venue = journal) or "misc" (venue = note).
+    entry: str = "misc"
 
     @property
     def url(self) -> str:
@@ -63,10 +65,11 @@ class Paper:
     def bibtex(self) -> str:
         # Only facts checked against the arXiv id are written (first author, year, venue); the rest is "others".
         key = f"{self.first_author.split()[-1].lower()}{self.year}{self.arxiv_id.replace('.', '')}"
-        lines = [f"@misc{{{key},", f"  title         = {{{self.title}}},",
+        lines = [f"@{self.entry}{{{key},", f"  title         = {{{self.title}}},",
                  f"  author        = {{{self.first_author} and others}},", f"  year          = {{{self.year}}},"]
         if self.venue:
-            lines.append(f"  note          = {{{self.venue}}},")
+            field = {"inproceedings": "booktitle", "article": "journal"}.get(self.entry, "note")
+            lines.append(f"  {field:<13} = {{{self.venue}}},")
         lines += [f"  eprint        = {{{self.arxiv_id}}},", "  archivePrefix = {arXiv},", f"  url           = {{{self.url}}}", "}"]
         return "\n".join(lines)
 
