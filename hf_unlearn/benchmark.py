@@ -146,7 +146,7 @@ def run_benchmark(
     (:func:`hf_unlearn.search_alpha`, no gold model); each run records every candidate with its Avg Gap to the gold
     model, and the report compares the picked alpha with the hindsight-best one per seed.
     """
-    from . import UnlearningArguments, UnlearningTrainer, get_method_class, list_methods, search_alpha, select_forget
+    from . import UnlearningArguments, UnlearningTrainer, list_methods, search_alpha, select_forget
     from .builtin import build_image_classifier
     from .splits import to_image_split
 
@@ -242,8 +242,7 @@ def run_benchmark(
                                                      retain_dataset=s["retain"], calibration_dataset=s["validation"],
                                                      method_config=config or None, removal_record=selection.record)
 
-                        if alpha_search and "alpha" in getattr(get_method_class(method).config_class,
-                                                               "__dataclass_fields__", {}):
+                        if alpha_search and searches_alpha(method):
                             search = search_alpha(make_trainer, alpha_search, test_dataset=s["test"],
                                                   validation_dataset=s["validation"], original=original_p, gold=gold_p)
                             trainer, res = search.trainer, search.results
@@ -349,6 +348,14 @@ def summarize(runs: list[dict], models: dict | None = None) -> dict:
         else:
             pcc[f"{a}~{b}"] = None
     return {"rows": table, "pcc": pcc}
+
+
+def searches_alpha(method: str) -> bool:
+    """Whether ``--alpha_search`` applies: LoTUS-type configs (an ``alpha_search`` field); SCRUB's ``alpha`` is an
+    unrelated KL weight."""
+    from .methods import get_method_class
+
+    return "alpha_search" in getattr(get_method_class(method).config_class, "__dataclass_fields__", {})
 
 
 def alpha_search_summary(runs: list[dict]) -> dict:

@@ -309,3 +309,11 @@ def test_benchmark_alpha_search_column(cache_root, tmp_path):
     md = (tmp_path / "alpha.md").read_text()
     assert "| seed | picked α | Avg Gap (picked) | hindsight-best α | Avg Gap (best) | regret |" in md
     assert f"| 0 | {picked['alpha']:g} | {picked['avg_gap']:.4f} |" in md
+
+
+def test_benchmark_searches_alpha_only_for_lotus_configs():
+    from hf_unlearn import list_methods
+    from hf_unlearn.benchmark import searches_alpha
+
+    # SCRUB's config has an unrelated "alpha" (KL weight): it must not be swept
+    assert [m for m in list_methods() if searches_alpha(m)] == ["lotus", "salun_lotus"]
