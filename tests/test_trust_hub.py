@@ -399,7 +399,7 @@ def test_run_then_push_publishes_no_local_path(original_path, cache_root, digits
     config = json.loads(files["unlearning_config.json"])
     assert config["original_model"]["name_or_path"] == "linked-model"
     assert json.loads(files["removal_record.json"])["dataset"]["name"] == "digits-local"
-    assert set(config["files"]) == set(RUN_FILES)
+    assert set(config["files"]) == set(RUN_FILES) | {"ledger.json"}  # the ledger is written, never pushed (PUSHED above)
 
 
 # --------------------------------------------------------------------------------------------------------------
