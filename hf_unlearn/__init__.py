@@ -8,6 +8,7 @@ from .data import ForgetSplit, RemovalRecord, commitment, read_ids_file, select_
 from .methods import MixtureSpec, UnlearningMethod, get_method_class, list_methods, register_method
 from .modeling import load_classifier, save_classifier
 from .trainer import NonFiniteLossError, UnlearningTrainer
+from .alpha_search import search_alpha  # noqa: E402  (needs the trainer)
 
 __version__ = "0.1.0"
 
@@ -28,6 +29,7 @@ __all__ = [
     "load_classifier",
     "save_classifier",
     "metric_path",
+    "search_alpha",
 ]
 
 

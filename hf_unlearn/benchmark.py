@@ -11,7 +11,7 @@ JSD and RF-JSD × 1e4, Pearson correlation of (JSD, RF-JSD) across the methods i
 
 Departures, documented: Avg Gap uses unrounded seed means (the paper rounds means to 2 decimals first; the
 rounded variant is stored as ``avg_gap_rounded``); runtimes are seconds on this machine (the paper: minutes on a
-GPU); on digits (125 forget images) LoTUS uses the embedded preset of ``cli.EMBEDDED_DEFAULT_PRESET`` (alpha 8,
+GPU); on digits (125 forget images) LoTUS uses the embedded preset of ``cli.EMBEDDED_DEFAULT_PRESET`` (alpha 32,
 batch 32, lr 5e-4), because the paper's CIFAR-sized defaults make a handful of steps there and forget nothing.
 """
 
@@ -46,8 +46,8 @@ RECIPES = {
 }
 
 #: Small-dataset overrides (documented in the module docstring): digits has 125 forget images.
-SMALL_DATASET_OVERRIDES = {"digits": {"lotus": {"alpha": 8.0, "per_device_train_batch_size": 32, "learning_rate": 5e-4},
-                                      "salun_lotus": {"alpha": 8.0, "per_device_train_batch_size": 32,
+SMALL_DATASET_OVERRIDES = {"digits": {"lotus": {"alpha": 32.0, "per_device_train_batch_size": 32, "learning_rate": 5e-4},
+                                      "salun_lotus": {"alpha": 32.0, "per_device_train_batch_size": 32,
                                                       "learning_rate": 5e-4}}}
 #: Class unlearning (SPEC §5.6): LoTUS with class_unlearning=True and alpha 32 (salun_lotus shares LoTUS' config).
 CLASS_UNLEARNING_CONFIG = {"lotus": {"class_unlearning": True, "alpha": 32.0},
@@ -135,14 +135,18 @@ def run_benchmark(
     results_dir: str = "results",
     resume: bool = False,
     progress: Callable[[str], None] = print,
+    alpha_search: Sequence[float] | None = None,
 ) -> dict:
     """Run the benchmark and write ``results/<name>.json``, ``.md`` and ``.png``; returns the JSON object.
 
     ``forget_class``: class unlearning (forget every sample of that class index) instead of ``forget_fraction``.
     ``method_epochs``: override every method's ``num_train_epochs`` (the quick mode); ``recipe_overrides``:
     fields replacing the original/gold training recipe (e.g. ``{"epochs": 3}`` in tests).
+    ``alpha_search``: LoTUS (and SalUn + LoTUS) pick alpha among these by RF-JSD on the validation split
+    (:func:`hf_unlearn.search_alpha`, no gold model); each run records every candidate with its Avg Gap to the gold
+    model, and the report compares the picked alpha with the hindsight-best one per seed.
     """
-    from . import UnlearningArguments, UnlearningTrainer, list_methods, select_forget
+    from . import UnlearningArguments, UnlearningTrainer, list_methods, search_alpha, select_forget
     from .builtin import build_image_classifier
     from .splits import to_image_split
 
@@ -158,6 +162,8 @@ def run_benchmark(
               "forget": {"class": forget_class} if class_mode else {"fraction_per_class": forget_fraction, "mode": "first"},
               "method_epochs": method_epochs, "recipe_overrides": recipe_overrides or {},
               "train_size": train_size if dataset != "digits" else None}
+    if alpha_search:
+        config["alpha_search"] = [float(a) for a in alpha_search]
     out = {"name": name, "config": config, "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                                                         "loadavg_start": _loadavg()},
            "models": {}, "runs": []}
@@ -229,13 +235,23 @@ def run_benchmark(
                 try:
                     with tempfile.TemporaryDirectory() as tmp:
                         args = UnlearningArguments.for_method(method, output_dir=tmp, **settings)
-                        trainer = UnlearningTrainer(copy.deepcopy(original), args, forget_dataset=s["forget"],
-                                                    retain_dataset=s["retain"], calibration_dataset=s["validation"],
-                                                    method_config=method_config or None,
-                                                    removal_record=selection.record)
-                        trainer.train()
-                        res = trainer.evaluate_unlearning(s["test"], s["validation"], original=original_p, gold=gold_p,
-                                                          log=False)
+
+                        def make_trainer(alpha=None, method=method, args=args, method_config=method_config):
+                            config = dict(method_config, alpha=alpha) if alpha is not None else method_config
+                            return UnlearningTrainer(copy.deepcopy(original), args, forget_dataset=s["forget"],
+                                                     retain_dataset=s["retain"], calibration_dataset=s["validation"],
+                                                     method_config=config or None, removal_record=selection.record)
+
+                        if alpha_search and searches_alpha(method):
+                            search = search_alpha(make_trainer, alpha_search, test_dataset=s["test"],
+                                                  validation_dataset=s["validation"], original=original_p, gold=gold_p)
+                            trainer, res = search.trainer, search.results
+                            run["alpha_search"] = search.to_dict()
+                        else:
+                            trainer = make_trainer()
+                            trainer.train()
+                            res = trainer.evaluate_unlearning(s["test"], s["validation"], original=original_p,
+                                                              gold=gold_p, log=False)
                     run["unlearned"] = res["unlearned"]
                     run["unlearned"]["runtime_s"] = trainer.unlearning_runtime_s
                     run["original"] = res["original"]
@@ -267,6 +283,9 @@ def _write(out: dict, results_dir: str, name: str, families) -> None:
     out["summary"] = {family: summarize([r for r in out["runs"] if r["family"] == family and not r.get("error")],
                                         {k: v for k, v in out["models"].items() if k.startswith(family + "/")})
                       for family in families}
+    for family in families:
+        out["summary"][family]["alpha_search"] = alpha_search_summary(
+            [r for r in out["runs"] if r["family"] == family and not r.get("error")])
     path = os.path.join(results_dir, name)
     with open(path + ".json.tmp", "w") as f:
         json.dump(out, f, indent=1, default=str)
@@ -331,6 +350,42 @@ def summarize(runs: list[dict], models: dict | None = None) -> dict:
     return {"rows": table, "pcc": pcc}
 
 
+def searches_alpha(method: str) -> bool:
+    """Whether ``--alpha_search`` applies: LoTUS-type configs (an ``alpha_search`` field); SCRUB's ``alpha`` is an
+    unrelated KL weight."""
+    from .methods import get_method_class
+
+    return "alpha_search" in getattr(get_method_class(method).config_class, "__dataclass_fields__", {})
+
+
+def alpha_search_summary(runs: list[dict]) -> dict:
+    """Per method and seed: the alpha RF-JSD picked (no gold) vs the hindsight-best alpha by Avg Gap (needs gold).
+
+    ``{method: {"per_seed": [{seed, picked_alpha, picked_gap, best_alpha, best_gap, regret}], "differs": k,
+    "n": n, "mean_regret", "max_regret", "within_0.01": k}}``; regret = picked_gap - best_gap (>= 0).
+    """
+    summary: dict = {}
+    for r in runs:
+        search = r.get("alpha_search")
+        cands = [c for c in (search or {}).get("candidates", []) if "avg_gap" in c]
+        if not cands:
+            continue
+        picked = next(c for c in cands if c["selected"])
+        best = min(cands, key=lambda c: c["avg_gap"])
+        entry = summary.setdefault(r["method"], {"per_seed": []})
+        entry["per_seed"].append({"seed": r["seed"], "picked_alpha": picked["alpha"], "picked_gap": picked["avg_gap"],
+                                  "best_alpha": best["alpha"], "best_gap": best["avg_gap"],
+                                  "regret": picked["avg_gap"] - best["avg_gap"],
+                                  "gaps": {str(c["alpha"]): c["avg_gap"] for c in cands},
+                                  "rf_jsd_selection": {str(c["alpha"]): c["rf_jsd_selection"] for c in cands}})
+    for entry in summary.values():
+        regrets = [p["regret"] for p in entry["per_seed"]]
+        entry.update(n=len(regrets), differs=sum(p["picked_alpha"] != p["best_alpha"] for p in entry["per_seed"]),
+                     mean_regret=float(np.mean(regrets)), max_regret=float(np.max(regrets)),
+                     within_001=sum(x <= 0.01 for x in regrets))
+    return summary
+
+
 def _mean(stats: dict, key: str):
     v = stats.get(key)
     if v is None:
@@ -346,6 +401,17 @@ def _fmt(stats: dict, key: str, digits: int = 3) -> str:
     if s["n"] > 1:
         return f"{s['mean'] * scale:.{digits}f}±{s['std'] * scale:.{digits}f}"
     return f"{s['mean'] * scale:.{digits}f}"
+
+
+def _method_label(row: str) -> str:
+    """Display name and paper link(s) of a method row, from the method class (``–`` for Original / Gold)."""
+    if row in ("Original", "Gold"):
+        return "–"
+    from .methods import method_facts
+
+    facts = method_facts(row)
+    links = ", ".join(f"[arXiv {p['arxiv_id']}]({p['url']})" for p in facts["papers"])
+    return f"{facts['display_name']} ({links})" if links else facts["display_name"]
 
 
 def markdown_report(out: dict) -> str:
@@ -365,8 +431,8 @@ def markdown_report(out: dict) -> str:
         info = {k: v for k, v in out["models"].items() if k.startswith(family + "/")}
         params = next(iter(info.values()))["original"].get("params") if info else None
         lines += [f"## {family}" + (f" ({params / 1e6:.2f}M parameters)" if params else ""), "",
-                  "| method | MIA | forget acc | retain acc | test acc | Avg Gap | JSD | RF-JSD | t (s) |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| method | MIA | forget acc | retain acc | test acc | Avg Gap | JSD | RF-JSD | t (s) | method (paper) |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         order = ["Original", "Gold"] + [m for m in table if m not in ("Original", "Gold")]
         for row in order:
             if row not in table:
@@ -376,7 +442,7 @@ def markdown_report(out: dict) -> str:
                 f"({st['avg_gap']:.4f})" if "avg_gap" in st else "–")
             lines.append(f"| {row} | {_fmt(st, 'mia', 2)} | {_fmt(st, 'acc_forget')} | {_fmt(st, 'acc_retain')} | "
                          f"{_fmt(st, 'acc_test')} | {gap} | {_fmt(st, 'jsd', 2)} | {_fmt(st, 'rf_jsd', 2)} | "
-                         f"{_fmt(st, 'runtime_s', 1)} |")
+                         f"{_fmt(st, 'runtime_s', 1)} | {_method_label(row)} |")
         pcc = summary["pcc"].get("jsd~rf_jsd")
         lines += ["", "PCC (JSD, RF-JSD) across methods incl. Gold: " +
                   (f"r = {pcc['r']:.2f} (p = {pcc['p']:.4f}, n = {pcc['n']})" if pcc else "n/a (too few points)"), ""]
@@ -384,6 +450,16 @@ def markdown_report(out: dict) -> str:
         if others:
             lines += ["Other PCCs: " + "; ".join(f"({k.replace('~', ', ')}) r = {v['r']:.2f} (p = {v['p']:.4f})"
                                                  for k, v in others.items()), ""]
+        for method, entry in (summary.get("alpha_search") or {}).items():
+            lines += [f"Retrain-free alpha search ({method}, candidates {cfg.get('alpha_search')}, picked by RF-JSD on "
+                      "validation; hindsight-best by Avg Gap to Gold, per seed):", "",
+                      "| seed | picked α | Avg Gap (picked) | hindsight-best α | Avg Gap (best) | regret |",
+                      "|---|---|---|---|---|---|"]
+            lines += [f"| {p['seed']} | {p['picked_alpha']:g} | {p['picked_gap']:.4f} | {p['best_alpha']:g} | "
+                      f"{p['best_gap']:.4f} | {p['regret']:.4f} |" for p in entry["per_seed"]]
+            lines += ["", f"Picked ≠ hindsight-best in {entry['differs']} of {entry['n']} seeds; regret mean "
+                          f"{entry['mean_regret']:.4f}, max {entry['max_regret']:.4f}; within 0.01 Avg Gap in "
+                          f"{entry['within_001']} of {entry['n']}.", ""]
         if info:
             lines += ["Original / Gold training time per seed: " + "; ".join(
                 f"seed {k.split('/')[1]}: {v['original']['train_seconds']:.0f}s / {v['gold']['train_seconds']:.0f}s "

@@ -36,6 +36,9 @@ def main(argv=None, prog: str = "hf-unlearn benchmark") -> int:
     p.add_argument("--results_dir", default="results")
     p.add_argument("--resume", action="store_true", help="skip runs already in results/<name>.json (same config)")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--alpha_search", nargs="+", type=float, default=None,
+                   help="LoTUS / SalUn+LoTUS pick alpha among these by RF-JSD on validation (e.g. 2 4 8 16); the report "
+                        "compares it with the hindsight-best alpha by Avg Gap")
     a = p.parse_args(argv)
     if a.threads:
         import torch
@@ -49,6 +52,6 @@ def main(argv=None, prog: str = "hf-unlearn benchmark") -> int:
                         forget_class=a.forget_class if a.class_unlearning else None, method_epochs=a.method_epochs,
                         recipe_overrides={"epochs": a.recipe_epochs} if a.recipe_epochs else None,
                         train_size=a.train_size, name=name, results_dir=a.results_dir, resume=a.resume,
-                        progress=lambda m: print(m, flush=True))
+                        progress=lambda m: print(m, flush=True), alpha_search=a.alpha_search)
     print(open(os.path.join(a.results_dir, name + ".md")).read())
     return 1 if out.get("failures") and len(out["failures"]) == len(out["runs"]) else 0

@@ -111,7 +111,7 @@ METRIC_SPECS: dict[str, dict[str, str]] = {
         "label": "RF-JSD",
         "kind": "rf_jsd",
         "group": "train",
-        "meaning": "Retrain-Free Jensen-Shannon Divergence (LoTUS paper): divergence between the model's "
+        "meaning": "Retrain-Free Jensen-Shannon Divergence ([LoTUS, arXiv 2503.18314](https://arxiv.org/abs/2503.18314)): divergence between the model's "
         "predictions on the removed samples and on unseen samples, an estimate of the distance to a retrained "
         "model that needs no retraining. Lower is closer to a retrained model.",
         "ideal": "lower is better (→ 0)",
@@ -235,10 +235,49 @@ def _library_version(run_info: dict) -> str:
 
 
 def _method_display(method: str) -> str:
+    from .methods import method_facts
+
+    facts = method_facts(method)  # the method class's display_name when the method is registered
+    if facts["display_name"] != str(method):
+        return facts["display_name"]
     known = {"lotus": "LoTUS", "finetune": "Fine-tuning", "neggrad": "NegGrad", "neggrad+": "NegGrad+",
              "random_label": "Random labels", "randl": "Random labels", "scrub": "SCRUB", "bad_teacher": "Bad Teacher",
              "salun": "SalUn", "l1_sparse": "l1-sparse", "ssd": "SSD", "unsir": "UNSIR", "retrain": "Retrain"}
     return known.get(method.lower(), method)
+
+
+def _method_papers(method: str) -> list[dict]:
+    from .methods import method_facts
+
+    return method_facts(method)["papers"]
+
+
+def _rf_jsd_paper() -> dict:
+    """The LoTUS paper, which defines RF-JSD: every card's metrics cite it, whatever the method."""
+    from .methods import method_facts
+
+    return method_facts("lotus")["papers"][0]
+
+
+def _alpha_search_view(search: dict | None) -> dict | None:
+    """Rows of the retrain-free alpha search (metrics.json ``alpha_search``), for the card."""
+    if not search or not search.get("candidates"):
+        return None
+
+    def num(v, pct=False):
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            return "—"
+        return f"{100 * v:.2f}%" if pct else f"{v:.4g}"
+
+    rows = [{"alpha": num(c.get("alpha")), "selected": bool(c.get("selected")),
+             "rf_jsd_selection": f"{c['rf_jsd_selection']:.6f}" if isinstance(c.get("rf_jsd_selection"), (int, float)) else "—",
+             "rf_jsd": f"{c['rf_jsd']:.6f}" if isinstance(c.get("rf_jsd"), (int, float)) else "—",
+             "acc_forget": num(c.get("acc_forget"), True), "acc_retain": num(c.get("acc_retain"), True),
+             "acc_test": num(c.get("acc_test"), True),
+             "runtime": f"{c['runtime_s']:.1f} s" if isinstance(c.get("runtime_s"), (int, float)) else "—"}
+            for c in search["candidates"]]
+    return {"rows": rows, "selected_alpha": num(search.get("selected_alpha")),
+            "selection_split": _md(search.get("selection_split") or "validation")}
 
 
 def _eval_results(metrics: dict, dataset_type: str, dataset_name: str, record_dataset: dict, run_info: dict):
@@ -466,6 +505,9 @@ def build_model_card(
                        "num_removed": r.get("num_removed"), "commitment": _md(r.get("commitment"))}
                       for r in (provenance or {}).get("requests") or []],
         total_removed=(provenance or {}).get("total_removed"),
+        method_papers=_method_papers(method_key),
+        rf_jsd_paper=_rf_jsd_paper(),
+        alpha_search=_alpha_search_view(metrics.get("alpha_search")),
     )
     path = Path(template_path) if template_path is not None else default_template_path()
     return ModelCard.from_template(card_data, template_path=str(path), **template_kwargs)

@@ -289,7 +289,9 @@ class UnlearningTrainer(Trainer):
 
     def accuracy(self, model: nn.Module, split: ImageSplit, batch_size: int | None = None) -> float:
         # Counted batch by batch (no N x C logits); in a multi-process run the ranks' counts are added.
-        return self.summarize(model, split, batch_size=batch_size, features=False).accuracy
+        # correct / total in float64: a float32 mean can cross a 2-decimal rounding boundary (LoTUS' stop rule)
+        stats = self.summarize(model, split, batch_size=batch_size, features=False)
+        return stats.correct / stats.rows
 
     @torch.inference_mode()
     def summarize(self, model: nn.Module, split: ImageSplit, name: str | None = None, *, batch_size: int | None = None,
@@ -445,6 +447,13 @@ class UnlearningTrainer(Trainer):
             self.unlearning_model_card().save(os.path.join(self.args.output_dir, "README.md"))
 
     # ---- the Trainer's hooks -----------------------------------------------------------------------------
+    def get_decay_parameter_names(self, model: nn.Module) -> list[str]:
+        """Every parameter when the method says ``decay_all_parameters`` (the reference optimisers decay biases and
+        norm weights too); otherwise the Trainer's default, which exempts them."""
+        if getattr(self.method, "decay_all_parameters", False):
+            return [n for n, _ in model.named_parameters()]
+        return super().get_decay_parameter_names(model)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if return_outputs:  # Trainer.evaluate / predict: plain cross-entropy on the labels
             logits = self.logits(model, inputs["pixel_values"])

@@ -116,12 +116,12 @@ def _accuracies_and_losses(trainer, splits):
 
 
 def test_lotus_lowers_forget_accuracy_towards_test_accuracy(make_trainer, vit_original_path, digits):
-    """The embedded default exactly as the main job runs it (ViT, alpha 8, batch 32, lr 5e-4, 10 epochs).
+    """The embedded default exactly as the main job runs it (ViT, alpha 32, batch 32, lr 5e-4, 10 epochs, no clipping).
 
-    Measured with 2 and 1 threads (the originals differ by float summation order): forget 0.992 -> 0.983 and
-    1.00 -> 0.967, the forget-test gap 0.033 -> 0.020 and 0.037 -> 0.026, retain >= 0.979.
+    Measured with 2 threads: forget 0.992 -> 0.958, the forget-test gap 0.033 -> 0.017, retain 1.00 -> 0.983
+    (alpha 8 forgot nothing once the Trainer's gradient clipping was turned off, issue 11).
     """
-    trainer = make_trainer("lotus", method_config={"alpha": 8.0}, model_path=vit_original_path,
+    trainer = make_trainer("lotus", method_config={"alpha": 32.0}, model_path=vit_original_path,
                            per_device_train_batch_size=32, learning_rate=5e-4, num_train_epochs=10)
     splits = {"forget": trainer.forget_split, "retain": trainer.retain_split,
               "test": trainer.as_split(digits["test"], "test")}

@@ -100,7 +100,7 @@ def test_plain_adam_from_training_arguments(make_trainer):
     opt = trainer.optimizer
     assert type(opt) is torch.optim.Adam
     assert opt.param_groups[0]["lr"] == pytest.approx(5e-4) and opt.param_groups[0]["betas"] == (0.9, 0.99)
-    assert {g["weight_decay"] for g in opt.param_groups} == {5e-4, 0.0}  # biases / norms are not decayed
+    assert {g["weight_decay"] for g in opt.param_groups if g["params"]} == {5e-4}  # all decayed, as the reference
     trainer = make_trainer("bad_teacher", max_steps=1, method_config={"plain_adam": False}, optim="sgd")
     trainer.create_optimizer()
     assert type(trainer.optimizer).__name__ == "SGD"
@@ -310,7 +310,10 @@ def test_unsir_end_to_end(make_trainer, test_split):
     # SGD lr 1e-3 (the reference's) changes no prediction here; lr 3e-2 does. With a single repair epoch the retain
     # accuracy after it was 0.92-0.98 depending on the thread count (float summation order), so: 1 impair + 2 repair
     # epochs (measured: forget 0.97-0.975, retain >= 0.987 with 1 and 2 threads).
-    trainer = make_trainer("unsir", method_config={"repair_epochs": 2}, num_train_epochs=3, learning_rate=3e-2)
+    # max_grad_norm=1.0: the regime these numbers were measured in (the default is now the reference's no clipping,
+    # under which lr 3e-2 drops retain accuracy to 0.87); the test checks UNSIR's mechanics, not the optimiser.
+    trainer = make_trainer("unsir", method_config={"repair_epochs": 2}, num_train_epochs=3, learning_rate=3e-2,
+                           max_grad_norm=1.0)
     before_weights, before = weights(trainer.model), accuracies(trainer, test_split)
     trainer.train()
     after = accuracies(trainer, test_split)

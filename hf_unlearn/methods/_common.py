@@ -14,6 +14,8 @@ SGD_BASELINE_DEFAULTS = {
     "warmup_steps": 0,
     "num_train_epochs": 10,
     "per_device_train_batch_size": 128,
+    # The reference never clips gradients (the Trainer's default max_grad_norm=1.0 clipped most steps).
+    "max_grad_norm": 0.0,
 }
 
 

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..modeling import fresh_model_like
+from ._papers import BAD_TEACHER
 from .base import MixtureSpec, UnlearningMethod, register_method
 
 __all__ = ["BadTeacher", "BadTeacherConfig", "plain_adam_optimizer", "kl_rows"]
@@ -66,6 +67,9 @@ class BadTeacher(UnlearningMethod):
 
     config_class = BadTeacherConfig
     needs_teacher = True
+    display_name = "Bad Teacher"
+    papers = (BAD_TEACHER,)
+    decay_all_parameters = True  # Adam(model.parameters()) (weight decay 0 by default, so moot unless set)
     training_defaults = {
         "optim": "adamw_torch",  # only with plain_adam=False; with weight decay 0 AdamW is Adam
         "learning_rate": 1e-4,
@@ -74,6 +78,7 @@ class BadTeacher(UnlearningMethod):
         "warmup_steps": 0,
         "num_train_epochs": 10,  # the reference's ResNet setting, as the other baselines (the paper: 1)
         "per_device_train_batch_size": 128,
+        "max_grad_norm": 0.0,  # the reference never clips
     }
 
     def __init__(self, config=None):

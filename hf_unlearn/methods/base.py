@@ -40,9 +40,38 @@ __all__ = [
     "register_method",
     "get_method_class",
     "list_methods",
+    "Paper",
 ]
 
 _REGISTRY: dict[str, type["UnlearningMethod"]] = {}
+
+
+@dataclass(frozen=True)
+class Paper:
+    """A paper a method comes from (the way TRL trainers carry ``_paper``): rendered in cards, tables, ``--help``."""
+
+    title: str
+    arxiv_id: str
+    first_author: str
+    year: int
+    venue: str = ""
+    #: BibTeX entry type: "inproceedings" (venue = booktitle), "article" (venue = journal) or "misc" (venue = note).
+    entry: str = "misc"
+
+    @property
+    def url(self) -> str:
+        return f"https://arxiv.org/abs/{self.arxiv_id}"
+
+    def bibtex(self) -> str:
+        # Only facts checked against the arXiv id are written (first author, year, venue); the rest is "others".
+        key = f"{self.first_author.split()[-1].lower()}{self.year}{self.arxiv_id.replace('.', '')}"
+        lines = [f"@{self.entry}{{{key},", f"  title         = {{{self.title}}},",
+                 f"  author        = {{{self.first_author} and others}},", f"  year          = {{{self.year}}},"]
+        if self.venue:
+            field = {"inproceedings": "booktitle", "article": "journal"}.get(self.entry, "note")
+            lines.append(f"  {field:<13} = {{{self.venue}}},")
+        lines += [f"  eprint        = {{{self.arxiv_id}}},", "  archivePrefix = {arXiv},", f"  url           = {{{self.url}}}", "}"]
+        return "\n".join(lines)
 
 
 @dataclass
@@ -73,6 +102,11 @@ class UnlearningMethod:
       optimiser, learning rate, schedule, epochs, batch size as in the paper).
     * ``needs_teacher``: keep a frozen eval-mode copy of the original model as ``trainer.teacher``.
     * ``trains``: ``False`` for methods that only edit weights (SSD); the trainer then runs no optimiser step.
+    * ``display_name`` / ``papers``: how cards, benchmark tables and ``--help`` name and cite the method
+      (``papers`` empty: no paper of its own).
+    * ``decay_all_parameters``: apply ``weight_decay`` to every parameter, biases and norm weights included, as
+      ``torch.optim.X(model.parameters(), weight_decay=...)`` in the reference code does; ``False`` keeps the
+      Trainer's convention (biases and norms exempt).
 
     Hooks receive the trainer, which exposes the model, the teacher, the forget / retain / calibration
     splits, ``trainer.logits(model, pixel_values)``, ``trainer.accuracy(model, split)`` and the Trainer's
@@ -84,6 +118,9 @@ class UnlearningMethod:
     training_defaults: ClassVar[dict[str, Any]] = {}
     needs_teacher: ClassVar[bool] = False
     trains: ClassVar[bool] = True
+    display_name: ClassVar[str] = ""
+    papers: ClassVar[tuple[Paper, ...]] = ()
+    decay_all_parameters: ClassVar[bool] = False
     #: Set by the method to end the run before its next epoch (e.g. LoTUS' stopping rule).
     finished: bool = False
 
@@ -167,6 +204,8 @@ def register_method(name: str, *, override: bool = False):
         if name in _REGISTRY and _REGISTRY[name] is not cls and not override:
             raise ValueError(f"an unlearning method named '{name}' is already registered ({_REGISTRY[name]!r}).")
         cls.name = name
+        if not cls.__dict__.get("display_name"):
+            cls.display_name = name  # a subclass never inherits its parent's display name
         _REGISTRY[name] = cls
         return cls
 

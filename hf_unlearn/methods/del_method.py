@@ -26,6 +26,7 @@ from torch import nn
 from ..modeling import fresh_model_like, is_timm_model, num_labels_of
 from ._common import SGD_BASELINE_DEFAULTS
 from ._masking import MaskedUpdateMixin, mask_summary, score_or_never, summed_gradients, top_fraction_mask
+from ._papers import DEL as DEL_PAPER
 from .base import MixtureSpec, register_method
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,9 @@ class DEL(MaskedUpdateMixin):
     """DEL: reset the forget set's most critical weights to a fresh initialisation, finetune them on the retain set."""
 
     config_class = DelConfig
+    display_name = "DEL"
+    papers = (DEL_PAPER,)
+    decay_all_parameters = True  # SGD(model.parameters()) (weight decay 0 by default, so moot unless set)
     # The paper's CIFAR-10/ResNet-18 recipe: SGD momentum 0.9, no weight decay, lr 0.015, cosine to 0.01·lr,
     # batch 128, 30 epochs. Measured on the digits default: 10 epochs suffice for the ResNet, but the small
     # ViT's retain accuracy is still at 0.64 after 10 epochs and back at 0.98 (1.00 with lr 0.05) after 30.

@@ -14,6 +14,8 @@ from .base import MixtureSpec, UnlearningMethod, register_method
 
 @register_method("finetune")
 class Finetune(UnlearningMethod):
+    display_name = "Fine-tuning"  # the LoTUS code's baseline; no paper of its own (SPEC §3.1)
+    decay_all_parameters = True  # SGD(model.parameters(), weight_decay=5e-4)
     training_defaults = dict(SGD_BASELINE_DEFAULTS)
 
     def mixture(self, trainer) -> MixtureSpec:

@@ -9,7 +9,11 @@ subset of the retain set, with targets that ignore the labels (SPEC §2):
 * ``tau = exp(alpha * (A_f - A_cal))`` where ``A_f`` is the model's accuracy on the forget set (re-measured
   before every epoch) and ``A_cal`` the original model's accuracy on held-out calibration data: the further
   the forget accuracy is above "unseen-data" accuracy, the more uncertainty is injected;
-* training stops before an epoch once ``A_f - A_cal <= -0.01``.
+* training stops before an epoch once ``A_f - A_cal <= -0.01`` (:func:`should_stop`, the reference's exact
+  comparison). Tie case: with ``reference_rounding`` a forget accuracy exactly one rounded point below ``A_cal``
+  is decided by the float subtraction, as in the reference: 0.92 - 0.93 = -0.01000000000000001 stops, 0.93 - 0.94
+  = -0.009999999999999898 does not (18 of the 100 one-point pairs do not stop); accuracies are correct/total in
+  float64 (``UnlearningTrainer.accuracy``) before rounding, as the reference's Python division.
 
 Departures from the reference code, and why: accuracies are not rounded to 2 decimals unless
 ``reference_rounding`` is set (rounding makes ``tau`` a step function of the accuracy); the forget accuracy is
@@ -27,6 +31,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from ._papers import LOTUS
 from .base import MixtureSpec, UnlearningMethod, register_method
 
 
@@ -38,6 +43,7 @@ class LotusConfig:
     reference_rounding: bool = field(default=False, metadata={"help": "Round accuracies to 2 decimals before computing tau, as the reference code does (for matching published numbers)."})
     target_sampling: str = field(default="gumbel", metadata={"help": "'gumbel' (paper): hard retain targets are Gumbel-max samples, soft forget targets Gumbel-softmax samples. 'softmax': teacher argmax and softmax(z / tau), no noise."})
     cache_teacher_logits: bool = field(default=True, metadata={"help": "Compute the frozen teacher's logits on the training mixture once and reuse them every epoch (only when the image transform is deterministic; Gumbel noise is still drawn fresh every step)."})
+    alpha_search: list[float] | None = field(default=None, metadata={"help": "Retrain-free alpha search: run LoTUS once per listed alpha from the same original, score each by RF-JSD on the validation split (the test split when there is none; no retrained model needed), keep the lowest; every candidate is recorded in metrics.json 'alpha_search' and the card. Overrides --alpha. Python: hf_unlearn.search_alpha."})
     # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.ranges.
     ranges = {"alpha": "(0, inf)", "retain_subset_fraction": "(0, 1]"}
 
@@ -62,6 +68,12 @@ def lotus_targets(teacher_logits: torch.Tensor, forget_flag: torch.Tensor, tau: 
     return torch.where(forget_flag.bool().unsqueeze(-1), soft, hard)
 
 
+def should_stop(forget_accuracy: float, calibration_accuracy: float) -> bool:
+    """The reference's stop rule, ``delta <= -0.01`` on the (possibly rounded) accuracies, with no tolerance:
+    the float result of the subtraction decides the one-point tie exactly as in the reference (module docstring)."""
+    return forget_accuracy - calibration_accuracy <= -0.01
+
+
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return -(targets * F.log_softmax(logits.float(), dim=-1)).sum(-1).mean()
 
@@ -72,6 +84,9 @@ class Lotus(UnlearningMethod):
 
     config_class = LotusConfig
     needs_teacher = True
+    display_name = "LoTUS"
+    papers = (LOTUS,)
+    decay_all_parameters = True  # AdamW(model.parameters(), weight_decay=5e-4): biases and norms decay too
     training_defaults = {
         "optim": "adamw_torch",
         "learning_rate": 1e-4,
@@ -80,6 +95,7 @@ class Lotus(UnlearningMethod):
         "warmup_steps": 0,
         "num_train_epochs": 10,
         "per_device_train_batch_size": 128,
+        "max_grad_norm": 0.0,  # the reference never clips
     }
 
     def __init__(self, config=None):
@@ -91,6 +107,11 @@ class Lotus(UnlearningMethod):
 
     def validate(self, trainer) -> None:
         c = self.config
+        if c.alpha_search:
+            raise ValueError(
+                "alpha_search runs LoTUS once per alpha, which one trainer cannot do: use "
+                "hf_unlearn.search_alpha(make_trainer, alphas, ...) or the command line's --alpha_search."
+            )
         if not 0.0 < c.retain_subset_fraction <= 1.0:
             raise ValueError(f"retain_subset_fraction must be in (0, 1], got {c.retain_subset_fraction}.")
         if c.target_sampling not in ("gumbel", "softmax"):
@@ -121,8 +142,7 @@ class Lotus(UnlearningMethod):
     def _decide(self, trainer, epoch: int) -> None:
         forget_acc = self._round(trainer.accuracy(trainer.model, trainer.forget_split))
         delta = forget_acc - self.calibration_accuracy
-        # 1e-9: with rounded accuracies delta is a multiple of 0.01 up to float error.
-        stop = delta <= -0.01 + 1e-9
+        stop = should_stop(forget_acc, self.calibration_accuracy)
         self.tau = math.exp(min(self.config.alpha * delta, 80.0))  # capped: exp(80) is already a uniform target
         self.history.append({"epoch": epoch, "tau": self.tau, "forget_accuracy": forget_acc, "delta": delta, "stop": stop})
         trainer.log({"lotus_tau": self.tau, "lotus_forget_accuracy": forget_acc, "lotus_delta": delta,

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ._common import SGD_BASELINE_DEFAULTS
+from ._papers import SCRUB
 from .base import UnlearningMethod, register_method
 
 
@@ -31,6 +32,9 @@ class NegGradPlusConfig:
 @register_method("neggrad_plus")
 class NegGradPlus(UnlearningMethod):
     config_class = NegGradPlusConfig
+    display_name = "NegGrad+"
+    papers = (SCRUB,)  # NegGrad+ was introduced by Kurmanji et al. (SPEC §3.2)
+    decay_all_parameters = True  # SGD(model.parameters(), weight_decay=5e-4)
     training_defaults = dict(SGD_BASELINE_DEFAULTS)
 
     def validate(self, trainer) -> None:

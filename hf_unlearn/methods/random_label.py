@@ -17,6 +17,8 @@ from .base import UnlearningMethod, register_method
 
 @register_method("random_label")
 class RandomLabel(UnlearningMethod):
+    display_name = "Random Labeling"  # the LoTUS code's "relabel" baseline; SPEC names no paper (§3.3)
+    decay_all_parameters = True  # SGD(model.parameters(), weight_decay=5e-4)
     training_defaults = dict(SGD_BASELINE_DEFAULTS)
 
     def compute_loss(self, trainer, model, inputs):

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ._common import SGD_BASELINE_DEFAULTS
+from ._papers import LOTUS, SALUN
 from ._masking import MaskedUpdateMixin, mask_summary, score_or_never, summed_gradients, top_fraction_mask
 from .base import register_method
 from .lotus import Lotus, LotusConfig
@@ -71,6 +72,8 @@ class SalUn(SaliencyMaskMixin, RandomLabel):
     """SalUn with Random Labeling (the SalUn paper's main variant)."""
 
     config_class = SalUnConfig
+    display_name = "SalUn"
+    papers = (SALUN,)
     training_defaults = {**SGD_BASELINE_DEFAULTS, **_MASKED_TRAINING}
 
 
@@ -79,4 +82,6 @@ class SalUnLotus(SaliencyMaskMixin, Lotus):
     """LoTUS trained through a SalUn saliency mask (the LoTUS paper's "SalUn + LoTUS" row)."""
 
     config_class = SalUnLotusConfig
+    display_name = "SalUn + LoTUS"
+    papers = (SALUN, LOTUS)
     training_defaults = {**Lotus.training_defaults, **_MASKED_TRAINING}

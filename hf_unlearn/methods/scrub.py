@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from .bad_teacher import kl_rows, plain_adam_optimizer
+from ._papers import SCRUB
 from .base import UnlearningMethod, register_method
 
 __all__ = ["Scrub", "ScrubConfig"]
@@ -50,6 +51,9 @@ class Scrub(UnlearningMethod):
 
     config_class = ScrubConfig
     needs_teacher = True
+    display_name = "SCRUB"
+    papers = (SCRUB,)
+    decay_all_parameters = True  # Adam(model.parameters(), weight_decay=5e-4): an L2 term on every parameter
     training_defaults = {
         "optim": "adamw_torch",  # only with plain_adam=False
         "learning_rate": 5e-4,
@@ -58,6 +62,7 @@ class Scrub(UnlearningMethod):
         "warmup_steps": 0,
         "num_train_epochs": 3,
         "per_device_train_batch_size": 128,
+        "max_grad_norm": 0.0,  # neither the reference nor upstream SCRUB clips
     }
 
     def __init__(self, config=None):

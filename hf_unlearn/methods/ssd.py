@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ._masking import batch_gradients
+from ._papers import SSD as SSD_PAPER
 from .base import UnlearningMethod, register_method
 
 
@@ -73,6 +74,8 @@ class SSD(UnlearningMethod):
 
     config_class = SSDConfig
     trains = False
+    display_name = "SSD"
+    papers = (SSD_PAPER,)
     # SSD runs no optimiser; only the batch size (the batches of the importance passes) matters. The rest is
     # the reference's placeholder SGD (lr 0.1, no momentum, no decay), which it used only to zero gradients.
     training_defaults = {
@@ -83,6 +86,7 @@ class SSD(UnlearningMethod):
         "warmup_steps": 0,
         "num_train_epochs": 1,
         "per_device_train_batch_size": 128,
+        "max_grad_norm": 0.0,  # no optimiser runs; stated so every method's table reads the same
     }
 
     def __init__(self, config=None):

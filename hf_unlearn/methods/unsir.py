@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ._common import SGD_BASELINE_DEFAULTS
+from ._papers import UNSIR
 from .base import MixtureSpec, UnlearningMethod, register_method
 
 __all__ = ["Unsir", "UnsirConfig", "error_maximising_noise"]
@@ -79,6 +80,9 @@ class Unsir(UnlearningMethod):
     """UNSIR (instance-wise): error-maximising noise impair epochs, then retain-only repair epochs."""
 
     config_class = UnsirConfig
+    display_name = "UNSIR"
+    papers = (UNSIR,)
+    decay_all_parameters = True  # SGD(model.parameters()) (weight decay 0 by default, so moot unless set)
     # The reference's SGD baseline without weight decay, for the paper's 1 impair + 1 repair epoch.
     training_defaults = {**SGD_BASELINE_DEFAULTS, "weight_decay": 0.0, "num_train_epochs": 2}
 

@@ -1,0 +1,152 @@
+"""Retrain-free choice of LoTUS' alpha: run once per candidate from the same original, keep the lowest RF-JSD.
+
+The LoTUS paper tunes alpha against a model retrained without the forget set (SPEC §5.5), which someone who must
+unlearn does not have. RF-JSD (SPEC §4.5) needs no such model: it compares the unlearned model's class-mean
+predictions on the forget set with the *original* model's on held-out data. :func:`search_alpha` trains one
+candidate per alpha (each from a fresh copy of the original: the factory builds it), scores each by RF-JSD and
+returns every candidate's record plus the trainer of the best one.
+
+Which held-out data selects: the **validation** split when there is one (the LoTUS calibration split: LoTUS only
+reads the original's accuracy there, so nothing about the candidates has been fitted to it), else the test split.
+Selecting on test and reporting test would be optimistic; with a validation split the test numbers stay an
+unbiased report of the kept candidate. Each record holds both RF-JSDs (``rf_jsd_selection`` on the selection
+split, ``rf_jsd`` on test as in the metrics) and, with a gold model, the Avg Gap (for hindsight comparisons only;
+the choice never reads it). Ties keep the earlier candidate.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+__all__ = ["AlphaSearchResult", "search_alpha", "check_alphas", "rf_jsd_between"]
+
+
+@dataclass
+class AlphaSearchResult:
+    """Every candidate's record (in the order tried), the index of the kept one and its trainer and metrics."""
+
+    candidates: list[dict]
+    best_index: int
+    trainer: Any
+    results: dict
+    selection_split: str
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def best_alpha(self) -> float:
+        return self.candidates[self.best_index]["alpha"]
+
+    def to_dict(self) -> dict:
+        """The ``alpha_search`` block of ``metrics.json`` (docs/FORMATS.md)."""
+        return {"selected_alpha": self.best_alpha, "selection_metric": "rf_jsd", "selection_split": self.selection_split,
+                "candidates": [dict(c) for c in self.candidates]}
+
+
+def check_alphas(alphas: Sequence[float] | None) -> list[float]:
+    """The candidate list, or a ``ValueError`` naming the problem and the fix."""
+    values = list(alphas or [])
+    if not values:
+        raise ValueError("alpha_search needs at least one alpha, e.g. --alpha_search 2 4 8 16.")
+    bad = [a for a in values if not isinstance(a, (int, float)) or isinstance(a, bool) or not math.isfinite(a)]
+    if bad:
+        raise ValueError(f"alpha_search values must be finite numbers, got {bad}; e.g. --alpha_search 2 4 8 16.")
+    if len(set(values)) != len(values):
+        raise ValueError(f"alpha_search lists an alpha twice ({values}); give each candidate once.")
+    return [float(a) for a in values]
+
+
+def rf_jsd_between(forget_logits, forget_labels, heldout_logits, heldout_labels, variant: str = "standard") -> float:
+    """RF-JSD (``metrics/rf_jsd``) of an unlearned model's forget-set logits against the original's on held-out data."""
+    import torch
+
+    from .metric_modules import load_metric
+
+    preds = torch.cat([forget_logits, heldout_logits]).numpy()
+    refs = torch.cat([forget_labels, heldout_labels]).numpy()
+    # The module calls the held-out reference subset "test" whatever split it comes from.
+    subsets = ["forget"] * len(forget_labels) + ["test"] * len(heldout_labels)
+    return float(load_metric("rf_jsd").compute(predictions=preds, references=refs, subset=subsets,
+                                               variant=variant)["rf_jsd"])
+
+
+def search_alpha(
+    make_trainer: Callable[[float], Any],
+    alphas: Sequence[float],
+    *,
+    test_dataset=None,
+    validation_dataset=None,
+    original=None,
+    gold=None,
+    variant: str = "standard",
+    progress: Callable[[str], None] | None = None,
+) -> AlphaSearchResult:
+    """Run LoTUS once per alpha and keep the candidate with the lowest RF-JSD on held-out data (no gold model).
+
+    Args:
+        make_trainer: ``alpha -> UnlearningTrainer`` built on a *fresh copy* of the original model with that alpha
+            (and no ``alpha_search`` in its config); called once per candidate, in order.
+        alphas: the candidates (:func:`check_alphas`).
+        test_dataset / validation_dataset: held-out splits. Selection uses the validation split (default: the
+            trainer's calibration split) when there is one, else the test split.
+        original: the original model or its ``trainer.predictions(...)`` (default: the first trainer's frozen teacher).
+        gold: optional retrained model or predictions: adds ``avg_gap`` / ``jsd`` to each record (never used to choose).
+        variant: RF-JSD formula, "standard" or "reference" (SPEC §4.3).
+
+    Returns an :class:`AlphaSearchResult`; the trainers of discarded candidates are released as soon as a better
+    one is found.
+    """
+    from .evaluation import ModelPredictions
+
+    alphas = check_alphas(alphas)
+    say = progress or (lambda msg: None)
+    best = None  # (score, index, trainer, results)
+    candidates: list[dict] = []
+    original_p = original if isinstance(original, ModelPredictions) else None
+    gold_p = gold
+    selection_split = None
+    for i, alpha in enumerate(alphas):
+        trainer = make_trainer(alpha)
+        if original_p is None:
+            source = original if original is not None else trainer.teacher
+            if source is None:
+                raise ValueError("search_alpha needs original= (the original model or its predictions) for a method "
+                                 "without a teacher.")
+            original_p = trainer.predictions(source, test_dataset, validation_dataset)
+        if gold_p is not None and not isinstance(gold_p, ModelPredictions):
+            gold_p = trainer.predictions(gold_p, test_dataset, validation_dataset)
+        if selection_split is None:
+            selection_split = "validation" if "validation" in original_p.logits else "test"
+            if selection_split not in original_p.logits:
+                raise ValueError("search_alpha needs held-out data to score candidates: pass validation_dataset or "
+                                 "test_dataset (or give the trainer a calibration_dataset).")
+        start = time.perf_counter()
+        trainer.train()
+        runtime = time.perf_counter() - start
+        results = trainer.evaluate_unlearning(test_dataset, validation_dataset, original=original_p, gold=gold_p,
+                                              variant=variant, log=False)
+        results["unlearned"]["runtime_s"] = runtime
+        u = results["unlearned"]
+        forget_logits = trainer.predict_logits(trainer.model, trainer.forget_split).float().cpu()
+        score = rf_jsd_between(forget_logits, trainer.forget_split.labels.cpu(), original_p.logits[selection_split],
+                               original_p.labels[selection_split], variant)
+        record = {"alpha": alpha, "rf_jsd_selection": score, "selected": False, "runtime_s": runtime,
+                  "global_steps": int(trainer.state.global_step)}
+        for key in ("rf_jsd", "acc_forget", "acc_retain", "acc_test", "acc_val", "mia", "avg_gap", "jsd"):
+            if key in u:
+                record[key] = u[key]
+        history = getattr(trainer.method, "history", None)
+        if history:
+            record["epochs_run"] = sum(1 for h in history if not h.get("stop"))
+        candidates.append(record)
+        say(f"alpha {alpha:g}: RF-JSD ({selection_split}) {score:.6f}  forget {u.get('acc_forget', float('nan')):.3f} "
+            f"retain {u.get('acc_retain', float('nan')):.3f} test {u.get('acc_test', float('nan')):.3f}  {runtime:.1f}s")
+        if best is None or score < best[0]:
+            best = (score, i, trainer, results)  # the previous best trainer (and its model) can be freed
+        del trainer
+    _, index, trainer, results = best
+    candidates[index]["selected"] = True
+    return AlphaSearchResult(candidates=candidates, best_index=index, trainer=trainer, results=results,
+                             selection_split=selection_split)
