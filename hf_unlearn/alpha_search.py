@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-__all__ = ["AlphaSearchResult", "search_alpha", "check_alphas", "rf_jsd_between"]
+__all__ = ["AlphaSearchResult", "search_alpha", "check_alphas", "rf_jsd_between", "rf_jsd_from_stats"]
 
 
 @dataclass
@@ -72,6 +72,19 @@ def rf_jsd_between(forget_logits, forget_labels, heldout_logits, heldout_labels,
                                                variant=variant)["rf_jsd"])
 
 
+def rf_jsd_from_stats(forget_stats, heldout_stats, variant: str = "standard") -> float:
+    """RF-JSD from streamed per-class sums (:class:`~hf_unlearn.streaming.SplitStats`), whichever held-out split."""
+    from .streaming import _rf_jsd
+
+    return _rf_jsd(forget_stats, heldout_stats, variant)
+
+
+def _as_streaming(predictions):
+    from .streaming import StreamingPredictions
+
+    return predictions if isinstance(predictions, StreamingPredictions) else StreamingPredictions.from_logits(predictions)
+
+
 def search_alpha(
     make_trainer: Callable[[float], Any],
     alphas: Sequence[float],
@@ -99,12 +112,13 @@ def search_alpha(
     one is found.
     """
     from .evaluation import ModelPredictions
+    from .streaming import StreamingPredictions
 
     alphas = check_alphas(alphas)
     say = progress or (lambda msg: None)
     best = None  # (score, index, trainer, results)
     candidates: list[dict] = []
-    original_p = original if isinstance(original, ModelPredictions) else None
+    original_p = _as_streaming(original) if isinstance(original, (ModelPredictions, StreamingPredictions)) else None
     gold_p = gold
     selection_split = None
     for i, alpha in enumerate(alphas):
@@ -115,13 +129,16 @@ def search_alpha(
                 raise ValueError("search_alpha needs original= (the original model or its predictions) for a method "
                                  "without a teacher.")
             original_p = trainer.predictions(source, test_dataset, validation_dataset)
-        if gold_p is not None and not isinstance(gold_p, ModelPredictions):
-            gold_p = trainer.predictions(gold_p, test_dataset, validation_dataset)
+        if gold_p is not None and not isinstance(gold_p, (ModelPredictions, StreamingPredictions)):
+            gold_p = trainer.predictions(gold_p, test_dataset, validation_dataset, keep_forget_logits=True)
         if selection_split is None:
-            selection_split = "validation" if "validation" in original_p.logits else "test"
-            if selection_split not in original_p.logits:
+            selection_split = "validation" if "validation" in original_p.stats else "test"
+            if selection_split not in original_p.stats:
                 raise ValueError("search_alpha needs held-out data to score candidates: pass validation_dataset or "
                                  "test_dataset (or give the trainer a calibration_dataset).")
+            if original_p.stats[selection_split].class_sums is None:
+                raise ValueError(f"the original's predictions on the {selection_split} split carry no per-class "
+                                 "sums; pass the original model (or trainer.predictions(original, ...)).")
         start = time.perf_counter()
         trainer.train()
         runtime = time.perf_counter() - start
@@ -129,9 +146,10 @@ def search_alpha(
                                               variant=variant, log=False)
         results["unlearned"]["runtime_s"] = runtime
         u = results["unlearned"]
-        forget_logits = trainer.predict_logits(trainer.model, trainer.forget_split).float().cpu()
-        score = rf_jsd_between(forget_logits, trainer.forget_split.labels.cpu(), original_p.logits[selection_split],
-                               original_p.labels[selection_split], variant)
+        # RF-JSD of the candidate's forget predictions against the original's on the selection split, streamed
+        forget_stats = trainer.summarize(trainer.model, trainer.forget_split, "forget", features=False,
+                                         class_sums=True)
+        score = rf_jsd_from_stats(forget_stats, original_p.stats[selection_split], variant)
         record = {"alpha": alpha, "rf_jsd_selection": score, "selected": False, "runtime_s": runtime,
                   "global_steps": int(trainer.state.global_step)}
         for key in ("rf_jsd", "acc_forget", "acc_retain", "acc_test", "acc_val", "mia", "avg_gap", "jsd"):

@@ -38,6 +38,8 @@ __all__ = [
     "detect_library_name",
 ]
 
+from .metrics_table import METRICS
+
 TEMPLATE_NAME = "unlearned_model_card.md"
 
 #: Keys that would hold raw ids; they are dropped (at any depth) from the removal record before it goes in a card.
@@ -48,93 +50,11 @@ ID_LIST_KEYS = frozenset(
 
 PAPER_URL = "https://arxiv.org/abs/2503.18314"
 
-# key -> (label, kind, split group, meaning, ideal without gold, ideal with gold), in display order.
+# key -> label, kind, split group, meaning, ideal without / with gold, in display order: the one metrics table.
 METRIC_SPECS: dict[str, dict[str, str]] = {
-    "acc_forget": {
-        "label": "Forget-set accuracy",
-        "kind": "accuracy",
-        "group": "train",
-        "meaning": "accuracy on the removed samples. Ideal: what a model retrained without them scores (the gold "
-        "model's value, close to test accuracy), **not 0**: a model that never saw a sample still classifies it "
-        "about as well as unseen data.",
-        "ideal": "≈ test accuracy (not 0)",
-        "ideal_gold": "≈ gold ({gold})",
-    },
-    "acc_retain": {
-        "label": "Retain-set accuracy",
-        "kind": "accuracy",
-        "group": "train",
-        "meaning": "accuracy on the training samples that were kept. Ideal: as high as before unlearning (≈ the "
-        "gold model's value): unlearning should not damage what the model knows about the rest of the data.",
-        "ideal": "≈ original",
-        "ideal_gold": "≈ gold ({gold})",
-    },
-    "acc_test": {
-        "label": "Test accuracy",
-        "kind": "accuracy",
-        "group": "test",
-        "meaning": "accuracy on held-out test data (utility). Ideal: as high as before unlearning (≈ the gold "
-        "model's value).",
-        "ideal": "≈ original",
-        "ideal_gold": "≈ gold ({gold})",
-    },
-    "acc_val": {
-        "label": "Validation accuracy",
-        "kind": "accuracy",
-        "group": "validation",
-        "meaning": "accuracy on the validation data (utility, used for model selection). Ideal: as high as before "
-        "unlearning.",
-        "ideal": "≈ original",
-        "ideal_gold": "≈ gold ({gold})",
-    },
-    "mia": {
-        "label": "MIA",
-        "kind": "mia",
-        "group": "train",
-        "meaning": "membership-inference attack score on the removed samples: how strongly an attacker can tell "
-        "they were training members. Ideal: the value of a model retrained without them, **not 0** (a score far "
-        "below that gives the removal away).",
-        "ideal": "≈ retrained model's value (not 0)",
-        "ideal_gold": "≈ gold ({gold})",
-    },
-    "mia_auc": {
-        "label": "MIA AUC",
-        "kind": "mia_auc",
-        "group": "train",
-        "meaning": "ROC-AUC of the membership-inference attacker's scores for the removed samples against unseen test "
-        "samples; 0.5 means the removed samples look like data the model never saw. Ideal: the retrained model's "
-        "value (about 0.5).",
-        "ideal": "≈ retrained model's value (≈ 0.5)",
-        "ideal_gold": "≈ gold ({gold})",
-    },
-    "rf_jsd": {
-        "label": "RF-JSD",
-        "kind": "rf_jsd",
-        "group": "train",
-        "meaning": "Retrain-Free Jensen-Shannon Divergence ([LoTUS, arXiv 2503.18314](https://arxiv.org/abs/2503.18314)): divergence between the model's "
-        "predictions on the removed samples and on unseen samples, an estimate of the distance to a retrained "
-        "model that needs no retraining. Lower is closer to a retrained model.",
-        "ideal": "lower is better (→ 0)",
-        "ideal_gold": "lower is better (→ 0)",
-    },
-    "jsd": {
-        "label": "JSD to gold",
-        "kind": "jsd",
-        "group": "train",
-        "meaning": "Jensen-Shannon divergence between this model's and the gold (retrained) model's predictions on "
-        "the removed samples. Lower is better; 0 means identical predictions.",
-        "ideal": "lower is better (→ 0)",
-        "ideal_gold": "lower is better (→ 0)",
-    },
-    "avg_gap": {
-        "label": "Average gap to gold",
-        "kind": "avg_gap",
-        "group": "train",
-        "meaning": "mean absolute difference to the gold model over the accuracies and MIA. Lower is better; 0 "
-        "means the unlearned model matches the retrained one.",
-        "ideal": "lower is better (→ 0)",
-        "ideal_gold": "lower is better (→ 0)",
-    },
+    m.key: {"label": m.label, "kind": m.kind, "group": m.group, "meaning": m.meaning, "ideal": m.ideal,
+            "ideal_gold": m.ideal_gold}
+    for m in METRICS.values()
 }
 
 _SPLIT_NAMES = {"train": "forget/retain sets", "test": "test set", "validation": "validation set"}

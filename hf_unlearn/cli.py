@@ -122,7 +122,7 @@ def parse_args(argv: list[str], prog: str = "hf-unlearn unlearn"):
 
         print(format_unlearn_help(parser, prog=prog, method=known.method, method_cls=method_cls,
                                   script_cls=ScriptArguments, arguments_cls=UnlearningArguments,
-                                  methods=list_methods(), preset=preset if embedded else None))
+                                  methods=methods_help(), preset=preset if embedded else None))
         raise SystemExit(0)
     if embedded and preset:
         parser.set_defaults(**preset)
@@ -708,8 +708,10 @@ def library_versions() -> dict[str, str]:
 def format_table(results: dict) -> str:
     """The before/after table printed at the end of a run."""
     columns = [c for c in ("original", "unlearned", "gold") if c in results]
-    keys = ["acc_forget", "acc_retain", "acc_test", "acc_val", "mia", "rf_jsd", "jsd", "avg_gap", "runtime_s"]
-    keys = [k for k in keys if any(k in results[c] for c in columns)]
+    from .metrics_table import RESULT_KEYS
+
+    shown = [k for k in RESULT_KEYS if k != "mia_auc"]  # the AUC is in metrics.json and the card
+    keys = [k for k in shown if any(k in results[c] for c in columns)]
     lines = [f"{'metric':<12}" + "".join(f"{c:>12}" for c in columns)]
     for k in keys:
         row = f"{k:<12}"

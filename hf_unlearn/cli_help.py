@@ -20,9 +20,10 @@ def _dests(dataclass_type) -> list[str]:
 
 
 def format_unlearn_help(parser, *, prog: str, method: str, method_cls, script_cls, arguments_cls,
-                        methods: list[str], preset: dict | None) -> str:
+                        methods: str, preset: dict | None) -> str:
     """Help text for ``parser`` (an ``HfArgumentParser`` over script, unlearning and method arguments).
 
+    ``methods``: the registered methods with their display names and papers (``methods.methods_help()``).
     ``preset``: the embedded default's settings when they apply to this command line (None otherwise); they
     are printed as a note, never as the defaults (the defaults shown are the method's own).
     """
@@ -39,7 +40,7 @@ def format_unlearn_help(parser, *, prog: str, method: str, method_cls, script_cl
     shown = set(method_fields) | set(script_fields) | set(shared_fields)
     trainer = [d for d in _dests(arguments_cls) if d not in shown]
 
-    description = (f"Unlearn a forget set from an image classifier with hf-unlearn. Methods: {', '.join(methods)}. "
+    description = (f"Unlearn a forget set from an image classifier with hf-unlearn. Methods: {methods}. "
                    f"`--method NAME --help` lists that method's flags first. A JSON/YAML config file works too: a "
                    f"lone run.json argument, or --config run.yaml (flags override the file).")
     if preset:  # printed only when it applies: no model and no dataset on this command line

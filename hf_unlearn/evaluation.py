@@ -14,13 +14,13 @@ from typing import Callable
 
 import torch
 
+from .metrics_table import GAP_KEYS  # SPEC §4.8: MIA and the forget / retain / test accuracies
 from .splits import ImageSplit
 
 __all__ = ["ModelPredictions", "predict_splits", "unlearning_metrics", "avg_gap", "SPLIT_TO_SUBSET"]
 
 #: Split name in this library -> ``subset`` value of the metric modules.
 SPLIT_TO_SUBSET = {"forget": "forget", "retain": "retain", "test": "test", "validation": "validation"}
-GAP_KEYS = ("mia", "acc_forget", "acc_retain", "acc_test")
 
 
 @dataclass

@@ -5,7 +5,8 @@ model card claiming a removal that never happened (``--num_train_epochs 0``). Ra
 as ``"(0, 1]"`` or ``"[0, inf)"``:
 
 * a method's own config dataclass declares them next to its fields, as ``field(metadata={"range": ...})`` or in
-  a ``ranges`` class attribute (a dict field name -> interval; subclasses inherit and extend it);
+  a ``ranges`` class attribute (a dict field name -> interval; subclasses inherit and extend it); a list
+  field's range applies to each element;
 * ``TrainingArguments``' fields (not ours to annotate) are listed in :data:`TRAINING_ARGUMENT_RANGES`.
 
 Every int/float field is also required to be finite even when no range is declared (NaN passes every ``<``).
@@ -89,10 +90,11 @@ def check_dataclass_ranges(obj: Any, *, flag: bool = True) -> None:
     ranges = declared_ranges(type(obj))
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name, None)
-        if not _is_number(value):
-            continue
         default = f.default if f.default is not dataclasses.MISSING else None
-        check_value(f.name, value, ranges.get(f.name), default=default, integer=isinstance(value, int), flag=flag)
+        # a list setting (e.g. LoTUS' alpha_search) declares the range of each of its elements
+        for item in (value if isinstance(value, (list, tuple)) else [value]):
+            if _is_number(item):
+                check_value(f.name, item, ranges.get(f.name), default=default, integer=isinstance(item, int), flag=flag)
 
 
 #: ``TrainingArguments`` fields an unlearning run reads, with their meaningful ranges. ``max_steps`` is handled

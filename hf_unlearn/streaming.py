@@ -27,7 +27,7 @@ import torch
 __all__ = ["SplitStats", "StreamingPredictions", "streaming_metrics", "ATTACKS"]
 
 ATTACKS = ("entropy", "loss", "confidence")
-CLASS_SUM_SPLITS = ("forget", "test")
+CLASS_SUM_SPLITS = ("forget", "test", "validation")  # validation: the alpha search scores RF-JSD there
 #: UnlearningTrainer.predictions keeps the forget logits (for JSD against a gold model) up to this size by default.
 KEEP_FORGET_LOGITS_MAX_BYTES = 64 * 1024**2  # RF-JSD compares the forget split (model) with the test split (original)
 
@@ -69,14 +69,16 @@ class SplitStats:
         self.correct += int((matrix.argmax(1) == labels_np).sum())
         self.rows += len(labels_np)
         self.class_counts += np.bincount(labels_np, minlength=self.num_labels)
+        if self.class_sums is not None:
+            # rows added in order, as np.add.at does over the whole matrix in metrics/rf_jsd
+            np.add.at(self.class_sums, labels_np, self._rf._to_probabilities(matrix, "logits", "predictions"))
         if not self.with_features:
+            if self._logits is not None:
+                self._logits.append(logits)
             return
         probs, log_probs = self._mia._log_probabilities(matrix, "logits", "predictions")
         for attack in ATTACKS:
             self._features[attack].append(self._mia._attack_feature(probs, log_probs, labels_np, attack))
-        if self.class_sums is not None:
-            # rows added in order, as np.add.at does over the whole matrix in metrics/rf_jsd
-            np.add.at(self.class_sums, labels_np, self._rf._to_probabilities(matrix, "logits", "predictions"))
         if self._logits is not None:
             self._logits.append(logits)
 

@@ -295,11 +295,12 @@ class UnlearningTrainer(Trainer):
 
     @torch.inference_mode()
     def summarize(self, model: nn.Module, split: ImageSplit, name: str | None = None, *, batch_size: int | None = None,
-                  keep_logits: bool = False, features: bool = True):
+                  keep_logits: bool = False, features: bool = True, class_sums: bool | None = None):
         """Stream ``model`` over ``split`` into a :class:`~hf_unlearn.streaming.SplitStats`: correct count,
         per-row MIA features, per-class probability sums (forget / test splits) and, with ``keep_logits``, the
         logits. Memory: a few floats per row plus C x C, never N x C (unless ``keep_logits``). Sharded across
-        processes like :meth:`predict_logits`. ``name`` (default ``split.name``) decides the class sums (forget, test)."""
+        processes like :meth:`predict_logits`. ``name`` (default ``split.name``) decides the class sums (forget, test,
+        validation) unless ``class_sums`` says otherwise."""
         from .streaming import CLASS_SUM_SPLITS, SplitStats, split_batches
 
         batch_size = batch_size or self.args.per_device_eval_batch_size
@@ -308,7 +309,9 @@ class UnlearningTrainer(Trainer):
         per_rank = math.ceil(n / world)
         lo, hi = min(rank * per_rank, n), min((rank + 1) * per_rank, n)
         name = name or split.name
-        stats = SplitStats(self.num_labels, class_sums=features and name in CLASS_SUM_SPLITS,
+        if class_sums is None:
+            class_sums = features and name in CLASS_SUM_SPLITS
+        stats = SplitStats(self.num_labels, class_sums=class_sums,
                            keep_logits=keep_logits, features=features)
         was_training = model.training
         model.eval()

@@ -181,11 +181,11 @@ def test_help_starts_with_method_and_script_options_then_the_trainer(capsys):
     assert _default_of(text, "--per_device_train_batch_size") == "128"
     assert _default_of(text, "--alpha") == "2.0"
     # ... which is printed as a note, only when it applies (no model, no dataset)
-    assert "embedded default" in text and "--alpha 8.0" in text
+    assert "embedded default" in text and "--alpha 32.0" in text
     text = _help(["--model", "org/model", "--help"], capsys)
-    assert "--alpha 8.0" not in text and _default_of(text, "--alpha") == "2.0"
+    assert "--alpha 32.0" not in text and _default_of(text, "--alpha") == "2.0"
     text = _help(["--method", "scrub", "--help"], capsys)
-    assert "--alpha 8.0" not in text and _default_of(text, "--alpha") == "0.001"
+    assert "--alpha 32.0" not in text and _default_of(text, "--alpha") == "0.001"
 
 
 # ---- item 5: progress of the embedded original's training --------------------------------------------------------

@@ -309,7 +309,7 @@ def test_batches_that_are_all_dropped_are_refused(tmp_path, capsys, no_work):
 # ---- 3. a resume continues the same run ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def checkpoint(original_path, tmp_path_factory):
-    """checkpoint-1 of a one-step embedded-default LoTUS run (the embedded preset: alpha 8, batch 32)."""
+    """checkpoint-1 of a one-step embedded-default LoTUS run (the embedded preset: alpha 32, batch 32)."""
     root = tmp_path_factory.mktemp("resume")
     code = run_unlearning(["--default_arch", "resnet", "--max_steps", "1", "--save_strategy", "steps",
                            "--save_steps", "1", "--output_dir", str(root / "run"), *FAST])
@@ -331,8 +331,8 @@ RESUME_CASES = [
     ("another-forget-fraction", ["--forget_fraction", "0.2"], None, "another forget set"),
     ("another-seed", ["--seed", "1"], None, "another forget set"),
     ("another-method", ["--method", "finetune"], None, "belongs to method 'lotus', not 'finetune'"),
-    ("another-method-config", ["--alpha", "3"], None, "alpha=8.0"),
-    ("another-dataset", ["--model_name_or_path", "{model}", "--dataset_name", "{root}/digits", "--alpha", "8",
+    ("another-method-config", ["--alpha", "3"], None, "alpha=32.0"),
+    ("another-dataset", ["--model_name_or_path", "{model}", "--dataset_name", "{root}/digits", "--alpha", "32",
                          "--per_device_train_batch_size", "32", "--learning_rate", "5e-4"], None, "another dataset"),
     ("corrupt-optimizer", [], "optimizer.pt", "optimizer.pt in --resume_from_checkpoint is unreadable"),
     ("corrupt-scheduler", [], "scheduler.pt", "scheduler.pt in --resume_from_checkpoint is unreadable"),
@@ -355,7 +355,7 @@ def test_resume_must_continue_the_same_run(inputs, checkpoint, tmp_path, capsys,
 def test_trainer_refuses_to_resume_another_forget_set(make_trainer, checkpoint, digits):
     from hf_unlearn import select_forget
 
-    trainer = make_trainer("lotus", method_config={"alpha": 8.0}, per_device_train_batch_size=32, learning_rate=5e-4)
+    trainer = make_trainer("lotus", method_config={"alpha": 32.0}, per_device_train_batch_size=32, learning_rate=5e-4)
     other = select_forget(digits["train"], fraction_per_class=0.2, seed=0, num_labels=10)
     trainer.removal_record = other.record
     with pytest.raises(ValueError, match="another forget set"):
