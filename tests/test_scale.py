@@ -16,7 +16,7 @@ import torch
 
 from hf_unlearn import select_forget
 from hf_unlearn.evaluation import ModelPredictions, predict_splits, unlearning_metrics
-from hf_unlearn.streaming import SplitStats, StreamingPredictions
+from hf_unlearn.streaming import CLASS_SUM_SPLITS, SplitStats, StreamingPredictions
 from hf_unlearn.threads import launcher_cpu_threads
 
 SPLITS = ("forget", "retain", "test", "validation")
@@ -85,7 +85,7 @@ def test_trainer_predictions_stream_and_equal_the_logits_pipeline_on_digits(make
         assert isinstance(p, StreamingPredictions) and set(p.stats) == set(SPLITS)
         for name, stats in p.stats.items():
             assert stats.logits is None and stats.features["entropy"].shape == (stats.rows,)
-            assert (stats.class_sums is not None) == (name in ("forget", "test"))
+            assert (stats.class_sums is not None) == (name in CLASS_SUM_SPLITS)  # forget, test, validation
     splits = {"forget": trainer.forget_split, "retain": trainer.retain_split,
               "test": trainer.as_split(digits["test"], "test"), "validation": trainer.calibration_split}
     full = {m: predict_splits(lambda s, model=model: trainer.predict_logits(model, s), splits)
