@@ -5,6 +5,12 @@ The publishing layer registers itself when the ``hf_unlearn`` package is importe
 ``UnlearningTrainer`` writes our card into each checkpoint and pushes with :func:`hf_unlearn.hub.push_unlearned_to_hub`.
 With nothing registered the trainer writes no card and ``push_to_hub`` raises.
 
+Layers. The core (``trainer``, ``methods/``, ``splits``, ``data``, ``ids_file``, ``evaluation``, ``streaming``,
+``modeling``, ``arguments``, ``memory``, ``ranges``, ``metrics_table``, ``record``, ``versions``, ``naming``, ``hooks``,
+and ``ledger``: the commitment / Merkle code, which imports nothing from the publishing side) imports nothing from the
+publishing layer (``card*``, ``hub*``, ``output``, ``provenance``, ``push_*``, ``recompute``, ``publishing``) nor from
+``cli*``, not even inside functions; those import the core.
+
 * card renderer: ``render(record: hf_unlearn.record.RunRecord) -> card`` (anything with ``.save(path)``).
 * publisher: ``publish(output_dir, repo_id, *, private, token, revision, commit_message) -> url``.
 """
