@@ -9,6 +9,7 @@ from .methods import MixtureSpec, UnlearningMethod, get_method_class, list_metho
 from .modeling import load_classifier, save_classifier
 from .trainer import NonFiniteLossError, UnlearningTrainer
 from .alpha_search import search_alpha  # noqa: E402  (needs the trainer)
+from . import publishing  # noqa: E402,F401  registers the card renderer and Hub publisher (hf_unlearn.hooks)
 
 __version__ = "0.1.0"
 

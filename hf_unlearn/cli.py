@@ -14,6 +14,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from .versions import library_versions  # noqa: F401  (moved to hf_unlearn.versions; re-exported)
+
 __all__ = ["ScriptArguments", "parse_args", "run_unlearning", "load_training_data", "UsageError"]
 
 logger = logging.getLogger("hf_unlearn")
@@ -572,23 +574,15 @@ def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
         results["alpha_search"] = search.to_dict()
         results["alpha_search"]["total_runtime_s"] = time.perf_counter() - start
     else:
-        trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
-        runtime = time.perf_counter() - start
+        trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)  # measures runtime_s (in the results)
         results = trainer.evaluate_unlearning(test, validation, original=original_predictions, gold=gold,
                                               variant=script.metrics_variant)
-        results["unlearned"]["runtime_s"] = runtime
-    results["run"] = {
-        "method": args.method,
-        "seed": args.seed,
-        "effective_batch_size": args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps,
-        "world_size": args.world_size,
-        "global_steps": trainer.state.global_step,
-        "library_versions": library_versions(),
-    }
+    record = trainer.run_record(results)  # the run, recorded once (hf_unlearn.record): metrics.json, config, card
 
     if trainer.accelerator.is_main_process:
         say(f"saving the model, card and records to {os.path.abspath(args.output_dir)} ...")
-        finalize_output_dir(trainer, results, selection, script, original_info, dataset_id, chain=chain)
+        finalize_output_dir(trainer, results, selection, script, original_info, dataset_id, chain=chain,
+                            record=record)
         say(format_table(results))
         say(f"wrote {os.path.abspath(args.output_dir)}")
     trainer.accelerator.wait_for_everyone()
@@ -691,18 +685,6 @@ def _run_alpha_search(first_trainer, alphas, method_config, original, loaded, se
                           progress=lambda m: say(f"alpha search: {m}"))
     say(f"alpha search: kept alpha {search.best_alpha:g} (lowest RF-JSD on the {search.selection_split} split)")
     return search
-
-
-def library_versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    versions = {}
-    for pkg in ("hf-unlearn", "torch", "transformers", "datasets", "accelerate", "evaluate", "huggingface-hub", "timm"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return versions
 
 
 def format_table(results: dict) -> str:

@@ -22,6 +22,8 @@ import re
 from contextlib import contextmanager
 from pathlib import Path
 
+from .naming import is_local_name, public_name  # noqa: F401  (public_name lives in the core; re-exported)
+
 __all__ = [
     "ALLOW_PATTERNS",
     "MANIFEST_KEY",
@@ -107,22 +109,7 @@ def resolve_hub_timeout(value=None) -> float:
 # ----------------------------------------------------------------------------------------------------------------
 # local paths
 # ----------------------------------------------------------------------------------------------------------------
-def _is_local(name: str) -> bool:
-    return os.path.isabs(name) or name.startswith(("~", ".")) or os.path.isdir(name) or ".." in name.split("/")
-
-
-def public_name(name_or_path):
-    """What a published file records for a model or dataset: a Hub id unchanged, a local directory (absolute,
-    relative, `..`, `~`, symlinked) as its base name. None stays None."""
-    if name_or_path is None:
-        return None
-    name = os.fspath(name_or_path) if isinstance(name_or_path, os.PathLike) else str(name_or_path)
-    if name.startswith(("local-dir:", "file:")):  # timm / URL forms of a local directory
-        name = name.split(":", 1)[1]
-    if not _is_local(name):
-        return name
-    base = os.path.basename(os.path.normpath(os.path.abspath(os.path.expanduser(name))))
-    return base or "local"
+_is_local = is_local_name  # moved to hf_unlearn.naming (a core module); re-exported here
 
 
 def local_path_variants(paths) -> set[str]:

@@ -13,7 +13,7 @@ import os
 import shutil
 from typing import Any
 
-__all__ = ["finalize_output_dir", "original_model_info", "sha256_of_dir", "weights_sha256"]
+__all__ = ["finalize_output_dir", "config_json", "original_model_info", "sha256_of_dir", "weights_sha256"]
 
 STAGING_DIR = ".incomplete"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -46,7 +46,7 @@ def weights_sha256(path: str, suffixes: tuple[str, ...] = WEIGHT_SUFFIXES) -> di
 
 def original_model_info(name_or_path: str, revision: str | None = None) -> dict[str, Any]:
     """Name, revision and weights hash of the original model (the hash only for local directories)."""
-    from .hub_guard import public_name
+    from .naming import public_name
 
     # published in unlearning_config.json and the card: a local directory by its base name, not its path
     info: dict[str, Any] = {"name_or_path": public_name(name_or_path), "revision": revision, "sha256": None,
@@ -62,20 +62,24 @@ def _json(path: str, obj: Any) -> None:
 
 
 def finalize_output_dir(trainer, results: dict, selection, script=None, original_info: dict | None = None,
-                        dataset_id: str | None = None, chain: dict | None = None) -> str:
+                        dataset_id: str | None = None, chain: dict | None = None, record=None) -> str:
     """Write model, processor, card, metrics, removal record and config into ``trainer.args.output_dir``.
 
+    ``record``: the run's :class:`~hf_unlearn.record.RunRecord` (default: ``trainer.run_record(results)``); this adds
+    what only the output knows (the final commitment, original model, dataset, date, provenance) and saves it.
     ``chain`` (from :func:`hf_unlearn.provenance.read_parent_chain`): ``{"parent_model": {...}, "requests": [...]}``,
     the earlier deletion requests this run continues; the new ``ledger.json`` lists them and this one."""
     from .modeling import save_classifier
 
+    if record is None:
+        record = trainer.run_record(results)
     out = trainer.args.output_dir
     os.makedirs(out, exist_ok=True)
     staging = os.path.join(out, STAGING_DIR)
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
     try:
-        _write_staging(trainer, staging, results, selection, original_info, dataset_id, save_classifier, chain)
+        _write_staging(trainer, staging, record, selection, original_info, dataset_id, save_classifier, chain)
     except BaseException:
         # disk full, Ctrl-C...: no half-written files, and an earlier finished output stays as it was
         shutil.rmtree(staging, ignore_errors=True)
@@ -96,47 +100,59 @@ def finalize_output_dir(trainer, results: dict, selection, script=None, original
     return out
 
 
-def _write_staging(trainer, staging, results, selection, original_info, dataset_id, save_classifier,
+def config_json(record, files: list[str]) -> dict:
+    """``unlearning_config.json``: the record's method, training, versions, original model, dataset, date and
+    provenance, with the ``files`` manifest (docs/FORMATS.md)."""
+    from .hub_guard import MANIFEST_KEY
+
+    return {
+        "method": record.method,
+        "hyperparameters": record.hyperparameters,
+        "training": record.training,
+        "seed": record.seed,
+        "effective_batch_size": record.effective_batch_size,
+        "library_versions": record.library_versions,
+        "original_model": record.original_model,
+        "dataset_id": record.dataset_id,
+        "date": record.date,
+        # the files this run writes: the Hub push uploads only these (hf_unlearn.hub_guard.plan_upload)
+        MANIFEST_KEY: files,
+        "provenance": record.provenance,
+    }
+
+
+def _write_staging(trainer, staging, record, selection, original_info, dataset_id, save_classifier,
                    chain: dict | None = None) -> None:
-    from .hub_guard import MANIFEST_KEY, public_name
     from .ledger import LEDGER_NAME, commit_ids, new_request, public_requests, write_ledger
+    from .naming import public_name
 
     save_classifier(trainer.model, staging, trainer.processing_class)
     # The salts chosen at selection time make the tree's root the record's commitment (fresh salts otherwise).
     tree = commit_ids(selection.removed_ids, getattr(selection, "salts", None))
     selection.record.commitment = tree.to_record()
+    record.removal_record = selection.record.to_dict()
     requests = list((chain or {}).get("requests") or []) + [
-        new_request(tree, method=trainer.method.name, record=selection.record.to_dict(), metrics=results)]
+        new_request(tree, method=record.method, record=record.removal_record, metrics=record.metrics)]
     write_ledger(os.path.join(staging, LEDGER_NAME), requests)
-    _json(os.path.join(staging, "removal_record.json"), selection.record.to_dict())
+    _json(os.path.join(staging, "removal_record.json"), record.removal_record)
     _json(os.path.join(staging, "removed_ids.json"), {"id_column": selection.record.id_column,
                                                       "ids": list(selection.removed_ids)})
-    training = {k: getattr(trainer.args, k) for k in (
-        "learning_rate", "optim", "optim_args", "weight_decay", "lr_scheduler_type", "num_train_epochs", "max_steps",
-        "per_device_train_batch_size", "gradient_accumulation_steps", "max_grad_norm", "bf16", "fp16")}
-    _json(os.path.join(staging, "unlearning_config.json"), {
-        "method": trainer.method.name,
-        "hyperparameters": trainer.method.hyperparameters(),
-        "training": training,
-        "seed": trainer.args.seed,
-        "effective_batch_size": results.get("run", {}).get("effective_batch_size"),
-        "library_versions": results.get("run", {}).get("library_versions", {}),
-        "original_model": original_info or {},
-        "dataset_id": public_name(dataset_id),
-        "date": datetime.date.today().isoformat(),
-        # the files this run writes: the Hub push uploads only these (hf_unlearn.hub_guard.plan_upload)
-        MANIFEST_KEY: sorted(set(os.listdir(staging)) | {"unlearning_config.json", "metrics.json", "README.md"}),
-        "provenance": {
-            "parent_model": (chain or {}).get("parent_model"),
-            "requests": public_requests(requests),
-            "total_removed": sum(int(r.get("num_removed") or 0) for r in requests),
-            "weights_sha256": weights_sha256(staging),
-        },
-    })
-    _json(os.path.join(staging, "metrics.json"), results)
+    record.original_model = original_info or {}
+    record.dataset_id = public_name(dataset_id)
+    record.date = datetime.date.today().isoformat()
+    record.provenance = {
+        "parent_model": (chain or {}).get("parent_model"),
+        "requests": public_requests(requests),
+        "total_removed": sum(int(r.get("num_removed") or 0) for r in requests),
+        "weights_sha256": weights_sha256(staging),
+    }
+    files = sorted(set(os.listdir(staging)) | {"unlearning_config.json", "metrics.json", "README.md"})
+    _json(os.path.join(staging, "unlearning_config.json"), config_json(record, files))
+    _json(os.path.join(staging, "metrics.json"), record.metrics_json())
     try:
         from .card import model_card_from_output_dir
 
+        # the card of the saved record, read back as the Hub push reads it (the same bytes as at push time)
         model_card_from_output_dir(staging).save(os.path.join(staging, "README.md"))
     except ImportError:  # pragma: no cover - card module ships with the package
         pass

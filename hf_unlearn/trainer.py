@@ -15,11 +15,13 @@ from torch import nn
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput, get_last_checkpoint
 
+from . import hooks
 from .arguments import UnlearningArguments
 from .evaluation import ModelPredictions, avg_gap, predict_splits, unlearning_metrics
 from .memory import MaterializationBudget
 from .methods import UnlearningMethod, get_method_class
 from .modeling import image_transform_from, logits_of, num_labels_of
+from .record import RunRecord, record_from_trainer
 from .splits import ImageSplit, MixtureDataset, collate_rows, to_image_split
 
 __all__ = ["UnlearningTrainer", "NonFiniteLossError", "read_method_state", "check_resume_matches", "removal_identity"]
@@ -409,45 +411,42 @@ class UnlearningTrainer(Trainer):
         self.last_unlearning_metrics = results
         return results
 
-    # ---- model card ------------------------------------------------------------------------------------
-    def unlearning_model_card(self, metrics: dict | None = None):
-        """Our model card (``model_cards/``): method, removal record, metrics; never the removed ids."""
-        from .card import build_model_card
-        from .cli import library_versions
-        from .modeling import is_timm_model
+    # ---- run record, model card, Hub -------------------------------------------------------------------
+    def run_record(self, metrics: dict | None = None) -> RunRecord:
+        """This run's :class:`~hf_unlearn.record.RunRecord` (``metrics`` default to the last
+        :meth:`evaluate_unlearning` results): what the card, ``metrics.json`` and ``unlearning_config.json`` hold."""
+        return record_from_trainer(self, metrics)
 
-        args = self.args
-        record = self.removal_record.to_dict() if hasattr(self.removal_record, "to_dict") else (self.removal_record or {})
-        return build_model_card(
-            method=self.method.name,
-            hyperparameters=self.method.hyperparameters(),
-            removal_record=record,
-            metrics=metrics or self.last_unlearning_metrics or {},
-            original_model=self.original_model_info,
-            library_name="timm" if is_timm_model(self.model) else "transformers",
-            run_info={"seed": args.seed, "library_versions": library_versions(),
-                      "effective_batch_size": args.per_device_train_batch_size * args.world_size
-                      * args.gradient_accumulation_steps},
-        )
+    def unlearning_model_card(self, metrics: dict | None = None):
+        """Our model card (``model_cards/``) of :meth:`run_record`: method, removal record, metrics; never the removed
+        ids. Rendered by the registered card renderer (:mod:`hf_unlearn.hooks`); None when there is none."""
+        render = hooks.card_renderer()
+        return render(self.run_record(metrics)) if render is not None else None
 
     def push_to_hub(self, commit_message: str | None = None, blocking: bool = True, token: str | None = None,
                     revision: str | None = None, **kwargs):
-        """Push ``output_dir`` with :func:`hf_unlearn.hub.push_unlearned_to_hub`: one commit, our card, and never
-        ``removed_ids.json`` (the stock ``Trainer.push_to_hub`` would upload it)."""
-        from .hub import push_unlearned_to_hub
-
+        """Push ``output_dir`` with the registered publisher (:func:`hf_unlearn.hub.push_unlearned_to_hub`): one
+        commit, our card, and never ``removed_ids.json`` (the stock ``Trainer.push_to_hub`` would upload it)."""
         if not self.is_world_process_zero():
             return None
-        return push_unlearned_to_hub(self.args.output_dir, self.hub_model_id or self.args.hub_model_id,
-                                     private=bool(self.args.hub_private_repo), token=token or self.args.hub_token,
-                                     revision=revision or getattr(self.args, "hub_revision", None),
-                                     commit_message=commit_message)
+        publish = hooks.publisher()
+        if publish is None:
+            raise RuntimeError("no Hub publisher is registered (hf_unlearn.hooks.register_publisher); import hf_unlearn "
+                               "to register hf_unlearn.hub.push_unlearned_to_hub.")
+        return publish(self.args.output_dir, self.hub_model_id or self.args.hub_model_id,
+                       private=bool(self.args.hub_private_repo), token=token or self.args.hub_token,
+                       revision=revision or getattr(self.args, "hub_revision", None), commit_message=commit_message)
 
     def create_model_card(self, *args, **kwargs) -> None:
         """Replaces the Trainer's generic card (used by ``push_to_hub``) with the unlearning card."""
         if self.is_world_process_zero():
-            os.makedirs(self.args.output_dir, exist_ok=True)
-            self.unlearning_model_card().save(os.path.join(self.args.output_dir, "README.md"))
+            self._write_card(self.args.output_dir)
+
+    def _write_card(self, folder: str) -> None:
+        card = self.unlearning_model_card()
+        if card is not None:
+            os.makedirs(folder, exist_ok=True)
+            card.save(os.path.join(folder, "README.md"))
 
     # ---- the Trainer's hooks -----------------------------------------------------------------------------
     def get_decay_parameter_names(self, model: nn.Module) -> list[str]:
@@ -518,7 +517,7 @@ class UnlearningTrainer(Trainer):
                  "epochs_ended": self._epochs_ended, "removal_identity": removal_identity(self.removal_record)},
                 os.path.join(folder, METHOD_STATE_NAME),
             )
-            self.unlearning_model_card().save(os.path.join(folder, "README.md"))
+            self._write_card(folder)
         super()._save_checkpoint(model, trial)
 
     def _load_method_state(self, checkpoint: str) -> None:

@@ -1,0 +1,42 @@
+"""The core's two publishing hooks: how the trainer writes a model card and pushes to the Hub without importing
+the publishing layer (``hf_unlearn.card``, ``hf_unlearn.hub``).
+
+The publishing layer registers itself when the ``hf_unlearn`` package is imported (``hf_unlearn.publishing``), so
+``UnlearningTrainer`` writes our card into each checkpoint and pushes with :func:`hf_unlearn.hub.push_unlearned_to_hub`.
+With nothing registered the trainer writes no card and ``push_to_hub`` raises.
+
+Layers. The core (``trainer``, ``methods/``, ``splits``, ``data``, ``ids_file``, ``evaluation``, ``streaming``,
+``modeling``, ``arguments``, ``memory``, ``ranges``, ``metrics_table``, ``record``, ``versions``, ``naming``, ``hooks``,
+and ``ledger``: the commitment / Merkle code, which imports nothing from the publishing side) imports nothing from the
+publishing layer (``card*``, ``hub*``, ``output``, ``provenance``, ``push_*``, ``recompute``, ``publishing``) nor from
+``cli*``, not even inside functions; those import the core.
+
+* card renderer: ``render(record: hf_unlearn.record.RunRecord) -> card`` (anything with ``.save(path)``).
+* publisher: ``publish(output_dir, repo_id, *, private, token, revision, commit_message) -> url``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+__all__ = ["register_card_renderer", "register_publisher", "card_renderer", "publisher"]
+
+_hooks: dict[str, Callable[..., Any] | None] = {"card_renderer": None, "publisher": None}
+
+
+def register_card_renderer(render: Callable[[Any], Any] | None) -> None:
+    """Set the function that turns a run record into a model card (None: no card is written)."""
+    _hooks["card_renderer"] = render
+
+
+def register_publisher(publish: Callable[..., Any] | None) -> None:
+    """Set the function ``UnlearningTrainer.push_to_hub`` uploads the output directory with."""
+    _hooks["publisher"] = publish
+
+
+def card_renderer() -> Callable[[Any], Any] | None:
+    return _hooks["card_renderer"]
+
+
+def publisher() -> Callable[..., Any] | None:
+    return _hooks["publisher"]
