@@ -114,10 +114,9 @@ def sanitize_removal_record(record: dict | None) -> dict:
 
 def detect_library_name(config: dict | None) -> str:
     """"timm" for a `timm.models.save_for_hf` config, else "transformers"."""
-    config = config or {}
-    if "architecture" in config and ("pretrained_cfg" in config or "num_features" in config):
-        return "timm"
-    return "transformers"
+    from .modeling import family_of_config
+
+    return family_of_config(config).library_name
 
 
 def _md(value: Any) -> str:
