@@ -9,9 +9,9 @@ on the batch itself.
 Keys: every batch from :func:`~hf_unlearn.splits.collate_rows` carries ``forget_flag`` (1 forget, 0 retain) and
 ``sample_index`` (the row's position in its own split), so a row is ``(flag, index)`` whatever the batch. One table
 per (teacher, flag) holds the teacher's logits on the mixture's rows of that split only (sized by the mixture, not
-the retain set: ImageNet's LoTUS mixture is 0.3x the retain set), filled by one in-order
-:meth:`~hf_unlearn.UnlearningTrainer.predict_logits` pass the first time a batch needs it. A teacher that only
-ever teaches forget rows (Bad Teacher's incompetent one) never fills a retain table.
+the retain set: ImageNet's LoTUS mixture is 0.3x the retain set), each filled by one in-order, eval-mode
+:meth:`~hf_unlearn.UnlearningTrainer.predict_logits` pass on the first training step. A teacher declared to teach
+forget rows only (Bad Teacher's incompetent one) never fills a retain table.
 """
 
 from __future__ import annotations
@@ -58,16 +58,28 @@ class TeacherLogitCache:
             entry = self._tables[key] = (teacher, logits, row_of.to(logits.device))
         return entry[1], entry[2]
 
-    def lookup(self, trainer, teacher: nn.Module, flags: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-        """Cached logits of ``teacher`` for the rows ``(flags[i], indices[i])`` (all in the mixture)."""
+    def lookup(self, trainer, teacher: nn.Module, flags: torch.Tensor, indices: torch.Tensor,
+               sources: tuple[int, ...] = (FORGET, RETAIN)) -> torch.Tensor:
+        """Cached logits of ``teacher`` for the rows ``(flags[i], indices[i])`` (all in the mixture).
+
+        The tables of every split in ``sources`` are filled on the first call, whatever the batch holds: in a
+        multi-process run every rank then runs the same (gathering) passes at the same step.
+        """
+        tables = {flag: self.table(trainer, teacher, flag) for flag in sources}
         forget = flags.bool()
-        kinds = [f for f, present in ((FORGET, bool(forget.any())), (RETAIN, bool((~forget).any()))) if present]
-        if len(kinds) == 1:
-            logits, row_of = self.table(trainer, teacher, kinds[0])
+        present = [f for f, sel in ((FORGET, forget), (RETAIN, ~forget)) if bool(sel.any())]
+        if any(f not in tables for f in present):
+            raise ValueError(f"teacher logits were asked for {'forget' if FORGET in present else 'retain'} rows of a "
+                             f"teacher cached for sources {sources} only.")
+        if not present:
+            logits = tables[sources[0]][0]
+            return logits.new_empty((0, logits.shape[-1]))
+        if len(present) == 1:
+            logits, row_of = tables[present[0]]
             return logits[row_of[indices.to(row_of.device)]]
         out = None
         for flag, sel in ((FORGET, forget), (RETAIN, ~forget)):
-            logits, row_of = self.table(trainer, teacher, flag)
+            logits, row_of = tables[flag]
             if out is None:
                 out = logits.new_empty((len(flags), logits.shape[-1]))
             sel = sel.to(logits.device)
@@ -91,19 +103,23 @@ class TeacherLogitsMixin:
         return bool(self.transform_is_deterministic)
 
     def teacher_logits(self, teacher: nn.Module, inputs: dict, rows: torch.Tensor | None = None, *,
-                       cache: bool = True) -> torch.Tensor:
+                       cache: bool = True, sources: tuple[int, ...] = (FORGET, RETAIN)) -> torch.Tensor:
         """Float logits of the frozen, eval-mode ``teacher`` on the batch ``inputs`` (only the rows where the
         boolean mask ``rows`` is true, when given), without gradients.
 
-        With ``cache`` and a deterministic transform they come from the trainer's :class:`TeacherLogitCache`
-        (filled on first use); otherwise the teacher runs on the batch. Both give the teacher's eval-mode logits
-        of the same pixels (up to float rounding of batch composition).
+        With ``cache`` and a deterministic transform they come from the trainer's :class:`TeacherLogitCache`,
+        whose tables for the splits in ``sources`` (the rows this teacher ever teaches: ``(FORGET,)``,
+        ``(RETAIN,)`` or both) are filled by the first call; otherwise the teacher runs on the batch. Both give the
+        teacher's eval-mode logits of the same pixels (up to float rounding of batch composition). Call it on
+        every step, even when ``rows`` selects nothing: the first call must happen at the same step on every rank.
         """
         if cache and self.can_cache_teacher_logits():
             flags, indices = inputs["forget_flag"], inputs["sample_index"]
             if rows is not None:
                 flags, indices = flags[rows], indices[rows]
-            return self.teacher_logit_cache.lookup(self, teacher, flags, indices)
+            return self.teacher_logit_cache.lookup(self, teacher, flags, indices, sources)
         pixels = inputs["pixel_values"] if rows is None else inputs["pixel_values"][rows]
+        if len(pixels) == 0:
+            return torch.zeros(0, self.num_labels, device=pixels.device)
         with torch.no_grad():
             return self.logits(teacher, pixels).float()

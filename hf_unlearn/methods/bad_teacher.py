@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..modeling import fresh_model_like
+from ..teacher_cache import FORGET, RETAIN
 from ._papers import BAD_TEACHER
 from .base import MixtureSpec, UnlearningMethod, register_method
 
@@ -119,8 +120,9 @@ class BadTeacher(UnlearningMethod):
         # Both teachers are in eval mode, so each row's logits do not depend on its batch: each teacher runs
         # (or is cached) only on the rows it teaches.
         targets = torch.empty_like(student)
-        for rows, teacher in ((forget, self.incompetent_teacher), (~forget, trainer.teacher)):
-            if rows.any():
-                logits = trainer.teacher_logits(teacher, inputs, rows, cache=self.config.cache_teacher_logits)
-                targets[rows] = F.softmax(logits / T, dim=-1)
+        for rows, teacher, source in ((forget, self.incompetent_teacher, FORGET), (~forget, trainer.teacher, RETAIN)):
+            # called even when no row of this kind is in the batch: the cache fills at the same step on every rank
+            logits = trainer.teacher_logits(teacher, inputs, rows, cache=self.config.cache_teacher_logits,
+                                            sources=(source,))
+            targets[rows] = F.softmax(logits / T, dim=-1)
         return kl_rows(targets, student, T).mean()
