@@ -120,8 +120,9 @@ def train_classifier(model: torch.nn.Module, split: ImageSplit, *, epochs: int, 
     accuracy): a tqdm bar on stderr with ``progress_bar=True``, else one line per epoch through ``progress``;
     neither when both are off. Reporting never changes the result (no RNG is touched).
     """
-    from .modeling import logits_of
+    from .modeling import family_of
 
+    logits_of = family_of(model).logits
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)

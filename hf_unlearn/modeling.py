@@ -11,15 +11,17 @@ from __future__ import annotations
 import copy
 import json
 import os
-import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
+from .reinit import _fresh_timm, _reinitialised_copy
+
 __all__ = ["LoadedClassifier", "load_classifier", "logits_of", "save_classifier", "num_labels_of", "is_timm_model",
-           "fresh_model_like"]
+           "fresh_model_like", "ClassifierFamily", "TransformersFamily", "TimmFamily", "family_of", "family_of_config",
+           "classifier_head", "head_parameter_names"]
 
 TIMM_PREFIXES = ("timm/", "hf-hub:", "local-dir:")
 
@@ -34,41 +36,203 @@ class LoadedClassifier:
     image_column: str = "image"
 
 
+class ClassifierFamily:
+    """How one model library's image classifiers are called, sized, saved and re-initialised.
+
+    The one place that knows Hugging Face from timm: :func:`family_of` picks the family of a model (DDP-wrapped or
+    not), :func:`family_of_config` the family of a saved ``config.json``; the trainer, the methods, the card and the
+    embedded default ask the family instead of checking the library themselves.
+    """
+
+    #: the model card's ``library_name``
+    library_name: str = ""
+
+    def owns(self, model: nn.Module) -> bool:
+        raise NotImplementedError
+
+    def owns_config(self, config: dict) -> bool:
+        """Whether ``config`` (a saved ``config.json``) was written by this library."""
+        raise NotImplementedError
+
+    def logits(self, model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def num_labels(self, model: nn.Module) -> int:
+        model = _unwrap(model)
+        config = getattr(model, "config", None)
+        if config is not None and getattr(config, "num_labels", None):
+            return int(config.num_labels)
+        if getattr(model, "num_classes", None):
+            return int(model.num_classes)
+        raise ValueError(
+            f"{type(model).__name__} has no classification head (no config.num_labels / num_classes); "
+            "pass an image *classifier* (AutoModelForImageClassification or a timm model with num_classes > 0)."
+        )
+
+    def classifier_head(self, model: nn.Module) -> nn.Module | None:
+        """The classification head (found structurally: never by names such as "fc", which would also catch a
+        ViT's MLP ``fc1``/``fc2``)."""
+        model = _unwrap(model)
+        get_out = getattr(model, "get_output_embeddings", None)
+        if callable(get_out):
+            try:
+                head = get_out()
+            except (NotImplementedError, AttributeError):
+                head = None
+            if _has_parameters(head):
+                return head
+        for attr in ("classifier", "head", "fc", "mlp_head", "heads"):
+            head = getattr(model, attr, None)
+            if _has_parameters(head):
+                return head
+        # Last resort: the last Linear layer producing one output per class.
+        try:
+            n_classes = self.num_labels(model)
+        except ValueError:
+            n_classes = None
+        last = None
+        for module in model.modules():
+            if isinstance(module, nn.Linear) and (n_classes is None or module.out_features == n_classes):
+                last = module
+        return last
+
+    def head_parameter_names(self, model: nn.Module) -> set[str]:
+        """Names (as in ``model.named_parameters()``, unwrapped) of the classifier head's parameters."""
+        head = self.classifier_head(model)
+        if head is None:
+            return set()
+        owned = {id(p) for p in head.parameters()}
+        return {n for n, p in _unwrap(model).named_parameters() if id(p) in owned}
+
+    def fresh_like(self, model: nn.Module) -> nn.Module:
+        """An untrained model of ``model``'s architecture, drawn from the global RNG (see :func:`fresh_model_like`)."""
+        return _reinitialised_copy(model)
+
+    def save(self, model: nn.Module, output_dir: str) -> None:
+        """Write the model's weights (safetensors) and config to the existing directory ``output_dir``."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class TransformersFamily(ClassifierFamily):
+    """Hugging Face ``transformers`` classifiers, and any other model called as ``model(pixel_values=...)``."""
+
+    library_name = "transformers"
+
+    def owns(self, model: nn.Module) -> bool:
+        return not TIMM.owns(model)
+
+    def owns_config(self, config: dict) -> bool:
+        return not TIMM.owns_config(config)
+
+    def logits(self, model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
+        out = model(pixel_values=pixel_values)
+        return out.logits if hasattr(out, "logits") else out[0]
+
+    def fresh_like(self, model: nn.Module) -> nn.Module:
+        if hasattr(model, "config") and hasattr(type(model), "config_class"):
+            return type(model)(copy.deepcopy(model.config))
+        return _reinitialised_copy(model)
+
+    def save(self, model: nn.Module, output_dir: str) -> None:
+        _unwrap(model).save_pretrained(output_dir, safe_serialization=True)
+
+
+class TimmFamily(ClassifierFamily):
+    """``timm`` classifiers."""
+
+    library_name = "timm"
+
+    def owns(self, model: nn.Module) -> bool:
+        model = _unwrap(model)
+        return hasattr(model, "pretrained_cfg") or type(model).__module__.startswith("timm.")
+
+    def owns_config(self, config: dict) -> bool:
+        """A ``timm.models.save_for_hf`` config (what the model card reports)."""
+        return "architecture" in config and ("pretrained_cfg" in config or "num_features" in config)
+
+    def owns_checkpoint(self, name_or_path: str) -> bool:
+        """Whether :func:`load_classifier` loads ``name_or_path`` with timm: a timm Hub/local prefix, or a
+        directory whose ``config.json`` has timm's ``architecture`` and no transformers ``model_type``."""
+        if name_or_path.startswith(TIMM_PREFIXES):
+            return True
+        config = os.path.join(name_or_path, "config.json")
+        if os.path.isfile(config):
+            with open(config) as f:
+                cfg = json.load(f)
+            return "architecture" in cfg and "model_type" not in cfg  # timm's save_for_hf layout
+        return False
+
+    def logits(self, model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
+        return model(pixel_values)
+
+    def classifier_head(self, model: nn.Module) -> nn.Module | None:
+        inner = _unwrap(model)
+        if hasattr(inner, "get_classifier"):
+            head = inner.get_classifier()
+            if _has_parameters(head):
+                return head
+        return super().classifier_head(model)
+
+    def fresh_like(self, model: nn.Module) -> nn.Module:
+        return _fresh_timm(model)
+
+    def save(self, model: nn.Module, output_dir: str) -> None:
+        import timm
+
+        timm.models.save_for_hf(_unwrap(model), output_dir, safe_serialization=True)
+
+
+TIMM = TimmFamily()
+TRANSFORMERS = TransformersFamily()
+FAMILIES: tuple[ClassifierFamily, ...] = (TIMM, TRANSFORMERS)  # the first that owns a model wins
+
+
+def family_of(model: nn.Module) -> ClassifierFamily:
+    """The :class:`ClassifierFamily` of ``model`` (DDP-wrapped or not): timm, else transformers."""
+    return TIMM if TIMM.owns(model) else TRANSFORMERS
+
+
+def family_of_config(config: dict | None) -> ClassifierFamily:
+    """The :class:`ClassifierFamily` that wrote a saved ``config.json`` (transformers unless timm's layout)."""
+    return TIMM if TIMM.owns_config(config or {}) else TRANSFORMERS
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return getattr(model, "module", model)  # DDP
+
+
+def _has_parameters(module) -> bool:
+    return isinstance(module, nn.Module) and any(True for _ in module.parameters())
+
+
+# ---- thin wrappers (the public functions that predate the families) ------------------------------------------
 def is_timm_model(model: nn.Module) -> bool:
-    model = getattr(model, "module", model)  # DDP
-    return hasattr(model, "pretrained_cfg") or type(model).__module__.startswith("timm.")
+    return TIMM.owns(model)
 
 
 def num_labels_of(model: nn.Module) -> int:
-    model = getattr(model, "module", model)
-    config = getattr(model, "config", None)
-    if config is not None and getattr(config, "num_labels", None):
-        return int(config.num_labels)
-    if getattr(model, "num_classes", None):
-        return int(model.num_classes)
-    raise ValueError(
-        f"{type(model).__name__} has no classification head (no config.num_labels / num_classes); "
-        "pass an image *classifier* (AutoModelForImageClassification or a timm model with num_classes > 0)."
-    )
+    return family_of(model).num_labels(model)
 
 
 def logits_of(model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
     """Class logits of an HF or timm classifier (DDP-wrapped or not)."""
-    if is_timm_model(model):
-        return model(pixel_values)
-    out = model(pixel_values=pixel_values)
-    return out.logits if hasattr(out, "logits") else out[0]
+    return family_of(model).logits(model, pixel_values)
+
+
+def classifier_head(model: nn.Module) -> nn.Module | None:
+    """The classification head of an HF or timm classifier (or any module with an obvious one)."""
+    return family_of(model).classifier_head(model)
+
+
+def head_parameter_names(model: nn.Module) -> set[str]:
+    return family_of(model).head_parameter_names(model)
 
 
 def _is_timm_path(name_or_path: str) -> bool:
-    if name_or_path.startswith(TIMM_PREFIXES):
-        return True
-    config = os.path.join(name_or_path, "config.json")
-    if os.path.isfile(config):
-        with open(config) as f:
-            cfg = json.load(f)
-        return "architecture" in cfg and "model_type" not in cfg  # timm's save_for_hf layout
-    return False
+    return TIMM.owns_checkpoint(name_or_path)
 
 
 def image_transform_from(to_pixels: Callable[[list], torch.Tensor], image_column: str) -> Callable[[dict], dict]:
@@ -188,65 +352,11 @@ def _load_timm(name_or_path: str, *, num_labels: int | None, image_column: str) 
 
 def save_classifier(model: nn.Module, output_dir: str, processor: Any = None) -> None:
     """Save with safetensors: ``save_pretrained`` for HF models, ``timm.models.save_for_hf`` for timm."""
-    model = getattr(model, "module", model)
+    model = _unwrap(model)
     os.makedirs(output_dir, exist_ok=True)
-    if is_timm_model(model):
-        import timm
-
-        timm.models.save_for_hf(model, output_dir, safe_serialization=True)
-    else:
-        model.save_pretrained(output_dir, safe_serialization=True)
+    family_of(model).save(model, output_dir)
     if processor is not None:
         processor.save_pretrained(output_dir)
-
-
-def _in_channels(model: nn.Module) -> int | None:
-    for module in model.modules():
-        if isinstance(module, (nn.Conv2d, nn.Conv1d, nn.Conv3d)):
-            return module.in_channels
-    return None
-
-
-def _reinitialised_copy(model: nn.Module) -> nn.Module:
-    """Fallback: a deep copy with every layer's ``reset_parameters()`` re-run (BN statistics included), then
-    the model's own ``init_weights()`` where it has one (timm: position embeddings, class tokens...)."""
-    fresh = copy.deepcopy(model)
-    for module in fresh.modules():
-        if callable(getattr(module, "reset_parameters", None)):
-            module.reset_parameters()
-    if callable(getattr(fresh, "init_weights", None)):
-        try:
-            fresh.init_weights()
-        except TypeError:  # an init_weights that needs arguments: the per-layer reset stands
-            pass
-    return fresh
-
-
-def _fresh_timm(model: nn.Module) -> nn.Module:
-    import timm
-
-    cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
-    arch = cfg.get("architecture")
-    kwargs = {"pretrained": False, "num_classes": model.num_classes}
-    in_chans = _in_channels(model)
-    if in_chans is not None:
-        kwargs["in_chans"] = in_chans
-    if arch:
-        try:
-            fresh = timm.create_model(arch, **kwargs)
-        except Exception:  # custom / unknown architecture: fall through to the generic path
-            fresh = None
-        if fresh is not None:
-            ours = {k: v.shape for k, v in model.state_dict().items()}
-            theirs = {k: v.shape for k, v in fresh.state_dict().items()}
-            if ours == theirs:
-                return fresh
-    warnings.warn(
-        f"could not rebuild timm model '{arch}' with the same parameter shapes from its name; the fresh "
-        "model is a copy of the model with every layer's reset_parameters() re-run instead.",
-        stacklevel=3,
-    )
-    return _reinitialised_copy(model)
 
 
 def fresh_model_like(model: nn.Module, seed: int) -> nn.Module:
@@ -258,15 +368,10 @@ def fresh_model_like(model: nn.Module, seed: int) -> nn.Module:
     ``timm.create_model(architecture, pretrained=False, num_classes=..., in_chans=...)``; anything else is a copy
     with every layer's ``reset_parameters()`` re-run. The global RNG is left untouched.
     """
-    model = getattr(model, "module", model)
+    model = _unwrap(model)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        if is_timm_model(model):
-            fresh = _fresh_timm(model)
-        elif hasattr(model, "config") and hasattr(type(model), "config_class"):
-            fresh = type(model)(copy.deepcopy(model.config))
-        else:
-            fresh = _reinitialised_copy(model)
+        fresh = family_of(model).fresh_like(model)
     reference = next(model.parameters(), None)
     if reference is not None:
         fresh = fresh.to(device=reference.device, dtype=reference.dtype)

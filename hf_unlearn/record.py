@@ -36,11 +36,10 @@ def effective_batch_size(args) -> int:
 
 
 def detect_library_name(config: dict | None) -> str:
-    """"timm" for a `timm.models.save_for_hf` config, else "transformers"."""
-    config = config or {}
-    if "architecture" in config and ("pretrained_cfg" in config or "num_features" in config):
-        return "timm"
-    return "transformers"
+    """"timm" for a `timm.models.save_for_hf` config, else "transformers" (the model-family adapter decides)."""
+    from .modeling import family_of_config
+
+    return family_of_config(config).library_name
 
 
 @dataclass
@@ -97,7 +96,7 @@ def _plain(obj: Any) -> Any:
 
 def record_from_trainer(trainer, metrics: dict | None = None) -> RunRecord:
     """The record of ``trainer``'s run; ``metrics`` default to its last ``evaluate_unlearning`` results."""
-    from .modeling import is_timm_model
+    from .modeling import family_of
 
     args = trainer.args
     metrics = metrics or trainer.last_unlearning_metrics or {}
@@ -111,7 +110,7 @@ def record_from_trainer(trainer, metrics: dict | None = None) -> RunRecord:
         removal_record=removal,
         metrics={k: v for k, v in metrics.items() if k != "run"},
         original_model=trainer.original_model_info,
-        library_name="timm" if is_timm_model(trainer.model) else "transformers",
+        library_name=family_of(trainer.model).library_name,
         seed=args.seed,
         effective_batch_size=effective_batch_size(args),
         world_size=args.world_size,

@@ -155,8 +155,9 @@ class MixtureDataset(TorchDataset):
     """The training mixture: forget rows (flag 1) and retain rows (flag 0), addressed by one index.
 
     Items are dicts ``pixel_values, labels, forget_flag, sample_index`` where ``sample_index`` is the row's
-    position in its own split (forget or retain), so a method can look up per-row state (cached teacher logits,
-    random labels).
+    position in its own split (forget or retain): ``(forget_flag, sample_index)`` names a row whatever the batch,
+    so per-row state (the trainer's cached teacher logits, random labels) is looked up by it, never by the
+    mixture's own layout.
     """
 
     def __init__(self, forget: ImageSplit | None, retain: ImageSplit, retain_indices: Sequence[int] | None = None):
@@ -168,6 +169,11 @@ class MixtureDataset(TorchDataset):
 
     def __len__(self) -> int:
         return len(self.source)
+
+    def positions(self, flag: int) -> torch.Tensor:
+        """Sorted, distinct positions (``sample_index``) of the forget (``flag`` 1) or retain (0) split's rows in
+        the mixture."""
+        return self.position[self.source == flag].unique()
 
     def __getitem__(self, i: int) -> dict:
         return self.__getitems__([i])[0]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 import os
 import time
 from typing import Any, Callable
@@ -17,79 +16,16 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput, get_l
 
 from . import hooks
 from .arguments import UnlearningArguments
-from .evaluation import ModelPredictions, avg_gap, predict_splits, unlearning_metrics
 from .memory import MaterializationBudget
+from .method_state import METHOD_STATE_NAME, check_resume_matches, read_method_state, removal_identity
 from .methods import UnlearningMethod, get_method_class
-from .modeling import image_transform_from, logits_of, num_labels_of
+from .modeling import family_of, image_transform_from, logits_of
 from .record import RunRecord, record_from_trainer
 from .splits import ImageSplit, MixtureDataset, collate_rows, to_image_split
+from .teacher_cache import TeacherLogitsMixin
+from .trainer_eval import EvaluationMixin
 
 __all__ = ["UnlearningTrainer", "NonFiniteLossError", "read_method_state", "check_resume_matches", "removal_identity"]
-
-METHOD_STATE_NAME = "unlearning_method_state.pt"
-
-
-def read_method_state(checkpoint: str, method: str) -> dict:
-    """The unlearning method's state saved in ``checkpoint`` (``torch.load(weights_only=True)``: no code runs).
-
-    Raises a ``ValueError`` naming the fix when the file is missing, unreadable, or from another method.
-    """
-    path = os.path.join(checkpoint, METHOD_STATE_NAME)
-    if not os.path.isfile(path):
-        raise ValueError(
-            f"{checkpoint} has no {METHOD_STATE_NAME}: it was not written by an UnlearningTrainer run; "
-            "resume from a checkpoint of the same unlearning run."
-        )
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise ValueError(f"{path} is corrupt ({type(e).__name__}: {first_line}); resume from an intact checkpoint "
-                         "of the same run.") from e
-    if saved.get("method") != method:
-        raise ValueError(
-            f"checkpoint {checkpoint} belongs to method '{saved.get('method')}', not '{method}'; "
-            "resume with the same --method."
-        )
-    return saved
-
-
-def removal_identity(record: Any) -> dict:
-    """What identifies a removal request across runs (saved in checkpoints; a resume must match it).
-
-    Fingerprints and counts only: the commitment is not used (it may be salted per run).
-    """
-    if record is None:
-        return {}
-    d = record.to_dict() if hasattr(record, "to_dict") else dict(record)
-    dataset = d.get("dataset") or {}
-    # names and split labels are left out: the CLI and a Python caller name the same data differently
-    return {"dataset_fingerprint": dataset.get("fingerprint"), "forget_fingerprint": d.get("forget_fingerprint"),
-            "retain_fingerprint": d.get("retain_fingerprint"), "num_removed": d.get("num_removed"),
-            "num_retained": d.get("num_retained")}
-
-
-def check_resume_matches(checkpoint: str, saved: dict, *, config: dict | None = None, record: Any = None) -> None:
-    """Refuse (``ValueError`` naming the difference) to continue ``checkpoint`` with another method config or
-    another removal request: a resumed run must continue *the same* unlearning run."""
-    fix = "resume only with the command that wrote it (same dataset, forget selection, method and its flags)."
-    if config is not None and saved.get("config") is not None:
-        old, new = saved["config"], config
-        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        if diff:
-            k = diff[0]
-            raise ValueError(f"checkpoint {checkpoint} was written with {saved.get('method')} {k}={old.get(k)!r}, "
-                             f"this run has {k}={new.get(k)!r}; {fix}")
-    ident = removal_identity(record)
-    old_ident = saved.get("removal_identity")
-    if ident and old_ident:
-        diff = [k for k in ident if old_ident.get(k) != ident[k]]
-        if diff:
-            k = diff[0]
-            what = "another dataset" if k == "dataset_fingerprint" else "another forget set"
-            raise ValueError(f"checkpoint {checkpoint} belongs to a run on {what} ({k} {old_ident.get(k)!r} there, "
-                             f"{ident[k]!r} now); {fix}")
-
 
 class NonFiniteLossError(RuntimeError):
     """A loss became NaN or infinite; the run stops before the optimiser applies it."""
@@ -121,7 +57,7 @@ class _MethodEvents(TrainerCallback):
         self.trainer.method.on_train_end(self.trainer, state, control)
 
 
-class UnlearningTrainer(Trainer):
+class UnlearningTrainer(EvaluationMixin, TeacherLogitsMixin, Trainer):
     """Unlearn ``forget_dataset`` from ``model`` while preserving ``retain_dataset``.
 
     Args:
@@ -136,7 +72,8 @@ class UnlearningTrainer(Trainer):
         method_config: the method's config dataclass or a dict of its fields.
         image_transform: batch transform for ``Dataset.with_transform`` producing ``pixel_values``;
             defaults to ``processing_class`` (an HF image processor) applied to ``image_column``.
-        transform_is_deterministic: ``False`` when ``image_transform`` augments (then nothing is cached).
+        transform_is_deterministic: ``False`` when ``image_transform`` augments (then nothing is cached: neither
+            the preprocessed pixels nor the teachers' logits, see :meth:`teacher_logits`).
         removal_record: the :class:`~hf_unlearn.data.RemovalRecord` of the forget set, for the model card.
     """
 
@@ -169,7 +106,8 @@ class UnlearningTrainer(Trainer):
         else:
             self.method = get_method_class(method or args.method)(method_config)
         args.method = self.method.name
-        self.num_labels = num_labels_of(model)
+        self.family = family_of(model)  # how this library's classifiers are called, sized, saved
+        self.num_labels = self.family.num_labels(model)
         self.removal_record = removal_record
 
         if image_transform is None and processing_class is not None:
@@ -249,84 +187,6 @@ class UnlearningTrainer(Trainer):
     def logits(model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
         return logits_of(model, pixel_values)
 
-    def _progress(self, total: int, desc: str):
-        """A tqdm bar for a pass over ``total`` rows (main process only; off with ``disable_tqdm``)."""
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc=desc, unit="img", leave=False,
-                    disable=bool(self.args.disable_tqdm) or self.args.process_index != 0)
-
-    @torch.inference_mode()
-    def predict_logits(self, model: nn.Module, split: ImageSplit, batch_size: int | None = None,
-                       desc: str | None = None) -> torch.Tensor:
-        """Logits of ``model`` on every row of ``split``, in order, in eval mode.
-
-        In a multi-process run each process scores a contiguous shard and the shards are gathered, so every
-        rank gets the same full result and no sample is counted twice.
-        """
-        batch_size = batch_size or self.args.per_device_eval_batch_size
-        world, rank = self.accelerator.num_processes, self.accelerator.process_index
-        n = len(split)
-        per_rank = math.ceil(n / world)
-        lo, hi = min(rank * per_rank, n), min((rank + 1) * per_rank, n)
-        was_training = model.training
-        model.eval()
-        device = self.args.device
-        outs = []
-        from .streaming import split_batches
-
-        try:
-            with self.autocast_smart_context_manager(), self._progress(hi - lo, desc or f"logits {split.name}") as bar:
-                for _, pixels, _ in split_batches(split, batch_size, range(lo, hi), self.args.dataloader_num_workers):
-                    outs.append(self.logits(model, pixels.to(device, non_blocking=True)).float())
-                    bar.update(len(pixels))
-        finally:
-            model.train(was_training)
-        local = torch.cat(outs) if outs else torch.empty(0, self.num_labels, device=device)
-        if world == 1:
-            return local
-        padded = torch.zeros(per_rank, self.num_labels, device=device)
-        padded[: len(local)] = local
-        return self.accelerator.gather(padded)[:n]  # shards are contiguous and in rank order
-
-    def accuracy(self, model: nn.Module, split: ImageSplit, batch_size: int | None = None) -> float:
-        # Counted batch by batch (no N x C logits); in a multi-process run the ranks' counts are added.
-        # correct / total in float64: a float32 mean can cross a 2-decimal rounding boundary (LoTUS' stop rule)
-        stats = self.summarize(model, split, batch_size=batch_size, features=False)
-        return stats.correct / stats.rows
-
-    @torch.inference_mode()
-    def summarize(self, model: nn.Module, split: ImageSplit, name: str | None = None, *, batch_size: int | None = None,
-                  keep_logits: bool = False, features: bool = True, class_sums: bool | None = None):
-        """Stream ``model`` over ``split`` into a :class:`~hf_unlearn.streaming.SplitStats`: correct count,
-        per-row MIA features, per-class probability sums (forget / test splits) and, with ``keep_logits``, the
-        logits. Memory: a few floats per row plus C x C, never N x C (unless ``keep_logits``). Sharded across
-        processes like :meth:`predict_logits`. ``name`` (default ``split.name``) decides the class sums (forget, test,
-        validation) unless ``class_sums`` says otherwise."""
-        from .streaming import CLASS_SUM_SPLITS, SplitStats, split_batches
-
-        batch_size = batch_size or self.args.per_device_eval_batch_size
-        world, rank = self.accelerator.num_processes, self.accelerator.process_index
-        n = len(split)
-        per_rank = math.ceil(n / world)
-        lo, hi = min(rank * per_rank, n), min((rank + 1) * per_rank, n)
-        name = name or split.name
-        if class_sums is None:
-            class_sums = features and name in CLASS_SUM_SPLITS
-        stats = SplitStats(self.num_labels, class_sums=class_sums,
-                           keep_logits=keep_logits, features=features)
-        was_training = model.training
-        model.eval()
-        device = self.args.device
-        try:
-            with self.autocast_smart_context_manager(), self._progress(hi - lo, f"evaluating {name}") as bar:
-                for _, pixels, labels in split_batches(split, batch_size, range(lo, hi), self.args.dataloader_num_workers):
-                    stats.update(self.logits(model, pixels.to(device, non_blocking=True)).float(), labels)
-                    bar.update(len(labels))
-        finally:
-            model.train(was_training)
-        return stats.finish(self.accelerator, n)
-
     def as_split(self, dataset, name: str) -> ImageSplit | None:
         """A ``datasets.Dataset`` turned into an :class:`ImageSplit` with this trainer's image transform.
 
@@ -342,74 +202,6 @@ class UnlearningTrainer(Trainer):
                 budget=self.materialization_budget,
                 progress=not self.args.disable_tqdm and self.args.process_index == 0)
         return self._split_cache[key]
-
-    def predictions(self, model: nn.Module, test_dataset=None, validation_dataset=None, *,
-                    keep_forget_logits: bool | None = None):
-        """What the metrics need of ``model`` on the forget, retain, test and validation splits, each streamed once.
-
-        Returns :class:`~hf_unlearn.streaming.StreamingPredictions` (per-row floats and per-class sums, no N x C
-        logits), accepted wherever ``ModelPredictions`` is. ``keep_forget_logits`` keeps the forget split's logits,
-        which JSD against a gold model needs; by default they are kept when they take at most
-        ``streaming.KEEP_FORGET_LOGITS_MAX_BYTES`` (64 MB), so JSD works as before on all but huge forget sets.
-        """
-        from .streaming import KEEP_FORGET_LOGITS_MAX_BYTES, StreamingPredictions
-
-        if keep_forget_logits is None:
-            keep_forget_logits = len(self.forget_split) * self.num_labels * 4 <= KEEP_FORGET_LOGITS_MAX_BYTES
-
-        splits = {"forget": self.forget_split, "retain": self.retain_split,
-                  "test": self.as_split(test_dataset, "test"),
-                  "validation": self.as_split(validation_dataset, "validation") if validation_dataset is not None
-                  else self.calibration_split}
-        out = StreamingPredictions()
-        for name, split in splits.items():
-            if split is not None:
-                out.stats[name] = self.summarize(model, split, name, keep_logits=keep_forget_logits and name == "forget")
-        return out
-
-    def evaluate_unlearning(
-        self,
-        test_dataset=None,
-        validation_dataset=None,
-        *,
-        original: nn.Module | ModelPredictions | None = None,
-        gold: nn.Module | ModelPredictions | None = None,
-        variant: str = "standard",
-        log: bool = True,
-    ) -> dict[str, dict[str, float]]:
-        """Accuracies, MIA, RF-JSD (and JSD / Avg Gap against ``gold``) of the unlearned and original models.
-
-        ``original`` defaults to the trainer's frozen teacher; methods without a teacher need the original
-        model or its :meth:`predictions` taken before training. ``validation_dataset`` defaults to the
-        calibration set. Returns ``{"unlearned": {...}, "original": {...}, "gold": {...}}``.
-        """
-        original = original if original is not None else self.teacher
-        if original is None:
-            raise ValueError(
-                f"method '{self.method.name}' keeps no copy of the original model: pass original= (the model, or "
-                "trainer.predictions(original_model, ...) taken before training)."
-            )
-        from .streaming import StreamingPredictions
-
-        def preds(m):
-            if isinstance(m, (ModelPredictions, StreamingPredictions)):
-                return m
-            return self.predictions(m, test_dataset, validation_dataset, keep_forget_logits=True if gold is not None else None)
-
-        unlearned_p, original_p = preds(self.model), preds(original)
-        gold_p = preds(gold) if gold is not None else None
-        results = {"unlearned": unlearning_metrics(unlearned_p, original_p, gold_p, variant=variant),
-                   "original": unlearning_metrics(original_p, original_p, gold_p, variant=variant)}
-        if gold_p is not None:
-            results["gold"] = unlearning_metrics(gold_p, original_p, gold_p, variant=variant)
-            for key in ("unlearned", "original"):
-                results[key]["avg_gap"] = avg_gap(results[key], results["gold"])
-        if self.unlearning_runtime_s is not None:
-            results["unlearned"]["runtime_s"] = self.unlearning_runtime_s
-        if log:
-            self.log({f"unlearned_{k}": v for k, v in results["unlearned"].items()})
-        self.last_unlearning_metrics = results
-        return results
 
     # ---- run record, model card, Hub -------------------------------------------------------------------
     def run_record(self, metrics: dict | None = None) -> RunRecord:

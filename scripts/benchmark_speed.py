@@ -6,6 +6,11 @@
     pass and tau update): epoch-time ratio (target <= 1.05).
 (b) LoTUS epoch time with the teacher-logit cache vs without (Trainer), and vs a plain cross-entropy epoch on the
     same rows (the physical floor: one forward + backward of the student per row, no teacher).
+(t) Every teacher method (LoTUS, SCRUB, Bad Teacher) through the Trainer with the trainer's teacher-logit cache vs
+    without (``cache_teacher_logits``), and vs a cross-entropy epoch through the same Trainer on the same rows
+    (``speed_ce``, a finetune-like method registered here: the method's mixture, plain cross-entropy, no teacher).
+    Target: cached epoch <= 1.1x the CE epoch. Ratios are taken per repeat (variants of one repeat run back to back)
+    and reported as min and median over repeats.
 (c) Peak memory of LoTUS vs plain finetuning through the Trainer: peak RSS of a fresh subprocess per method, read from
     /proc/self/status VmHWM after resetting it (``echo 5 > /proc/self/clear_refs``) once data and imports are loaded,
     reported as the peak and as the increase over the RSS just before training (``ru_maxrss`` is also recorded, but it
@@ -20,7 +25,9 @@ Epoch time = median over repeats of the median steady-state epoch (epochs 2..E; 
 such as filling the teacher cache, reported separately). All variants run interleaved, repeat by repeat, so a
 load change on this shared machine hits them alike; the load average is recorded.
 
-    python scripts/benchmark_speed.py [--epochs 4] [--repeats 3] [--threads 1]
+    python scripts/benchmark_speed.py [--epochs 4] [--repeats 3] [--threads 1] [--data digits] [--only_teachers]
+
+``--data digits`` (scikit-learn's digits upsampled to 28x28) runs where the Fashion-MNIST files are not installed.
 """
 
 import argparse
@@ -73,6 +80,60 @@ def build_data(train_size: int, seed: int = 0):
     return split(x[mask], y[mask], "forget"), split(x[~mask], y[~mask], "retain"), split(xt, yt, "calibration")
 
 
+def build_digits_data(train_size: int, seed: int = 0):
+    """scikit-learn's digits (shipped with it), bilinearly upsampled to 28x28 so the model does Fashion-MNIST's work."""
+    from sklearn.datasets import load_digits
+
+    from hf_unlearn.splits import ImageSplit
+
+    d = load_digits()
+    x = torch.from_numpy(d.images).float().div(16).sub(0.5).div(0.5).unsqueeze(1)
+    x = F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False).contiguous()
+    y = torch.from_numpy(d.target).long()
+    rows = torch.from_numpy(np.sort(np.random.default_rng(seed).permutation(len(y))))
+    calib, rows = rows[:300], rows[300:][:train_size]
+    forget_mask = torch.zeros(len(rows), dtype=torch.bool)
+    for c in range(10):
+        members = (y[rows] == c).nonzero(as_tuple=True)[0]
+        forget_mask[members[: int(0.1 * len(members))]] = True
+    split = lambda idx, name: ImageSplit(x[idx].contiguous(), y[idx], name=name)
+    return split(rows[forget_mask], "forget"), split(rows[~forget_mask], "retain"), split(calib, "calibration")
+
+
+def register_speed_ce():
+    """``speed_ce``: cross-entropy on a teacher method's mixture (forget + a seeded retain fraction), no teacher."""
+    from dataclasses import dataclass
+
+    from hf_unlearn.methods.base import MixtureSpec, UnlearningMethod, get_method_class, list_methods, register_method
+
+    if "speed_ce" in list_methods():
+        return get_method_class("speed_ce")
+
+    @dataclass
+    class SpeedCEConfig:
+        retain_subset_fraction: float = 1.0
+
+    @register_method("speed_ce")
+    class SpeedCE(UnlearningMethod):
+        config_class = SpeedCEConfig
+        # the teacher methods' optimiser setting (Adam(W), constant lr, no clipping): only the loss differs
+        training_defaults = {"optim": "adamw_torch", "learning_rate": 1e-4, "weight_decay": 5e-4,
+                             "lr_scheduler_type": "constant", "warmup_steps": 0, "max_grad_norm": 0.0}
+
+        def mixture(self, trainer):
+            n = len(trainer.retain_split)
+            if self.config.retain_subset_fraction >= 1.0:
+                return MixtureSpec(include_forget=True)
+            k = max(1, math.floor(self.config.retain_subset_fraction * n))
+            return MixtureSpec(include_forget=True,
+                               retain_indices=sorted(random.Random(trainer.args.seed).sample(range(n), k)))
+
+        def compute_loss(self, trainer, model, inputs):
+            return F.cross_entropy(trainer.logits(model, inputs["pixel_values"]).float(), inputs["labels"])
+
+    return SpeedCE
+
+
 def build_model(seed: int = 0):
     from hf_unlearn.builtin import build_image_classifier
 
@@ -97,7 +158,16 @@ def trainer_run(method, forget, retain, calib, *, epochs, batch_size, seed, cach
             self.times.append(time.perf_counter() - self.t0)
 
     timer = EpochTimer()
-    config = {"class_unlearning": True, "cache_teacher_logits": cache} if method == "lotus" else None
+    if method == "lotus":
+        config = {"class_unlearning": True, "cache_teacher_logits": cache}
+    elif method in ("scrub", "bad_teacher"):
+        config = {"cache_teacher_logits": cache}
+    elif method.startswith("speed_ce"):  # speed_ce or speed_ce:<retain fraction>
+        register_speed_ce()
+        method, _, fraction = method.partition(":")
+        config = {"retain_subset_fraction": float(fraction or 1.0)}
+    else:
+        config = None
     with tempfile.TemporaryDirectory() as tmp:
         args = UnlearningArguments.for_method(
             method, output_dir=tmp, report_to="none", save_strategy="no", logging_strategy="no", disable_tqdm=True,
@@ -163,6 +233,11 @@ def plain_run(forget, retain, calib, *, epochs, batch_size, seed, loss="lotus", 
     return {"epoch_s": times, "total_s": time.perf_counter() - t_start, "rows_per_epoch": len(pixels)}
 
 
+TEACHER_METHODS = ("lotus", "scrub", "bad_teacher")
+CE_ROWS = {"mixture30": 0.3, "all": 1.0}  # the CE epoch's rows: forget + this fraction of retain
+METHOD_ROWS = {"lotus": "mixture30", "bad_teacher": "mixture30", "scrub": "all"}
+
+
 def steady(run):
     t = run["epoch_s"][1:] or run["epoch_s"]
     return statistics.median(t)
@@ -215,21 +290,29 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--output", default="results/speed.json")
     p.add_argument("--skip_memory", action="store_true")
+    p.add_argument("--data", choices=["fashion_mnist", "digits"], default="fashion_mnist")
+    p.add_argument("--only_teachers", action="store_true", help="only (t): the teacher methods vs the CE epoch")
     p.add_argument("--_memory_child", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a._memory_child:
         return memory_child(a._memory_child, a.train_size, 1, a.batch_size, a.threads)
     torch.set_num_threads(a.threads)
-    forget, retain, calib = build_data(a.train_size)
+    forget, retain, calib = (build_digits_data if a.data == "digits" else build_data)(a.train_size)
     print(f"speed: forget {len(forget)}, retain {len(retain)}, batch {a.batch_size}, {a.epochs} epochs x {a.repeats} "
           f"repeats, {a.threads} torch thread(s); load {loadavg()}", flush=True)
     kw = dict(epochs=a.epochs, batch_size=a.batch_size, seed=0)
-    variants = {
-        "trainer_lotus_cached": lambda: trainer_run("lotus", forget, retain, calib, cache=True, **kw),
+    variants = {} if a.only_teachers else {
         "plain_lotus_cached": lambda: plain_run(forget, retain, calib, loss="lotus", **kw),
-        "trainer_lotus_uncached": lambda: trainer_run("lotus", forget, retain, calib, cache=False, **kw),
         "plain_ce_floor": lambda: plain_run(forget, retain, calib, loss="ce", **kw),
     }
+    # (t) each teacher method cached / uncached, and the CE epoch on its rows (LoTUS and Bad Teacher: forget + 30 %
+    # of retain with the same seeded sample; SCRUB: forget + all of retain), all through the Trainer
+    for method in TEACHER_METHODS:
+        for cache in (True, False):
+            variants[f"trainer_{method}_{'cached' if cache else 'uncached'}"] = (
+                lambda m=method, c=cache: trainer_run(m, forget, retain, calib, cache=c, **kw))
+    for rows, fraction in CE_ROWS.items():
+        variants[f"trainer_ce_{rows}"] = lambda f=fraction: trainer_run(f"speed_ce:{f}", forget, retain, calib, **kw)
     runs = {k: [] for k in variants}
     for rep in range(a.repeats):
         for name, fn in variants.items():
@@ -242,16 +325,32 @@ def main(argv=None):
     first = {k: statistics.median(r["epoch_s"][0] for r in v) for k, v in runs.items()}
     # per-repeat ratios (variants of one repeat ran back to back, so they saw similar load)
     rep_ratio = lambda x, y: [steady(rx) / steady(ry) for rx, ry in zip(runs[x], runs[y])]
+    teachers = {}
+    for method in TEACHER_METHODS:
+        ce = f"trainer_ce_{METHOD_ROWS[method]}"
+        cached, uncached = f"trainer_{method}_cached", f"trainer_{method}_uncached"
+        pairs = {"cached_over_ce": (cached, ce), "uncached_over_ce": (uncached, ce), "uncached_over_cached": (uncached, cached)}
+        teachers[method] = {"ce_variant": ce, "rows_per_epoch": runs[cached][0]["rows_per_epoch"],
+                            "first_epoch_cached_over_ce": first[cached] / first[ce]}
+        for name, (x, y) in pairs.items():
+            per = rep_ratio(x, y)
+            teachers[method][name] = {"min": min(per), "median": statistics.median(per), "per_repeat": per}
+        teachers[method]["meets_1_1x_target"] = teachers[method]["cached_over_ce"]["median"] <= 1.1
+        print(f"  {method:<12} cached/CE min {teachers[method]['cached_over_ce']['min']:.3f} median "
+              f"{teachers[method]['cached_over_ce']['median']:.3f};  uncached/cached median "
+              f"{teachers[method]['uncached_over_cached']['median']:.3f}", flush=True)
+    lotus_rows = runs["trainer_lotus_cached"][0]["rows_per_epoch"]
     result = {
-        "setup": {"data": "Fashion-MNIST subset (raw IDX, 28x28)", "train_size": a.train_size, "forget": len(forget),
-                  "retain": len(retain), "mixture_rows": runs["plain_lotus_cached"][0]["rows_per_epoch"],
+        "setup": {"data": ("Fashion-MNIST subset (raw IDX, 28x28)" if a.data == "fashion_mnist" else
+                           "scikit-learn digits upsampled to 28x28"), "train_size": a.train_size, "forget": len(forget),
+                  "retain": len(retain), "mixture_rows": lotus_rows,
                   "batch_size": a.batch_size, "epochs": a.epochs, "repeats": a.repeats, "torch_threads": a.threads,
                   "model": "HF ResNetForImageClassification via build_image_classifier('resnet', 10, 28)",
                   "lotus_config": {"class_unlearning": True, "alpha": 2.0}, "cpus": os.cpu_count(),
                   "epoch_time": "median over repeats of the median of epochs 2..E (wall seconds)"},
         "epoch_s_median": med,
         "first_epoch_s_median": first,
-        "ratios": {
+        "ratios": {} if a.only_teachers else {
             "a_trainer_over_plain_lotus": med["trainer_lotus_cached"] / med["plain_lotus_cached"],
             "a_per_repeat": rep_ratio("trainer_lotus_cached", "plain_lotus_cached"),
             "b_uncached_over_cached": med["trainer_lotus_uncached"] / med["trainer_lotus_cached"],
@@ -259,6 +358,10 @@ def main(argv=None):
             "b_plain_lotus_over_ce_floor": med["plain_lotus_cached"] / med["plain_ce_floor"],
             "b_uncached_over_ce_floor": med["trainer_lotus_uncached"] / med["plain_ce_floor"],
         },
+        "teacher_methods": {"how": "per repeat: steady epoch of the method (Trainer, cache on / off) over the steady "
+                                   "epoch of speed_ce (Trainer, cross-entropy on the same rows); min and median over "
+                                   "repeats. LoTUS' epoch includes its end-of-epoch forget-accuracy pass; target: "
+                                   "cached <= 1.1x CE", **teachers},
         "runs": runs,
     }
     if not a.skip_memory:
@@ -281,6 +384,7 @@ def main(argv=None):
     with open(a.output, "w") as f:
         json.dump(result, f, indent=1)
     print(json.dumps({k: result[k] for k in ("epoch_s_median", "first_epoch_s_median", "ratios")}, indent=1))
+    print(json.dumps({m: {k: v for k, v in t.items() if k != "per_repeat"} for m, t in teachers.items()}, indent=1))
     print(f"wrote {a.output}")
 
 

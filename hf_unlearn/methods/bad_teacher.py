@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..modeling import fresh_model_like
+from ..teacher_cache import FORGET, RETAIN
 from ._papers import BAD_TEACHER
 from .base import MixtureSpec, UnlearningMethod, register_method
 
@@ -38,6 +39,7 @@ class BadTeacherConfig:
     temperature: float = field(default=1.0, metadata={"help": "Bad Teacher KL temperature T: targets are softmax(teacher logits / T), the student's log-probabilities log_softmax(logits / T) (paper and reference: 1)."})
     retain_subset_fraction: float = field(default=0.3, metadata={"help": "Fraction of the retain set (fixed, seeded random subset) mixed with the whole forget set (paper and reference: 0.3)."})
     plain_adam: bool = field(default=True, metadata={"help": "Optimise with plain torch.optim.Adam (learning rate, betas, epsilon and weight decay from the TrainingArguments; decay is an L2 term in the gradient) as the paper and the reference; False uses TrainingArguments.optim instead."})
+    cache_teacher_logits: bool = field(default=True, metadata={"help": "Compute both frozen teachers' logits on the training mixture once (the incompetent one on forget rows, the original on retain rows) and reuse them every epoch (only when the image transform is deterministic)."})
     # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.ranges.
     ranges = {"temperature": "(0, inf)", "retain_subset_fraction": "[0, 1]"}
 
@@ -115,11 +117,12 @@ class BadTeacher(UnlearningMethod):
         x, forget = inputs["pixel_values"], inputs["forget_flag"].bool()
         T = self.config.temperature
         student = trainer.logits(model, x).float()
-        # Both teachers are in eval mode, so each row's logits do not depend on its batch: run each teacher
-        # only on the rows it teaches.
+        # Both teachers are in eval mode, so each row's logits do not depend on its batch: each teacher runs
+        # (or is cached) only on the rows it teaches.
         targets = torch.empty_like(student)
-        with torch.no_grad():
-            for rows, teacher in ((forget, self.incompetent_teacher), (~forget, trainer.teacher)):
-                if rows.any():
-                    targets[rows] = F.softmax(trainer.logits(teacher, x[rows]).float() / T, dim=-1)
+        for rows, teacher, source in ((forget, self.incompetent_teacher, FORGET), (~forget, trainer.teacher, RETAIN)):
+            # called even when no row of this kind is in the batch: the cache fills at the same step on every rank
+            logits = trainer.teacher_logits(teacher, inputs, rows, cache=self.config.cache_teacher_logits,
+                                            sources=(source,))
+            targets[rows] = F.softmax(logits / T, dim=-1)
         return kl_rows(targets, student, T).mean()

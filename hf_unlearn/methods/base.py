@@ -8,7 +8,7 @@ begin, before/after each optimizer step) so that epoch-level logic (LoTUS' tempe
 
 Third parties register their own::
 
-    from dataclasses import dataclass
+    from dataclasses import dataclass, field
     from hf_unlearn import UnlearningMethod, register_method
 
     @dataclass

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..modeling import fresh_model_like, is_timm_model, num_labels_of
+from ..modeling import classifier_head, family_of, fresh_model_like, head_parameter_names  # noqa: F401 (re-exported)
 from ._common import SGD_BASELINE_DEFAULTS
 from ._masking import MaskedUpdateMixin, mask_summary, score_or_never, summed_gradients, top_fraction_mask
 from ._papers import DEL as DEL_PAPER
@@ -58,45 +58,6 @@ def channel_scores(score: torch.Tensor, aggregation: str = "topk_mean", topk_fra
     else:
         raise ValueError(f"channel_aggregation must be one of {AGGREGATIONS}, got {aggregation!r}.")
     return per_row[:, None].expand_as(rows).reshape(score.shape).clone()
-
-
-def classifier_head(model: nn.Module) -> nn.Module | None:
-    """The classification head of an HF or timm classifier (or any module with an obvious one)."""
-    model = getattr(model, "module", model)  # DDP
-    if is_timm_model(model) and hasattr(model, "get_classifier"):
-        head = model.get_classifier()
-        if isinstance(head, nn.Module) and any(True for _ in head.parameters()):
-            return head
-    get_out = getattr(model, "get_output_embeddings", None)
-    if callable(get_out):
-        try:
-            head = get_out()
-        except (NotImplementedError, AttributeError):
-            head = None
-        if isinstance(head, nn.Module) and any(True for _ in head.parameters()):
-            return head
-    for attr in ("classifier", "head", "fc", "mlp_head", "heads"):
-        head = getattr(model, attr, None)
-        if isinstance(head, nn.Module) and any(True for _ in head.parameters()):
-            return head
-    # Last resort: the last Linear layer producing one output per class.
-    try:
-        n_classes = num_labels_of(model)
-    except ValueError:
-        n_classes = None
-    last = None
-    for module in model.modules():
-        if isinstance(module, nn.Linear) and (n_classes is None or module.out_features == n_classes):
-            last = module
-    return last
-
-
-def head_parameter_names(model: nn.Module) -> set[str]:
-    head = classifier_head(model)
-    if head is None:
-        return set()
-    owned = {id(p) for p in head.parameters()}
-    return {n for n, p in getattr(model, "module", model).named_parameters() if id(p) in owned}
 
 
 def fresh_initialisation(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
@@ -161,7 +122,7 @@ class DEL(MaskedUpdateMixin):
                 if mask.any():
                     p = params[name]
                     p.copy_(torch.where(mask.to(p.device), fresh[name].to(p.device, p.dtype), p))
-        head = head_parameter_names(model)
+        head = family_of(model).head_parameter_names(model)
         if not head:
             logger.warning("DEL: no classifier head found; only the reset entries will be finetuned.")
         self.trainable_mask = {n: (torch.ones_like(m) if n in head else m) for n, m in self.reset_mask.items()}

@@ -103,7 +103,7 @@ class Lotus(UnlearningMethod):
         self.tau: float | None = None
         self.calibration_accuracy: float | None = None
         self.history: list[dict] = []
-        self._cache: torch.Tensor | None = None
+        self._cache = None  # the trainer's TeacherLogitCache once read (hf_unlearn.teacher_cache)
 
     def validate(self, trainer) -> None:
         c = self.config
@@ -159,28 +159,10 @@ class Lotus(UnlearningMethod):
 
     # ---- the loss ---------------------------------------------------------------------------------------
     def _teacher_logits(self, trainer, inputs) -> torch.Tensor:
-        if not (self.config.cache_teacher_logits and trainer.transform_is_deterministic):
-            with torch.no_grad():
-                return trainer.logits(trainer.teacher, inputs["pixel_values"]).float()
-        if self._cache is None:
-            # One pass of the frozen teacher over the mixture's rows, in one table holding only those rows (forget
-            # rows first, then the retain subset): sized by the mixture, not the retain set (ImageNet: 0.3x).
-            # _cache_row maps (flag, position) -> table row.
-            mixture = trainer.train_dataset
-            tables, rows = [], []
-            for flag, split in ((1, trainer.forget_split), (0, trainer.retain_split)):
-                positions = mixture.position[mixture.source == flag].unique()
-                row = torch.full((len(split),), -1, dtype=torch.long)
-                row[positions] = torch.arange(len(positions)) + sum(len(t) for t in tables)
-                rows.append(row)
-                tables.append(trainer.predict_logits(trainer.teacher, split.subset(positions.tolist()),
-                                                     desc=f"teacher logits {split.name}") if len(positions)
-                              else torch.zeros(0, trainer.num_labels, device=trainer.args.device))
-            self._cache = torch.cat(tables)
-            self._cache_row = torch.cat(rows).to(self._cache.device)
-        flag, pos = inputs["forget_flag"], inputs["sample_index"]
-        offset = len(trainer.forget_split)
-        return self._cache[self._cache_row[torch.where(flag.bool(), pos, pos + offset).to(self._cache_row.device)]]
+        cache = self.config.cache_teacher_logits
+        # _cache: the trainer's cache this method reads (None while it runs the teacher live)
+        self._cache = trainer.teacher_logit_cache if cache and trainer.can_cache_teacher_logits() else None
+        return trainer.teacher_logits(trainer.teacher, inputs, cache=cache)
 
     def compute_loss(self, trainer, model, inputs) -> torch.Tensor:
         teacher_logits = self._teacher_logits(trainer, inputs)

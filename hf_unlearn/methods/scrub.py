@@ -41,6 +41,7 @@ class ScrubConfig:
     gamma: float = field(default=0.99, metadata={"help": "SCRUB weight of the retain-row cross-entropy on the true labels in the min-step (upstream SCRUB: 0.99)."})
     temperature: float = field(default=4.0, metadata={"help": "SCRUB distillation temperature T; the KL is computed on softmax(logits / T) and scaled by T^2 (upstream and reference: 4)."})
     plain_adam: bool = field(default=True, metadata={"help": "Optimise with plain torch.optim.Adam (learning rate, betas, epsilon and weight decay from the TrainingArguments; decay is an L2 term in the gradient) as SCRUB and the reference; False uses TrainingArguments.optim instead."})
+    cache_teacher_logits: bool = field(default=True, metadata={"help": "Compute the frozen teacher's logits on the training mixture once and reuse them every epoch (only when the image transform is deterministic)."})
     # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.ranges.
     ranges = {"scrub_max_steps": "[0, inf)", "alpha": "[0, inf)", "gamma": "[0, inf)", "temperature": "(0, inf)"}
 
@@ -97,8 +98,7 @@ class Scrub(UnlearningMethod):
         c = self.config
         x, labels, forget = inputs["pixel_values"], inputs["labels"], inputs["forget_flag"].bool()
         student = trainer.logits(model, x).float()
-        with torch.no_grad():
-            teacher = trainer.logits(trainer.teacher, x).float()
+        teacher = trainer.teacher_logits(trainer.teacher, inputs, cache=c.cache_teacher_logits)
         kl = kl_rows(F.softmax(teacher / c.temperature, dim=-1), student, c.temperature) * c.temperature**2
         ce = F.cross_entropy(student, labels, reduction="none")
         minimise = c.gamma * ce + c.alpha * kl
