@@ -13,24 +13,29 @@ Departures, documented: Avg Gap uses unrounded seed means (the paper rounds mean
 rounded variant is stored as ``avg_gap_rounded``); runtimes are seconds on this machine (the paper: minutes on a
 GPU); on digits (125 forget images) LoTUS uses the embedded preset of ``cli.EMBEDDED_DEFAULT_PRESET`` (alpha 32,
 batch 32, lr 5e-4), because the paper's CIFAR-sized defaults make a handful of steps there and forget nothing.
+
+This module runs it; ``hf_unlearn.benchmark_summary`` aggregates (``summarize``) and ``hf_unlearn.benchmark_report``
+writes the Markdown and the plot; their names stay importable from here.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import json
 import os
 import tempfile
 import time
 import traceback
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
-import numpy as np
 import torch
 
-from .evaluation import GAP_KEYS, predict_splits
-from .metrics_table import METRICS
+from .benchmark_report import _fmt, _method_label, markdown_report, plot_gap_vs_runtime  # noqa: F401  (re-exported)
+from .benchmark_summary import _mean, _stats, alpha_search_summary, summarize  # noqa: F401  (re-exported)
+from .evaluation import predict_splits
 
 __all__ = ["RECIPES", "PAPER_SEEDS", "run_benchmark", "summarize", "markdown_report", "plot_gap_vs_runtime",
            "load_benchmark_dataset"]
@@ -53,8 +58,6 @@ SMALL_DATASET_OVERRIDES = {"digits": {"lotus": {"alpha": 32.0, "per_device_train
 #: Class unlearning (SPEC §5.6): LoTUS with class_unlearning=True and alpha 32 (salun_lotus shares LoTUS' config).
 CLASS_UNLEARNING_CONFIG = {"lotus": {"class_unlearning": True, "alpha": 32.0},
                            "salun_lotus": {"class_unlearning": True, "alpha": 32.0}}
-METRIC_KEYS = ("mia", "acc_forget", "acc_retain", "acc_test", "acc_val", "jsd", "rf_jsd", "runtime_s")  # summarised per method
-SCALED = {k: m.table_scale for k, m in METRICS.items() if m.table_scale != 1.0}  # the paper reports JSDiv x 1e4
 
 
 def load_benchmark_dataset(name: str, train_size: int = 10_000):
@@ -147,9 +150,7 @@ def run_benchmark(
     (:func:`hf_unlearn.search_alpha`, no gold model); each run records every candidate with its Avg Gap to the gold
     model, and the report compares the picked alpha with the hindsight-best one per seed.
     """
-    from . import UnlearningArguments, UnlearningTrainer, list_methods, search_alpha, select_forget
-    from .builtin import build_image_classifier
-    from .splits import to_image_split
+    from . import list_methods, select_forget
 
     def say(msg: str) -> None:
         progress(f"[benchmark {time.strftime('%H:%M:%S')}] {msg}")
@@ -159,117 +160,37 @@ def run_benchmark(
     name = name or f"{dataset}{'-class' if class_mode else ''}"
     os.makedirs(results_dir, exist_ok=True)
     json_path = os.path.join(results_dir, f"{name}.json")
-    config = {"dataset": dataset, "families": list(families), "seeds": list(seeds), "methods": methods,
-              "forget": {"class": forget_class} if class_mode else {"fraction_per_class": forget_fraction, "mode": "first"},
-              "method_epochs": method_epochs, "recipe_overrides": recipe_overrides or {},
-              "train_size": train_size if dataset != "digits" else None}
-    if alpha_search:
-        config["alpha_search"] = [float(a) for a in alpha_search]
+    config = _benchmark_config(dataset, families, seeds, methods, forget_fraction, forget_class, method_epochs,
+                               recipe_overrides, train_size, alpha_search)
     out = {"name": name, "config": config, "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                                                         "loadavg_start": _loadavg()},
            "models": {}, "runs": []}
-    done = set()
-    if resume and os.path.isfile(json_path):
-        with open(json_path) as f:
-            previous = json.load(f)
-        if previous.get("config") == config:
-            out["runs"] = [r for r in previous["runs"] if not r.get("error")]
-            out["models"] = previous.get("models", {})
-            done = {(r["family"], r["seed"], r["method"]) for r in out["runs"]}
-            say(f"resuming: {len(done)} runs already in {json_path}")
+    done = _resume_from(out, json_path, say) if resume else set()
 
     say(f"{name}: dataset={dataset} families={list(families)} seeds={list(seeds)} methods={methods}")
     data = load_benchmark_dataset(dataset, train_size)
-    train, validation, test = data["train"], data["validation"], data["test"]
-    names = train.features["label"].names
-    if class_mode:
-        rule = {"classes": [forget_class]}
-    else:
-        rule = {"fraction_per_class": forget_fraction, "mode": "first"}
-    selection = select_forget(train, num_labels=len(names), dataset_name=dataset, split="train", **rule)
+    names = data["train"].features["label"].names
+    rule = {"classes": [forget_class]} if class_mode else {"fraction_per_class": forget_fraction, "mode": "first"}
+    selection = select_forget(data["train"], num_labels=len(names), dataset_name=dataset, split="train", **rule)
     say(f"forget {selection.record.num_removed} / retain {selection.record.num_retained} "
         f"({selection.record.selection['description']})")
-    failures = []
+    failures: list[str] = []
     start_all = time.perf_counter()
 
-    splits_by_family = {}
-    for seed in seeds:
-        for family in families:
-            recipe = dict(RECIPES[(dataset, family)], **(recipe_overrides or {}))
-            if family not in splits_by_family:
-                _, processor = build_image_classifier(family, len(names), recipe["image_size"], label_names=names)
-                transform = (lambda p: lambda batch: {
-                    "pixel_values": p(images=batch["image"], return_tensors="pt")["pixel_values"], "label": batch["label"]})(processor)
-                splits_by_family[family] = {
-                    "train": to_image_split(train, transform, name="train"),
-                    "forget": to_image_split(selection.forget, transform, name="forget"),
-                    "retain": to_image_split(selection.retain, transform, name="retain"),
-                    "validation": to_image_split(validation, transform, name="validation"),
-                    "test": to_image_split(test, transform, name="test")}
-            s = splits_by_family[family]
-            say(f"== {dataset} / {family} / seed {seed}")
-            original, o_info = _train_or_load("original", dataset, family, seed, recipe, rule, s["train"], names, say)
-            gold, g_info = _train_or_load("gold", dataset, family, seed, recipe, rule, s["retain"], names, say)
-            eval_splits = {k: s[k] for k in ("forget", "retain", "test", "validation")}
-            original_p = predict_splits(lambda sp: _predict(original, sp), eval_splits)
-            gold_p = predict_splits(lambda sp: _predict(gold, sp), eval_splits)
-            out["models"][f"{family}/{seed}"] = {"original": o_info, "gold": g_info}
-            for method in methods:
-                if (family, seed, method) in done:
-                    continue
-                run = {"family": family, "seed": seed, "method": method}
-                settings = dict(report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True,
-                                logging_strategy="no", seed=seed)
-                settings.update({k: v for k, v in SMALL_DATASET_OVERRIDES.get(dataset, {}).get(method, {}).items()
-                                 if k in ("per_device_train_batch_size", "learning_rate")})
-                if method_epochs is not None:
-                    settings["num_train_epochs"] = method_epochs
-                method_config = {k: v for k, v in SMALL_DATASET_OVERRIDES.get(dataset, {}).get(method, {}).items()
-                                 if k not in ("per_device_train_batch_size", "learning_rate")}
-                if class_mode:
-                    method_config.update(CLASS_UNLEARNING_CONFIG.get(method, {}))
-                run["overrides"] = {"training": {k: v for k, v in settings.items()
-                                                 if k in ("per_device_train_batch_size", "learning_rate", "num_train_epochs")},
-                                    "method_config": method_config}
-                say(f"  {method}: running ...")
-                t0 = time.perf_counter()
-                try:
-                    with tempfile.TemporaryDirectory() as tmp:
-                        args = UnlearningArguments.for_method(method, output_dir=tmp, **settings)
-
-                        def make_trainer(alpha=None, method=method, args=args, method_config=method_config):
-                            config = dict(method_config, alpha=alpha) if alpha is not None else method_config
-                            return UnlearningTrainer(copy.deepcopy(original), args, forget_dataset=s["forget"],
-                                                     retain_dataset=s["retain"], calibration_dataset=s["validation"],
-                                                     method_config=config or None, removal_record=selection.record)
-
-                        if alpha_search and searches_alpha(method):
-                            search = search_alpha(make_trainer, alpha_search, test_dataset=s["test"],
-                                                  validation_dataset=s["validation"], original=original_p, gold=gold_p)
-                            trainer, res = search.trainer, search.results
-                            run["alpha_search"] = search.to_dict()
-                        else:
-                            trainer = make_trainer()
-                            trainer.train()
-                            res = trainer.evaluate_unlearning(s["test"], s["validation"], original=original_p,
-                                                              gold=gold_p, log=False)
-                    run["unlearned"] = res["unlearned"]
-                    run["unlearned"]["runtime_s"] = trainer.unlearning_runtime_s
-                    run["original"] = res["original"]
-                    run["gold"] = res["gold"]
-                    run["global_steps"] = trainer.state.global_step
-                    u = res["unlearned"]
-                    say(f"  {method}: {trainer.unlearning_runtime_s:.1f}s  forget {u['acc_forget']:.3f} retain "
-                        f"{u['acc_retain']:.3f} test {u['acc_test']:.3f} MIA {u['mia']:.3f} gap {u['avg_gap']:.4f}")
-                except Exception as e:  # tolerate a failing method, loudly
-                    run["error"] = f"{type(e).__name__}: {e}"
-                    run["traceback"] = traceback.format_exc()[-4000:]
-                    failures.append(f"{family}/{seed}/{method}: {run['error']}")
-                    progress("!" * 100 + f"\n!!! METHOD FAILED: {method} ({family}, seed {seed}) after "
-                             f"{time.perf_counter() - t0:.1f}s: {run['error']}\n" + "!" * 100)
-                run["loadavg"] = _loadavg()
-                out["runs"].append(run)
-                _write(out, results_dir, name, families)
+    splits_by_family: dict = {}
+    for seed, family in itertools.product(seeds, families):  # seeds outer, families inner
+        recipe = dict(RECIPES[(dataset, family)], **(recipe_overrides or {}))
+        if family not in splits_by_family:
+            splits_by_family[family] = _family_splits(family, recipe, names, data, selection)
+        say(f"== {dataset} / {family} / seed {seed}")
+        cell = _prepare_cell(dataset, family, seed, recipe, rule, splits_by_family[family], names, out, say)
+        for method in methods:
+            if (family, seed, method) in done:
+                continue
+            run = _run_method(cell, method, selection, method_epochs=method_epochs, class_mode=class_mode,
+                              alpha_search=alpha_search, failures=failures, say=say, progress=progress)
+            out["runs"].append(run)
+            _write(out, results_dir, name, families)
     out["machine"]["loadavg_end"] = _loadavg()
     out["wall_s"] = time.perf_counter() - start_all
     out["failures"] = failures
@@ -278,6 +199,152 @@ def run_benchmark(
     if failures:
         progress("!!! FAILED METHODS:\n  " + "\n  ".join(failures))
     return out
+
+
+def _benchmark_config(dataset, families, seeds, methods, forget_fraction, forget_class, method_epochs,
+                      recipe_overrides, train_size, alpha_search) -> dict:
+    """The run's ``config`` block: a resumed run continues only an earlier run with the same block."""
+    class_mode = forget_class is not None
+    config = {"dataset": dataset, "families": list(families), "seeds": list(seeds), "methods": methods,
+              "forget": {"class": forget_class} if class_mode else {"fraction_per_class": forget_fraction, "mode": "first"},
+              "method_epochs": method_epochs, "recipe_overrides": recipe_overrides or {},
+              "train_size": train_size if dataset != "digits" else None}
+    if alpha_search:
+        config["alpha_search"] = [float(a) for a in alpha_search]
+    return config
+
+
+def _resume_from(out: dict, json_path: str, say: Callable[[str], None]) -> set:
+    """With ``resume``: the runs and models of an earlier ``json_path`` with the same config (its failed runs are run
+    again) are copied into ``out``; returns the (family, seed, method) already done."""
+    if not os.path.isfile(json_path):
+        return set()
+    with open(json_path) as f:
+        previous = json.load(f)
+    if previous.get("config") != out["config"]:
+        return set()
+    out["runs"] = [r for r in previous["runs"] if not r.get("error")]
+    out["models"] = previous.get("models", {})
+    done = {(r["family"], r["seed"], r["method"]) for r in out["runs"]}
+    say(f"resuming: {len(done)} runs already in {json_path}")
+    return done
+
+
+def _family_splits(family: str, recipe: dict, names, data, selection) -> dict:
+    """Every split preprocessed for ``family``'s image processor (built once per family)."""
+    from .builtin import build_image_classifier
+    from .splits import to_image_split
+
+    _, processor = build_image_classifier(family, len(names), recipe["image_size"], label_names=names)
+    transform = (lambda p: lambda batch: {
+        "pixel_values": p(images=batch["image"], return_tensors="pt")["pixel_values"], "label": batch["label"]})(processor)
+    return {"train": to_image_split(data["train"], transform, name="train"),
+            "forget": to_image_split(selection.forget, transform, name="forget"),
+            "retain": to_image_split(selection.retain, transform, name="retain"),
+            "validation": to_image_split(data["validation"], transform, name="validation"),
+            "test": to_image_split(data["test"], transform, name="test")}
+
+
+@dataclass
+class _Cell:
+    """One (dataset, family, seed): its splits, the original model and the original's and gold's predictions."""
+
+    dataset: str
+    family: str
+    seed: int
+    splits: dict
+    original: torch.nn.Module
+    original_p: Any
+    gold_p: Any
+
+
+def _prepare_cell(dataset: str, family: str, seed: int, recipe: dict, rule: dict, s: dict, names, out: dict,
+                  say: Callable[[str], None]) -> _Cell:
+    """The original and gold models of one (dataset, family, seed), trained or from the cache, and their predictions;
+    their training facts go to ``out["models"]``."""
+    original, o_info = _train_or_load("original", dataset, family, seed, recipe, rule, s["train"], names, say)
+    gold, g_info = _train_or_load("gold", dataset, family, seed, recipe, rule, s["retain"], names, say)
+    eval_splits = {k: s[k] for k in ("forget", "retain", "test", "validation")}
+    original_p = predict_splits(lambda sp: _predict(original, sp), eval_splits)
+    gold_p = predict_splits(lambda sp: _predict(gold, sp), eval_splits)
+    out["models"][f"{family}/{seed}"] = {"original": o_info, "gold": g_info}
+    return _Cell(dataset, family, seed, s, original, original_p, gold_p)
+
+
+def _method_overrides(dataset: str, method: str, seed: int, method_epochs: float | None,
+                      class_mode: bool) -> tuple[dict, dict]:
+    """(training settings, method config) of one method: its defaults with the small-dataset and class-unlearning
+    overrides (module docstring) and ``method_epochs``."""
+    small = SMALL_DATASET_OVERRIDES.get(dataset, {}).get(method, {})
+    settings = dict(report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True,
+                    logging_strategy="no", seed=seed)
+    settings.update({k: v for k, v in small.items() if k in ("per_device_train_batch_size", "learning_rate")})
+    if method_epochs is not None:
+        settings["num_train_epochs"] = method_epochs
+    method_config = {k: v for k, v in small.items() if k not in ("per_device_train_batch_size", "learning_rate")}
+    if class_mode:
+        method_config.update(CLASS_UNLEARNING_CONFIG.get(method, {}))
+    return settings, method_config
+
+
+def _run_method(cell: _Cell, method: str, selection, *, method_epochs, class_mode: bool, alpha_search,
+                failures: list[str], say: Callable[[str], None], progress: Callable[[str], None]) -> dict:
+    """One method on one cell: the run's record (its overrides, metrics, steps), or its error (appended to
+    ``failures`` too: a failing method is reported loudly, the benchmark goes on)."""
+    family, seed = cell.family, cell.seed
+    run = {"family": family, "seed": seed, "method": method}
+    settings, method_config = _method_overrides(cell.dataset, method, seed, method_epochs, class_mode)
+    run["overrides"] = {"training": {k: v for k, v in settings.items()
+                                     if k in ("per_device_train_batch_size", "learning_rate", "num_train_epochs")},
+                        "method_config": method_config}
+    say(f"  {method}: running ...")
+    t0 = time.perf_counter()
+    try:
+        trainer, res = _unlearn_and_evaluate(cell, method, settings, method_config, selection, alpha_search, run)
+        run["unlearned"] = res["unlearned"]
+        run["unlearned"]["runtime_s"] = trainer.unlearning_runtime_s
+        run["original"] = res["original"]
+        run["gold"] = res["gold"]
+        run["global_steps"] = trainer.state.global_step
+        u = res["unlearned"]
+        say(f"  {method}: {trainer.unlearning_runtime_s:.1f}s  forget {u['acc_forget']:.3f} retain "
+            f"{u['acc_retain']:.3f} test {u['acc_test']:.3f} MIA {u['mia']:.3f} gap {u['avg_gap']:.4f}")
+    except Exception as e:  # tolerate a failing method, loudly
+        run["error"] = f"{type(e).__name__}: {e}"
+        run["traceback"] = traceback.format_exc()[-4000:]
+        failures.append(f"{family}/{seed}/{method}: {run['error']}")
+        progress("!" * 100 + f"\n!!! METHOD FAILED: {method} ({family}, seed {seed}) after "
+                 f"{time.perf_counter() - t0:.1f}s: {run['error']}\n" + "!" * 100)
+    run["loadavg"] = _loadavg()
+    return run
+
+
+def _unlearn_and_evaluate(cell: _Cell, method: str, settings: dict, method_config: dict, selection, alpha_search,
+                          run: dict):
+    """(trainer, results) of one method: trained with its settings (or, for LoTUS-type methods with
+    ``alpha_search``, the kept candidate of the retrain-free search, recorded in ``run["alpha_search"]``) and
+    evaluated against the original's and gold's predictions."""
+    from . import UnlearningArguments, UnlearningTrainer, search_alpha
+
+    s = cell.splits
+    with tempfile.TemporaryDirectory() as tmp:
+        args = UnlearningArguments.for_method(method, output_dir=tmp, **settings)
+
+        def make_trainer(alpha=None):
+            config = dict(method_config, alpha=alpha) if alpha is not None else method_config
+            return UnlearningTrainer(copy.deepcopy(cell.original), args, forget_dataset=s["forget"],
+                                     retain_dataset=s["retain"], calibration_dataset=s["validation"],
+                                     method_config=config or None, removal_record=selection.record)
+
+        if alpha_search and searches_alpha(method):
+            search = search_alpha(make_trainer, alpha_search, test_dataset=s["test"],
+                                  validation_dataset=s["validation"], original=cell.original_p, gold=cell.gold_p)
+            run["alpha_search"] = search.to_dict()
+            return search.trainer, search.results
+        trainer = make_trainer()
+        trainer.train()
+        return trainer, trainer.evaluate_unlearning(s["test"], s["validation"], original=cell.original_p,
+                                                    gold=cell.gold_p, log=False)
 
 
 def _write(out: dict, results_dir: str, name: str, families) -> None:
@@ -299,202 +366,9 @@ def _write(out: dict, results_dir: str, name: str, families) -> None:
         print(f"!!! plotting failed: {e}")
 
 
-# ---------------------------------------------------------------------------------------------------------------
-def _stats(values: list[float]) -> dict:
-    a = np.asarray(values, dtype=float)
-    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "n": len(a),
-            "values": a.tolist()}
-
-
-def summarize(runs: list[dict], models: dict | None = None) -> dict:
-    """Per-row (Original, Gold, each method) mean ± std over seeds, Avg Gap as the gap of seed means, PCCs."""
-    rows: dict[str, dict[str, list[float]]] = {}
-    seen_seed: set = set()
-    for r in runs:
-        for row, metrics in (("Original", r["original"]), ("Gold", r["gold"])):
-            if (row, r["seed"]) in seen_seed:
-                continue
-            seen_seed.add((row, r["seed"]))
-            for k, v in metrics.items():
-                rows.setdefault(row, {}).setdefault(k, []).append(v)
-        for k, v in r["unlearned"].items():
-            rows.setdefault(r["method"], {}).setdefault(k, []).append(v)
-    # original / gold "runtime" = their training time
-    for info_by_seed in (models or {}).values():
-        for row, kind in (("Original", "original"), ("Gold", "gold")):
-            if row in rows and kind in info_by_seed:
-                rows[row].setdefault("runtime_s", []).append(info_by_seed[kind]["train_seconds"])
-    table = {row: {k: _stats(v) for k, v in metrics.items() if v and all(isinstance(x, (int, float)) for x in v)}
-             for row, metrics in rows.items()}
-    gold = table.get("Gold")
-    if gold:
-        for row, stats in table.items():
-            if all(k in stats for k in GAP_KEYS):
-                stats["avg_gap"] = float(np.mean([abs(stats[k]["mean"] - gold[k]["mean"]) for k in GAP_KEYS]))
-                stats["avg_gap_rounded"] = round(float(np.mean(
-                    [abs(round(stats[k]["mean"], 2) - round(gold[k]["mean"], 2)) for k in GAP_KEYS])), 4)
-        if "jsd" in gold:
-            gold["jsd"] = _stats([0.0] * gold["jsd"]["n"]) if gold["jsd"]["mean"] < 1e-12 else gold["jsd"]
-    methods = [m for m in table if m != "Original"]  # the Gold row is included (SPEC §4.8)
-    pcc = {}
-    for a, b in (("jsd", "rf_jsd"), ("avg_gap", "rf_jsd"), ("avg_gap", "jsd")):
-        xs = [_mean(table[m], a) for m in methods]
-        ys = [_mean(table[m], b) for m in methods]
-        pts = [(x, y) for x, y in zip(xs, ys) if x is not None and y is not None]
-        if len(pts) >= 3 and np.std([p[0] for p in pts]) > 0 and np.std([p[1] for p in pts]) > 0:
-            from scipy.stats import pearsonr
-
-            r, p = pearsonr([p[0] for p in pts], [p[1] for p in pts])
-            pcc[f"{a}~{b}"] = {"r": float(r), "p": float(p), "n": len(pts)}
-        else:
-            pcc[f"{a}~{b}"] = None
-    return {"rows": table, "pcc": pcc}
-
-
 def searches_alpha(method: str) -> bool:
     """Whether ``--alpha_search`` applies: LoTUS-type configs (an ``alpha_search`` field); SCRUB's ``alpha`` is an
     unrelated KL weight."""
     from .methods import get_method_class
 
     return "alpha_search" in getattr(get_method_class(method).config_class, "__dataclass_fields__", {})
-
-
-def alpha_search_summary(runs: list[dict]) -> dict:
-    """Per method and seed: the alpha RF-JSD picked (no gold) vs the hindsight-best alpha by Avg Gap (needs gold).
-
-    ``{method: {"per_seed": [{seed, picked_alpha, picked_gap, best_alpha, best_gap, regret}], "differs": k,
-    "n": n, "mean_regret", "max_regret", "within_0.01": k}}``; regret = picked_gap - best_gap (>= 0).
-    """
-    summary: dict = {}
-    for r in runs:
-        search = r.get("alpha_search")
-        cands = [c for c in (search or {}).get("candidates", []) if "avg_gap" in c]
-        if not cands:
-            continue
-        picked = next(c for c in cands if c["selected"])
-        best = min(cands, key=lambda c: c["avg_gap"])
-        entry = summary.setdefault(r["method"], {"per_seed": []})
-        entry["per_seed"].append({"seed": r["seed"], "picked_alpha": picked["alpha"], "picked_gap": picked["avg_gap"],
-                                  "best_alpha": best["alpha"], "best_gap": best["avg_gap"],
-                                  "regret": picked["avg_gap"] - best["avg_gap"],
-                                  "gaps": {str(c["alpha"]): c["avg_gap"] for c in cands},
-                                  "rf_jsd_selection": {str(c["alpha"]): c["rf_jsd_selection"] for c in cands}})
-    for entry in summary.values():
-        regrets = [p["regret"] for p in entry["per_seed"]]
-        entry.update(n=len(regrets), differs=sum(p["picked_alpha"] != p["best_alpha"] for p in entry["per_seed"]),
-                     mean_regret=float(np.mean(regrets)), max_regret=float(np.max(regrets)),
-                     within_001=sum(x <= 0.01 for x in regrets))
-    return summary
-
-
-def _mean(stats: dict, key: str):
-    v = stats.get(key)
-    if v is None:
-        return None
-    return v if isinstance(v, float) else v["mean"]
-
-
-def _fmt(stats: dict, key: str, digits: int = 3) -> str:
-    if key not in stats:
-        return "–"
-    s = stats[key]
-    scale = SCALED.get(key, 1.0)
-    if s["n"] > 1:
-        return f"{s['mean'] * scale:.{digits}f}±{s['std'] * scale:.{digits}f}"
-    return f"{s['mean'] * scale:.{digits}f}"
-
-
-def _method_label(row: str) -> str:
-    """Display name and paper link(s) of a method row, from the method class (``–`` for Original / Gold)."""
-    if row in ("Original", "Gold"):
-        return "–"
-    from .methods import method_facts
-
-    facts = method_facts(row)
-    links = ", ".join(f"[arXiv {p['arxiv_id']}]({p['url']})" for p in facts["papers"])
-    return f"{facts['display_name']} ({links})" if links else facts["display_name"]
-
-
-def markdown_report(out: dict) -> str:
-    cfg = out["config"]
-    lines = [f"# Benchmark `{out['name']}`: {cfg['dataset']}, forget "
-             f"{'class ' + str(cfg['forget']['class']) if 'class' in cfg['forget'] else str(int(cfg['forget']['fraction_per_class'] * 100)) + ' % per class (first rows)'}",
-             "",
-             f"Seeds {cfg['seeds']}; mean ± std over the seeds that completed (n per cell in the JSON). Avg Gap = mean of "
-             "|seed-mean − Gold seed-mean| over MIA, forget, retain, test accuracy (SPEC §4.8). JSD, RF-JSD × 1e4. "
-             "t = wall seconds on this machine (Original/Gold: training time). "
-             f"Machine: {out['machine'].get('cpus')} CPUs, load average at start {out['machine'].get('loadavg_start')}, "
-             f"at end {out['machine'].get('loadavg_end')} (shared machine: timings are noisy).", ""]
-    for family, summary in out.get("summary", {}).items():
-        table = summary["rows"]
-        if not table:
-            continue
-        info = {k: v for k, v in out["models"].items() if k.startswith(family + "/")}
-        params = next(iter(info.values()))["original"].get("params") if info else None
-        lines += [f"## {family}" + (f" ({params / 1e6:.2f}M parameters)" if params else ""), "",
-                  "| method | MIA | forget acc | retain acc | test acc | Avg Gap | JSD | RF-JSD | t (s) | method (paper) |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        order = ["Original", "Gold"] + [m for m in table if m not in ("Original", "Gold")]
-        for row in order:
-            if row not in table:
-                continue
-            st = table[row]
-            gap = f"{st['avg_gap']:.4f}" if "avg_gap" in st and row != "Original" else (
-                f"({st['avg_gap']:.4f})" if "avg_gap" in st else "–")
-            lines.append(f"| {row} | {_fmt(st, 'mia', 2)} | {_fmt(st, 'acc_forget')} | {_fmt(st, 'acc_retain')} | "
-                         f"{_fmt(st, 'acc_test')} | {gap} | {_fmt(st, 'jsd', 2)} | {_fmt(st, 'rf_jsd', 2)} | "
-                         f"{_fmt(st, 'runtime_s', 1)} | {_method_label(row)} |")
-        pcc = summary["pcc"].get("jsd~rf_jsd")
-        lines += ["", "PCC (JSD, RF-JSD) across methods incl. Gold: " +
-                  (f"r = {pcc['r']:.2f} (p = {pcc['p']:.4f}, n = {pcc['n']})" if pcc else "n/a (too few points)"), ""]
-        others = {k: v for k, v in summary["pcc"].items() if k != "jsd~rf_jsd" and v}
-        if others:
-            lines += ["Other PCCs: " + "; ".join(f"({k.replace('~', ', ')}) r = {v['r']:.2f} (p = {v['p']:.4f})"
-                                                 for k, v in others.items()), ""]
-        for method, entry in (summary.get("alpha_search") or {}).items():
-            lines += [f"Retrain-free alpha search ({method}, candidates {cfg.get('alpha_search')}, picked by RF-JSD on "
-                      "validation; hindsight-best by Avg Gap to Gold, per seed):", "",
-                      "| seed | picked α | Avg Gap (picked) | hindsight-best α | Avg Gap (best) | regret |",
-                      "|---|---|---|---|---|---|"]
-            lines += [f"| {p['seed']} | {p['picked_alpha']:g} | {p['picked_gap']:.4f} | {p['best_alpha']:g} | "
-                      f"{p['best_gap']:.4f} | {p['regret']:.4f} |" for p in entry["per_seed"]]
-            lines += ["", f"Picked ≠ hindsight-best in {entry['differs']} of {entry['n']} seeds; regret mean "
-                          f"{entry['mean_regret']:.4f}, max {entry['max_regret']:.4f}; within 0.01 Avg Gap in "
-                          f"{entry['within_001']} of {entry['n']}.", ""]
-        if info:
-            lines += ["Original / Gold training time per seed: " + "; ".join(
-                f"seed {k.split('/')[1]}: {v['original']['train_seconds']:.0f}s / {v['gold']['train_seconds']:.0f}s "
-                f"(load {v['original'].get('loadavg')})" for k, v in info.items()) +
-                      ". Memorisation: compare the Original row's retain/forget accuracy (train) with its test accuracy.", ""]
-    failed = [r for r in out["runs"] if r.get("error")]
-    if failed:
-        lines += ["## Failed runs", ""] + [f"- {r['family']} seed {r['seed']} {r['method']}: `{r['error'][:300]}`"
-                                          for r in failed] + [""]
-    return "\n".join(lines)
-
-
-def plot_gap_vs_runtime(out: dict, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    families = [f for f, s in out.get("summary", {}).items() if s["rows"]]
-    fig, axes = plt.subplots(1, max(1, len(families)), figsize=(6 * max(1, len(families)), 4.5), squeeze=False)
-    for ax, family in zip(axes[0], families):
-        table = out["summary"][family]["rows"]
-        for m, st in table.items():
-            if m == "Original" or "avg_gap" not in st or "runtime_s" not in st:
-                continue
-            x, y = st["runtime_s"]["mean"], st["avg_gap"]
-            ax.scatter([x], [y], s=60 if m in ("lotus", "Gold") else 30,
-                       color="tab:red" if m == "lotus" else ("tab:green" if m == "Gold" else "tab:blue"))
-            ax.annotate(m, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-        ax.set_xscale("log")
-        ax.set_xlabel("runtime (s, log scale; Gold = retraining time)")
-        ax.set_ylabel("Avg Gap (lower is better)")
-        ax.set_title(f"{out['config']['dataset']} / {family}")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)

@@ -1,0 +1,187 @@
+"""The up-front checks of ``hf-unlearn unlearn``: every one runs before any work and raises :class:`UsageError`.
+
+Flags and their combinations, the output directory (never inside an input or the cache, never locked by another
+run), a ``--resume_from_checkpoint`` folder, the ``--push_to_hub`` target and the ``--alpha_search`` plan.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from .cli_args import DEFAULT_FORGET_FRACTION, ScriptArguments, UsageError
+
+
+def _check_ranges(script: ScriptArguments, method_config) -> None:
+    """Numeric flags of the script and of the method's config (the training arguments are checked when
+    ``UnlearningArguments`` is built: hf_unlearn.ranges)."""
+    from .ranges import check_dataclass_ranges, check_value
+
+    try:
+        # 0 is an error, not "the default": it would forget nothing (before, `or DEFAULT` made it 10 %).
+        check_value("forget_fraction", script.forget_fraction, "(0, 1)", default=DEFAULT_FORGET_FRACTION)
+        check_dataclass_ranges(method_config)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+
+
+def _check_selection(script: ScriptArguments) -> None:
+    rules = [n for n, v in (("--forget_fraction", script.forget_fraction is not None),
+                           ("--forget_classes", script.forget_classes), ("--forget_ids_file", script.forget_ids_file))
+             if v]
+    if len(rules) > 1:
+        raise UsageError(f"{' and '.join(rules)} are mutually exclusive: give one forget-selection rule.")
+    if script.forget_ids_file and not os.path.isfile(script.forget_ids_file):
+        raise UsageError(f"--forget_ids_file {script.forget_ids_file} does not exist.")
+    if script.license is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.+-]*", script.license):
+        raise UsageError(f"--license {script.license!r} is not a license id; pass one like apache-2.0, mit or other.")
+    if script.metrics_variant not in ("standard", "reference"):
+        raise UsageError(f"--metrics_variant must be 'standard' or 'reference', got {script.metrics_variant!r}.")
+
+
+def _protected_dirs(script: ScriptArguments) -> list[tuple[str, str]]:
+    """Directories a run never writes into, whatever the flags: the inputs and the cache of trained originals."""
+    from .builtin import cache_dir
+
+    local = lambda p: p if p and os.path.isdir(p) else None  # noqa: E731
+    return [(what, p) for what, p in (
+        ("the original model's directory", local(script.model_name_or_path)),
+        ("the --gold_model directory", local(script.gold_model)),
+        ("the dataset's directory", local(script.dataset_name)),
+        ("the hf_unlearn cache", cache_dir()),
+        ("the cache of trained originals", os.path.join(cache_dir(), "originals")),
+    ) if p]
+
+
+def _check_output_dir(script: ScriptArguments, args) -> None:
+    from .builtin import cache_dir
+    from .fs_safety import OutputDirLocked, check_not_locked, check_output_location, relation
+
+    out = os.path.abspath(args.output_dir)
+    protected = _protected_dirs(script)
+    if os.path.isdir(cache_dir()) and relation(args.output_dir, cache_dir()) == "inside":
+        # the cache root itself is protected; inside it only the originals are (checked below)
+        protected = [(w, p) for w, p in protected if p != cache_dir()]
+    try:
+        check_output_location(args.output_dir, protected)
+        if os.path.isdir(out) and args.process_index == 0:  # other ranks would see their own rank 0's lock
+            check_not_locked(out)
+    except OutputDirLocked as e:
+        raise UsageError(str(e)) from e
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    if _not_empty(out) and not args.overwrite_output_dir and not args.resume_from_checkpoint:
+        raise UsageError(
+            f"--output_dir {args.output_dir} exists and is not empty; pass --overwrite_output_dir to replace it, "
+            "or --resume_from_checkpoint to continue the run in it."
+        )
+
+
+def _not_empty(out: str) -> bool:
+    from .fs_safety import LOCK_NAME
+
+    return os.path.isdir(out) and any(n != LOCK_NAME for n in os.listdir(out))  # a stale lock alone is nothing
+
+
+def _check_resume_checkpoint(args, method_config=None) -> None:
+    """A --resume_from_checkpoint folder is checked up front: before, a missing or corrupt one failed inside
+    ``trainer.train`` (a traceback, after the evaluation of the original had already run)."""
+    ckpt = args.resume_from_checkpoint
+    if not ckpt:
+        return
+    from .trainer import METHOD_STATE_NAME, read_method_state
+
+    fix = "pass a checkpoint-N folder written by an earlier run of the same command (or drop --resume_from_checkpoint)."
+    if not os.path.isdir(ckpt):
+        raise UsageError(f"--resume_from_checkpoint {ckpt} is not a directory; {fix}")
+    missing = [n for n in ("trainer_state.json", METHOD_STATE_NAME, "model.safetensors")
+               if not os.path.isfile(os.path.join(ckpt, n))]
+    if missing:
+        raise UsageError(f"--resume_from_checkpoint {ckpt} is incomplete (missing {', '.join(missing)}); {fix}")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(os.path.join(ckpt, "model.safetensors"), framework="pt") as f:
+            for key in f.keys():  # reads every tensor: a truncated file fails here
+                f.get_tensor(key)
+        with open(os.path.join(ckpt, "trainer_state.json")) as f:
+            json.load(f)
+    except Exception as e:
+        raise UsageError(f"--resume_from_checkpoint {ckpt} is corrupt ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''}); {fix}") from e
+    # The Trainer loads these only after the original has been evaluated: a corrupt one failed late, with a
+    # traceback. weights_only=True (as the Trainer): a checkpoint never runs code.
+    import glob
+
+    import torch
+    from transformers.trainer_pt_utils import safe_globals
+
+    for path in sorted(glob.glob(os.path.join(ckpt, "rng_state*.pth"))) + [
+            os.path.join(ckpt, n) for n in ("optimizer.pt", "scheduler.pt") if os.path.isfile(os.path.join(ckpt, n))]:
+        try:
+            with safe_globals():  # numpy's RNG state, allowlisted exactly as the Trainer does
+                torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise UsageError(f"{path} in --resume_from_checkpoint is unreadable ({type(e).__name__}: "
+                             f"{_first_line(e)}); resume from another checkpoint-N folder of the same run, "
+                             "or delete that checkpoint and start again.") from e
+    try:
+        saved = read_method_state(ckpt, args.method)
+        if method_config is not None:
+            from .trainer import check_resume_matches
+
+            from . import get_method_class
+
+            # as the trainer saves it (a method may describe its config beyond the dataclass fields)
+            check_resume_matches(ckpt, saved, config=get_method_class(args.method)(method_config).hyperparameters())
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def _read_ids(path: str, feature=None) -> list:
+    from .data import read_ids_file
+
+    try:
+        return read_ids_file(path, feature)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+
+
+def _check_push_target(script: ScriptArguments, args) -> None:
+    from .hub_guard import check_repo_id, resolve_hub_timeout
+
+    repo_id = args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir))
+    try:
+        check_repo_id(repo_id)
+        resolve_hub_timeout(script.hub_timeout)
+    except ValueError as e:
+        how = "" if args.hub_model_id else " (--push_to_hub without --hub_model_id uses the --output_dir base name: pass --hub_model_id)"
+        raise UsageError(f"{e}{how}") from e
+
+
+def _alpha_search_plan(method_config, args, script):
+    """(alphas, config for the first candidate) when ``--alpha_search`` is given, checked before any work."""
+    import dataclasses
+
+    alphas = getattr(method_config, "alpha_search", None)
+    if not alphas:
+        return None, method_config
+    from .alpha_search import check_alphas
+
+    try:
+        alphas = check_alphas(alphas)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    if args.resume_from_checkpoint:
+        raise UsageError("--alpha_search trains one model per alpha and cannot resume a checkpoint; drop "
+                         "--resume_from_checkpoint (or --alpha_search and resume the single run).")
+    if not script.validation_split and not script.test_split:
+        raise UsageError("--alpha_search scores candidates by RF-JSD on held-out data: give a --validation_split "
+                         "or --test_split.")
+    return alphas, dataclasses.replace(method_config, alpha=alphas[0], alpha_search=None)

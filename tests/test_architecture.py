@@ -1,0 +1,218 @@
+"""The layering of docs/ARCHITECTURE.md, checked by parsing the imports; and the README's "Add a method" example, run.
+
+* the core imports nothing from the CLI, the card, the Hub or the benchmark code (not even inside a function);
+* no import cycle among the hf_unlearn modules at module level;
+* no .py file in hf_unlearn/ is over 400 lines;
+* the README's method example registers a method that the CLI parser and the trainer run.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import re
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "hf_unlearn"
+MAX_LINES = 400
+
+#: The core (docs/ARCHITECTURE.md), as module names relative to hf_unlearn; every module they import joins it.
+CORE = ["trainer", "methods", "methods.*", "splits", "data", "evaluation", "streaming", "modeling", "arguments",
+        "memory", "ranges", "metrics_table"]
+#: What the core must not import: the CLI, the card, the Hub and publishing code, the benchmark.
+FORBIDDEN = ["cli", "cli_*", "card", "card_*", "hub", "hub_*", "output", "provenance", "push_*", "recompute",
+             "benchmark", "benchmark_*"]
+
+
+def _modules() -> dict[str, Path]:
+    """Module name relative to hf_unlearn ("" = the package itself, "methods" = methods/__init__.py) -> file."""
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _resolve(module: str, node: ast.ImportFrom | ast.Import) -> list[str]:
+    """The hf_unlearn modules an import statement in ``module`` loads (names relative to hf_unlearn)."""
+    is_package = MODULES[module].name == "__init__.py"
+    found = []
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            if alias.name == "hf_unlearn" or alias.name.startswith("hf_unlearn."):
+                found.append(alias.name[len("hf_unlearn."):] if "." in alias.name else "")
+        return [m for m in found if m in MODULES]
+    if node.level:
+        base = module.split(".") if module else []
+        if not is_package:
+            base = base[:-1]
+        base = base[:len(base) - (node.level - 1)] if node.level > 1 else base
+        target = ".".join(base + ([node.module] if node.module else []))
+    elif node.module and (node.module == "hf_unlearn" or node.module.startswith("hf_unlearn.")):
+        target = node.module[len("hf_unlearn."):] if "." in node.module else ""
+    else:
+        return []
+    for alias in node.names:  # `from . import cli` loads the submodule hf_unlearn.cli
+        sub = f"{target}.{alias.name}" if target else alias.name
+        found.append(sub if sub in MODULES else target)
+    return [m for m in dict.fromkeys(found) if m in MODULES]
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _imports(module: str, *, top_level_only: bool) -> list[tuple[str, int]]:
+    """(imported module, line) for every import in ``module``: all of them, or those run when it is imported
+    (module level, including under ``if``/``try`` there; ``if TYPE_CHECKING:`` blocks never run)."""
+    tree = ast.parse(MODULES[module].read_text(), filename=str(MODULES[module]))
+    if top_level_only:
+        nodes, stack = [], list(tree.body)
+        while stack:
+            node = stack.pop()
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                nodes.append(node)
+            elif isinstance(node, ast.If) and not _is_type_checking(node):
+                stack += node.body + node.orelse
+            elif isinstance(node, ast.Try):
+                stack += node.body + node.orelse + node.finalbody + [s for h in node.handlers for s in h.body]
+            elif isinstance(node, (ast.With, ast.For, ast.While)):
+                stack += node.body
+    else:
+        nodes = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    return [(target, node.lineno) for node in nodes for target in _resolve(module, node) if target != module]
+
+
+def _matches(module: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(module, p) for p in patterns)
+
+
+# ---- (a) the core imports nothing from the CLI, the card, the Hub, publishing or the benchmark ----------------
+def test_core_imports_nothing_from_cli_card_hub_or_benchmark():
+    seeds = [m for m in MODULES if _matches(m, CORE)]
+    assert {"trainer", "methods", "data", "modeling", "metrics_table"} <= set(seeds)
+    core, queue, violations = set(seeds), list(seeds), []
+    while queue:
+        module = queue.pop()
+        for target, line in _imports(module, top_level_only=False):
+            if _matches(target, FORBIDDEN):
+                violations.append(f"hf_unlearn/{MODULES[module].relative_to(PACKAGE)}:{line} imports "
+                                  f"hf_unlearn.{target}")
+            elif target not in core:
+                core.add(target)
+                queue.append(target)
+    assert not violations, "the core imports from the CLI / card / Hub / benchmark layers:\n" + "\n".join(
+        sorted(violations))
+
+
+# ---- (b) no import cycle at module level ------------------------------------------------------------------------
+def test_no_module_level_import_cycle():
+    graph = {m: sorted({t for t, _ in _imports(m, top_level_only=True)}) for m in MODULES}
+    cycles, state, path = [], {}, []
+
+    def visit(module: str) -> None:
+        state[module] = "open"
+        path.append(module)
+        for target in graph[module]:
+            if state.get(target) == "open":
+                cycles.append(" -> ".join(path[path.index(target):] + [target]))
+            elif target not in state:
+                visit(target)
+        path.pop()
+        state[module] = "done"
+
+    for module in graph:
+        if module not in state:
+            visit(module)
+    assert not cycles, "module-level import cycles (hf_unlearn.<name>, '' = the package):\n" + "\n".join(cycles)
+
+
+def test_the_import_parser_sees_relative_and_function_imports():
+    cli_top = {t for t, _ in _imports("cli", top_level_only=True)}
+    assert {"cli_args", "cli_checks", "cli_load", "cli_run"} <= cli_top
+    everywhere = {t for t, _ in _imports("cli_run", top_level_only=False)}
+    assert {"output", "hub", "alpha_search", ""} <= everywhere  # inside functions; "" = `from . import ...`
+    assert "output" not in {t for t, _ in _imports("cli_run", top_level_only=True)}
+
+
+# ---- (c) no file over 400 lines ---------------------------------------------------------------------------------
+def test_no_module_over_400_lines():
+    long = {str(p.relative_to(ROOT)): n for p in MODULES.values()
+            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"files over {MAX_LINES} lines (split them along their stages): {long}"
+
+
+# ---- re-exports: the names callers import from the split modules ------------------------------------------------
+def test_split_modules_keep_their_names_importable():
+    import hf_unlearn.benchmark as benchmark
+    import hf_unlearn.cli as cli
+
+    for name in ("ScriptArguments", "UsageError", "parse_args", "run_unlearning", "load_training_data", "_split",
+                 "_read_ids", "describe_failure", "library_versions", "format_table", "EMBEDDED_DEFAULT_PRESET",
+                 "DEFAULT_FORGET_FRACTION", "FINAL_FILES_MARKER", "DEBUG_ENV", "_run"):
+        assert hasattr(cli, name), name
+    for name in ("run_benchmark", "summarize", "markdown_report", "plot_gap_vs_runtime", "load_benchmark_dataset",
+                 "searches_alpha", "alpha_search_summary", "RECIPES", "PAPER_SEEDS"):
+        assert hasattr(benchmark, name), name
+
+
+# ---- the README's "Add a method" example ------------------------------------------------------------------------
+def _readme_method_example() -> str:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Extending", 1)[1].split("\n### Add a method", 1)[1].split("\n### ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert blocks, "README.md: no python block under '## Extending' / '### Add a method'"
+    return blocks[0]
+
+
+@pytest.fixture
+def readme_method():
+    from hf_unlearn.methods import base
+
+    before = dict(base._REGISTRY)
+    module = types.ModuleType("readme_method_example")  # a real module: dataclasses look their module up
+    sys.modules[module.__name__] = module
+    try:
+        exec(compile(_readme_method_example(), "README.md (Add a method)", "exec"), module.__dict__)
+        added = sorted(set(base._REGISTRY) - set(before))
+        assert len(added) == 1, f"the README example should register exactly one method, registered {added}"
+        yield added[0]
+    finally:
+        base._REGISTRY.clear()
+        base._REGISTRY.update(before)
+        del sys.modules[module.__name__]
+
+
+def test_readme_method_example_registers_parses_and_trains(readme_method, make_trainer, tmp_path):
+    from hf_unlearn import get_method_class
+    from hf_unlearn.cli import parse_args
+    from hf_unlearn.methods import method_facts
+
+    cls = get_method_class(readme_method)
+    facts = method_facts(readme_method)
+    assert facts["display_name"] and facts["papers"] and facts["papers"][0]["url"].startswith("https://arxiv.org/abs/")
+    # the config's fields are flags of the CLI, the training defaults its defaults
+    field = next(iter(cls.config_class.__dataclass_fields__))
+    default = getattr(cls.config_class(), field)
+    script, args, config = parse_args(["--method", readme_method, f"--{field}", str(default / 2),
+                                       "--output_dir", str(tmp_path / "cli")])
+    assert getattr(config, field) == default / 2
+    for key, value in cls.training_defaults.items():
+        if key in ("learning_rate", "num_train_epochs", "per_device_train_batch_size"):
+            assert getattr(args, key) == value
+    # and the trainer runs it
+    trainer = make_trainer(readme_method, num_train_epochs=1)
+    trainer.train()
+    assert trainer.state.global_step > 0
