@@ -182,6 +182,9 @@ def run_benchmark(
         recipe = dict(RECIPES[(dataset, family)], **(recipe_overrides or {}))
         if family not in splits_by_family:
             splits_by_family[family] = _family_splits(family, recipe, names, data, selection)
+        if all((family, seed, m) in done for m in methods):  # resumed: no original or gold to train for this cell
+            say(f"== {dataset} / {family} / seed {seed}: every method already recorded")
+            continue
         say(f"== {dataset} / {family} / seed {seed}")
         cell = _prepare_cell(dataset, family, seed, recipe, rule, splits_by_family[family], names, out, say)
         for method in methods:
