@@ -26,7 +26,7 @@ CORE = ["trainer", "methods", "methods.*", "splits", "data", "evaluation", "stre
         "memory", "ranges", "metrics_table"]
 #: What the core must not import: the CLI, the card, the Hub and publishing code, the benchmark.
 FORBIDDEN = ["cli", "cli_*", "card", "card_*", "hub", "hub_*", "output", "provenance", "push_*", "recompute",
-             "benchmark", "benchmark_*"]
+             "publishing", "benchmark", "benchmark_*"]
 
 
 def _modules() -> dict[str, Path]:
@@ -115,6 +115,15 @@ def test_core_imports_nothing_from_cli_card_hub_or_benchmark():
                 queue.append(target)
     assert not violations, "the core imports from the CLI / card / Hub / benchmark layers:\n" + "\n".join(
         sorted(violations))
+
+
+def test_the_package_registers_the_card_and_hub_hooks():
+    """The core calls the card renderer and the Hub publisher through hf_unlearn.hooks; importing the package
+    registers them, so a Python user of UnlearningTrainer gets checkpoint cards and push_to_hub as before."""
+    import hf_unlearn  # noqa: F401
+    from hf_unlearn import hooks
+
+    assert hooks.card_renderer() is not None and hooks.publisher() is not None
 
 
 # ---- (b) no import cycle at module level ------------------------------------------------------------------------
