@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-__all__ = ["AlphaSearchResult", "search_alpha", "check_alphas", "rf_jsd_between", "rf_jsd_from_stats"]
+__all__ = ["AlphaSearchResult", "search_alpha", "check_alphas", "rf_jsd_from_stats"]
 
 
 @dataclass
@@ -56,20 +56,6 @@ def check_alphas(alphas: Sequence[float] | None) -> list[float]:
     if len(set(values)) != len(values):
         raise ValueError(f"alpha_search lists an alpha twice ({values}); give each candidate once.")
     return [float(a) for a in values]
-
-
-def rf_jsd_between(forget_logits, forget_labels, heldout_logits, heldout_labels, variant: str = "standard") -> float:
-    """RF-JSD (``metrics/rf_jsd``) of an unlearned model's forget-set logits against the original's on held-out data."""
-    import torch
-
-    from .metric_modules import load_metric
-
-    preds = torch.cat([forget_logits, heldout_logits]).numpy()
-    refs = torch.cat([forget_labels, heldout_labels]).numpy()
-    # The module calls the held-out reference subset "test" whatever split it comes from.
-    subsets = ["forget"] * len(forget_labels) + ["test"] * len(heldout_labels)
-    return float(load_metric("rf_jsd").compute(predictions=preds, references=refs, subset=subsets,
-                                               variant=variant)["rf_jsd"])
 
 
 def rf_jsd_from_stats(forget_stats, heldout_stats, variant: str = "standard") -> float:
