@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-__all__ = ["AlphaSearchResult", "search_alpha", "check_alphas", "rf_jsd_from_stats"]
+__all__ = ["AlphaSearchResult", "search_alpha", "check_alphas"]
 
 
 @dataclass
@@ -58,13 +58,6 @@ def check_alphas(alphas: Sequence[float] | None) -> list[float]:
     return [float(a) for a in values]
 
 
-def rf_jsd_from_stats(forget_stats, heldout_stats, variant: str = "standard") -> float:
-    """RF-JSD from streamed per-class sums (:class:`~hf_unlearn.streaming.SplitStats`), whichever held-out split."""
-    from .streaming import _rf_jsd
-
-    return _rf_jsd(forget_stats, heldout_stats, variant)
-
-
 def _as_streaming(predictions):
     from .streaming import StreamingPredictions
 
@@ -98,7 +91,7 @@ def search_alpha(
     one is found.
     """
     from .evaluation import ModelPredictions
-    from .streaming import StreamingPredictions
+    from .streaming import StreamingPredictions, rf_jsd_from_class_sums
 
     alphas = check_alphas(alphas)
     say = progress or (lambda msg: None)
@@ -135,7 +128,7 @@ def search_alpha(
         # RF-JSD of the candidate's forget predictions against the original's on the selection split, streamed
         forget_stats = trainer.summarize(trainer.model, trainer.forget_split, "forget", features=False,
                                          class_sums=True)
-        score = rf_jsd_from_stats(forget_stats, original_p.stats[selection_split], variant)
+        score = rf_jsd_from_class_sums(forget_stats, original_p.stats[selection_split], variant)
         record = {"alpha": alpha, "rf_jsd_selection": score, "selected": False, "runtime_s": runtime,
                   "global_steps": int(trainer.state.global_step)}
         for key in ("rf_jsd", "acc_forget", "acc_retain", "acc_test", "acc_val", "mia", "avg_gap", "jsd"):

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-__all__ = ["SplitStats", "StreamingPredictions", "streaming_metrics", "ATTACKS"]
+__all__ = ["SplitStats", "StreamingPredictions", "streaming_metrics", "rf_jsd_from_class_sums", "ATTACKS"]
 
 ATTACKS = ("entropy", "loss", "confidence")
 CLASS_SUM_SPLITS = ("forget", "test", "validation")  # validation: the alpha search scores RF-JSD there
@@ -69,18 +69,16 @@ class SplitStats:
         self.correct += int((matrix.argmax(1) == labels_np).sum())
         self.rows += len(labels_np)
         self.class_counts += np.bincount(labels_np, minlength=self.num_labels)
+        if self._logits is not None:
+            self._logits.append(logits)
         if self.class_sums is not None:
             # rows added in order, as np.add.at does over the whole matrix in metrics/rf_jsd
             np.add.at(self.class_sums, labels_np, self._rf._to_probabilities(matrix, "logits", "predictions"))
         if not self.with_features:
-            if self._logits is not None:
-                self._logits.append(logits)
             return
         probs, log_probs = self._mia._log_probabilities(matrix, "logits", "predictions")
         for attack in ATTACKS:
             self._features[attack].append(self._mia._attack_feature(probs, log_probs, labels_np, attack))
-        if self._logits is not None:
-            self._logits.append(logits)
 
     def finish(self, accelerator=None, total_rows: int | None = None) -> "SplitStats":
         """Concatenate the per-batch pieces; in a multi-process run, combine the ranks' shards."""
@@ -160,8 +158,9 @@ def _mia(stats: dict[str, SplitStats], attack: str = "entropy") -> tuple[float, 
     return mia, float(roc_auc_score(auc_labels, auc_scores))
 
 
-def _rf_jsd(forget: SplitStats, test: SplitStats, variant: str) -> float:
-    """``metrics/rf_jsd``'s ``_checked_compute`` on per-class sums."""
+def rf_jsd_from_class_sums(forget: SplitStats, test: SplitStats, variant: str = "standard") -> float:
+    """``metrics/rf_jsd``'s ``_checked_compute`` on per-class sums (``test``: the original's held-out split, test or
+    validation; the module calls it "test" whichever it is)."""
     rf = _module("rf_jsd")
     if variant not in ("standard", "reference"):
         raise ValueError(f"Unknown variant {variant!r}: use one of ['standard', 'reference'].")
@@ -190,7 +189,7 @@ def streaming_metrics(model: StreamingPredictions, original: StreamingPrediction
     if {"retain", "forget"} <= s.keys() and ({"test", "validation"} & s.keys()):
         result["mia"], result["mia_auc"] = _mia(s)
     if "forget" in s and "test" in original.stats:
-        result["rf_jsd"] = _rf_jsd(s["forget"], original.stats["test"], variant)
+        result["rf_jsd"] = rf_jsd_from_class_sums(s["forget"], original.stats["test"], variant)
     if gold is not None and "forget" in gold.stats:
         mine, theirs = s["forget"].logits, gold.stats["forget"].logits
         if mine is None or theirs is None:
