@@ -87,3 +87,12 @@ def test_split(original_path, digits):
     from hf_unlearn.splits import to_image_split
 
     return to_image_split(digits["test"], load_classifier(original_path).transform, name="test")
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models: one intra-op thread is faster than two, and far faster on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

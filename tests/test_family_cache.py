@@ -7,12 +7,7 @@ import torch
 from transformers import TrainerCallback
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: these models are tiny
 
 
 # ---- the family adapter ----------------------------------------------------------------------------------------

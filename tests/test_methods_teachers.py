@@ -15,13 +15,7 @@ from transformers import TrainerCallback, TrainingArguments
 METHODS = ("bad_teacher", "scrub", "unsir")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: one intra-op thread is faster than two, and far faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: these models are tiny
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------
