@@ -222,7 +222,9 @@ def alpha_search_view(search: dict | None) -> dict | None:
         return f"{100 * v:.2f}%" if pct else f"{v:.4g}"
 
     rows = [{"alpha": num(c.get("alpha")), "selected": bool(c.get("selected")),
-             "rf_jsd_selection": f"{c['rf_jsd_selection']:.6f}" if isinstance(c.get("rf_jsd_selection"), (int, float)) else "—",
+             "estimate_selection": (f"{c['avg_gap_estimate_selection']:.4f}"
+                                    if _is_number(c.get("avg_gap_estimate_selection")) else "—"),
+             "mia": num(c.get("mia")),
              "rf_jsd": f"{c['rf_jsd']:.6f}" if isinstance(c.get("rf_jsd"), (int, float)) else "—",
              "acc_forget": num(c.get("acc_forget"), True), "acc_retain": num(c.get("acc_retain"), True),
              "acc_test": num(c.get("acc_test"), True),

@@ -203,7 +203,7 @@ def _run_alpha_search(first_trainer, alphas, method_config, original, loaded, se
     search = search_alpha(make_trainer, alphas, test_dataset=test, validation_dataset=validation,
                           original=original_predictions, gold=gold, variant=script.metrics_variant,
                           progress=lambda m: say(f"alpha search: {m}"))
-    say(f"alpha search: kept alpha {search.best_alpha:g} (lowest RF-JSD on the {search.selection_split} split)")
+    say(f"alpha search: kept alpha {search.best_alpha:g} (lowest retrain-free Avg Gap estimate on the {search.selection_split} split)")
     return search
 
 

@@ -17,7 +17,8 @@ import torch
 from .metrics_table import GAP_KEYS  # SPEC §4.8: MIA and the forget / retain / test accuracies
 from .splits import ImageSplit
 
-__all__ = ["ModelPredictions", "predict_splits", "unlearning_metrics", "avg_gap", "SPLIT_TO_SUBSET"]
+__all__ = ["ModelPredictions", "predict_splits", "unlearning_metrics", "avg_gap", "retrain_free_estimate",
+           "SPLIT_TO_SUBSET", "RETRAIN_FREE_RULE"]
 
 #: Split name in this library -> ``subset`` value of the metric modules.
 SPLIT_TO_SUBSET = {"forget": "forget", "retain": "retain", "test": "test", "validation": "validation"}
@@ -83,6 +84,7 @@ def unlearning_metrics(
         preds, refs, subsets = _rows(model, ["retain", "forget", "test", "validation"])
         mia = load_metric("mia").compute(predictions=preds, references=refs, subset=subsets)
         result["mia"], result["mia_auc"] = float(mia["mia"]), float(mia["auc"])
+        result["mia_heldout"] = float(mia["heldout_member_rate"])
     if "forget" in model.logits and "test" in original.logits:
         preds = torch.cat([model.logits["forget"], original.logits["test"]]).numpy()
         refs = torch.cat([model.labels["forget"], original.labels["test"]]).numpy()
@@ -102,3 +104,54 @@ def avg_gap(metrics: dict[str, float], gold_metrics: dict[str, float]) -> float:
     if missing:
         raise ValueError(f"avg_gap needs {GAP_KEYS}; missing {missing}.")
     return sum(abs(metrics[k] - gold_metrics[k]) for k in GAP_KEYS) / len(GAP_KEYS)
+
+
+#: The frozen rule of :func:`retrain_free_estimate` (docs and records quote it).
+RETRAIN_FREE_RULE = (
+    "Each Avg Gap term's target is estimated without a retrained model, from data the user has: forget accuracy -> "
+    "the original's accuracy on the held-out rows; retain and test (selection: validation) accuracy -> the "
+    "original's; MIA -> the member rate the original's attack gives held-out rows it was not fitted on "
+    "(5-fold cross-fitting). avg_gap_estimate = mean of the 4 |value - target|."
+)
+
+
+def retrain_free_estimate(model, original, *, heldout: tuple[str, ...] = ("test", "validation")) -> dict:
+    """The Avg Gap of ``model`` estimated without a retrained model (:data:`RETRAIN_FREE_RULE`).
+
+    ``model`` / ``original``: predictions of the evaluated and the original model (``ModelPredictions`` or
+    streamed) on forget, retain and the ``heldout`` splits. ``heldout``: the held-out splits read, which stand for
+    unseen data (the premise of LoTUS: a model that never saw the forget rows treats them like these). The
+    utility term is test accuracy when ``"test"`` is among them, else validation accuracy; pass
+    ``heldout=("validation",)`` to choose something (an alpha) without reading the test split.
+
+    Returns ``{"avg_gap_estimate", "terms": {key: {"value", "target", "gap"}}, "heldout_splits", "rule"}``.
+    """
+    import numpy as np
+
+    from .streaming import StreamingPredictions, _mia, _module
+
+    m, o = (p if isinstance(p, StreamingPredictions) else StreamingPredictions.from_logits(p) for p in (model, original))
+    splits = tuple(h for h in heldout if h in m.stats and h in o.stats)
+    if not splits or not {"forget", "retain"} <= m.stats.keys() or "retain" not in o.stats:
+        raise ValueError(f"retrain_free_estimate needs forget, retain and held-out ({', '.join(heldout)}) "
+                         "predictions of the model and retain and held-out predictions of the original.")
+
+    def pooled_accuracy(p) -> float:  # correct / rows over the held-out splits, float64
+        return sum(p.stats[h].correct for h in splits) / sum(p.stats[h].rows for h in splits)
+
+    utility = "test" if "test" in splits else "validation"
+    utility_key = "acc_test" if utility == "test" else "acc_val"
+    mia, _, own_heldout_rate = _mia(m.stats, nonmember_splits=splits)
+    mia_target = _module("mia").heldout_member_rate(
+        o.stats["retain"].features["entropy"], np.concatenate([o.stats[h].features["entropy"] for h in splits]))
+    values = {"acc_forget": m.stats["forget"].correct / m.stats["forget"].rows,
+              "acc_retain": m.stats["retain"].correct / m.stats["retain"].rows,
+              utility_key: m.stats[utility].correct / m.stats[utility].rows, "mia": mia}
+    targets = {"acc_forget": pooled_accuracy(o),
+               "acc_retain": o.stats["retain"].correct / o.stats["retain"].rows,
+               utility_key: o.stats[utility].correct / o.stats[utility].rows, "mia": mia_target}
+    terms = {k: {"value": values[k], "target": targets[k], "gap": abs(values[k] - targets[k])} for k in values}
+    return {"avg_gap_estimate": sum(t["gap"] for t in terms.values()) / len(terms), "terms": terms,
+            "heldout_splits": list(splits), "rule": RETRAIN_FREE_RULE,
+            # not in the rule: the evaluated model's own held-out member rate (a candidate MIA target, for study)
+            "mia_heldout_model": own_heldout_rate}

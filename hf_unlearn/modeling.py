@@ -9,6 +9,7 @@ and remote code runs only with ``trust_remote_code=True``.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from torch import nn
 from .reinit import _fresh_timm, _reinitialised_copy
 
 __all__ = ["LoadedClassifier", "load_classifier", "logits_of", "save_classifier", "num_labels_of", "is_timm_model",
-           "fresh_model_like", "ClassifierFamily", "TransformersFamily", "TimmFamily", "family_of", "family_of_config",
+           "fresh_model_like", "reinit_seed", "REINIT_SEED_FLOOR", "ClassifierFamily", "TransformersFamily", "TimmFamily", "family_of", "family_of_config",
            "classifier_head", "head_parameter_names"]
 
 TIMM_PREFIXES = ("timm/", "hf-hub:", "local-dir:")
@@ -359,10 +360,26 @@ def save_classifier(model: nn.Module, output_dir: str, processor: Any = None) ->
         processor.save_pretrained(output_dir)
 
 
+#: Seeds users pass (``--seed``, ``init_seed``, a recipe's seed) lie in [0, 2**32): numpy's limit, checked by
+#: hf_unlearn.ranges. Re-initialisation draws from seeds at or above this bound, so no reset can reproduce the
+#: starting weights of any model built with ``torch.manual_seed(user_seed)`` (an original or a retrained gold).
+REINIT_SEED_FLOOR = 2**32
+
+
+def reinit_seed(seed: int) -> int:
+    """The torch seed of a re-initialisation for the run seed ``seed``: a hash of it, in
+    ``[REINIT_SEED_FLOOR, 2**63)``, disjoint from every seed a user or a training recipe can give."""
+    digest = hashlib.sha256(f"hf-unlearn/reinit/{int(seed)}".encode()).digest()
+    return REINIT_SEED_FLOOR + int.from_bytes(digest[:8], "big") % (2**63 - REINIT_SEED_FLOOR)
+
+
 def fresh_model_like(model: nn.Module, seed: int) -> nn.Module:
     """A randomly initialised model of ``model``'s architecture (no pretrained weights), seeded.
 
-    Used for Bad Teacher's incompetent teacher and DEL's reset values.
+    Used for Bad Teacher's incompetent teacher and DEL's reset values. The weights come from
+    :func:`reinit_seed` ``(seed)``, never from ``seed`` itself: a model retrained without the forget set is built
+    from the run's own seed (the benchmark's gold is), and a reset to those very starting weights would hand the
+    method knowledge no user has (measured: DEL's Avg Gap on digits doubled once the reset stopped coinciding).
 
     Hugging Face models are rebuilt from their config (``type(model)(config)``), timm models with
     ``timm.create_model(architecture, pretrained=False, num_classes=..., in_chans=...)``; anything else is a copy
@@ -370,7 +387,7 @@ def fresh_model_like(model: nn.Module, seed: int) -> nn.Module:
     """
     model = _unwrap(model)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(reinit_seed(seed))
         fresh = family_of(model).fresh_like(model)
     reference = next(model.parameters(), None)
     if reference is not None:

@@ -136,26 +136,29 @@ class StreamingPredictions:
         return out
 
 
-def _mia(stats: dict[str, SplitStats], attack: str = "entropy") -> tuple[float, float]:
-    """``metrics/mia``'s ``_checked_compute`` on per-row features (rows in the order retain, forget, test, validation)."""
-    from sklearn.linear_model import LogisticRegression
+def _mia(stats: dict[str, SplitStats], attack: str = "entropy",
+         nonmember_splits: tuple[str, ...] = ("test", "validation")) -> tuple[float, float, float]:
+    """``metrics/mia``'s ``_checked_compute`` on per-row features (rows in the order retain, forget, test, validation):
+    ``(mia, auc, heldout_member_rate)``. ``nonmember_splits``: the held-out splits the attacker is fitted on (the
+    metric uses both; the alpha search's selection uses validation only, so it never reads the test split)."""
     from sklearn.metrics import roc_auc_score
 
+    mia_module = _module("mia")
     feature = {name: s.features[attack][:, None] for name, s in stats.items()}
-    nonmembers = [feature[s] for s in ("test", "validation") if s in feature]
+    nonmembers = [feature[s] for s in nonmember_splits if s in feature]
     train_x = np.concatenate([feature["retain"], *nonmembers])
     n_nonmembers = sum(len(x) for x in nonmembers)
     train_y = np.concatenate([np.ones(len(feature["retain"]), dtype=np.int64), np.zeros(n_nonmembers, dtype=np.int64)])
-    # Same attacker as metrics/mia (see the comment there about C=2.0).
-    attacker = LogisticRegression(class_weight="balanced", solver="lbfgs", C=2.0, random_state=42, max_iter=1000)
-    attacker.fit(train_x, train_y)
+    attacker = mia_module._attacker().fit(train_x, train_y)  # the same attacker as metrics/mia
     mia = float(np.mean(attacker.predict(feature["forget"]) == 1))
     member = list(attacker.classes_).index(1)
-    negatives = feature["test"] if "test" in feature else feature["validation"]
+    negatives = feature["test"] if "test" in feature and "test" in nonmember_splits else nonmembers[0]
     auc_scores = np.concatenate([attacker.predict_proba(feature["forget"])[:, member],
                                  attacker.predict_proba(negatives)[:, member]])
     auc_labels = np.concatenate([np.ones(len(feature["forget"])), np.zeros(len(negatives))])
-    return mia, float(roc_auc_score(auc_labels, auc_scores))
+    heldout = (float(mia_module.heldout_member_rate(feature["retain"], np.concatenate(nonmembers)))
+               if n_nonmembers >= 2 else float("nan"))
+    return mia, float(roc_auc_score(auc_labels, auc_scores)), heldout
 
 
 def rf_jsd_from_class_sums(forget: SplitStats, test: SplitStats, variant: str = "standard") -> float:
@@ -187,7 +190,7 @@ def streaming_metrics(model: StreamingPredictions, original: StreamingPrediction
     s = model.stats
     result = {f"acc_{'val' if name == 'validation' else name}": st.accuracy for name, st in s.items()}
     if {"retain", "forget"} <= s.keys() and ({"test", "validation"} & s.keys()):
-        result["mia"], result["mia_auc"] = _mia(s)
+        result["mia"], result["mia_auc"], result["mia_heldout"] = _mia(s)
     if "forget" in s and "test" in original.stats:
         result["rf_jsd"] = rf_jsd_from_class_sums(s["forget"], original.stats["test"], variant)
     if gold is not None and "forget" in gold.stats:

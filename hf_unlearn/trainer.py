@@ -146,6 +146,8 @@ class UnlearningTrainer(EvaluationMixin, TeacherLogitsMixin, Trainer):
             **trainer_kwargs,
         )
         self.unlearning_runtime_s: float | None = None
+        #: Rows through a forward *and* backward pass of the model being unlearned, by kind (see count_examples).
+        self.examples_processed: dict[str, int] = {"training": 0, "preparation": 0}
         self._epochs_ended = 0  # epochs whose end-of-epoch decision the method has taken (for resume)
         self.last_unlearning_metrics: dict | None = None
         self.original_model_info: dict = {}
@@ -186,6 +188,14 @@ class UnlearningTrainer(EvaluationMixin, TeacherLogitsMixin, Trainer):
     @staticmethod
     def logits(model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
         return logits_of(model, pixel_values)
+
+    def count_examples(self, rows: int, kind: str = "training") -> None:
+        """Add ``rows`` to this run's cost (``examples_processed``): rows through a forward and backward pass of the
+        model being unlearned, on this process. ``training``: the Trainer's steps (counted in ``compute_loss``);
+        ``preparation``: a method's own gradient passes (SSD's importances, DEL's and SalUn's scores, UNSIR's noise
+        steps). Forward-only passes (teacher logits, LoTUS' accuracy checks, evaluation) are not counted: their
+        cost shows in the wall time."""
+        self.examples_processed[kind] = self.examples_processed.get(kind, 0) + int(rows)
 
     def as_split(self, dataset, name: str) -> ImageSplit | None:
         """A ``datasets.Dataset`` turned into an :class:`ImageSplit` with this trainer's image transform.
@@ -252,6 +262,7 @@ class UnlearningTrainer(EvaluationMixin, TeacherLogitsMixin, Trainer):
         if return_outputs:  # Trainer.evaluate / predict: plain cross-entropy on the labels
             logits = self.logits(model, inputs["pixel_values"])
             return F.cross_entropy(logits, inputs["labels"]), {"logits": logits}
+        self.count_examples(len(inputs["labels"]))
         loss = self.method.compute_loss(self, model, inputs)
         if self.args.fail_on_nonfinite_loss and not torch.isfinite(loss.detach()).all():
             raise NonFiniteLossError(

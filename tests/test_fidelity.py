@@ -229,12 +229,13 @@ def test_alpha_search_on_the_command_line_keeps_the_lowest_rf_jsd(original_path,
     search = metrics["alpha_search"]
     cands = search["candidates"]
     assert [c["alpha"] for c in cands] == [2.0, 64.0]
-    assert search["selection_split"] == "validation" and search["selection_metric"] == "rf_jsd"
+    assert search["selection_split"] == "validation" and search["selection_metric"] == "avg_gap_estimate"
     for c in cands:
-        assert {"alpha", "rf_jsd_selection", "rf_jsd", "acc_forget", "acc_retain", "acc_test", "runtime_s"} <= c.keys()
+        assert {"alpha", "avg_gap_estimate_selection", "rf_jsd_selection", "rf_jsd", "acc_forget", "acc_retain",
+                "acc_test", "mia", "avg_gap_estimate", "runtime_s", "examples"} <= c.keys()
         assert c["global_steps"] == 3
-    assert cands[0]["rf_jsd_selection"] != cands[1]["rf_jsd_selection"]
-    best = min(cands, key=lambda c: c["rf_jsd_selection"])
+    assert cands[0]["avg_gap_estimate_selection"] != cands[1]["avg_gap_estimate_selection"]
+    best = min(cands, key=lambda c: c["avg_gap_estimate_selection"])
     assert [c["selected"] for c in cands] == [c is best for c in cands]
     assert search["selected_alpha"] == best["alpha"]
     # the kept model is the best candidate: its metrics and its recorded alpha
@@ -245,7 +246,7 @@ def test_alpha_search_on_the_command_line_keeps_the_lowest_rf_jsd(original_path,
     card = (out / "README.md").read_text()
     assert "### Retrain-free α search" in card and f"**α = {best['alpha']:g}**" in card
     for c in cands:
-        assert f"| {c['alpha']:.4g} | {c['rf_jsd_selection']:.6f} | {c['rf_jsd']:.6f} |" in card
+        assert f"| {c['alpha']:.4g} | {c['avg_gap_estimate_selection']:.4f} | {c['rf_jsd']:.6f} |" in card
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -281,7 +282,7 @@ def test_search_alpha_in_python_keeps_the_best_and_frees_the_rest(make_trainer, 
         return trainer
 
     result = search_alpha(factory, [64.0, 1.0, 8.0], test_dataset=digits["test"])
-    scores = [c["rf_jsd_selection"] for c in result.candidates]
+    scores = [c["avg_gap_estimate_selection"] for c in result.candidates]
     assert result.best_index == scores.index(min(scores)) and result.trainer is built[result.best_index]
     assert result.trainer.method.config.alpha == result.best_alpha
     assert result.selection_split == "validation"  # the calibration split, not test
@@ -300,7 +301,7 @@ def test_benchmark_alpha_search_column(cache_root, tmp_path):
     cands = run["alpha_search"]["candidates"]
     assert [c["alpha"] for c in cands] == [2.0, 64.0] and all("avg_gap" in c for c in cands)
     picked = next(c for c in cands if c["selected"])
-    assert picked["rf_jsd_selection"] == min(c["rf_jsd_selection"] for c in cands)
+    assert picked["avg_gap_estimate_selection"] == min(c["avg_gap_estimate_selection"] for c in cands)
     assert run["unlearned"]["avg_gap"] == pytest.approx(picked["avg_gap"])
     entry = data["summary"]["resnet"]["alpha_search"]["lotus"]
     best = min(c["avg_gap"] for c in cands)

@@ -170,7 +170,9 @@ def test_del_reset_takes_values_from_a_seeded_fresh_initialisation(make_trainer)
     model = trainer.model
     before = _params(model)
     trainer.method.prepare(trainer)  # the reset alone, without the finetuning
-    torch.manual_seed(123)
+    from hf_unlearn.modeling import reinit_seed
+
+    torch.manual_seed(reinit_seed(123))
     fresh = dict(type(model)(model.config).named_parameters())
     for name, m in trainer.method.reset_mask.items():
         p = dict(model.named_parameters())[name].detach()

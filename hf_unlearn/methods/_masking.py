@@ -49,6 +49,7 @@ def batch_gradients(trainer, model, split, batch_size: int, *, sign: float = 1.0
                 logits = trainer.logits(model, pixels.to(device, non_blocking=True))
                 loss = sign * F.cross_entropy(logits.float(), labels.to(device))
                 grads = torch.autograd.grad(loss, params, allow_unused=True)
+            trainer.count_examples(len(labels), "preparation")
             yield {n: (None if g is None else g.detach()) for (n, _), g in zip(named, grads)}
     finally:
         model.train(was_training)

@@ -12,7 +12,8 @@ every epoch sees all forget rows first, a defect the paper's own code does not h
 batch mean (sum over classes, mean over rows) instead of ``F.kl_div``'s default element mean, which also
 divides by the number of classes C (a constant factor Adam all but ignores); the incompetent teacher is
 always randomly initialised from the model's config (the reference's ViT "incompetent" teacher loads a
-pretrained backbone); it is seeded by ``TrainingArguments.seed``, so a resumed run rebuilds the same one.
+pretrained backbone); it is seeded by ``TrainingArguments.seed`` through :func:`hf_unlearn.modeling.reinit_seed`
+(a seed stream no original or retrained model is built from), so a resumed run rebuilds the same one.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ Departures from the reference code: the top-k of a channel uses k = 10 % of the 
 sizes k by the number of rows, which gives k = 0 and NaN scores for layers with fewer than 10 output channels);
 the head is found structurally (timm ``get_classifier()``, HF ``classifier``), not by names containing "fc"
 (which would also catch a ViT's MLP ``fc1``/``fc2``); the fresh initialisation is seeded (``init_seed``, default
-``args.seed``); the cosine schedule to 0.01·lr is stepped per optimiser step (``cosine_with_min_lr``), not per
+``args.seed``) through :func:`hf_unlearn.modeling.reinit_seed`, a stream no model's starting weights come from (with
+the plain seed, the reset restored the benchmark gold's own initial weights); the cosine schedule to 0.01·lr is stepped per optimiser step (``cosine_with_min_lr``), not per
 epoch. Defaults are the paper's CIFAR-10/ResNet-18 recipe (no gradient clipping); for ViTs the paper uses lr 0.05.
 """
 
@@ -39,7 +40,7 @@ class DelConfig:
     reset_fraction: float = field(default=0.3, metadata={"help": "DEL: fraction of all weight entries (ranked globally by localisation score) reset to a fresh initialisation and then finetuned. Paper default 0.3."})
     channel_aggregation: str = field(default="topk_mean", metadata={"help": "DEL: how entries of a >= 2-dim tensor share their output channel's score: 'topk_mean' (mean of the row's top channel_topk_fraction entries; the paper's ResNet setting), 'mean' (row mean; the paper's ViT setting) or 'none' (element-wise scores, SalUn-style)."})
     channel_topk_fraction: float = field(default=0.1, metadata={"help": "DEL, channel_aggregation='topk_mean': k = max(1, int(fraction * row length)) top entries are averaged per output channel."})
-    init_seed: int | None = field(default=None, metadata={"help": "DEL: seed of the fresh initialisation the reset entries are taken from (default: the run's --seed)."})
+    init_seed: int | None = field(default=None, metadata={"help": "DEL: seed of the fresh initialisation the reset entries are taken from (default: the run's --seed); hashed into a seed stream that no original or retrained model is built from (hf_unlearn.modeling.reinit_seed)."})
     # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.ranges.
     ranges = {"reset_fraction": "(0, 1]", "channel_topk_fraction": "(0, 1]", "init_seed": "[0, 4294967295]"}
 

@@ -155,6 +155,7 @@ class Unsir(UnlearningMethod):
             noise, errors, objectives = error_maximising_noise(
                 unwrapped, trainer.logits, x[forget].shape, labels[forget], steps=c.noise_steps, lr=c.noise_lr,
                 l2_weight=c.noise_l2_weight, dtype=x.dtype)
+            trainer.count_examples(int(forget.sum()) * c.noise_steps, "preparation")  # noise steps: model fwd + bwd
             self.noise_history.append(errors)
             self.last_noise_losses = objectives
             x = x.clone()

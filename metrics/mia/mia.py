@@ -72,6 +72,10 @@ Returns:
         indistinguishable from unseen data. Ideal = the gold model's value.
     attack_balanced_accuracy (`float`): balanced accuracy of the attacker on its own training rows
         (retain vs test+validation): how much membership signal the model leaks at all.
+    heldout_member_rate (`float`): the fraction of held-out (test + validation) rows that the same attack calls
+        "member" when it was not fitted on them (5-fold cross-fitting over the held-out rows; every retain row
+        is in every fit). For a model that never saw the forget rows, they are held-out rows too, so this is a
+        retrain-free estimate of the ideal `mia`.
 Examples:
     >>> mia = evaluate.load("metrics/mia")
     >>> mia.compute(
@@ -163,6 +167,37 @@ def _subsets(subset, allowed):
     return names
 
 
+HELDOUT_FOLDS = 5
+
+
+def _attacker():
+    # The reference uses multi_class="multinomial" (removed from recent scikit-learn). For two classes the
+    # symmetric multinomial parametrisation with C=1 is exactly the binary model with C=2.
+    return LogisticRegression(class_weight="balanced", solver="lbfgs", C=2.0, random_state=42, max_iter=1000)
+
+
+def heldout_member_rate(member_feature, nonmember_feature, folds=HELDOUT_FOLDS):
+    """Fraction of non-member rows the attack calls "member" when they were left out of its fit.
+
+    The non-member rows are split into `folds` interleaved folds (row i in fold i % folds: deterministic, no RNG);
+    for each fold an attacker is fitted on every member row and the other folds' non-member rows, then predicts
+    the fold. A model retrained without the forget set treats the forget rows as such unseen rows, so this is
+    the `mia` such a model would get, estimated without retraining.
+    """
+    members = np.asarray(member_feature, dtype=np.float64).reshape(len(member_feature), -1)
+    nonmembers = np.asarray(nonmember_feature, dtype=np.float64).reshape(len(nonmember_feature), -1)
+    folds = int(min(folds, len(nonmembers)))
+    if folds < 2:
+        raise ValueError("heldout_member_rate needs at least 2 non-member rows (one to fit on, one to score).")
+    fold_of = np.arange(len(nonmembers)) % folds
+    called_member = 0
+    for k in range(folds):
+        fit_x = np.concatenate([members, nonmembers[fold_of != k]])
+        fit_y = np.concatenate([np.ones(len(members), dtype=np.int64), np.zeros(int((fold_of != k).sum()), dtype=np.int64)])
+        called_member += int((_attacker().fit(fit_x, fit_y).predict(nonmembers[fold_of == k]) == 1).sum())
+    return called_member / len(nonmembers)
+
+
 def _attack_feature(probs, log_probs, labels, attack):
     if attack == "entropy":
         # -sum p ln p, skipping p == 0 terms (as the reference does).
@@ -250,10 +285,7 @@ class Mia(evaluate.Metric):
         is_nonmember = is_test | is_val
         train_x = np.concatenate([feature[is_retain], feature[is_nonmember]])
         train_y = np.concatenate([np.ones(is_retain.sum(), dtype=np.int64), np.zeros(is_nonmember.sum(), dtype=np.int64)])
-        # The reference uses multi_class="multinomial" (removed from recent scikit-learn). For two classes the
-        # symmetric multinomial parametrisation with C=1 is exactly the binary model with C=2.
-        attacker = LogisticRegression(class_weight="balanced", solver="lbfgs", C=2.0, random_state=42, max_iter=1000)
-        attacker.fit(train_x, train_y)
+        attacker = _attacker().fit(train_x, train_y)
 
         mia = float(np.mean(attacker.predict(feature[is_forget]) == 1))
 
@@ -266,7 +298,11 @@ class Mia(evaluate.Metric):
         auc_labels = np.concatenate([np.ones(is_forget.sum()), np.zeros(negatives.sum())])
         auc = float(roc_auc_score(auc_labels, auc_scores))
 
-        result = {"mia": mia, "auc": auc, "attack_balanced_accuracy": float(balanced_accuracy)}
+        # nan with a single held-out row: nothing would be left to fit on while it is scored
+        heldout = (float(heldout_member_rate(feature[is_retain], feature[is_nonmember]))
+                   if is_nonmember.sum() >= 2 else float("nan"))
+        result = {"mia": mia, "auc": auc, "attack_balanced_accuracy": float(balanced_accuracy),
+                  "heldout_member_rate": heldout}
         if round_to is not None:
             result = {key: round(value, int(round_to)) for key, value in result.items()}
         return result
