@@ -169,7 +169,9 @@ def alpha_search_summary(runs: list[dict]) -> dict:
             continue
         picked = next(c for c in cands if c["selected"])
         best = min(cands, key=lambda c: c["avg_gap"])
-        default_alpha = _default_alpha(r["method"])
+        # the alpha this run would use without the search: the dataset preset's (digits: 32), else the class default
+        preset = ((r.get("overrides") or {}).get("method_config") or {}).get("alpha")
+        default_alpha = float(preset) if preset is not None else _default_alpha(r["method"])
         default = next((c for c in cands if default_alpha is not None and c["alpha"] == default_alpha), None)
         entry = summary.setdefault(r["method"], {"per_seed": []})
         entry["per_seed"].append({
