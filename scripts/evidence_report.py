@@ -56,6 +56,14 @@ def cell_report(path: str) -> list[dict]:
                 "never_worse_than_default_target_met": entry.get("worse_than_default_beyond_interval") is False}
         rows = summary["rows"]
         cell["del_avg_gap"] = rows.get("del", {}).get("avg_gap")
+        eq = (summary.get("equal_budget") or {}).get("rows") or {}
+        cell["compact"] = [{"row": r, "avg_gap": rows[r].get("avg_gap"), "estimate": rows[r].get("avg_gap_estimate"),
+                            "vs_gold_examples": (rows[r].get("cost_vs_gold_examples") or {}).get("mean"),
+                            "vs_gold_seconds": (rows[r].get("cost_vs_gold_seconds") or {}).get("mean"),
+                            "equal_budget_gap": (eq.get(r) or {}).get("avg_gap"),
+                            "equal_budget_vs_gold": ((eq.get(r) or {}).get("cost_vs_gold_examples") or {}).get("mean")}
+                           for r in sorted((r for r in rows if r != "Gold"),
+                                           key=lambda r: (rows[r].get("avg_gap") or {}).get("mean", 9))]
         cell["ranking"] = summary.get("ranking")
         cells.append(cell)
     return cells
@@ -95,6 +103,22 @@ def markdown(cells: list[dict]) -> str:
                          + (f"{d['mean']:+.4f}" + (f" [{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else "") if d else "n/a")
                          + " | " + ("met" if a["never_worse_than_default_target_met"] else "**missed**") + " | "
                          + (f"{o['mean']:+.4f}" if o else "n/a") + " |")
+    def gap(g):
+        if not g:
+            return "–"
+        ci = g.get("ci95")
+        return f"{g['mean']:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+    for c in cells:
+        lines += ["", f"### {c['file']} / {c['family']}: each method at its defaults and at equal budget", "",
+                  "| row | Avg Gap [95 % CI] | est. Avg Gap | cost vs Gold (examples / s) | Avg Gap at equal budget | "
+                  "its cost vs Gold (examples) |", "|---|---|---|---|---|---|"]
+        for r in c["compact"]:
+            cost = (f"{r['vs_gold_examples']:.2f} / {r['vs_gold_seconds']:.2f}"
+                    if r["vs_gold_examples"] is not None and r["vs_gold_seconds"] is not None else "–")
+            eqc = f"{r['equal_budget_vs_gold']:.2f}" if r["equal_budget_vs_gold"] is not None else "–"
+            lines.append(f"| {r['row']} | {gap(r['avg_gap'])} | {gap(r['estimate'])} | {cost} | "
+                         f"{gap(r['equal_budget_gap'])} | {eqc} |")
     lines += ["", "DEL's Avg Gap with a re-initialisation independent of the Gold's starting weights:", ""]
     for c in cells:
         g = c["del_avg_gap"]

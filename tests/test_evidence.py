@@ -111,14 +111,14 @@ def test_held_out_partition_is_drawn_per_seed(digits):
     from hf_unlearn.benchmark import heldout_for_seed
 
     a, b, a2 = heldout_for_seed(digits, 12), heldout_for_seed(digits, 13), heldout_for_seed(digits, 12)
-    pool = sorted(digits["validation"]["id"] + digits["test"]["id"])
+    pool = sorted(list(digits["validation"]["id"]) + list(digits["test"]["id"]))
     for split in (a, b):
-        assert sorted(split["validation"]["id"] + split["test"]["id"]) == pool  # a partition of the pooled rows
-        assert not set(split["validation"]["id"]) & set(split["test"]["id"])
+        assert sorted(list(split["validation"]["id"]) + list(split["test"]["id"])) == pool  # a partition of the pooled rows
+        assert not set(list(split["validation"]["id"])) & set(list(split["test"]["id"]))
         assert len(split["test"]) == len(digits["test"]) and len(split["validation"]) == len(digits["validation"])
-        counts = np.bincount(split["test"]["label"], minlength=10) - np.bincount(digits["test"]["label"], minlength=10)
+        counts = np.bincount(list(split["test"]["label"]), minlength=10) - np.bincount(list(digits["test"]["label"]), minlength=10)
         assert np.abs(counts).max() <= 1  # stratified by label
-    assert a["test"]["id"] == a2["test"]["id"] and a["test"]["id"] != b["test"]["id"]
+    assert list(a["test"]["id"]) == list(a2["test"]["id"]) and list(a["test"]["id"]) != list(b["test"]["id"])
 
 
 # ---- (a) the equal-budget view and cost vs Gold, end to end -------------------------------------------------------
