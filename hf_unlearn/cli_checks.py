@@ -98,7 +98,9 @@ def _check_resume_checkpoint(args, method_config=None) -> None:
     missing = [n for n in ("trainer_state.json", METHOD_STATE_NAME, "model.safetensors")
                if not os.path.isfile(os.path.join(ckpt, n))]
     if missing:
-        raise UsageError(f"--resume_from_checkpoint {ckpt} is incomplete (missing {', '.join(missing)}); {fix}")
+        # the method state is written last (UnlearningTrainer._save_checkpoint): without it the save was interrupted
+        raise UsageError(f"--resume_from_checkpoint {ckpt} is incomplete (missing {', '.join(missing)}; a checkpoint "
+                         f"save that was interrupted); {fix}")
     try:
         from safetensors import safe_open
 
@@ -134,7 +136,8 @@ def _check_resume_checkpoint(args, method_config=None) -> None:
             from . import get_method_class
 
             # as the trainer saves it (a method may describe its config beyond the dataclass fields)
-            check_resume_matches(ckpt, saved, config=get_method_class(args.method)(method_config).hyperparameters())
+            check_resume_matches(ckpt, saved, config=get_method_class(args.method)(method_config).hyperparameters(),
+                                 args=args)
     except ValueError as e:
         raise UsageError(str(e)) from e
 

