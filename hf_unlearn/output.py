@@ -123,7 +123,7 @@ def config_json(record, files: list[str]) -> dict:
 
 def _write_staging(trainer, staging, record, selection, original_info, dataset_id, save_classifier,
                    chain: dict | None = None) -> None:
-    from .ledger import LEDGER_NAME, commit_ids, new_request, public_requests, write_ledger
+    from .ledger import HEAD_KEY, LEDGER_NAME, commit_ids, new_request, public_requests, record_sha256, write_ledger
     from .naming import public_name
 
     save_classifier(trainer.model, staging, trainer.processing_class)
@@ -131,8 +131,10 @@ def _write_staging(trainer, staging, record, selection, original_info, dataset_i
     tree = commit_ids(selection.removed_ids, getattr(selection, "salts", None))
     selection.record.commitment = tree.to_record()
     record.removal_record = selection.record.to_dict()
-    requests = list((chain or {}).get("requests") or []) + [
-        new_request(tree, method=record.method, record=record.removal_record, metrics=record.metrics)]
+    earlier = list((chain or {}).get("requests") or [])
+    # each request holds the hash of the one before it; the card holds the newest one's (hf_unlearn.ledger)
+    requests = earlier + [new_request(tree, method=record.method, record=record.removal_record, metrics=record.metrics,
+                                      previous=earlier[-1] if earlier else None)]
     write_ledger(os.path.join(staging, LEDGER_NAME), requests)
     _json(os.path.join(staging, "removal_record.json"), record.removal_record)
     _json(os.path.join(staging, "removed_ids.json"), {"id_column": selection.record.id_column,
@@ -144,6 +146,7 @@ def _write_staging(trainer, staging, record, selection, original_info, dataset_i
         "parent_model": (chain or {}).get("parent_model"),
         "requests": public_requests(requests),
         "total_removed": sum(int(r.get("num_removed") or 0) for r in requests),
+        HEAD_KEY: record_sha256(requests[-1]),
         "weights_sha256": weights_sha256(staging),
     }
     files = sorted(set(os.listdir(staging)) | {"unlearning_config.json", "metrics.json", "README.md"})

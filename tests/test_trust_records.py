@@ -170,3 +170,117 @@ def test_interrupted_checkpoint_save_is_not_a_checkpoint(make_trainer, tmp_path,
     resumed = make_trainer("lotus", **settings)
     resumed.train(resume_from_checkpoint=True)
     assert resumed.state.global_step == 3
+
+
+# ---- 1. every public field of every deletion request is bound to the chain ---------------------------------------
+@pytest.fixture(scope="module")
+def chain2(original_path, digits, tmp_path_factory):
+    """Request 1 (10 % per class) from the digits ResNet original, request 2 (three ids) from request 1's output."""
+    import json
+
+    root = tmp_path_factory.mktemp("ledger_chain")
+    first, second = root / "request1", root / "request2"
+    assert run_unlearning(["--model_name_or_path", original_path, "--max_steps", "1", "--output_dir", str(first),
+                           *FAST]) == 0
+    removed1 = json.loads((first / "removed_ids.json").read_text())["ids"]
+    (root / "ids.txt").write_text("\n".join([i for i in digits["train"]["id"] if i not in removed1][:3]))
+    assert run_unlearning(["--model_name_or_path", str(first), "--forget_ids_file", str(root / "ids.txt"),
+                           "--max_steps", "1", "--output_dir", str(second), *FAST]) == 0
+    return second
+
+
+def _edit_json(path, edit):
+    import json
+
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data, indent=1))
+
+
+def _edit_card(folder, edit):
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(folder / "README.md")
+    block = card.data.unlearning
+    edit(block)
+    card.data.unlearning = block
+    card.save(folder / "README.md")
+
+
+def _set(request: dict, field: str, value):
+    if "." in field:
+        outer, inner = field.split(".")
+        request[outer][inner] = value
+    else:
+        request[field] = value
+
+
+# (field, edited value, what the error names)
+FIELDS = [
+    ("num_removed", 13, "num_removed"),
+    ("method", "ssd", "method"),
+    ("date", "1999-01-01", "date"),
+    ("metrics.acc_forget", 0.5, "metrics.acc_forget"),
+    ("metrics.mia", 0.123, "metrics.mia"),
+    ("dataset.fingerprint", "0" * 16, "dataset.fingerprint"),
+    ("dataset.name", "other-data", "dataset.name"),
+    ("id_column", "other_id", "id_column"),
+    ("extra", "added", "extra"),
+]
+EDITS = [(k, *f) for k in (1, 2) for f in FIELDS] + [(2, "previous_sha256", "0" * 64, "previous_sha256")]
+
+
+@pytest.mark.parametrize("request_no, field, value, named", EDITS, ids=[f"request{e[0]}-{e[1]}" for e in EDITS])
+def test_edited_ledger_field_is_refused_and_named(chain2, tmp_path, capsys, no_work, request_no, field, value, named):
+    from hf_unlearn.provenance import verify_main
+
+    parent = tmp_path / "parent"
+    shutil.copytree(chain2, parent)
+    _edit_json(parent / "ledger.json", lambda d: _set(d["requests"][request_no - 1], field, value))
+    out = tmp_path / "child"
+    cli(["--model_name_or_path", parent, "--max_steps", "1", "--output_dir", out, *FAST], capsys, 2,
+        f"request {request_no}'s {named} differs")
+    assert not out.exists()
+    capsys.readouterr()
+    assert verify_main(["--model", str(parent)]) == 1
+    err = capsys.readouterr().err
+    assert f"request {request_no}'s {named} differs" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("request_no, field, value", [(1, "num_removed", 13), (1, "metrics.acc_forget", 0.5),
+                                                      (2, "num_removed", 1), (2, "date", "1999-01-01")])
+def test_same_edit_in_ledger_and_card_breaks_the_chain(chain2, tmp_path, capsys, no_work, request_no, field, value):
+    from hf_unlearn.provenance import verify_main
+
+    parent = tmp_path / "parent"
+    shutil.copytree(chain2, parent)
+    _edit_json(parent / "ledger.json", lambda d: _set(d["requests"][request_no - 1], field, value))
+    _edit_card(parent, lambda b: _set(b["requests"][request_no - 1], field, value))
+    expected = ("request 1's record does not hash to the previous_sha256 that request 2 holds" if request_no == 1
+                else "does not hash to the card's chain_sha256")
+    out = tmp_path / "child"
+    cli(["--model_name_or_path", parent, "--max_steps", "1", "--output_dir", out, *FAST], capsys, 2, expected)
+    assert not out.exists()
+    # a card alone (as on the Hub: no ledger) is checked too
+    (parent / "ledger.json").unlink()
+    capsys.readouterr()
+    assert verify_main(["--model", str(parent)]) == 1
+    assert expected in capsys.readouterr().err
+
+
+def test_intact_chain_verifies_and_carries_the_totals(chain2, capsys):
+    import json
+
+    from hf_unlearn.ledger import read_ledger, record_sha256
+    from hf_unlearn.provenance import load_card_unlearning, verify_main
+
+    requests = read_ledger(str(chain2 / "ledger.json"))
+    assert requests[0]["previous_sha256"] is None and requests[1]["previous_sha256"] == record_sha256(requests[0])
+    block = load_card_unlearning(str(chain2 / "README.md"))
+    assert block["chain_sha256"] == record_sha256(requests[-1]) == record_sha256(block["requests"][-1])
+    assert block["total_removed"] == sum(r["num_removed"] for r in requests)
+    assert json.loads((chain2 / "unlearning_config.json").read_text())["provenance"]["chain_sha256"] == \
+        block["chain_sha256"]
+    capsys.readouterr()
+    assert verify_main(["--model", str(chain2)]) == 0
+    assert "2 deletion request(s) chained and equal to ledger.json" in capsys.readouterr().out
