@@ -284,3 +284,124 @@ def test_intact_chain_verifies_and_carries_the_totals(chain2, capsys):
     capsys.readouterr()
     assert verify_main(["--model", str(chain2)]) == 0
     assert "2 deletion request(s) chained and equal to ledger.json" in capsys.readouterr().out
+
+
+# ---- 3. config-file values are type-checked against the dataclass fields ----------------------------------------
+def _config_classes(method="lotus"):
+    from hf_unlearn import UnlearningArguments, get_method_class
+    from hf_unlearn.cli_args import ScriptArguments
+
+    return ScriptArguments, UnlearningArguments, get_method_class(method).config_class
+
+
+#: bad values by field type (``X | None`` as ``X``): each must be refused, naming the key and the expected type
+BAD_BY_TYPE = {
+    "bool": [1, 0, 8.7, [True], "maybe"],
+    "int": [True, 8.7, [1, 2], "eight"],
+    "float": [True, False, [1, 2], "fast"],
+    "str": [True, 8.7, [1, 2]],
+    "list[str]": [True, [1.5], [True], 2.5],
+    "list[float]": [True, ["x"], [True], "x"],
+    "dict | str": [True, 8.7, [1]],
+    "dict[str, typing.Any] | str": [True, 8.7, [1]],
+    "dict[str, bool]": [True, "x", 8.7],
+    "str | bool": [8.7, [1]],
+    "str | list[str]": [True, 8.7, [1.5]],
+    "enum | str": [True, 8.7, [1]],
+    "str | list[DebugOption]": [True, 8.7],
+    "str | Literal[False]": [True, 8.7, [1]],
+    "ParallelismConfig": [True, "x", 8.7],
+}
+
+
+def _type_key(tp) -> str:
+    import enum
+    import typing
+
+    text = str(tp).replace("<class '", "").replace("'>", "")
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) in (typing.Union, __import__("types").UnionType) and len(args) == 1:
+        return _type_key(args[0])
+    if any(isinstance(a, type) and issubclass(a, enum.Enum) for a in args):
+        return "enum | str"
+    if "Literal[False]" in text:
+        return "str | Literal[False]"
+    if "DebugOption" in text:
+        return "str | list[DebugOption]"
+    if "ParallelismConfig" in text:
+        return "ParallelismConfig"
+    return text.replace(" | None", "").replace("None | ", "")
+
+
+def _config_type_cases():
+    """Every field of the script's and every method's dataclass; of TrainingArguments' fields, the first of each
+    type and the ones the issue named."""
+    import dataclasses
+    import typing
+
+    from hf_unlearn import list_methods
+
+    cases, seen_types = [], set()
+    named = {"num_train_epochs", "per_device_train_batch_size", "learning_rate", "seed", "save_strategy",
+             "lr_scheduler_kwargs", "report_to"}
+    for method in [m for m in list_methods() if not m.startswith("_")]:
+        script_cls, args_cls, config_cls = _config_classes(method)
+        for cls in (script_cls, args_cls, config_cls) if method == "lotus" else (config_cls,):
+            hints = typing.get_type_hints(cls)
+            for f in dataclasses.fields(cls):
+                if not f.init or f.name in ("method", "local_rank"):
+                    continue
+                kind = _type_key(hints[f.name])
+                if cls is args_cls and f.name not in named and kind in seen_types:
+                    continue
+                seen_types.add(kind)
+                assert kind in BAD_BY_TYPE, f"{cls.__name__}.{f.name}: no bad values for type {kind}"
+                cases += [(method, f.name, value) for value in BAD_BY_TYPE[kind]]
+    return cases
+
+
+@pytest.mark.parametrize("method, key, value", _config_type_cases(), ids=lambda x: repr(x)[:40])
+def test_config_value_of_the_wrong_type_is_refused(tmp_path, method, key, value):
+    import json
+
+    from hf_unlearn.cli_args import UsageError, parse_args
+
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"method": method, key: value}))
+    with pytest.raises(UsageError, match=rf"config file .*run\.json: '{key}' must be .*, got .*fix that value"):
+        parse_args(["--config", str(path), "--output_dir", str(tmp_path / "out")])
+
+
+# the issue's cases, through the CLI: one error line, exit 2, nothing written
+ISSUE_CONFIGS = [
+    ("num_train_epochs: true", "'num_train_epochs' must be a number, got true (a boolean)"),
+    ("num_train_epochs: [1, 2]", "'num_train_epochs' must be a number, got [1, 2] (a list)"),
+    ("per_device_train_batch_size: 8.7", "'per_device_train_batch_size' must be an integer, got 8.7"),
+    ("forget_classes: [1.5]", "'forget_classes' must be a list of strings or null, got [1.5]"),
+    ("use_cpu: 1", "'use_cpu' must be true or false, got 1 (an integer)"),
+    ("alpha: [2, 3]", "'alpha' must be a number, got [2, 3]"),
+    ("alpha_search: true", "'alpha_search' must be a list of numbers or null, got true"),
+    ("seed: 1.5", "'seed' must be an integer, got 1.5"),
+]
+
+
+@pytest.mark.parametrize("text, expected", ISSUE_CONFIGS, ids=[c[0] for c in ISSUE_CONFIGS])
+def test_wrong_config_types_exit_2_before_any_work(tmp_path, capsys, no_work, text, expected):
+    path = tmp_path / "run.yaml"
+    path.write_text(f"default_arch: resnet\n{text}\n")
+    out = tmp_path / "out"
+    cli(["--config", path, "--output_dir", out, *FAST], capsys, 2, expected)
+    assert not out.exists()
+
+
+def test_config_values_converted_as_flags_would_be(tmp_path):
+    from hf_unlearn.cli_args import parse_args
+
+    path = tmp_path / "run.yaml"
+    path.write_text("learning_rate: 1e-4\nper_device_train_batch_size: 8.0\nforget_classes: 3\nuse_cpu: 'true'\n"
+                    "num_train_epochs: 2\nalpha_search: [2, 4.5]\ndataset_config_name: 2020\n")
+    script, args, config = parse_args(["--config", str(path), "--output_dir", str(tmp_path / "out")])
+    assert args.learning_rate == 1e-4 and args.per_device_train_batch_size == 8
+    assert isinstance(args.per_device_train_batch_size, int) and args.use_cpu is True
+    assert script.forget_classes == ["3"] and args.num_train_epochs == 2.0 and config.alpha_search == [2.0, 4.5]
+    assert script.dataset_config_name == "2020"
