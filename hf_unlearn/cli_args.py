@@ -127,10 +127,18 @@ def parse_args(argv: list[str], prog: str = "hf-unlearn unlearn"):
         raise SystemExit(0)
     if embedded and preset:
         parser.set_defaults(**preset)
-    try:
-        script, args, config = parser.parse_args_into_dataclasses(args=argv)
-    except ValueError as e:  # HfArgumentParser: unknown flags, bad values
-        raise UsageError(f"{e}; see `{prog} --method {known.method} --help`.") from e
+    from .ranges import check_dataclass_ranges, defaults_in_effect
+
+    # range errors quote the defaults that apply here: the embedded preset's, else the method's (hf_unlearn.ranges)
+    with defaults_in_effect(preset if embedded else {}):
+        try:
+            script, args, config = parser.parse_args_into_dataclasses(args=argv)
+        except ValueError as e:  # HfArgumentParser: unknown flags, bad values
+            raise UsageError(f"{e}; see `{prog} --method {known.method} --help`.") from e
+        try:
+            check_dataclass_ranges(config)  # the method's numeric settings (hf_unlearn.ranges)
+        except ValueError as e:
+            raise UsageError(str(e)) from e
     return script, args, config
 
 

@@ -14,14 +14,13 @@ from .cli_args import DEFAULT_FORGET_FRACTION, ScriptArguments, UsageError
 
 
 def _check_ranges(script: ScriptArguments, method_config) -> None:
-    """Numeric flags of the script and of the method's config (the training arguments are checked when
-    ``UnlearningArguments`` is built: hf_unlearn.ranges)."""
-    from .ranges import check_dataclass_ranges, check_value
+    """Numeric flags of the script (the training arguments and the method's config are checked in ``parse_args``,
+    where the defaults that apply are known: hf_unlearn.ranges)."""
+    from .ranges import check_value
 
     try:
         # 0 is an error, not "the default": it would forget nothing (before, `or DEFAULT` made it 10 %).
         check_value("forget_fraction", script.forget_fraction, "(0, 1)", default=DEFAULT_FORGET_FRACTION)
-        check_dataclass_ranges(method_config)
     except ValueError as e:
         raise UsageError(str(e)) from e
 

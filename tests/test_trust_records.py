@@ -405,3 +405,70 @@ def test_config_values_converted_as_flags_would_be(tmp_path):
     assert isinstance(args.per_device_train_batch_size, int) and args.use_cpu is True
     assert script.forget_classes == ["3"] and args.num_train_epochs == 2.0 and config.alpha_search == [2.0, 4.5]
     assert script.dataset_config_name == "2020"
+
+
+# ---- 6. a range error quotes the default that applies to the run -------------------------------------------------
+# (method, extra flags, bad flag and value, the default quoted). The embedded preset (no --model/--dataset) applies to
+# LoTUS only; with a model and dataset named, the method's own training defaults apply.
+NAMED = ["--model_name_or_path", "{model}", "--dataset_name", "{data}"]
+DEFAULT_CASES = [
+    ("lotus", NAMED, "per_device_train_batch_size", "0", "(default 128)"),
+    ("lotus", NAMED, "num_train_epochs", "-1", "(default 10)"),
+    ("lotus", NAMED, "learning_rate", "-1", "(default 0.0001)"),
+    ("lotus", NAMED, "alpha", "-1", "(default 2.0)"),
+    ("lotus", [], "per_device_train_batch_size", "0", "(default 32)"),
+    ("lotus", [], "learning_rate", "-1", "(default 0.0005)"),
+    ("lotus", [], "alpha", "-1", "(default 32.0)"),
+    ("lotus", [], "num_train_epochs", "-1", "(default 10)"),
+    ("lotus", [], "weight_decay", "-1", "(default 0.0005)"),
+]
+
+
+def _method_default_cases():
+    """For every method, each training default it sets that has a range: the error quotes it."""
+    from hf_unlearn import get_method_class, list_methods
+    from hf_unlearn.ranges import TRAINING_ARGUMENT_RANGES, Interval
+
+    cases = []
+    for method in [m for m in list_methods() if not m.startswith("_")]:
+        for key, value in get_method_class(method).training_defaults.items():
+            interval = TRAINING_ARGUMENT_RANGES.get(key)
+            if interval is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if value not in Interval.parse(interval):
+                continue
+            bad = "-1" if -1 not in Interval.parse(interval) else "nan"
+            cases.append((method, NAMED, key, bad, f"(default {value})"))
+    return cases
+
+
+@pytest.mark.parametrize("method, extra, flag, value, quoted", DEFAULT_CASES + _method_default_cases(),
+                         ids=lambda x: str(x)[:30])
+def test_range_errors_quote_the_default_that_applies(original_path, digits_dir, tmp_path, capsys, no_work, method,
+                                                     extra, flag, value, quoted):
+    argv = ["--method", method, *[a.format(model=original_path, data=digits_dir) for a in extra], f"--{flag}", value,
+            "--output_dir", tmp_path / "out", *FAST]
+    line = cli(argv, capsys, 2, f"--{flag} must be")
+    assert quoted in line, line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def digits_dir(tmp_path_factory):
+    import datasets
+
+    from hf_unlearn.builtin import load_digits_dataset
+
+    root = tmp_path_factory.mktemp("digits_small")
+    small = datasets.DatasetDict({k: v.select(range(60)) for k, v in load_digits_dataset().items()})
+    small.save_to_disk(str(root / "digits"))
+    return root / "digits"
+
+
+def test_python_range_errors_quote_the_method_defaults():
+    from hf_unlearn import UnlearningArguments
+
+    with pytest.raises(ValueError, match=r"\(default 0\.0001\)"):
+        UnlearningArguments.for_method("lotus", output_dir="unused", learning_rate=-1.0)
+    with pytest.raises(ValueError, match=r"\(default 128\)"):
+        UnlearningArguments.for_method("lotus", output_dir="unused", per_device_train_batch_size=0)
