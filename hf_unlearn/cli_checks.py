@@ -39,6 +39,18 @@ def _check_selection(script: ScriptArguments) -> None:
         raise UsageError(f"--metrics_variant must be 'standard' or 'reference', got {script.metrics_variant!r}.")
 
 
+def _check_ignored_flags(script: ScriptArguments, args) -> None:
+    """A flag that the other flags make meaningless is refused, not silently dropped (the record would not say it
+    was ignored). ``--alpha`` with ``--alpha_search``: :func:`_alpha_search_plan`."""
+    rule = "--forget_classes" if script.forget_classes else "--forget_ids_file" if script.forget_ids_file else None
+    if rule and script.forget_selection != "random":
+        raise UsageError(f"--forget_selection {script.forget_selection} applies only to --forget_fraction and would be "
+                         f"ignored with {rule}; drop --forget_selection (or use --forget_fraction).")
+    if script.push_removed_ids and not args.push_to_hub:
+        raise UsageError("--push_removed_ids only matters with --push_to_hub and would be ignored; add --push_to_hub, "
+                         "or drop --push_removed_ids.")
+
+
 def _protected_dirs(script: ScriptArguments) -> list[tuple[str, str]]:
     """Directories a run never writes into, whatever the flags: the inputs and the cache of trained originals."""
     from .builtin import cache_dir
@@ -180,6 +192,12 @@ def _alpha_search_plan(method_config, args, script):
         alphas = check_alphas(alphas)
     except ValueError as e:
         raise UsageError(str(e)) from e
+    default = _alpha_default(method_config, script, args.method)
+    if method_config.alpha != default:
+        shown = ", ".join(f"{a:g}" for a in alphas)
+        raise UsageError(f"--alpha {method_config.alpha:g} would be ignored: --alpha_search tries alpha {shown} and "
+                         f"keeps the best; drop --alpha (its default is {default:g}), or drop --alpha_search to train "
+                         f"with alpha {method_config.alpha:g}.")
     if args.resume_from_checkpoint:
         raise UsageError("--alpha_search trains one model per alpha and cannot resume a checkpoint; drop "
                          "--resume_from_checkpoint (or --alpha_search and resume the single run).")
@@ -187,3 +205,18 @@ def _alpha_search_plan(method_config, args, script):
         raise UsageError("--alpha_search scores candidates by RF-JSD on held-out data: give a --validation_split "
                          "or --test_split.")
     return alphas, dataclasses.replace(method_config, alpha=alphas[0], alpha_search=None)
+
+
+def _alpha_default(method_config, script, method: str):
+    """The ``alpha`` a run gets without ``--alpha``: the embedded preset's (no model and no dataset), else the
+    method config's field default."""
+    import dataclasses
+
+    from .cli_args import EMBEDDED_DEFAULT_PRESET
+
+    field = {f.name: f for f in dataclasses.fields(method_config)}["alpha"]
+    if script.model_name_or_path is None and script.dataset_name is None:
+        preset = EMBEDDED_DEFAULT_PRESET.get(method, {})
+        if "alpha" in preset:
+            return preset["alpha"]
+    return field.default

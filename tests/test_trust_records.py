@@ -472,3 +472,38 @@ def test_python_range_errors_quote_the_method_defaults():
         UnlearningArguments.for_method("lotus", output_dir="unused", learning_rate=-1.0)
     with pytest.raises(ValueError, match=r"\(default 128\)"):
         UnlearningArguments.for_method("lotus", output_dir="unused", per_device_train_batch_size=0)
+
+
+# ---- 7. a flag that another flag makes meaningless is refused, not silently ignored --------------------------------
+IGNORED = [
+    (["--alpha_search", "2", "4", "--alpha", "8"], "--alpha 8 would be ignored: --alpha_search tries alpha 2, 4"),
+    (["--model_name_or_path", "{model}", "--alpha_search", "2", "4", "--alpha", "32"], "--alpha 32 would be ignored"),
+    (["--config", "{config}", "--alpha_search", "2", "4"], "--alpha 8 would be ignored"),
+    (["--forget_classes", "3", "--forget_selection", "first"],
+     "--forget_selection first applies only to --forget_fraction and would be ignored with --forget_classes"),
+    (["--forget_ids_file", "{ids}", "--forget_selection", "first"], "would be ignored with --forget_ids_file"),
+    (["--push_removed_ids", "true"], "--push_removed_ids only matters with --push_to_hub"),
+]
+
+
+@pytest.mark.parametrize("flags, expected", IGNORED, ids=[" ".join(f[:4]) for f, _ in IGNORED])
+def test_ignored_flag_combinations_are_refused(original_path, tmp_path, capsys, no_work, flags, expected):
+    (tmp_path / "c.yaml").write_text("alpha: 8\n")
+    (tmp_path / "ids.txt").write_text("digits-0001\n")
+    argv = [a.format(model=original_path, config=tmp_path / "c.yaml", ids=tmp_path / "ids.txt") for a in flags]
+    out = tmp_path / "out"
+    cli(["--default_arch", "resnet", *argv, "--output_dir", out, *FAST], capsys, 2, expected)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flags", [
+    ["--alpha_search", "2", "4"],  # --alpha left at its default (the embedded preset's 32)
+    ["--alpha_search", "2", "4", "--alpha", "32"],  # explicitly the default
+    ["--forget_classes", "3"],
+    ["--forget_fraction", "0.2", "--forget_selection", "first"],
+])
+def test_meaningful_combinations_pass_the_checks(tmp_path, flags):
+    from hf_unlearn.cli_run import check_arguments
+
+    run = check_arguments([*flags, "--default_arch", "resnet", "--output_dir", str(tmp_path / "out"), *FAST])
+    assert run.script is not None
