@@ -72,6 +72,12 @@ def check_arguments(argv: list[str], cleanup: contextlib.ExitStack | None = None
     import transformers
 
     script, args, method_config = parse_args(argv)
+    from .checks import check_process_group
+
+    try:  # before anything else reads the rank: a launch whose ranks did not form one group
+        check_process_group(args.world_size)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
     _check_ranges(script, method_config)
     _check_selection(script)
     _check_ignored_flags(script, args)

@@ -102,6 +102,9 @@ class UnlearningTrainer(EvaluationMixin, TeacherLogitsMixin, Trainer):
     ):
         if not isinstance(args, UnlearningArguments):
             raise TypeError(f"args must be UnlearningArguments, got {type(args).__name__}.")
+        from .checks import check_process_group
+
+        check_process_group(args.world_size)  # every rank alone would write the output as the main process
         if isinstance(method, UnlearningMethod):
             self.method = method
         else:

@@ -507,3 +507,90 @@ def test_meaningful_combinations_pass_the_checks(tmp_path, flags):
 
     run = check_arguments([*flags, "--default_arch", "resnet", "--output_dir", str(tmp_path / "out"), *FAST])
     assert run.script is not None
+
+
+# ---- 4. a launch whose ranks did not form one group; an output is never finished without its weights -------------
+LAUNCHES = [  # through a real process (the other launcher variables: test_process_group_check)
+    {"RANK": "1", "WORLD_SIZE": "2"},  # the surviving rank 1 of the issue
+    {"OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "1"},
+]
+
+
+@pytest.mark.parametrize("launch", LAUNCHES, ids=lambda e: ",".join(f"{k}={v}" for k, v in e.items()))
+def test_ranks_that_did_not_form_a_group_are_refused(tmp_path, launch):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")}
+    env.update(launch, HF_UNLEARN_CACHE=str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    # no --use_cpu: on a machine without a GPU each process then has world size 1 (as FSDP/DeepSpeed without GPUs)
+    proc = subprocess.run([sys.executable, "-m", "hf_unlearn", "unlearn", "--default_arch", "resnet", "--max_steps",
+                           "1", "--disable_tqdm", "true", "--output_dir", str(out)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert len(lines) == 1 and "did not form one group" in lines[0] and "--use_cpu" in lines[0], proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert not out.exists() and not (tmp_path / "cache").exists()  # refused before any model was trained or loaded
+
+
+@pytest.mark.parametrize("world_size, environ, ok", [
+    (1, {}, True), (1, {"WORLD_SIZE": "1"}, True), (2, {"WORLD_SIZE": "2", "RANK": "1"}, True),
+    (1, {"WORLD_SIZE": "2", "RANK": "1"}, False), (2, {"WORLD_SIZE": "4"}, False), (1, {"PMI_SIZE": "3"}, False),
+    (1, {"WORLD_SIZE": "two"}, False),
+])
+def test_process_group_check(world_size, environ, ok):
+    from hf_unlearn.checks import check_process_group
+
+    if ok:
+        check_process_group(world_size, environ)
+    else:
+        with pytest.raises(ValueError, match="launch"):
+            check_process_group(world_size, environ)
+
+
+def _no_weights(model, folder, processor=None, **kwargs):  # what a process that is not torch rank 0 saves
+    model.config.save_pretrained(folder)
+
+
+def _finalize(make_trainer, forget_split, out):
+    from hf_unlearn.output import finalize_output_dir
+
+    trainer = make_trainer("finetune", max_steps=1, output_dir=str(out))
+    return finalize_output_dir(trainer, {}, forget_split)
+
+
+@pytest.mark.parametrize("fault", ["no-weights", "weights-changed"])
+def test_output_is_never_finished_without_its_weights(make_trainer, forget_split, tmp_path, monkeypatch, fault):
+    import hf_unlearn.modeling
+    import hf_unlearn.output as output
+    from hf_unlearn.output import IncompleteOutputError
+
+    out = tmp_path / "out"
+    if fault == "no-weights":
+        monkeypatch.setattr(hf_unlearn.modeling, "save_classifier", _no_weights)
+        expected = "no weights file was written"
+    else:
+        write = output._write_staging
+
+        def then_change(trainer, staging, *a, **k):  # the weights change after the card recorded their hash
+            write(trainer, staging, *a, **k)
+            with open(os.path.join(staging, "model.safetensors"), "ab") as f:
+                f.write(b"\0")
+
+        monkeypatch.setattr(output, "_write_staging", then_change)
+        expected = "not the ones the card records"
+    with pytest.raises(IncompleteOutputError, match=expected):
+        _finalize(make_trainer, forget_split, out)
+    left = sorted(os.listdir(out)) if out.exists() else []
+    assert not {"metrics.json", "README.md", "ledger.json", "model.safetensors", ".incomplete"} & set(left), left
+
+
+def test_finished_output_holds_the_weights_its_card_records(make_trainer, forget_split, tmp_path):
+    from hf_unlearn.output import weights_sha256
+    from hf_unlearn.provenance import load_card_unlearning
+
+    out = _finalize(make_trainer, forget_split, tmp_path / "out")
+    block = load_card_unlearning(os.path.join(out, "README.md"))
+    assert block["weights_sha256"] == weights_sha256(out) and "model.safetensors" in block["weights_sha256"]
