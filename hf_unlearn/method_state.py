@@ -37,9 +37,14 @@ def write_method_state(folder: str, state: dict) -> None:
     """Write the method state atomically (a temporary file renamed into place): its presence is what marks a
     ``checkpoint-N`` folder as complete, so the Trainer writes its files first and this comes last."""
     path = os.path.join(folder, METHOD_STATE_NAME)
-    tmp = path + ".tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    tmp = os.path.join(folder, "." + METHOD_STATE_NAME)  # hidden while incomplete
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def is_complete_checkpoint(folder: str) -> bool:

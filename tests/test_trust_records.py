@@ -158,7 +158,7 @@ def test_interrupted_checkpoint_save_is_not_a_checkpoint(make_trainer, tmp_path,
     monkeypatch.undo()
     partial, complete = out / "checkpoint-2", out / "checkpoint-1"
     assert partial.is_dir() and not (partial / METHOD_STATE_NAME).exists()
-    assert not list(partial.glob("*.tmp"))
+    assert not (partial / f".{METHOD_STATE_NAME}").exists()
     # the earlier checkpoint was not rotated out by the incomplete one (save_total_limit=1)
     assert (complete / METHOD_STATE_NAME).is_file()
     assert last_complete_checkpoint(str(out)) == str(complete)
