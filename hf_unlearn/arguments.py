@@ -50,7 +50,9 @@ class UnlearningArguments(TrainingArguments):
     def __post_init__(self):
         from .ranges import check_training_arguments
 
-        check_training_arguments(self)  # every numeric flag, before TrainingArguments acts on it (hf_unlearn.ranges)
+        # every numeric flag, before TrainingArguments acts on it (hf_unlearn.ranges); a refusal quotes the method's
+        # defaults, not TrainingArguments' (an unknown method is reported where the method is looked up)
+        check_training_arguments(self, defaults=_method_training_defaults(self.method))
         if self.materialize_budget_mb is not None and not self.materialize_budget_mb >= 0:
             raise ValueError(f"materialize_budget_mb must be >= 0 (MB), got {self.materialize_budget_mb}; pass e.g. "
                              "--materialize_budget_mb 4096, or 0 to keep every split lazy.")
@@ -73,3 +75,12 @@ class UnlearningArguments(TrainingArguments):
         defaults = dict(get_method_class(method).training_defaults)
         defaults.update(kwargs)
         return cls(method=method, **defaults)
+
+
+def _method_training_defaults(method: str) -> dict:
+    from .methods import get_method_class
+
+    try:
+        return dict(get_method_class(method).training_defaults)
+    except (KeyError, ValueError):
+        return {}

@@ -171,7 +171,7 @@ def unlearning_block(record, removal: dict, names: dict, version: str, date: str
     if record.runtime_s is not None:
         meta["runtime_s"] = _round(record.runtime_s)
     provenance = record.provenance or {}
-    for key in ("parent_model", "requests", "total_removed", "weights_sha256"):
+    for key in ("parent_model", "requests", "total_removed", "chain_sha256", "weights_sha256"):
         if provenance.get(key) is not None:
             meta[key] = sanitize_removal_record({key: provenance[key]})[key]
     return meta

@@ -6,12 +6,40 @@ optimiser step runs (before, a broken test split or gold model failed after minu
 
 from __future__ import annotations
 
+import os
 import re
 
 import torch
 
 __all__ = ["check_eval_split", "first_nonfinite_tensor", "check_model_finite", "check_logits_finite",
-           "label_names_of", "check_gold_model"]
+           "label_names_of", "check_gold_model", "check_process_group", "LAUNCHER_WORLD_SIZE_VARS"]
+
+#: Where launchers put the number of processes they started (torchrun, accelerate, DeepSpeed; MPI), as accelerate
+#: reads them.
+LAUNCHER_WORLD_SIZE_VARS = ("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
+
+
+def check_process_group(world_size: int, environ=os.environ) -> None:
+    """Refuse a launch whose processes did not form one group: the launcher started N > 1 processes but this one
+    has a world size other than N. Each process would then train alone and write the output as the main process
+    (seen with FSDP or DeepSpeed on a machine without a GPU, launched without ``--use_cpu``)."""
+    for var in LAUNCHER_WORLD_SIZE_VARS:
+        value = environ.get(var, "").strip()
+        if not value:
+            continue
+        try:
+            launched = int(value)
+        except ValueError:
+            raise ValueError(f"the launcher's {var}={value!r} is not a number of processes; launch with torchrun or "
+                             "accelerate launch, or unset it for one process.") from None
+        if launched > 1 and world_size != launched:
+            rank = environ.get("RANK", "?")
+            raise ValueError(
+                f"the launcher started {launched} processes ({var}={launched}, RANK={rank}) but this one is in a "
+                f"group of {world_size}: the processes did not form one group, so each would train alone and write "
+                "the output as the main process. On a machine without a GPU pass --use_cpu (CPU processes join over "
+                "gloo; FSDP and DeepSpeed need GPUs), or launch a single process.")
+        return
 
 
 def check_eval_split(split, name: str, flag: str, *, image_column: str, label_column: str, num_labels: int) -> None:

@@ -74,7 +74,7 @@ def parse_args(argv: list[str], prog: str = "hf-unlearn unlearn"):
     from transformers import HfArgumentParser
 
     from . import UnlearningArguments, get_method_class, list_methods
-    from .config_file import ConfigFileError, read_config_file, split_config_argument
+    from .config_file import ConfigFileError, check_config_types, read_config_file, split_config_argument
     from .methods import methods_help
 
     try:
@@ -99,6 +99,11 @@ def parse_args(argv: list[str], prog: str = "hf-unlearn unlearn"):
     if unknown_keys:
         raise UsageError(f"config file {config_path} has unknown keys: {', '.join(unknown_keys)}; "
                          f"see `{prog} --method {known.method} --help` for the flag names.")
+    try:  # before argparse: it converts (and so checks) only string defaults
+        file_values = check_config_types(file_values, (ScriptArguments, UnlearningArguments, method_cls.config_class),
+                                         config_path)
+    except ConfigFileError as e:
+        raise UsageError(str(e)) from e
     defaults = dict(method_cls.training_defaults)
     defaults.setdefault("report_to", "none")
     defaults.setdefault("save_strategy", "no")
@@ -122,10 +127,18 @@ def parse_args(argv: list[str], prog: str = "hf-unlearn unlearn"):
         raise SystemExit(0)
     if embedded and preset:
         parser.set_defaults(**preset)
-    try:
-        script, args, config = parser.parse_args_into_dataclasses(args=argv)
-    except ValueError as e:  # HfArgumentParser: unknown flags, bad values
-        raise UsageError(f"{e}; see `{prog} --method {known.method} --help`.") from e
+    from .ranges import check_dataclass_ranges, defaults_in_effect
+
+    # range errors quote the defaults that apply here: the embedded preset's, else the method's (hf_unlearn.ranges)
+    with defaults_in_effect(preset if embedded else {}):
+        try:
+            script, args, config = parser.parse_args_into_dataclasses(args=argv)
+        except ValueError as e:  # HfArgumentParser: unknown flags, bad values
+            raise UsageError(f"{e}; see `{prog} --method {known.method} --help`.") from e
+        try:
+            check_dataclass_ranges(config)  # the method's numeric settings (hf_unlearn.ranges)
+        except ValueError as e:
+            raise UsageError(str(e)) from e
     return script, args, config
 
 

@@ -14,14 +14,13 @@ from .cli_args import DEFAULT_FORGET_FRACTION, ScriptArguments, UsageError
 
 
 def _check_ranges(script: ScriptArguments, method_config) -> None:
-    """Numeric flags of the script and of the method's config (the training arguments are checked when
-    ``UnlearningArguments`` is built: hf_unlearn.ranges)."""
-    from .ranges import check_dataclass_ranges, check_value
+    """Numeric flags of the script (the training arguments and the method's config are checked in ``parse_args``,
+    where the defaults that apply are known: hf_unlearn.ranges)."""
+    from .ranges import check_value
 
     try:
         # 0 is an error, not "the default": it would forget nothing (before, `or DEFAULT` made it 10 %).
         check_value("forget_fraction", script.forget_fraction, "(0, 1)", default=DEFAULT_FORGET_FRACTION)
-        check_dataclass_ranges(method_config)
     except ValueError as e:
         raise UsageError(str(e)) from e
 
@@ -38,6 +37,18 @@ def _check_selection(script: ScriptArguments) -> None:
         raise UsageError(f"--license {script.license!r} is not a license id; pass one like apache-2.0, mit or other.")
     if script.metrics_variant not in ("standard", "reference"):
         raise UsageError(f"--metrics_variant must be 'standard' or 'reference', got {script.metrics_variant!r}.")
+
+
+def _check_ignored_flags(script: ScriptArguments, args) -> None:
+    """A flag that the other flags make meaningless is refused, not silently dropped (the record would not say it
+    was ignored). ``--alpha`` with ``--alpha_search``: :func:`_alpha_search_plan`."""
+    rule = "--forget_classes" if script.forget_classes else "--forget_ids_file" if script.forget_ids_file else None
+    if rule and script.forget_selection != "random":
+        raise UsageError(f"--forget_selection {script.forget_selection} applies only to --forget_fraction and would be "
+                         f"ignored with {rule}; drop --forget_selection (or use --forget_fraction).")
+    if script.push_removed_ids and not args.push_to_hub:
+        raise UsageError("--push_removed_ids only matters with --push_to_hub and would be ignored; add --push_to_hub, "
+                         "or drop --push_removed_ids.")
 
 
 def _protected_dirs(script: ScriptArguments) -> list[tuple[str, str]]:
@@ -98,7 +109,9 @@ def _check_resume_checkpoint(args, method_config=None) -> None:
     missing = [n for n in ("trainer_state.json", METHOD_STATE_NAME, "model.safetensors")
                if not os.path.isfile(os.path.join(ckpt, n))]
     if missing:
-        raise UsageError(f"--resume_from_checkpoint {ckpt} is incomplete (missing {', '.join(missing)}); {fix}")
+        # the method state is written last (UnlearningTrainer._save_checkpoint): without it the save was interrupted
+        raise UsageError(f"--resume_from_checkpoint {ckpt} is incomplete (missing {', '.join(missing)}; a checkpoint "
+                         f"save that was interrupted); {fix}")
     try:
         from safetensors import safe_open
 
@@ -134,7 +147,8 @@ def _check_resume_checkpoint(args, method_config=None) -> None:
             from . import get_method_class
 
             # as the trainer saves it (a method may describe its config beyond the dataclass fields)
-            check_resume_matches(ckpt, saved, config=get_method_class(args.method)(method_config).hyperparameters())
+            check_resume_matches(ckpt, saved, config=get_method_class(args.method)(method_config).hyperparameters(),
+                                 args=args)
     except ValueError as e:
         raise UsageError(str(e)) from e
 
@@ -178,6 +192,12 @@ def _alpha_search_plan(method_config, args, script):
         alphas = check_alphas(alphas)
     except ValueError as e:
         raise UsageError(str(e)) from e
+    default = _alpha_default(method_config, script, args.method)
+    if method_config.alpha != default:
+        shown = ", ".join(f"{a:g}" for a in alphas)
+        raise UsageError(f"--alpha {method_config.alpha:g} would be ignored: --alpha_search tries alpha {shown} and "
+                         f"keeps the best; drop --alpha (its default is {default:g}), or drop --alpha_search to train "
+                         f"with alpha {method_config.alpha:g}.")
     if args.resume_from_checkpoint:
         raise UsageError("--alpha_search trains one model per alpha and cannot resume a checkpoint; drop "
                          "--resume_from_checkpoint (or --alpha_search and resume the single run).")
@@ -185,3 +205,18 @@ def _alpha_search_plan(method_config, args, script):
         raise UsageError("--alpha_search scores candidates by RF-JSD on held-out data: give a --validation_split "
                          "or --test_split.")
     return alphas, dataclasses.replace(method_config, alpha=alphas[0], alpha_search=None)
+
+
+def _alpha_default(method_config, script, method: str):
+    """The ``alpha`` a run gets without ``--alpha``: the embedded preset's (no model and no dataset), else the
+    method config's field default."""
+    import dataclasses
+
+    from .cli_args import EMBEDDED_DEFAULT_PRESET
+
+    field = {f.name: f for f in dataclasses.fields(method_config)}["alpha"]
+    if script.model_name_or_path is None and script.dataset_name is None:
+        preset = EMBEDDED_DEFAULT_PRESET.get(method, {})
+        if "alpha" in preset:
+            return preset["alpha"]
+    return field.default

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .cli_args import ScriptArguments, UsageError, parse_args
-from .cli_checks import (_alpha_search_plan, _check_output_dir, _check_push_target, _check_ranges,
-                         _check_resume_checkpoint, _check_selection, _not_empty)
+from .cli_checks import (_alpha_search_plan, _check_ignored_flags, _check_output_dir, _check_push_target,
+                         _check_ranges, _check_resume_checkpoint, _check_selection, _not_empty)
 
 __all__ = ["UnlearningRun", "check_arguments", "prepare_trainer", "predict_references", "unlearn", "evaluate",
            "publish", "format_table"]
@@ -72,8 +72,15 @@ def check_arguments(argv: list[str], cleanup: contextlib.ExitStack | None = None
     import transformers
 
     script, args, method_config = parse_args(argv)
+    from .checks import check_process_group
+
+    try:  # before anything else reads the rank: a launch whose ranks did not form one group
+        check_process_group(args.world_size)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
     _check_ranges(script, method_config)
     _check_selection(script)
+    _check_ignored_flags(script, args)
     _check_output_dir(script, args)
     alphas, method_config = _alpha_search_plan(method_config, args, script)
     _check_resume_checkpoint(args, method_config)

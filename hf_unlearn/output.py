@@ -1,7 +1,8 @@
 """Writing a finished unlearning output directory (layout: docs/FORMATS.md), atomically.
 
 Everything is first written to a staging folder inside the output directory and then moved into place file
-by file, ``metrics.json`` last: a run that dies half-way never leaves a directory that looks finished.
+by file, ``metrics.json`` last: a run that dies half-way never leaves a directory that looks finished. Nothing is
+moved unless the staged weights exist and hash to what the card records (:func:`check_weights_staged`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import os
 import shutil
 from typing import Any
 
-__all__ = ["finalize_output_dir", "config_json", "original_model_info", "sha256_of_dir", "weights_sha256"]
+__all__ = ["finalize_output_dir", "config_json", "original_model_info", "sha256_of_dir", "weights_sha256",
+           "check_weights_staged", "IncompleteOutputError"]
 
 STAGING_DIR = ".incomplete"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -80,6 +82,7 @@ def finalize_output_dir(trainer, results: dict, selection, script=None, original
     os.makedirs(staging)
     try:
         _write_staging(trainer, staging, record, selection, original_info, dataset_id, save_classifier, chain)
+        check_weights_staged(staging, (record.provenance or {}).get("weights_sha256"))
     except BaseException:
         # disk full, Ctrl-C...: no half-written files, and an earlier finished output stays as it was
         shutil.rmtree(staging, ignore_errors=True)
@@ -98,6 +101,26 @@ def finalize_output_dir(trainer, results: dict, selection, script=None, original
         os.replace(os.path.join(staging, name), target)
     os.rmdir(staging)
     return out
+
+
+class IncompleteOutputError(RuntimeError):
+    """The staged output lacks its weights, or they are not the ones its card and records name."""
+
+
+def check_weights_staged(staging: str, recorded: dict | None) -> None:
+    """Before an output directory is finished: it holds a weights file, and every weights file's SHA-256 is the
+    one the card and ``unlearning_config.json`` record (``recorded``). Raises :class:`IncompleteOutputError`."""
+    actual = weights_sha256(staging)
+    if not actual:
+        raise IncompleteOutputError(
+            "no weights file was written, so the output would hold a card and metrics for a model it does not "
+            "contain; nothing was presented as finished (a process that is not torch rank 0 saves no weights: check "
+            "that the launch formed one process group).")
+    if actual != (recorded or {}):
+        differ = sorted(set(actual) ^ set(recorded or {})) or sorted(n for n in actual if actual[n] != recorded[n])
+        raise IncompleteOutputError(
+            f"the weights written ({', '.join(differ)}) are not the ones the card records (weights_sha256); nothing "
+            "was presented as finished. Re-run.")
 
 
 def config_json(record, files: list[str]) -> dict:
@@ -123,7 +146,7 @@ def config_json(record, files: list[str]) -> dict:
 
 def _write_staging(trainer, staging, record, selection, original_info, dataset_id, save_classifier,
                    chain: dict | None = None) -> None:
-    from .ledger import LEDGER_NAME, commit_ids, new_request, public_requests, write_ledger
+    from .ledger import HEAD_KEY, LEDGER_NAME, commit_ids, new_request, public_requests, record_sha256, write_ledger
     from .naming import public_name
 
     save_classifier(trainer.model, staging, trainer.processing_class)
@@ -131,8 +154,10 @@ def _write_staging(trainer, staging, record, selection, original_info, dataset_i
     tree = commit_ids(selection.removed_ids, getattr(selection, "salts", None))
     selection.record.commitment = tree.to_record()
     record.removal_record = selection.record.to_dict()
-    requests = list((chain or {}).get("requests") or []) + [
-        new_request(tree, method=record.method, record=record.removal_record, metrics=record.metrics)]
+    earlier = list((chain or {}).get("requests") or [])
+    # each request holds the hash of the one before it; the card holds the newest one's (hf_unlearn.ledger)
+    requests = earlier + [new_request(tree, method=record.method, record=record.removal_record, metrics=record.metrics,
+                                      previous=earlier[-1] if earlier else None)]
     write_ledger(os.path.join(staging, LEDGER_NAME), requests)
     _json(os.path.join(staging, "removal_record.json"), record.removal_record)
     _json(os.path.join(staging, "removed_ids.json"), {"id_column": selection.record.id_column,
@@ -144,6 +169,7 @@ def _write_staging(trainer, staging, record, selection, original_info, dataset_i
         "parent_model": (chain or {}).get("parent_model"),
         "requests": public_requests(requests),
         "total_removed": sum(int(r.get("num_removed") or 0) for r in requests),
+        HEAD_KEY: record_sha256(requests[-1]),
         "weights_sha256": weights_sha256(staging),
     }
     files = sorted(set(os.listdir(staging)) | {"unlearning_config.json", "metrics.json", "README.md"})

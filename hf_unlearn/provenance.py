@@ -5,7 +5,8 @@
 * :func:`exclude_earlier` : drop rows removed by earlier requests from the training and calibration data.
 * :func:`proof_main` -- ``hf-unlearn proof --output_dir DIR --id ID``: the JSON inclusion proof of one id.
 * :func:`verify_main` -- ``hf-unlearn verify --model DIR|HUB_ID [--proof proof.json]``: checks the weights files
-  against the card's SHA-256s and the proof against the card's request commitments.
+  against the card's SHA-256s, the card's deletion requests (chained; equal to the local ledger.json field by field)
+  and the proof against the card's request commitments.
 
 Exit codes of both commands: 0 ok, 1 verification failed (or, for ``proof``, an id that was not removed), 2 bad input.
 Every failure is one line on stderr.
@@ -20,10 +21,11 @@ import os
 import sys
 from typing import Any
 
-from .ledger import LEDGER_NAME, LedgerError, make_proof, read_ledger, root_from_proof
+from .ledger import (HEAD_KEY, LEDGER_NAME, LedgerError, check_against_card, check_card_chain, make_proof, read_ledger,
+                     root_from_proof)
 
 __all__ = ["read_parent_chain", "exclude_earlier", "proof_main", "verify_main", "load_card_unlearning",
-           "check_weights", "RECOMPUTE_TOLERANCE"]
+           "check_weights", "check_requests", "RECOMPUTE_TOLERANCE"]
 
 logger = logging.getLogger("hf_unlearn")
 
@@ -120,11 +122,13 @@ def read_parent_chain(model_path: str, revision: str | None, previous_ledger: st
                        "hf-unlearn output, pass --previous_ledger", model_path, e)
         card_path = None
     block = load_card_unlearning(card_path) if card_path else {}
+    card_head = block.get(HEAD_KEY)
     if isinstance(block.get("requests"), list):
         card_requests = block["requests"]
     elif local and os.path.isfile(os.path.join(model_path, "unlearning_config.json")):
         with open(os.path.join(model_path, "unlearning_config.json")) as f:
-            card_requests = (json.load(f).get("provenance") or {}).get("requests")
+            provenance = json.load(f).get("provenance") or {}
+        card_requests, card_head = provenance.get("requests"), provenance.get(HEAD_KEY)
     is_output = bool(block) or (local and os.path.isfile(os.path.join(model_path, "removal_record.json")))
     if local:
         parent["weights_sha256"] = weights_sha256(model_path)
@@ -145,7 +149,7 @@ def read_parent_chain(model_path: str, revision: str | None, previous_ledger: st
                              "stay removed")
         return {"parent_model": parent, "requests": []}
     try:
-        requests = read_ledger(ledger_path)
+        requests = read_ledger(ledger_path, chain=False)  # chained below, after the field-by-field comparison
     except LedgerError as e:
         raise ValueError(f"{e}; pass the ledger.json written next to the parent model") from e
     if card_requests is None:
@@ -156,6 +160,11 @@ def read_parent_chain(model_path: str, revision: str | None, previous_ledger: st
     if ours != theirs:
         raise ValueError(f"the ledger {ledger_path} (commitments {_short(ours)}) does not belong to {model_path} (card "
                          f"commitments {_short(theirs)}); pass the ledger.json written with that model")
+    try:
+        check_against_card(requests, ledger_path, card_requests, card_head, f"the card of {model_path}")
+    except LedgerError as e:
+        raise ValueError(f"{e}: the earlier requests would be carried into this run's card wrongly; unlearn from an "
+                         "intact output directory and its own ledger.json") from e
     return {"parent_model": parent, "requests": requests}
 
 
@@ -293,6 +302,25 @@ def check_weights(block: dict, actual: dict[str, str]) -> str:
     return f"weights match the card ({len(recorded)} file{'s' if len(recorded) != 1 else ''})"
 
 
+def check_requests(block: dict, folder: str | None) -> str:
+    """A one-line summary when the card's deletion requests chain (and equal ``folder``'s ledger.json field by
+    field, when there is one); raises _Failed naming the request and the field that differs."""
+    requests = block.get("requests")
+    if not isinstance(requests, list) or not requests:
+        return "no deletion requests listed"
+    ledger_path = os.path.join(folder, LEDGER_NAME) if folder else None
+    try:
+        if ledger_path and os.path.isfile(ledger_path):
+            # a ledger whose ids do not hash to its commitments fails here (exit 1, like any other mismatch)
+            check_against_card(read_ledger(ledger_path, chain=False), ledger_path, requests, block.get(HEAD_KEY),
+                               "the card")
+            return f"{len(requests)} deletion request(s) chained and equal to {LEDGER_NAME}"
+        check_card_chain(requests, block.get(HEAD_KEY), "the card")
+    except LedgerError as e:
+        raise _Failed(str(e)) from e
+    return f"{len(requests)} deletion request(s) chained"
+
+
 def _check_proof(block: dict, proof_path: str) -> str:
     try:
         with open(proof_path) as f:
@@ -321,8 +349,9 @@ def verify_main(argv: list[str]) -> int:
     """``hf-unlearn verify --model M [--proof proof.json] [--recompute --dataset_name D --output_dir DIR]``."""
     parser = _Parser(
         prog="hf-unlearn verify",
-        description="Check a model against its card: the weights files' SHA-256s, and optionally a removal proof "
-                    "(from `hf-unlearn proof`) against the card's deletion-request commitments.")
+        description="Check a model against its card: the weights files' SHA-256s, the deletion requests (chained, "
+                    "and equal to the local ledger.json field by field), and optionally a removal proof (from "
+                    "`hf-unlearn proof`) against the card's deletion-request commitments.")
     parser.add_argument("--model", required=True, help="An hf-unlearn output directory or a Hub repo id.")
     parser.add_argument("--proof", default=None, help="A proof file written by `hf-unlearn proof`.")
     parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit).")
@@ -348,7 +377,8 @@ def verify_main(argv: list[str]) -> int:
         block = load_card_unlearning(_card_path(args.model, args.revision, args.endpoint, args.token))
         if not block:
             raise _Failed(f"the card of {args.model} has no `unlearning:` block: it was not written by hf-unlearn")
-        lines = [check_weights(block, _model_weights(args.model, args.revision, args.endpoint, args.token))]
+        lines = [check_weights(block, _model_weights(args.model, args.revision, args.endpoint, args.token)),
+                 check_requests(block, args.output_dir or (args.model if os.path.isdir(args.model) else None))]
         if args.proof:
             lines.insert(0, _check_proof(block, args.proof))
         if args.recompute:

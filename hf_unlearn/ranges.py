@@ -10,17 +10,43 @@ as ``"(0, 1]"`` or ``"[0, inf)"``:
 * ``TrainingArguments``' fields (not ours to annotate) are listed in :data:`TRAINING_ARGUMENT_RANGES`.
 
 Every int/float field is also required to be finite even when no range is declared (NaN passes every ``<``).
+
+A refusal quotes the default that applies to the run, not the dataclass's own: for a training argument the method's
+``training_defaults`` (``UnlearningArguments`` passes them), and above both whatever :func:`defaults_in_effect` holds
+(the CLI's embedded preset). A default outside the range is never quoted.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import math
 import re
 from typing import Any
 
 __all__ = ["Interval", "check_value", "check_dataclass_ranges", "declared_ranges", "TRAINING_ARGUMENT_RANGES",
-           "check_training_arguments", "SEED_RANGE"]
+           "check_training_arguments", "SEED_RANGE", "defaults_in_effect"]
+
+_DEFAULTS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("hf_unlearn_defaults_in_effect", default=None)
+
+
+@contextlib.contextmanager
+def defaults_in_effect(defaults: dict | None):
+    """Within the block, range errors quote these defaults (``{field name: value}``) before any other."""
+    token = _DEFAULTS.set(dict(defaults or {}))
+    try:
+        yield
+    finally:
+        _DEFAULTS.reset(token)
+
+
+def _default_for(f: dataclasses.Field, defaults: dict | None) -> Any:
+    """The default that applies to field ``f``: :func:`defaults_in_effect`, then ``defaults``, then the field's."""
+    for layer in (_DEFAULTS.get() or {}, defaults or {}):
+        if f.name in layer:
+            return layer[f.name]
+    return f.default if f.default is not dataclasses.MISSING else None
 
 _INTERVAL = re.compile(r"^\s*([\[(])\s*([-+]?[\w.]+)\s*,\s*([-+]?[\w.]+)\s*([\])])\s*$")
 SEED_RANGE = "[0, 4294967295]"  # numpy's seed limit: transformers.set_seed fails past 2**32 - 1
@@ -85,12 +111,13 @@ def declared_ranges(cls: type) -> dict[str, str]:
     return out
 
 
-def check_dataclass_ranges(obj: Any, *, flag: bool = True) -> None:
-    """Check every numeric field of the dataclass instance ``obj`` against its declared range (or finiteness)."""
+def check_dataclass_ranges(obj: Any, *, flag: bool = True, defaults: dict | None = None) -> None:
+    """Check every numeric field of the dataclass instance ``obj`` against its declared range (or finiteness);
+    ``defaults``: the defaults that apply, when not the fields' own (see :func:`_default_for`)."""
     ranges = declared_ranges(type(obj))
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name, None)
-        default = f.default if f.default is not dataclasses.MISSING else None
+        default = _default_for(f, defaults)
         # a list setting (e.g. LoTUS' alpha_search) declares the range of each of its elements
         for item in (value if isinstance(value, (list, tuple)) else [value]):
             if _is_number(item):
@@ -130,8 +157,9 @@ TRAINING_ARGUMENT_RANGES = {
 _NOT_CHECKED = {"local_rank"}  # set by the launcher, -1 outside distributed runs
 
 
-def check_training_arguments(args: Any) -> None:
-    """Range-check a ``TrainingArguments`` (subclass) instance; ``ValueError`` naming the flag and the fix."""
+def check_training_arguments(args: Any, defaults: dict | None = None) -> None:
+    """Range-check a ``TrainingArguments`` (subclass) instance; ``ValueError`` naming the flag and the fix.
+    ``defaults``: the method's training defaults, quoted instead of ``TrainingArguments``' own."""
     if args.max_steps == 0 or args.max_steps < -1:
         raise ValueError(
             f"--max_steps {args.max_steps} would run no optimiser step, and the model card would claim a removal "
@@ -151,5 +179,4 @@ def check_training_arguments(args: Any) -> None:
                 "--num_train_epochs 0 would run no optimiser step, and the model card would claim a removal that "
                 "never happened; pass --num_train_epochs > 0 (or --max_steps >= 1)."
             )
-        default = f.default if f.default is not dataclasses.MISSING else None
-        check_value(f.name, value, interval, default=default, integer=isinstance(value, int))
+        check_value(f.name, value, interval, default=_default_for(f, defaults), integer=isinstance(value, int))

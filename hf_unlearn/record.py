@@ -67,7 +67,7 @@ class RunRecord:
     dataset_id: str | None = None
     test_split: str | None = None
     val_split: str | None = None
-    #: ``{"parent_model", "requests", "total_removed", "weights_sha256"}`` (hf_unlearn.output)
+    #: ``{"parent_model", "requests", "total_removed", "chain_sha256", "weights_sha256"}`` (hf_unlearn.output)
     provenance: dict | None = None
 
     def run_summary(self) -> dict:

@@ -12,12 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import Trainer, TrainerCallback
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput, get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput, rotate_checkpoints
 
 from . import hooks
 from .arguments import UnlearningArguments
 from .memory import MaterializationBudget
-from .method_state import METHOD_STATE_NAME, check_resume_matches, read_method_state, removal_identity
+from .method_state import (METHOD_STATE_NAME, check_resume_matches, last_complete_checkpoint, read_method_state,
+                           removal_identity, training_identity, write_method_state)
 from .methods import UnlearningMethod, get_method_class
 from .modeling import family_of, image_transform_from, logits_of
 from .record import RunRecord, record_from_trainer
@@ -101,6 +102,9 @@ class UnlearningTrainer(EvaluationMixin, TeacherLogitsMixin, Trainer):
     ):
         if not isinstance(args, UnlearningArguments):
             raise TypeError(f"args must be UnlearningArguments, got {type(args).__name__}.")
+        from .checks import check_process_group
+
+        check_process_group(args.world_size)  # every rank alone would write the output as the main process
         if isinstance(method, UnlearningMethod):
             self.method = method
         else:
@@ -276,9 +280,10 @@ class UnlearningTrainer(EvaluationMixin, TeacherLogitsMixin, Trainer):
         """Run the unlearning method: its one-off preparation, then (for training methods) the Trainer loop."""
         start = time.perf_counter()
         if resume_from_checkpoint is True:
-            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
+            # a checkpoint whose save was interrupted (no method state, written last) is not a checkpoint
+            resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir)
             if resume_from_checkpoint is None:
-                raise ValueError(f"no checkpoint found in {self.args.output_dir} to resume from.")
+                raise ValueError(f"no complete checkpoint found in {self.args.output_dir} to resume from.")
         if resume_from_checkpoint:
             self._load_method_state(resume_from_checkpoint)
             self._replay_missed_epoch_end(resume_from_checkpoint)
@@ -311,21 +316,32 @@ class UnlearningTrainer(EvaluationMixin, TeacherLogitsMixin, Trainer):
 
     # ---- checkpoints carry the method's run state ----------------------------------------------------------
     def _save_checkpoint(self, model, trial):
-        folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        """The Trainer's checkpoint, then the card, then the method state, written last and atomically: a save
+        that is interrupted leaves a folder without it, which resume refuses (and ``resume_from_checkpoint=True``
+        skips). Older checkpoints are rotated out only once the new one is complete."""
+        run_dir = self._get_output_dir(trial=trial)
+        folder = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        limit = self.args.save_total_limit
+        self.args.save_total_limit = None  # the Trainer would delete older checkpoints before this one is complete
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.save_total_limit = limit
         if self.args.should_save:
             os.makedirs(folder, exist_ok=True)
-            torch.save(
-                {"method": self.method.name, "config": self.method.hyperparameters(),
-                 "finished": bool(getattr(self.method, "finished", False)), "state": self.method.state_dict(),
-                 "epochs_ended": self._epochs_ended, "removal_identity": removal_identity(self.removal_record)},
-                os.path.join(folder, METHOD_STATE_NAME),
-            )
             self._write_card(folder)
-        super()._save_checkpoint(model, trial)
+            write_method_state(folder, {
+                "method": self.method.name, "config": self.method.hyperparameters(),
+                "finished": bool(getattr(self.method, "finished", False)), "state": self.method.state_dict(),
+                "epochs_ended": self._epochs_ended, "removal_identity": removal_identity(self.removal_record),
+                "training": training_identity(self.args)})
+            rotate_checkpoints(output_dir=run_dir, save_total_limit=limit,
+                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
 
     def _load_method_state(self, checkpoint: str) -> None:
         saved = read_method_state(checkpoint, self.method.name)
-        check_resume_matches(checkpoint, saved, config=self.method.hyperparameters(), record=self.removal_record)
+        check_resume_matches(checkpoint, saved, config=self.method.hyperparameters(), record=self.removal_record,
+                             args=self.args)
         self.method.finished = saved.get("finished", False)
         self.method.load_state_dict(saved["state"])
         self._epochs_ended = int(saved.get("epochs_ended", 0))

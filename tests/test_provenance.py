@@ -446,13 +446,21 @@ def test_recompute_matches_the_card_and_catches_a_false_metric(chain, tmp_path, 
     assert verify_main(["--model", str(chain["first"]), "--recompute", "--output_dir", str(second)]) == 1
     assert "does not belong to this model" in capsys.readouterr().err
     assert verify_main(["--model", str(second), "--recompute"]) == 2  # needs --output_dir
-    # a card that overstates a metric
+    # a card that overstates a metric, by a forger who also redid the ledger and the chain hash (an edit of the card
+    # alone is caught before any recomputation: tests/test_trust_records.py)
+    from hf_unlearn.ledger import record_sha256
+
     lied = tmp_path / "lied"
     shutil.copytree(second, lied)
     card = ModelCard.load(lied / "README.md")
     card.data.unlearning["requests"][-1]["metrics"]["acc_test"] += 0.01
+    card.data.unlearning["chain_sha256"] = record_sha256(card.data.unlearning["requests"][-1])
     card.save(lied / "README.md")
+    ledger = json.loads((lied / "ledger.json").read_text())
+    ledger["requests"][-1]["metrics"]["acc_test"] = card.data.unlearning["requests"][-1]["metrics"]["acc_test"]
+    (lied / "ledger.json").write_text(json.dumps(ledger))
     capsys.readouterr()
-    assert verify_main(["--model", str(lied), "--recompute", "--output_dir", str(second)]) == 1
+    assert verify_main(["--model", str(lied), "--recompute", "--output_dir", str(lied), "--parent_model",
+                        str(chain["first"])]) == 1
     captured = capsys.readouterr()
     assert "MISMATCH" in captured.out and "more than 0.0001" in captured.err

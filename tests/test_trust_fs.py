@@ -329,7 +329,7 @@ def _corrupt_copy(ckpt, tmp_path, name):
 
 RESUME_CASES = [
     ("another-forget-fraction", ["--forget_fraction", "0.2"], None, "another forget set"),
-    ("another-seed", ["--seed", "1"], None, "another forget set"),
+    ("another-seed", ["--seed", "1"], None, "--seed 42, this run has 1"),
     ("another-method", ["--method", "finetune"], None, "belongs to method 'lotus', not 'finetune'"),
     ("another-method-config", ["--alpha", "3"], None, "alpha=32.0"),
     ("another-dataset", ["--model_name_or_path", "{model}", "--dataset_name", "{root}/digits", "--alpha", "32",
