@@ -79,7 +79,15 @@ def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
     """One run, stage by stage (hf_unlearn.cli_run): check, load, select, unlearn, evaluate, publish.
 
     Bad input raises :class:`UsageError` in the checking, loading and selecting stages, before a model is trained.
+    Every ``datasets`` transform of the run writes to a temporary directory, never beside the data (hf_unlearn.scratch).
     """
+    from .scratch import dataset_writes_stay_temporary
+
+    with dataset_writes_stay_temporary():
+        return _stages(argv, cleanup)
+
+
+def _stages(argv: list[str], cleanup: contextlib.ExitStack | None) -> int:
     run = check_arguments(argv, cleanup)
     # load: looked up in this module (tests replace ``hf_unlearn.cli.load_training_data``)
     run.data, run.dataset_id = load_training_data(run.script)

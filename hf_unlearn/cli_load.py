@@ -28,12 +28,15 @@ def load_training_data(script: ScriptArguments):
 
         return load_digits_dataset(), "sklearn-digits"
     name = script.dataset_name
+    from .scratch import builder_cache_dir
+
     try:
         if os.path.isdir(name) and (os.path.isfile(os.path.join(name, "dataset_dict.json"))
                                      or os.path.isfile(os.path.join(name, "dataset_info.json"))):
             data = datasets.load_from_disk(name)
         elif os.path.isdir(name):
-            data = datasets.load_dataset("imagefolder", data_dir=name)
+            # prepared in a temporary directory, not the HF datasets cache: a local dataset leaves no copy there
+            data = datasets.load_dataset("imagefolder", data_dir=name, cache_dir=builder_cache_dir())
         else:
             data = datasets.load_dataset(name, script.dataset_config_name, revision=script.dataset_revision)
     except FileNotFoundError as e:

@@ -20,6 +20,7 @@ import os
 import sys
 from typing import Any
 
+from .scratch import writes_stay_temporary
 from .ledger import LEDGER_NAME, LedgerError, make_proof, read_ledger, root_from_proof
 
 __all__ = ["read_parent_chain", "exclude_earlier", "proof_main", "verify_main", "load_card_unlearning",
@@ -163,6 +164,7 @@ def _short(roots: list) -> str:
     return "[" + ", ".join(str(r)[:12] + "…" for r in roots) + "]"
 
 
+@writes_stay_temporary  # the kept rows' indices would name the removed ones: never beside the data
 def exclude_earlier(requests: list[dict], train, validation, id_column: str | None, new_ids: list | None = None):
     """``(train, validation, kept)``: the data without the rows earlier requests removed.
 
