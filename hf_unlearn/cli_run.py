@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .cli_args import ScriptArguments, UsageError, parse_args
-from .cli_checks import (_alpha_search_plan, _check_output_dir, _check_push_target, _check_ranges,
-                         _check_resume_checkpoint, _check_selection, _not_empty)
+from .cli_checks import (_alpha_search_plan, _check_method_config, _check_output_dir, _check_push_target,
+                         _check_ranges, _check_resume_checkpoint, _check_selection, _not_empty)
 
 __all__ = ["UnlearningRun", "check_arguments", "prepare_trainer", "predict_references", "unlearn", "evaluate",
            "publish", "format_table"]
@@ -51,6 +51,7 @@ class UnlearningRun:
     num_labels: int | None = None
     original_info: dict | None = None
     label_alignment: dict | None = None
+    forget_ids: list | None = None  # --forget_ids_file, read by cli_load.check_request before any model
     # select
     selection: Any = None
     gold_loaded: Any = None
@@ -73,6 +74,7 @@ def check_arguments(argv: list[str], cleanup: contextlib.ExitStack | None = None
 
     script, args, method_config = parse_args(argv)
     _check_ranges(script, method_config)
+    _check_method_config(args.method, method_config)
     _check_selection(script)
     _check_output_dir(script, args)
     alphas, method_config = _alpha_search_plan(method_config, args, script)

@@ -137,8 +137,15 @@ class UnlearningMethod:
 
         check_dataclass_ranges(config)  # declared ranges + finiteness, for Python users as for the CLI
         self.config = config
+        self.check_config()  # the command line builds the method before any model loads: these fail first
 
     # ---- set-up -------------------------------------------------------------------------------------
+    def check_config(self) -> None:
+        """Raise a ``ValueError`` for a setting of ``self.config`` this method cannot run with that the declared
+        ranges do not express (a choice among names, a combination). Called when the method is built, so the
+        command line refuses it before any model is loaded or trained; checks that need the trainer go in
+        :meth:`validate`."""
+
     def validate(self, trainer: "UnlearningTrainer") -> None:
         """Raise a ``ValueError`` for settings this method cannot run with. Called before any work."""
 
