@@ -20,6 +20,7 @@ from .memory import MaterializationBudget
 from .method_state import METHOD_STATE_NAME, check_resume_matches, read_method_state, removal_identity
 from .methods import UnlearningMethod, get_method_class
 from .modeling import family_of, image_transform_from, logits_of
+from .norms import single_row_safe
 from .record import RunRecord, record_from_trainer
 from .splits import ImageSplit, MixtureDataset, collate_rows, to_image_split
 from .teacher_cache import TeacherLogitsMixin
@@ -185,7 +186,9 @@ class UnlearningTrainer(EvaluationMixin, TeacherLogitsMixin, Trainer):
     # ---- helpers for methods ------------------------------------------------------------------------------
     @staticmethod
     def logits(model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
-        return logits_of(model, pixel_values)
+        # a one-row batch in training mode is normalised with BatchNorm's running statistics (hf_unlearn.norms)
+        with single_row_safe(model, len(pixel_values)):
+            return logits_of(model, pixel_values)
 
     def as_split(self, dataset, name: str) -> ImageSplit | None:
         """A ``datasets.Dataset`` turned into an :class:`ImageSplit` with this trainer's image transform.
