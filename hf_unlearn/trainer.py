@@ -131,6 +131,7 @@ class UnlearningTrainer(EvaluationMixin, TeacherLogitsMixin, Trainer):
         # Frozen copy of the original model, for methods that distil from it; also the basis of metrics.
         self.teacher = copy.deepcopy(model).eval().requires_grad_(False) if self.method.needs_teacher else None
 
+        self._check_engine()  # from the arguments and the environment, before the Trainer builds anything
         self.method.validate(self)
         spec = self.method.mixture(self)
         train_dataset = MixtureDataset(self.forget_split if spec.include_forget else None, self.retain_split,
@@ -146,6 +147,7 @@ class UnlearningTrainer(EvaluationMixin, TeacherLogitsMixin, Trainer):
             optimizer_cls_and_kwargs=self.method.optimizer_cls_and_kwargs(self),
             **trainer_kwargs,
         )
+        self._check_engine(self.accelerator)  # and from the engine the accelerator really set up
         self.unlearning_runtime_s: float | None = None
         self._epochs_ended = 0  # epochs whose end-of-epoch decision the method has taken (for resume)
         self.last_unlearning_metrics: dict | None = None
@@ -164,6 +166,15 @@ class UnlearningTrainer(EvaluationMixin, TeacherLogitsMixin, Trainer):
                     f"the {split.name} set has labels in [{lo}, {hi}] but the model has {self.num_labels} classes "
                     f"(0..{self.num_labels - 1}); use the dataset the model was trained on or a matching head."
                 )
+
+    def _check_engine(self, accelerator=None) -> None:
+        """A method that masks gradients entry by entry is refused under an engine that shards them."""
+        if getattr(self.method, "needs_full_gradients", False):
+            from .engines import full_gradients_refusal, sharded_engine
+
+            engine = sharded_engine(self.args, accelerator)
+            if engine:
+                raise ValueError(full_gradients_refusal(self.method.name, engine))
 
     def _check_some_steps(self, mixture) -> None:
         """A training method that would take no optimiser step is refused: its card would claim a removal that
