@@ -54,7 +54,9 @@ def _check_selection(script: ScriptArguments) -> None:
         raise UsageError("--dataset_name needs --model_name_or_path (the embedded default model is trained on digits).")
     for flag, path in (("--model_name_or_path", script.model_name_or_path), ("--gold_model", script.gold_model)):
         # the rule of hf_unlearn.modeling.load_classifier: a Hub id is "name" or "org/name", anything else is a path
-        if path and (path.startswith((".", "/", "~")) or path.count("/") > 1) and not os.path.isdir(path):
+        # (timm's "hf-hub:" / "local-dir:" references are left to the loader)
+        if (path and not re.match(r"^[\w-]+:", path) and (path.startswith((".", "/", "~")) or path.count("/") > 1)
+                and not os.path.isdir(os.path.expanduser(path))):
             raise UsageError(f"{flag} {path} does not exist; pass an existing model directory or a Hub model id.")
     if script.license is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.+-]*", script.license):
         raise UsageError(f"--license {script.license!r} is not a license id; pass one like apache-2.0, mit or other.")
