@@ -4,7 +4,8 @@ Before, with an empty cache the embedded default trained its original first (a m
 malformed ids file, an unknown class name, a missing ``--previous_ledger`` or ``--gold_model``, or a method's choice
 setting. Each case runs the CLI in-process with a fresh, empty ``HF_UNLEARN_CACHE`` and the embedded default's ViT
 (whose original takes far longer than the limit to train here): it must fail with one ``error:`` line and exit code 2
-within seconds, with nothing in the cache and no output directory.
+within seconds, with nothing in the cache and no output directory. "Seconds" is measured as this process's CPU time
+(training the original takes over a minute of it), so a busy shared machine cannot make a correct refusal look slow.
 """
 
 from __future__ import annotations
@@ -81,15 +82,15 @@ def test_inputs_fail_in_seconds_with_an_empty_cache(setup, expected, tmp_path, m
     out = tmp_path / "out"
     argv = [str(a) for a in [*setup(tmp_path), "--output_dir", out, *FAST]]
     capsys.readouterr()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     code = run_unlearning(argv)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2, err[-3000:]
     assert len(lines) == 1 and expected in lines[0], err[-3000:]
     assert "Traceback" not in err
-    assert seconds < LIMIT_S, f"refused only after {seconds:.0f} s"
+    assert cpu_seconds < LIMIT_S, f"refused only after {cpu_seconds:.0f} s of CPU ({seconds:.0f} s wall)"
     files = [os.path.join(r, f) for r, _, fs in os.walk(cache) for f in fs]
     assert not files, f"the cache was written (an original trained?): {files[:5]}"
     assert not out.exists()
