@@ -121,6 +121,7 @@ def train_classifier(model: torch.nn.Module, split: ImageSplit, *, epochs: int, 
     neither when both are off. Reporting never changes the result (no RNG is touched).
     """
     from .modeling import family_of
+    from .norms import single_row_safe
 
     logits_of = family_of(model).logits
     generator = torch.Generator().manual_seed(seed)
@@ -142,7 +143,8 @@ def train_classifier(model: torch.nn.Module, split: ImageSplit, *, epochs: int, 
             for begin in range(0, len(split), batch_size):
                 rows = order[begin : begin + batch_size]
                 labels = split.labels[rows]
-                logits = logits_of(model, split.pixels(rows))
+                with single_row_safe(model, len(rows)):  # a last batch of one row (hf_unlearn.norms)
+                    logits = logits_of(model, split.pixels(rows))
                 loss = F.cross_entropy(logits, labels)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -21,7 +21,7 @@ from .cli_checks import (  # noqa: F401  (re-exported)
     _alpha_search_plan, _check_output_dir, _check_push_target, _check_ranges, _check_resume_checkpoint,
     _check_selection, _first_line, _not_empty, _protected_dirs, _read_ids)
 from .cli_load import (  # noqa: F401  (re-exported)
-    _split, load_gold, load_original, load_splits, load_training_data, logger, select)
+    _split, check_request, load_gold, load_original, load_splits, load_training_data, logger, select)
 from .versions import library_versions  # noqa: F401  (re-exported; it lives in hf_unlearn.versions)
 from .cli_run import (  # noqa: F401  (re-exported)
     UnlearningRun, _lock_output_dir, _remove_if_empty, _run_alpha_search, check_arguments, evaluate, format_table,
@@ -79,11 +79,20 @@ def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
     """One run, stage by stage (hf_unlearn.cli_run): check, load, select, unlearn, evaluate, publish.
 
     Bad input raises :class:`UsageError` in the checking, loading and selecting stages, before a model is trained.
+    Every ``datasets`` transform of the run writes to a temporary directory, never beside the data (hf_unlearn.scratch).
     """
+    from .scratch import dataset_writes_stay_temporary
+
+    with dataset_writes_stay_temporary():
+        return _stages(argv, cleanup)
+
+
+def _stages(argv: list[str], cleanup: contextlib.ExitStack | None) -> int:
     run = check_arguments(argv, cleanup)
     # load: looked up in this module (tests replace ``hf_unlearn.cli.load_training_data``)
     run.data, run.dataset_id = load_training_data(run.script)
     load_splits(run)
+    check_request(run)  # the ids file, class names, held-out splits: every input check that needs no model
     load_original(run)
     # select
     select(run)

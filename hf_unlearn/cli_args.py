@@ -117,6 +117,13 @@ def parse_args(argv: list[str], prog: str = "hf-unlearn unlearn"):
     # file all count; before, only the exact underscore spellings switched the preset off.
     probe, _ = parser.parse_known_args([a for a in argv if a not in ("-h", "--help")])
     embedded = probe.model_name_or_path is None and probe.dataset_name is None
+    if method_cls.needs_full_gradients and not wants_help:
+        # before the training arguments exist: with an accelerate DeepSpeed config they already build its plugin
+        from .engines import full_gradients_refusal, sharded_engine
+
+        engine = sharded_engine(deepspeed=probe.deepspeed, fsdp=probe.fsdp)
+        if engine:
+            raise UsageError(full_gradients_refusal(known.method, engine))
     preset = {k: v for k, v in EMBEDDED_DEFAULT_PRESET.get(known.method, {}).items() if k not in file_values}
     if wants_help:
         from .cli_help import format_unlearn_help

@@ -25,6 +25,17 @@ def _check_ranges(script: ScriptArguments, method_config) -> None:
         raise UsageError(str(e)) from e
 
 
+def _check_method_config(method: str, method_config) -> None:
+    """The method built once from its config: its ranges, types and choices (``UnlearningMethod.check_config``) are
+    checked here, before any model is loaded or trained (the trainer builds it again later)."""
+    from . import get_method_class
+
+    try:
+        get_method_class(method)(method_config)
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from e
+
+
 def _check_selection(script: ScriptArguments) -> None:
     rules = [n for n, v in (("--forget_fraction", script.forget_fraction is not None),
                            ("--forget_classes", script.forget_classes), ("--forget_ids_file", script.forget_ids_file))
@@ -32,7 +43,20 @@ def _check_selection(script: ScriptArguments) -> None:
     if len(rules) > 1:
         raise UsageError(f"{' and '.join(rules)} are mutually exclusive: give one forget-selection rule.")
     if script.forget_ids_file and not os.path.isfile(script.forget_ids_file):
-        raise UsageError(f"--forget_ids_file {script.forget_ids_file} does not exist.")
+        what = "is a directory" if os.path.isdir(script.forget_ids_file) else "does not exist"
+        raise UsageError(f"--forget_ids_file {script.forget_ids_file} {what}; pass a file of ids (one per line, or a "
+                         "JSON list).")
+    if script.previous_ledger and not os.path.isfile(script.previous_ledger):
+        raise UsageError(f"--previous_ledger {script.previous_ledger} does not exist; pass the ledger.json written "
+                         "next to the parent model.")
+    if script.dataset_name is not None and script.model_name_or_path is None:
+        raise UsageError("--dataset_name needs --model_name_or_path (the embedded default model is trained on digits).")
+    for flag, path in (("--model_name_or_path", script.model_name_or_path), ("--gold_model", script.gold_model)):
+        # the rule of hf_unlearn.modeling.load_classifier: a Hub id is "name" or "org/name", anything else is a path
+        # (timm's "hf-hub:" / "local-dir:" references are left to the loader)
+        if (path and not re.match(r"^[\w-]+:", path) and (path.startswith((".", "/", "~")) or path.count("/") > 1)
+                and not os.path.isdir(os.path.expanduser(path))):
+            raise UsageError(f"{flag} {path} does not exist; pass an existing model directory or a Hub model id.")
     if script.license is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.+-]*", script.license):
         raise UsageError(f"--license {script.license!r} is not a license id; pass one like apache-2.0, mit or other.")
     if script.metrics_variant not in ("standard", "reference"):

@@ -13,7 +13,7 @@ from .cli_args import DEFAULT_FORGET_FRACTION, ScriptArguments, UsageError
 from .cli_checks import _read_ids
 from .cli_run import UnlearningRun
 
-__all__ = ["load_training_data", "load_splits", "load_original", "select", "load_gold"]
+__all__ = ["load_training_data", "load_splits", "check_request", "load_original", "select", "load_gold"]
 
 logger = logging.getLogger("hf_unlearn")
 
@@ -28,12 +28,15 @@ def load_training_data(script: ScriptArguments):
 
         return load_digits_dataset(), "sklearn-digits"
     name = script.dataset_name
+    from .scratch import builder_cache_dir
+
     try:
         if os.path.isdir(name) and (os.path.isfile(os.path.join(name, "dataset_dict.json"))
                                      or os.path.isfile(os.path.join(name, "dataset_info.json"))):
             data = datasets.load_from_disk(name)
         elif os.path.isdir(name):
-            data = datasets.load_dataset("imagefolder", data_dir=name)
+            # prepared in a temporary directory, not the HF datasets cache: a local dataset leaves no copy there
+            data = datasets.load_dataset("imagefolder", data_dir=name, cache_dir=builder_cache_dir())
         else:
             data = datasets.load_dataset(name, script.dataset_config_name, revision=script.dataset_revision)
     except FileNotFoundError as e:
@@ -72,6 +75,37 @@ def load_splits(run: UnlearningRun) -> None:
     run.test = _split(run.data, script.test_split, "test")
 
 
+def check_request(run: UnlearningRun) -> None:
+    """Every check of the request against the data that needs no model, before the original is loaded (or, for
+    the embedded default, trained): the ids file, read and typed like the id column (``run.forget_ids``); the id
+    column; class names against the dataset's; a held-out split for ``--alpha_search``."""
+    script, train = run.script, run.train
+    if script.forget_ids_file:
+        if script.id_column_name not in train.column_names:
+            raise UsageError(f"--forget_ids_file needs an id column; '{script.id_column_name}' is not among "
+                             f"{train.column_names}; pass --id_column_name.")
+        run.forget_ids = _read_ids(script.forget_ids_file, train.features.get(script.id_column_name))
+        from .data import rows_of_ids
+
+        try:
+            rows_of_ids(train, script.id_column_name, run.forget_ids)  # every id names a row of the loaded split
+        except ValueError as e:
+            raise UsageError(str(e)) from e
+    import datasets
+
+    feature = train.features.get(run.args.label_column_name)
+    if script.forget_classes and isinstance(feature, datasets.ClassLabel):
+        # names stay valid after the labels are aligned with the model's (remapped by name, or refused)
+        unknown = [c for c in script.forget_classes if not c.lstrip("-").isdigit() and c not in feature.names]
+        if unknown:
+            raise UsageError(f"--forget_classes: unknown class name {unknown[0]!r}; the classes are "
+                             f"{list(feature.names)}.")
+    if run.alphas and run.validation is None and run.test is None:
+        raise UsageError("--alpha_search scores candidates by RF-JSD on held-out data, but the dataset has neither "
+                         f"the '{script.validation_split}' nor the '{script.test_split}' split (splits: "
+                         f"{list(run.data)}); name an existing held-out split with --validation_split or --test_split.")
+
+
 def load_original(run: UnlearningRun) -> None:
     """The original model (the embedded default is trained and cached here), its earlier deletion requests, its
     description for the card; every split's labels aligned with the model's classes, the held-out splits and the
@@ -82,8 +116,6 @@ def load_original(run: UnlearningRun) -> None:
     script, args, say = run.script, run.args, run.say
     model_path = script.model_name_or_path
     if model_path is None:
-        if script.dataset_name is not None:
-            raise UsageError("--dataset_name needs --model_name_or_path (the embedded default model is trained on digits).")
         from .builtin import original_model
 
         # Multi-process runs: only the main process trains (and caches) the original; the others wait for it and
@@ -97,9 +129,6 @@ def load_original(run: UnlearningRun) -> None:
     # ---- earlier deletion requests (hf_unlearn.provenance): their rows stay out of retain and calibration data ----
     from .provenance import read_parent_chain
 
-    if script.previous_ledger and not os.path.isfile(script.previous_ledger):
-        raise UsageError(f"--previous_ledger {script.previous_ledger} does not exist; pass the ledger.json written "
-                         "next to the parent model.")
     try:
         run.chain = read_parent_chain(model_path, script.model_revision, script.previous_ledger)
     except ValueError as e:
@@ -161,7 +190,7 @@ def select(run: UnlearningRun) -> None:
     if script.forget_classes:
         rule["classes"] = script.forget_classes
     elif script.forget_ids_file:
-        rule["ids"] = _read_ids(script.forget_ids_file, train.features.get(script.id_column_name))
+        rule["ids"] = run.forget_ids  # read and checked by check_request, before any model
     else:
         rule["fraction_per_class"] = (DEFAULT_FORGET_FRACTION if script.forget_fraction is None
                                       else script.forget_fraction)

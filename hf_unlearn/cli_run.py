@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .cli_args import ScriptArguments, UsageError, parse_args
-from .cli_checks import (_alpha_search_plan, _check_ignored_flags, _check_output_dir, _check_push_target,
+from .cli_checks import (_alpha_search_plan, _check_ignored_flags, _check_method_config, _check_output_dir,
+                         _check_push_target,
                          _check_ranges, _check_resume_checkpoint, _check_selection, _not_empty)
 
 __all__ = ["UnlearningRun", "check_arguments", "prepare_trainer", "predict_references", "unlearn", "evaluate",
@@ -51,6 +52,7 @@ class UnlearningRun:
     num_labels: int | None = None
     original_info: dict | None = None
     label_alignment: dict | None = None
+    forget_ids: list | None = None  # --forget_ids_file, read by cli_load.check_request before any model
     # select
     selection: Any = None
     gold_loaded: Any = None
@@ -79,6 +81,7 @@ def check_arguments(argv: list[str], cleanup: contextlib.ExitStack | None = None
     except ValueError as e:
         raise UsageError(str(e)) from e
     _check_ranges(script, method_config)
+    _check_method_config(args.method, method_config)
     _check_selection(script)
     _check_ignored_flags(script, args)
     _check_output_dir(script, args)

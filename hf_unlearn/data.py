@@ -168,6 +168,25 @@ def _rows_with_ids(dataset: datasets.Dataset, id_column: str, wanted: set) -> tu
     return selected, set(wanted) - set(found)
 
 
+def rows_of_ids(dataset: datasets.Dataset, id_column: str, ids) -> np.ndarray:
+    """Row positions of the rows whose ``id_column`` value is one of ``ids``; a ``ValueError`` naming a few of the
+    ids that match no row. Reads the id column only: the command line runs it before any model is loaded."""
+    wanted = set(ids)
+    selected, missing = _rows_with_ids(dataset, id_column, wanted)
+    if missing:
+        few = sorted(missing, key=str)[:5]
+        feature = dataset.features[id_column]
+        kinds = ({"int"} if getattr(feature, "dtype", "").startswith(("int", "uint")) else
+                 {"str"} if getattr(feature, "dtype", "") in ("string", "large_string") else set())
+        hint = (f" (the ids are {type(few[0]).__name__}, the column holds {'/'.join(sorted(kinds))})"
+                if kinds and type(few[0]).__name__ not in kinds else "")
+        raise ValueError(
+            f"{len(missing)} of the {len(wanted)} ids to forget are not in column '{id_column}' "
+            f"(e.g. {few}){hint}; check the id list against the dataset/split."
+        )
+    return selected
+
+
 def select_forget(
     dataset: datasets.Dataset,
     *,
@@ -227,18 +246,7 @@ def select_forget(
             raise ValueError("the ids mix strings and integers; give them in the id column's type "
                              "(hf_unlearn.read_ids_file(path, dataset.features[id_column]) does this).")
         wanted = set(ids)
-        selected, missing = _rows_with_ids(dataset, id_column, wanted)
-        if missing:
-            few = sorted(missing, key=str)[:5]
-            feature = dataset.features[id_column]
-            kinds = ({"int"} if getattr(feature, "dtype", "").startswith(("int", "uint")) else
-                     {"str"} if getattr(feature, "dtype", "") in ("string", "large_string") else set())
-            hint = (f" (the ids are {type(few[0]).__name__}, the column holds {'/'.join(sorted(kinds))})"
-                    if kinds and type(few[0]).__name__ not in kinds else "")
-            raise ValueError(
-                f"{len(missing)} of the {len(wanted)} ids to forget are not in column '{id_column}' "
-                f"(e.g. {few}){hint}; check the id list against the dataset/split."
-            )
+        selected = rows_of_ids(dataset, id_column, wanted)
         # A non-unique id column: every row an id names is forgotten; the record says how many, as counts only.
         matched = pc.value_counts(dataset.with_format("arrow", columns=[id_column])[id_column].take(pa.array(selected)))
         rows_matched = Counter(matched.field("counts").to_pylist())

@@ -25,8 +25,12 @@ def read_ids_file(path: str, feature: Any = None) -> list:
     ("007" and "7.0" are refused, not silently missed); with a string column, JSON integers become strings.
     Duplicates are dropped. Anything else raises a ``ValueError`` naming the file and the line or element.
     """
-    with open(path, "rb") as f:
-        raw = f.read()
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:  # a directory, no permission, a broken link: bad input, not a crash
+        raise ValueError(f"cannot read ids file {path} ({e.strerror or type(e).__name__}); pass a readable text "
+                         "file of ids (one per line, or a JSON list).") from None
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise ValueError(f"ids file {path} is UTF-16 text; save it as UTF-8 (one id per line, or a JSON list).")
     if b"\x00" in raw:

@@ -23,6 +23,8 @@ from typing import Any
 
 import datasets
 
+from .scratch import writes_stay_temporary
+
 __all__ = ["align_labels", "class_names_of", "check_integer_labels"]
 
 _GENERIC = re.compile(r"LABEL_(\d+)")
@@ -60,6 +62,7 @@ def check_integer_labels(dataset: datasets.Dataset, label_column: str, name: str
     )
 
 
+@writes_stay_temporary  # a relabelled split is never written next to the user's data
 def align_labels(data, label_column: str, class_names: list[str] | None, num_labels: int | None = None):
     """``(aligned data, description)``: every split's labels as the model's class ids, or a ``ValueError``.
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from .ledger import (HEAD_KEY, LEDGER_NAME, LedgerError, check_against_card, check_card_chain, make_proof, read_ledger,
                      root_from_proof)
+from .scratch import writes_stay_temporary
 
 __all__ = ["read_parent_chain", "exclude_earlier", "proof_main", "verify_main", "load_card_unlearning",
            "check_weights", "check_requests", "RECOMPUTE_TOLERANCE"]
@@ -172,6 +173,7 @@ def _short(roots: list) -> str:
     return "[" + ", ".join(str(r)[:12] + "…" for r in roots) + "]"
 
 
+@writes_stay_temporary  # the kept rows' indices would name the removed ones: never beside the data
 def exclude_earlier(requests: list[dict], train, validation, id_column: str | None, new_ids: list | None = None):
     """``(train, validation, kept)``: the data without the rows earlier requests removed.
 

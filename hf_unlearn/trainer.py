@@ -21,6 +21,7 @@ from .method_state import (METHOD_STATE_NAME, check_resume_matches, last_complet
                            removal_identity, training_identity, write_method_state)
 from .methods import UnlearningMethod, get_method_class
 from .modeling import family_of, image_transform_from, logits_of
+from .norms import single_row_safe
 from .record import RunRecord, record_from_trainer
 from .splits import ImageSplit, MixtureDataset, collate_rows, to_image_split
 from .teacher_cache import TeacherLogitsMixin
@@ -134,6 +135,7 @@ class UnlearningTrainer(EvaluationMixin, TeacherLogitsMixin, Trainer):
         # Frozen copy of the original model, for methods that distil from it; also the basis of metrics.
         self.teacher = copy.deepcopy(model).eval().requires_grad_(False) if self.method.needs_teacher else None
 
+        self._check_engine()  # from the arguments and the environment, before the Trainer builds anything
         self.method.validate(self)
         spec = self.method.mixture(self)
         train_dataset = MixtureDataset(self.forget_split if spec.include_forget else None, self.retain_split,
@@ -149,6 +151,7 @@ class UnlearningTrainer(EvaluationMixin, TeacherLogitsMixin, Trainer):
             optimizer_cls_and_kwargs=self.method.optimizer_cls_and_kwargs(self),
             **trainer_kwargs,
         )
+        self._check_engine(self.accelerator)  # and from the engine the accelerator really set up
         self.unlearning_runtime_s: float | None = None
         #: Rows through a forward *and* backward pass of the model being unlearned, by kind (see count_examples).
         self.examples_processed: dict[str, int] = {"training": 0, "preparation": 0}
@@ -169,6 +172,15 @@ class UnlearningTrainer(EvaluationMixin, TeacherLogitsMixin, Trainer):
                     f"the {split.name} set has labels in [{lo}, {hi}] but the model has {self.num_labels} classes "
                     f"(0..{self.num_labels - 1}); use the dataset the model was trained on or a matching head."
                 )
+
+    def _check_engine(self, accelerator=None) -> None:
+        """A method that masks gradients entry by entry is refused under an engine that shards them."""
+        if getattr(self.method, "needs_full_gradients", False):
+            from .engines import full_gradients_refusal, sharded_engine
+
+            engine = sharded_engine(self.args, accelerator)
+            if engine:
+                raise ValueError(full_gradients_refusal(self.method.name, engine))
 
     def _check_some_steps(self, mixture) -> None:
         """A training method that would take no optimiser step is refused: its card would claim a removal that
@@ -191,7 +203,9 @@ class UnlearningTrainer(EvaluationMixin, TeacherLogitsMixin, Trainer):
     # ---- helpers for methods ------------------------------------------------------------------------------
     @staticmethod
     def logits(model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
-        return logits_of(model, pixel_values)
+        # a one-row batch in training mode is normalised with BatchNorm's running statistics (hf_unlearn.norms)
+        with single_row_safe(model, len(pixel_values)):
+            return logits_of(model, pixel_values)
 
     def count_examples(self, rows: int, kind: str = "training") -> None:
         """Add ``rows`` to this run's cost (``examples_processed``): rows through a forward and backward pass of the

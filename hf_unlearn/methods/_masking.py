@@ -117,17 +117,13 @@ class MaskedUpdateMixin(UnlearningMethod):
     to ``max_grad_norm=0`` (no clipping, as the reference code).
     """
 
+    needs_full_gradients = True  # the trainer refuses DeepSpeed / FSDP however they were configured
+
     def __init__(self, config=None):
         super().__init__(config)
         self.trainable_mask: dict[str, torch.Tensor] | None = None
         # (parameter, entries to keep or None for all of them, the values to keep them at)
         self._frozen: list[tuple[torch.nn.Parameter, torch.Tensor | None, torch.Tensor]] = []
-
-    def validate(self, trainer) -> None:
-        if trainer.args.deepspeed or trainer.args.fsdp:
-            raise ValueError(f"method '{self.name}' masks individual weight entries and needs whole (unsharded) "
-                             "parameters; run it without DeepSpeed / FSDP (DDP is fine).")
-        super().validate(trainer)
 
     def on_train_begin(self, trainer, state, control) -> None:
         super().on_train_begin(trainer, state, control)

@@ -104,6 +104,8 @@ class UnlearningMethod:
     * ``trains``: ``False`` for methods that only edit weights (SSD); the trainer then runs no optimiser step.
     * ``display_name`` / ``papers``: how cards, benchmark tables and ``--help`` name and cite the method
       (``papers`` empty: no paper of its own).
+    * ``needs_full_gradients``: the method reads or edits whole gradients entry by entry; sharded engines are
+      refused (hf_unlearn.engines).
     * ``decay_all_parameters``: apply ``weight_decay`` to every parameter, biases and norm weights included, as
       ``torch.optim.X(model.parameters(), weight_decay=...)`` in the reference code does; ``False`` keeps the
       Trainer's convention (biases and norms exempt).
@@ -121,6 +123,9 @@ class UnlearningMethod:
     display_name: ClassVar[str] = ""
     papers: ClassVar[tuple[Paper, ...]] = ()
     decay_all_parameters: ClassVar[bool] = False
+    #: The method edits gradients entry by entry (a mask): engines that shard parameters and gradients (DeepSpeed
+    #: ZeRO, FSDP, Megatron-LM, however configured) are refused before any work (hf_unlearn.engines).
+    needs_full_gradients: ClassVar[bool] = False
     #: Set by the method to end the run before its next epoch (e.g. LoTUS' stopping rule).
     finished: bool = False
 
@@ -137,8 +142,15 @@ class UnlearningMethod:
 
         check_dataclass_ranges(config)  # declared ranges + finiteness, for Python users as for the CLI
         self.config = config
+        self.check_config()  # the command line builds the method before any model loads: these fail first
 
     # ---- set-up -------------------------------------------------------------------------------------
+    def check_config(self) -> None:
+        """Raise a ``ValueError`` for a setting of ``self.config`` this method cannot run with that the declared
+        ranges do not express (a choice among names, a combination). Called when the method is built, so the
+        command line refuses it before any model is loaded or trained; checks that need the trainer go in
+        :meth:`validate`."""
+
     def validate(self, trainer: "UnlearningTrainer") -> None:
         """Raise a ``ValueError`` for settings this method cannot run with. Called before any work."""
 

@@ -94,12 +94,16 @@ class DEL(MaskedUpdateMixin):
         super().__init__(config)
         self.reset_mask: dict[str, torch.Tensor] | None = None
 
+    def check_config(self) -> None:  # at construction: the CLI refuses it before any model loads
+        super().check_config()
+        if self.config.channel_aggregation not in AGGREGATIONS:
+            raise ValueError(f"del channel_aggregation must be one of {AGGREGATIONS}, "
+                             f"got {self.config.channel_aggregation!r}.")
+
     def validate(self, trainer) -> None:
         c = self.config
         if not 0.0 < c.reset_fraction <= 1.0:
             raise ValueError(f"del reset_fraction must be in (0, 1], got {c.reset_fraction}.")
-        if c.channel_aggregation not in AGGREGATIONS:
-            raise ValueError(f"del channel_aggregation must be one of {AGGREGATIONS}, got {c.channel_aggregation!r}.")
         if not 0.0 < c.channel_topk_fraction <= 1.0:
             raise ValueError(f"del channel_topk_fraction must be in (0, 1], got {c.channel_topk_fraction}.")
         super().validate(trainer)

@@ -105,6 +105,11 @@ class Lotus(UnlearningMethod):
         self.history: list[dict] = []
         self._cache = None  # the trainer's TeacherLogitCache once read (hf_unlearn.teacher_cache)
 
+    def check_config(self) -> None:
+        super().check_config()
+        if self.config.target_sampling not in ("gumbel", "softmax"):
+            raise ValueError(f"--target_sampling must be 'gumbel' or 'softmax', got {self.config.target_sampling!r}.")
+
     def validate(self, trainer) -> None:
         c = self.config
         if c.alpha_search:
@@ -114,8 +119,6 @@ class Lotus(UnlearningMethod):
             )
         if not 0.0 < c.retain_subset_fraction <= 1.0:
             raise ValueError(f"retain_subset_fraction must be in (0, 1], got {c.retain_subset_fraction}.")
-        if c.target_sampling not in ("gumbel", "softmax"):
-            raise ValueError(f"target_sampling must be 'gumbel' or 'softmax', got {c.target_sampling!r}.")
         if trainer.calibration_split is None and not c.class_unlearning:
             raise ValueError(
                 "LoTUS needs a calibration_dataset (held-out data, e.g. the validation split) to measure the "
