@@ -7,6 +7,7 @@ output directory that does not exist yet is judged by its nearest existing ances
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import json
@@ -157,11 +158,43 @@ def check_not_locked(output_dir: str) -> None:
         raise OutputDirLocked(_describe(info, output_dir))
 
 
+@contextlib.contextmanager
+def _takeover_guard(directory: str):
+    """An exclusive ``flock`` on the directory itself, held while a stale lock is judged and replaced: the kernel
+    drops it when its process dies, so it can never go stale. Yields False where the filesystem has no ``flock``
+    (then a stale lock is not replaced automatically)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield False
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
 class OutputDirLock:
     """``with OutputDirLock(dir):`` holds ``dir/.hf_unlearn.lock`` (pid, hostname, start time) for the run.
 
-    Created atomically (``O_EXCL``); a stale lock (its pid is gone on this host) is replaced; removed on exit,
-    including on errors and Ctrl-C. ``created_dir`` tells whether the directory was made for this run.
+    Created atomically (``O_EXCL``, under an exclusive ``flock`` of the directory, with its content complete before
+    the guard is let go); a stale lock (its pid is gone on this host) is judged and replaced under that same guard,
+    so of several processes that find the same stale lock exactly one takes it over (checking and removing are one
+    step). Removed on exit, including on errors and Ctrl-C, and only while it is still this run's file.
+    ``created_dir`` tells whether the directory was made for this run.
     """
 
     def __init__(self, output_dir: str):
@@ -169,6 +202,7 @@ class OutputDirLock:
         self.path = os.path.join(output_dir, LOCK_NAME)
         self.created_dir = False
         self.held = False
+        self._identity = None
 
     def acquire(self) -> "OutputDirLock":
         if not os.path.isdir(self.output_dir):
@@ -176,22 +210,25 @@ class OutputDirLock:
             self.created_dir = True
         info = {"pid": os.getpid(), "hostname": socket.gethostname(),
                 "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                held = read_lock(self.output_dir)
-                if lock_is_live(held):
-                    raise OutputDirLocked(_describe(held, self.output_dir)) from None
+        with _takeover_guard(self.output_dir) as guarded:
+            for _ in range(2):
                 try:
-                    os.remove(self.path)  # stale: its run crashed
-                except FileNotFoundError:
-                    pass
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(info, f)
-            self.held = True
-            return self
+                    fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                except FileExistsError:
+                    held = read_lock(self.output_dir)
+                    if lock_is_live(held) or not guarded:
+                        raise OutputDirLocked(_describe(held or {}, self.output_dir)) from None
+                    try:
+                        os.remove(self.path)  # stale (its run crashed), judged and removed under the guard
+                    except FileNotFoundError:
+                        pass
+                    continue
+                with os.fdopen(fd, "w") as f:
+                    json.dump(info, f)
+                    f.flush()
+                    self._identity = os.fstat(f.fileno()).st_ino
+                self.held = True
+                return self
         raise OutputDirLocked(_describe(read_lock(self.output_dir) or {}, self.output_dir))
 
     def release(self) -> None:
@@ -199,7 +236,8 @@ class OutputDirLock:
             return
         self.held = False
         try:
-            os.remove(self.path)
+            if os.stat(self.path).st_ino == self._identity:  # never another run's lock (ours deleted by hand)
+                os.remove(self.path)
         except OSError as e:
             if e.errno != errno.ENOENT:
                 raise
