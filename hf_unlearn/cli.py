@@ -81,18 +81,33 @@ def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
     Bad input raises :class:`UsageError` in the checking, loading and selecting stages, before a model is trained.
     """
     run = check_arguments(argv, cleanup)
-    # load: looked up in this module (tests replace ``hf_unlearn.cli.load_training_data``)
-    run.data, run.dataset_id = load_training_data(run.script)
-    load_splits(run)
-    load_original(run)
-    # select
-    select(run)
-    load_gold(run)
-    # unlearn and evaluate: the references are predicted before training (the "before" column)
-    prepare_trainer(run)
-    predict_references(run)
-    unlearn(run)
-    evaluate(run)
-    run.record = run.trainer.run_record(run.results)  # the run, recorded once (hf_unlearn.record)
-    # publish
-    return publish(run)
+    with _bounded_hub_requests(run.script):
+        # load: looked up in this module (tests replace ``hf_unlearn.cli.load_training_data``)
+        run.data, run.dataset_id = load_training_data(run.script)
+        load_splits(run)
+        load_original(run)
+        # select
+        select(run)
+        load_gold(run)
+        # unlearn and evaluate: the references are predicted before training (the "before" column)
+        prepare_trainer(run)
+        predict_references(run)
+        unlearn(run)
+        evaluate(run)
+        run.record = run.trainer.run_record(run.results)  # the run, recorded once (hf_unlearn.record)
+        # publish
+        return publish(run)
+
+
+def _bounded_hub_requests(script: ScriptArguments):
+    """Every Hub request of the run (a Hub model, dataset or gold model being loaded; the push opens its own, stricter
+    session) gets ``--hub_timeout`` seconds (``$HF_UNLEARN_HUB_TIMEOUT``, default 60) and is not retried: a Hub that
+    accepts the connection and never answers ends the run with one line instead of hanging. Redirects are followed
+    (downloads are redirected to the Hub's file storage)."""
+    from .hub_guard import hub_session, resolve_hub_timeout
+
+    try:
+        timeout = resolve_hub_timeout(script.hub_timeout)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    return hub_session(timeout, follow_redirects=True)

@@ -35,6 +35,9 @@ __all__ = [
     "ALLOW_PATTERNS",
     "check_repo_id",
     "WEIGHT_FILES",
+    "describe_hub_error",
+    "hub_network_errors",
+    "unreachable_cause",
 ]
 
 logger = logging.getLogger(__name__)
@@ -169,6 +172,36 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def hub_network_errors() -> tuple[type[BaseException], ...]:
+    """What a failed Hub exchange raises inside `hub_guard.hub_session` (HTTP errors, redirects, refused retries,
+    transport errors and answers that are not the Hub's JSON); `describe_hub_error` words each in one line."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    return (HfHubHTTPError, _guard.HubRedirectError, _guard.HubStatusError, _guard.HubRetryError,
+            json.JSONDecodeError, KeyError, TypeError, AttributeError, IndexError) + _transport_errors()
+
+
+def unreachable_cause(err: BaseException) -> BaseException | None:
+    """The exception in `err`'s cause chain that says the Hub did not answer in full (a timeout, a refused or broken
+    connection, a refused retry or 429/5xx, a redirect), or None: huggingface_hub wraps these (e.g. in
+    `LocalEntryNotFoundError`) when a download fails."""
+    transport = tuple(e for e in _transport_errors() if e is not OSError) + (
+        TimeoutError, ConnectionError, _guard.HubRedirectError, _guard.HubStatusError, _guard.HubRetryError)
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, transport):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def describe_hub_error(err: BaseException, endpoint: str, last_request: str | None = None,
+                       timeout: float | None = None) -> str:
+    """One line for a failed Hub exchange: what failed, where (the last request) and the fix."""
+    return _describe(err, endpoint, last_request, timeout)
+
+
 def _describe(err: BaseException, endpoint: str, last_request: str | None = None, timeout: float | None = None) -> str:
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
@@ -177,7 +210,7 @@ def _describe(err: BaseException, endpoint: str, last_request: str | None = None
         return (f"the Hub answered {err} (redirects are not followed during a push: check --endpoint and the repo "
                 "id, e.g. a renamed repo)")
     if isinstance(err, _guard.HubRetryError):
-        return (f"{err} on the first try; a push does not retry: rerun it, or raise --hub_timeout / "
+        return (f"{err} on the first try; hf-unlearn does not retry a Hub request: rerun it, or raise --hub_timeout / "
                 f"{_guard.HUB_TIMEOUT_ENV} (now {timeout:g} s) if the Hub is slow")
     if isinstance(err, TimeoutError) or type(err).__name__.endswith("Timeout") or "Timeout" in type(err).__name__:
         return (f"no answer from {where} within {timeout:g} s ({type(err).__name__}); the Hub may be down or slow: "

@@ -42,12 +42,31 @@ class _Failed(Exception):
     """Exit code 1."""
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line ``error:`` (argparse's own prints the usage block first)."""
+class _Unreachable(_BadInput):
+    """The Hub did not answer (timeout, broken connection): exit code 1 in ``verify``. A ``_BadInput`` so that
+    :func:`read_parent_chain` treats it as any unreadable card (a warning)."""
 
-    def error(self, message):
-        print(f"error: {message}; see `{self.prog} --help`", file=sys.stderr)
-        raise SystemExit(2)
+
+def _hub_failure(e: Exception, what: str, endpoint: str | None) -> _BadInput:
+    """``_Unreachable`` (one line: the request, the timeout, the fix) when the Hub did not answer, else ``_BadInput``."""
+    from .hub import describe_hub_error, unreachable_cause
+    from .hub_guard import active_session
+
+    cause = unreachable_cause(e)
+    if cause is not None:
+        import huggingface_hub.constants as hf_constants
+
+        session = active_session()
+        return _Unreachable(f"cannot download {what}: " + describe_hub_error(
+            cause, endpoint or hf_constants.ENDPOINT, session.get("last"), session.get("timeout") or 0))
+    return _BadInput(f"cannot download {what} ({type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]})")
+
+
+def _Parser(**kwargs) -> argparse.ArgumentParser:
+    """argparse with a one-line ``error:`` (argparse's own prints the usage block first)."""
+    from .cli_args import OneLineParser
+
+    return OneLineParser(**kwargs)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -73,8 +92,10 @@ def _card_path(model: str, revision: str | None = None, endpoint: str | None = N
             return None
         raise _BadInput(f"the Hub repo {model} has no README.md (model card)") from None
     except Exception as e:
-        raise _BadInput(f"cannot download the card of {model} ({type(e).__name__}: "
-                        f"{(str(e).strip().splitlines() or [''])[0]}); check the repo id, revision and network") from e
+        failure = _hub_failure(e, f"the card of {model}", endpoint)
+        if not isinstance(failure, _Unreachable):
+            failure = _BadInput(f"{failure}; check the repo id, revision and network")
+        raise failure from e
 
 
 def load_card_unlearning(path: str) -> dict:
@@ -268,8 +289,7 @@ def _model_weights(model: str, revision: str | None, endpoint: str | None, token
         return {n: _hash_file(hf_hub_download(model, n, revision=revision, endpoint=endpoint, token=token))
                 for n in sorted(names)}
     except Exception as e:
-        raise _BadInput(f"cannot download the weights of {model} ({type(e).__name__}: "
-                        f"{(str(e).strip().splitlines() or [''])[0]})") from e
+        raise _hub_failure(e, f"the weights of {model}", endpoint) from e
 
 
 def check_weights(block: dict, actual: dict[str, str]) -> str:
@@ -334,6 +354,9 @@ def verify_main(argv: list[str]) -> int:
     parser.add_argument("--dataset_name", default=None,
                         help="With --recompute: the training dataset (default: the one the card names).")
     parser.add_argument("--output_dir", default=None, help="With --recompute: the local output directory (ledger).")
+    parser.add_argument("--hub_timeout", default=None,
+                        help="Seconds each Hub request may take to connect and to answer (default: "
+                             "$HF_UNLEARN_HUB_TIMEOUT, else 60).")
     parser.add_argument("--parent_model", default=None,
                         help="With --recompute: where the model this run started from is (default: the card's "
                              "parent_model, looked for as named, next to --output_dir and in the hf-unlearn cache, "
@@ -342,6 +365,18 @@ def verify_main(argv: list[str]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:
         return 0 if e.code == 0 else 2
+    from .hub_guard import hub_session, resolve_hub_timeout
+
+    try:
+        timeout = resolve_hub_timeout(args.hub_timeout)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    with hub_session(timeout, follow_redirects=True):  # every download (card, weights, --recompute's) bounded
+        return _verify(args)
+
+
+def _verify(args) -> int:
     try:
         if args.recompute and not args.output_dir:
             raise _BadInput("--recompute needs --output_dir (the local output directory holding ledger.json)")
@@ -359,6 +394,9 @@ def verify_main(argv: list[str]) -> int:
             print(table)
             if not ok:
                 raise _Failed(f"a recomputed metric differs from the card by more than {RECOMPUTE_TOLERANCE}")
+    except _Unreachable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except _BadInput as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
