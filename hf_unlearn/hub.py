@@ -197,12 +197,13 @@ def unreachable_cause(err: BaseException) -> BaseException | None:
 
 
 def describe_hub_error(err: BaseException, endpoint: str, last_request: str | None = None,
-                       timeout: float | None = None) -> str:
+                       timeout: float | None = None, action: str = "hf-unlearn") -> str:
     """One line for a failed Hub exchange: what failed, where (the last request) and the fix."""
-    return _describe(err, endpoint, last_request, timeout)
+    return _describe(err, endpoint, last_request, timeout, action)
 
 
-def _describe(err: BaseException, endpoint: str, last_request: str | None = None, timeout: float | None = None) -> str:
+def _describe(err: BaseException, endpoint: str, last_request: str | None = None, timeout: float | None = None,
+              action: str = "a push") -> str:
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
     where = last_request or endpoint
@@ -210,7 +211,7 @@ def _describe(err: BaseException, endpoint: str, last_request: str | None = None
         return (f"the Hub answered {err} (redirects are not followed during a push: check --endpoint and the repo "
                 "id, e.g. a renamed repo)")
     if isinstance(err, _guard.HubRetryError):
-        return (f"{err} on the first try; hf-unlearn does not retry a Hub request: rerun it, or raise --hub_timeout / "
+        return (f"{err} on the first try; {action} does not retry: rerun it, or raise --hub_timeout / "
                 f"{_guard.HUB_TIMEOUT_ENV} (now {timeout:g} s) if the Hub is slow")
     if isinstance(err, TimeoutError) or type(err).__name__.endswith("Timeout") or "Timeout" in type(err).__name__:
         return (f"no answer from {where} within {timeout:g} s ({type(err).__name__}); the Hub may be down or slow: "
