@@ -100,8 +100,12 @@ def parse_args(argv: list[str], prog: str = "hf-unlearn unlearn"):
 
     try:
         argv, config_path = split_config_argument(argv)
+        if config_path is not None:
+            from .fs_safety import check_input_file
+
+            check_input_file("--config", config_path, "a .json or .yaml config file")
         file_values = read_config_file(config_path) if config_path else {}
-    except ConfigFileError as e:
+    except (ConfigFileError, ValueError) as e:
         raise UsageError(str(e)) from e
     file_values = {_CONFIG_ALIASES.get(k, k): v for k, v in file_values.items()}
     pre = argparse.ArgumentParser(add_help=False)

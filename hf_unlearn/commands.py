@@ -26,8 +26,8 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "push": ("hf_unlearn.push_cli", "main", "publish an output directory to the Hub (scripts/push_to_hub.py)"),
     "push-metrics": ("hf_unlearn.push_metrics", "main", "publish rf_jsd, jsd and mia as evaluate Spaces"),
     "benchmark": ("hf_unlearn.benchmark_cli", "main", "the LoTUS paper's protocol, every method (scripts/benchmark.py)"),
-    "proof": ("hf_unlearn.provenance", "proof_main", "write a proof that given ids were removed (provenance)"),
-    "verify": ("hf_unlearn.provenance", "verify_main", "check a proof against a published card (provenance)"),
+    "proof": ("hf_unlearn.provenance_cli", "proof_main", "write a proof that given ids were removed (provenance)"),
+    "verify": ("hf_unlearn.provenance_cli", "verify_main", "check a proof against a published card (provenance)"),
 }
 
 

@@ -16,6 +16,7 @@ import socket
 import tempfile
 
 __all__ = ["nearest_existing", "relation", "check_output_location", "probe_writable", "OutputDirLock",
+           "check_input_file", "check_input_dir", "check_output_file",
            "LOCK_NAME", "read_lock", "lock_is_live", "OutputDirLocked"]
 
 LOCK_NAME = ".hf_unlearn.lock"
@@ -108,6 +109,71 @@ def probe_writable(output_dir: str) -> None:
     except OSError as e:
         raise ValueError(f"--output_dir {output_dir} is not writable ({os.strerror(e.errno or 0) or e} in {base}); "
                          "choose a writable --output_dir.") from e
+
+
+# ---- file and directory arguments ----------------------------------------------------------------------------
+# One check per kind of path argument, shared by every subcommand: each raises ValueError with one line naming the
+# flag, the path, what is wrong with it and the fix, before any work (a subcommand turns it into `error:`, exit 2).
+def _empty(flag: str, path, what: str) -> None:
+    if path is None or not str(path).strip():
+        raise ValueError(f"{flag} is empty ({'' if path is None else path!r}); give the path of {what}.")
+
+
+def check_input_file(flag: str, path, what: str = "a file") -> None:
+    """``path`` names an existing, readable regular file (not a directory)."""
+    _empty(flag, path, what)
+    if os.path.isdir(path):
+        raise ValueError(f"{flag} {path} is a directory, not a file; give the path of {what}.")
+    if not os.path.exists(path):
+        parent = os.path.dirname(os.path.abspath(path))
+        where = "" if os.path.isdir(parent) else f" (nor does its directory {parent})"
+        raise ValueError(f"{flag} {path} does not exist{where}; give the path of {what}.")
+    if not os.path.isfile(path):
+        raise ValueError(f"{flag} {path} is not a regular file; give the path of {what}.")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise ValueError(f"{flag} {path} cannot be read ({e.strerror or e}); give the path of {what} that this user "
+                         "can read.") from e
+
+
+def check_input_dir(flag: str, path, what: str = "a directory") -> None:
+    """``path`` names an existing, readable directory (not a file)."""
+    _empty(flag, path, what)
+    if not os.path.exists(path):
+        raise ValueError(f"{flag} {path} does not exist; give the path of {what}.")
+    if not os.path.isdir(path):
+        raise ValueError(f"{flag} {path} is a file, not a directory; give the path of {what}.")
+    try:
+        os.listdir(path)
+    except OSError as e:
+        raise ValueError(f"{flag} {path} cannot be read ({e.strerror or e}); give the path of {what} that this user "
+                         "can read.") from e
+
+
+def check_output_file(flag: str, path, what: str = "the file to write") -> None:
+    """``path`` can be written as a file: not a directory, its directory exists and is writable (probed, so a
+    read-only filesystem or a root-owned location counts too), an existing file is writable. Nothing is left."""
+    _empty(flag, path, what)
+    if os.path.isdir(path):
+        raise ValueError(f"{flag} {path} is a directory; give the path of {what} (e.g. "
+                         f"{os.path.join(path, 'out.json')}).")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.exists(parent):
+        raise ValueError(f"{flag} {path}: its directory {parent} does not exist; create it or choose another path.")
+    if not os.path.isdir(parent):
+        raise ValueError(f"{flag} {path}: {parent} is a file, not a directory; choose another path.")
+    try:
+        if os.path.exists(path):
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND))  # opened, not truncated: nothing changes yet
+        else:
+            fd, probe = tempfile.mkstemp(prefix=".hf_unlearn-probe-", dir=parent)
+            os.close(fd)
+            os.remove(probe)
+    except OSError as e:
+        raise ValueError(f"{flag} {path} cannot be written ({e.strerror or e} in {parent}); choose a writable "
+                         "location.") from e
 
 
 # ---- the run lock --------------------------------------------------------------------------------------------

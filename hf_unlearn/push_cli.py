@@ -57,6 +57,13 @@ def main(argv: list[str] | None = None, prog: str = "hf-unlearn push") -> int:
     except ValueError as err:  # flags the parser does not know
         parser.error(str(err))
 
+    from .fs_safety import check_input_dir
+
+    try:  # before anything is read or sent
+        check_input_dir("--output_dir", args.output_dir, "a finished output directory (hf-unlearn unlearn --output_dir)")
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         check_repo_id(args.repo_id)  # before anything is read or sent
         info = push_unlearned_to_hub(

@@ -145,3 +145,87 @@ def test_every_network_subcommand_times_out_on_a_silent_hub(case, silent_hub, fi
     assert "127.0.0.1" in lines[0] or "me/x" in lines[0] or "test-user" in lines[0], lines
     assert seconds < HANG_BOUND_S
     assert not (tmp_path / "new-output").exists()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 1. file and directory arguments of every subcommand: one `error:` line, exit 2, nothing written
+# --------------------------------------------------------------------------------------------------------------
+def _sys_is_read_only() -> bool:
+    try:
+        open("/sys/hf_unlearn_probe", "w").close()
+    except OSError:
+        return True
+    os.remove("/sys/hf_unlearn_probe")
+    return False
+
+
+BAD = {  # kind -> path (relative to the test's folder, where "file" is a file and "dir" a directory)
+    "missing": "missing",
+    "missing-parent": "missing/x.json",
+    "dir": "dir",
+    "file": "file",
+    "empty": "",
+    "unwritable": "/sys/x.json",  # sysfs: no new files, even for root
+}
+PATH_ARGS = [  # (subcommand argv with FLAG/VALUE placeholders, flag, kinds that must be refused)
+    (["proof", "--output_dir", "OUTDIR", "--id", "a", "--out", "VALUE"], "--out", ["missing-parent", "dir", "empty",
+                                                                                   "unwritable"]),
+    (["proof", "--output_dir", "VALUE", "--id", "a"], "--output_dir", ["missing", "file", "empty"]),
+    (["verify", "--model", "OUTDIR", "--proof", "VALUE"], "--proof", ["missing", "dir", "empty"]),
+    (["verify", "--model", "VALUE"], "--model", ["file", "empty"]),
+    (["verify", "--model", "OUTDIR", "--recompute", "--output_dir", "VALUE"], "--output_dir", ["missing", "file",
+                                                                                                "empty"]),
+    (["verify", "--model", "OUTDIR", "--parent_model", "VALUE"], "--parent_model", ["file", "empty"]),
+    (["push", "--output_dir", "VALUE", "--repo_id", "test-user/x"], "--output_dir", ["missing", "file", "empty"]),
+    (["unlearn", "--output_dir", "VALUE"], "--output_dir", ["file", "empty", "unwritable"]),
+    (["unlearn", "--output_dir", "NEW", "--forget_ids_file", "VALUE"], "--forget_ids_file", ["missing", "dir", "empty"]),
+    (["unlearn", "--output_dir", "NEW", "--previous_ledger", "VALUE"], "--previous_ledger", ["missing", "dir", "empty"]),
+    (["unlearn", "--output_dir", "NEW", "--config", "VALUE"], "--config", ["missing", "dir", "empty"]),
+    (["unlearn", "--output_dir", "NEW", "--resume_from_checkpoint", "VALUE"], "--resume_from_checkpoint",
+     ["missing", "file", "empty"]),
+    (["unlearn", "--output_dir", "NEW", "--model", "VALUE"], "--model_name_or_path", ["file", "empty"]),
+    (["unlearn", "--output_dir", "NEW", "--gold_model", "VALUE"], "--gold_model", ["file", "empty"]),
+    (["unlearn", "--output_dir", "NEW", "--dataset", "VALUE"], "--dataset_name", ["file", "empty"]),
+]
+PATH_CASES = [(argv, flag, kind) for argv, flag, kinds in PATH_ARGS for kind in kinds]
+
+
+def _tree(root: Path) -> dict:
+    return {str(p.relative_to(root)): (p.stat().st_size if p.is_file() else None) for p in sorted(root.rglob("*"))}
+
+
+@pytest.fixture
+def no_work(monkeypatch, tmp_path):
+    """Bad input must be refused before any loading: reaching the loading stage fails the test at once."""
+    import hf_unlearn.cli
+
+    def refuse(*a, **k):
+        raise AssertionError("the run went on to load data: the bad argument was not refused up front")
+
+    monkeypatch.setattr(hf_unlearn.cli, "load_training_data", refuse)
+    monkeypatch.setenv("HF_UNLEARN_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.mark.parametrize("argv, flag, kind", PATH_CASES, ids=[f"{a[0]}{f}-{k}" for a, f, k in PATH_CASES])
+def test_every_path_argument_is_checked_by_kind(argv, flag, kind, tmp_path, no_work, template_output_dir, capsys,
+                                                monkeypatch):
+    from hf_unlearn.commands import main
+
+    if kind == "unwritable" and not _sys_is_read_only():
+        pytest.skip("/sys accepts new files here")
+    work = tmp_path / "work"
+    (work / "dir").mkdir(parents=True)
+    (work / "file").write_text("not what the flag wants\n")
+    monkeypatch.chdir(work)
+    value = BAD[kind]
+    argv = [{"VALUE": value, "OUTDIR": str(template_output_dir), "NEW": str(tmp_path / "new")}.get(a, a) for a in argv]
+    before = _tree(work)
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (code, err)
+    assert flag in lines[0] or flag.replace("_name_or_path", "") in lines[0], lines[0]
+    if value:
+        assert value in lines[0], lines[0]  # the path is named, never a blank
+    assert _tree(work) == before and not (tmp_path / "new").exists()
