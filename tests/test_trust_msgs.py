@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -229,3 +230,94 @@ def test_every_path_argument_is_checked_by_kind(argv, flag, kind, tmp_path, no_w
     if value:
         assert value in lines[0], lines[0]  # the path is named, never a blank
     assert _tree(work) == before and not (tmp_path / "new").exists()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 5. metric modules: finite extreme logits compute correctly; labels must be integer class ids
+# --------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def metric_modules():
+    import evaluate
+
+    return {name: evaluate.load(str(REPO_ROOT / "metrics" / name)) for name in ("rf_jsd", "jsd", "mia")}
+
+
+# Each extreme row has a moderate twin with the same softmax in float64 (exp(-1000) and exp(-2e308) are both 0),
+# so the metric must give exactly the twin's value: finite, not NaN/inf, not refused.
+EXTREME_ROWS = {  # name -> (extreme rows, moderate twins)
+    "+1e308": ([[1e308, 0.0, 0.0], [0.0, 1e308, 0.0]], [[1000.0, 0.0, 0.0], [0.0, 1000.0, 0.0]]),
+    "mixed ±1e308": ([[1e308, -1e308, 0.0], [-1e308, 1e308, -1e308]], [[1000.0, -1000.0, 0.0], [-1000.0, 1000.0, -1000.0]]),
+    "all -1e308": ([[-1e308, -1e308, -1e308], [-1e308, -1e308, 5.0]], [[0.0, 0.0, 0.0], [-1000.0, -1000.0, 5.0]]),
+    "all +1e308": ([[1e308, 1e308, 1e308], [1.7e308, 1.7e308, -1.7e308]], [[0.0, 0.0, 0.0], [7.0, 7.0, -1000.0]]),
+}
+NORMAL = [[2.0, 0.5, -1.0], [0.1, 3.0, 0.0], [1.0, 0.0, 0.2], [0.0, 1.0, 0.3], [0.4, 0.1, 2.0], [0.2, 0.6, 0.1]]
+
+
+def _metric_inputs(name: str, rows: list) -> dict:
+    n = len(rows)
+    if name == "jsd":
+        return {"predictions": rows, "gold_predictions": NORMAL[:n]}
+    if name == "rf_jsd":
+        return {"predictions": rows + NORMAL[:n], "references": [0, 1][:n] * 1 + [0, 1][:n],
+                "subset": ["forget"] * n + ["test"] * n}
+    return {"predictions": rows + NORMAL, "references": [0, 1][:n] + [0, 1, 2, 0, 1, 2],
+            "subset": ["forget"] * n + ["retain", "retain", "retain", "test", "test", "validation"]}
+
+
+EXTREME_CASES = [(name, case, attack) for case in EXTREME_ROWS for name, attack in
+                 [("rf_jsd", None), ("jsd", None), ("mia", "entropy"), ("mia", "loss"), ("mia", "confidence")]]
+
+
+@pytest.mark.parametrize("name, case, attack", EXTREME_CASES)
+def test_extreme_finite_logits_compute_like_their_moderate_twins(metric_modules, name, case, attack):
+    extreme, twin = EXTREME_ROWS[case]
+    options = {"attack": attack} if name == "mia" else {}
+    got = metric_modules[name].compute(**_metric_inputs(name, extreme), **options)
+    expected = metric_modules[name].compute(**_metric_inputs(name, twin), **options)
+    assert all(np.isfinite(v) for v in got.values()), got
+    assert got == expected
+    if name != "mia":  # both variants of the divergences
+        got = metric_modules[name].compute(**_metric_inputs(name, extreme), variant="reference")
+        assert got == metric_modules[name].compute(**_metric_inputs(name, twin), variant="reference")
+
+
+def test_normal_inputs_give_the_documented_numbers(metric_modules):
+    """Unchanged results: the modules' own docstring examples (and tests/test_metrics.py for the rest)."""
+    assert metric_modules["rf_jsd"].compute(predictions=[[2.0, 0.0], [0.0, 2.0], [1.0, 0.0], [0.0, 1.0]],
+                                            references=[0, 1, 0, 1], subset=["forget", "forget", "test", "test"]
+                                            ) == {"rf_jsd": 0.0183055897974283}
+    assert metric_modules["jsd"].compute(predictions=[[2.0, 0.0], [0.0, 1.0]],
+                                         gold_predictions=[[1.0, 0.0], [0.0, 1.0]]) == {"jsd": 0.00915279489871418}
+    # 0.1 is stored at float32 precision, as before (the value a float32 model would output)
+    a = metric_modules["jsd"].compute(predictions=[[0.1, 0.0]], gold_predictions=[[0.0, 0.0]])
+    b = metric_modules["jsd"].compute(predictions=[[float(np.float32(0.1)), 0.0]], gold_predictions=[[0.0, 0.0]])
+    assert a == b
+
+
+BAD_LABELS = [0.7, True, "1", float("nan"), np.float64(2.5), np.bool_(False), None]
+
+
+@pytest.mark.parametrize("name", ["rf_jsd", "mia"])
+@pytest.mark.parametrize("bad", BAD_LABELS, ids=[repr(b) for b in BAD_LABELS])
+@pytest.mark.parametrize("how", ["compute", "add_batch", "add"])
+def test_non_integer_labels_are_refused_naming_the_row(metric_modules, name, bad, how):
+    module = metric_modules[name]
+    inputs = _metric_inputs(name, [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    inputs["references"] = list(inputs["references"])
+    inputs["references"][1] = bad
+    with pytest.raises(ValueError, match=r"`references` row 1 is .*not an integer class id"):
+        if how == "compute":
+            module.compute(**inputs)
+        elif how == "add_batch":
+            module.add_batch(**inputs)
+        else:
+            for i in range(len(inputs["predictions"])):
+                try:
+                    module.add(prediction=inputs["predictions"][i], reference=inputs["references"][i],
+                               subset=inputs["subset"][i])
+                except ValueError as e:
+                    raise ValueError(str(e).replace("row 0", f"row {i}")) from e
+    good = _metric_inputs(name, [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    assert all(np.isfinite(v) for v in module.compute(**good).values())  # still usable, nothing stale buffered
+    integral = dict(good, references=[float(r) for r in good["references"]])  # 1.0 is an integer class id
+    assert module.compute(**integral) == module.compute(**good)
