@@ -321,3 +321,122 @@ def test_non_integer_labels_are_refused_naming_the_row(metric_modules, name, bad
     assert all(np.isfinite(v) for v in module.compute(**good).values())  # still usable, nothing stale buffered
     integral = dict(good, references=[float(r) for r in good["references"]])  # 1.0 is an integer class id
     assert module.compute(**integral) == module.compute(**good)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 4. messages that mislead: each names the real problem and the real fix
+# --------------------------------------------------------------------------------------------------------------
+def _one_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def _empty_dataset(tmp_path, empty: str):
+    import datasets
+
+    feats = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b"])})
+    from PIL import Image
+
+    rows = {"image": [Image.new("L", (8, 8))] * 4, "label": [0, 1, 0, 1]}
+    none = {"image": [], "label": []}
+    splits = {s: datasets.Dataset.from_dict(none if s == empty else rows, features=feats)
+              for s in ("train", "validation", "test")}
+    return datasets.DatasetDict(splits)
+
+
+EMPTY_DATA = [  # (how the data arrives, which split is empty, what the line must say)
+    ("saved", "train", "its 'train' split has no rows"),
+    ("saved", "validation", "its 'validation' split has no rows"),
+    ("loaded", "train", "the 'train' split of the dataset is empty"),
+    ("loaded", "test", "the 'test' split of the dataset is empty (no rows); pass --test_split"),
+]
+
+
+@pytest.mark.parametrize("how, empty, expected", EMPTY_DATA)
+def test_an_empty_dataset_or_split_is_named_not_an_index_error(how, empty, expected, tmp_path, monkeypatch, capsys):
+    import hf_unlearn.cli
+    from hf_unlearn.commands import main
+
+    monkeypatch.setenv("HF_UNLEARN_CACHE", str(tmp_path / "cache"))
+    data = _empty_dataset(tmp_path, empty)
+    if how == "saved":
+        data.save_to_disk(str(tmp_path / "data"))
+    else:
+        monkeypatch.setattr(hf_unlearn.cli, "load_training_data", lambda script: (data, "data"))
+    argv = ["unlearn", "--model", "test-user/model", "--dataset", str(tmp_path / "data"),
+            "--output_dir", str(tmp_path / "out")]
+    assert main(argv) == 2
+    line = _one_error(capsys)
+    assert expected in line and "IndexError" not in line, line
+    assert not (tmp_path / "out").exists()
+
+
+def _fast_original(monkeypatch):
+    """The embedded default's original, trained for no epochs: the test is about writing it to the cache."""
+    import hf_unlearn.builtin
+
+    monkeypatch.setattr(hf_unlearn.builtin, "train_classifier", lambda *a, **k: 0.0)
+
+
+CACHE_FAILURES = ["disk-full-safetensors", "disk-full-oserror", "read-only-cache"]
+
+
+@pytest.mark.parametrize("failure", CACHE_FAILURES)
+def test_a_cache_write_failure_names_the_cache_and_leaves_no_tmp_folder(failure, tmp_path, monkeypatch, capsys):
+    import errno
+
+    import hf_unlearn.modeling
+    from hf_unlearn.commands import main
+
+    cache = tmp_path / "cache"
+    _fast_original(monkeypatch)
+    real_save = hf_unlearn.modeling.save_classifier
+
+    def full_disk(model, path, processor=None, **kwargs):
+        real_save(model, path, processor, **kwargs)  # a half-written folder, then the disk is full
+        if failure == "disk-full-safetensors":
+            raise RuntimeError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: \"No "
+                               "space left on device\" })")
+        raise OSError(errno.ENOSPC, "No space left on device", os.path.join(path, "model.safetensors"))
+
+    if failure == "read-only-cache":
+        if not _sys_is_read_only():
+            pytest.skip("/sys accepts new files here")
+        cache = Path("/sys/hf_unlearn_cache")
+    else:
+        monkeypatch.setattr(hf_unlearn.modeling, "save_classifier", full_disk)
+    monkeypatch.setenv("HF_UNLEARN_CACHE", str(cache))
+    code = main(["unlearn", "--default_arch", "resnet", "--output_dir", str(tmp_path / "out"), "--disable_tqdm",
+                 "true"])
+    line = _one_error(capsys)
+    assert code == 1, line
+    assert "HF_UNLEARN_CACHE" in line and str(cache) in line and "--output_dir" not in line, line
+    if failure != "read-only-cache":
+        assert "no space left" in line
+        assert [p.name for p in (cache / "originals").iterdir()] == []  # no .tmp-PID folder left behind
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("variable", ["HF_HOME", "HF_HUB_CACHE", "HF_DATASETS_CACHE"])
+def test_a_read_only_hugging_face_cache_is_named_with_its_variable(variable, tmp_path, monkeypatch):
+    import errno
+
+    import huggingface_hub.constants as hub_constants
+
+    from hf_unlearn.cli import describe_failure
+
+    root = tmp_path / "hf"
+    monkeypatch.setenv(variable, str(root))
+    if variable == "HF_HOME":
+        monkeypatch.setattr(hub_constants, "HF_HOME", str(root))
+    elif variable == "HF_HUB_CACHE":
+        monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(root))
+    for error in (OSError(errno.EROFS, "Read-only file system", str(root / "x" / "blob")),
+                  OSError(errno.ENOSPC, "No space left on device", str(root / "x" / "blob"))):
+        line = describe_failure(error)
+        assert variable in line and "--output_dir" not in line, line
+    line = describe_failure(OSError(errno.EACCES, "Permission denied", str(tmp_path / "out" / "metrics.json")))
+    assert "choose a writable --output_dir" in line  # the output's own failure still names --output_dir
