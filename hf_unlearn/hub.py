@@ -37,7 +37,6 @@ __all__ = [
     "WEIGHT_FILES",
     "describe_hub_error",
     "hub_network_errors",
-    "unreachable_cause",
 ]
 
 logger = logging.getLogger(__name__)
@@ -179,21 +178,6 @@ def hub_network_errors() -> tuple[type[BaseException], ...]:
 
     return (HfHubHTTPError, _guard.HubRedirectError, _guard.HubStatusError, _guard.HubRetryError,
             json.JSONDecodeError, KeyError, TypeError, AttributeError, IndexError) + _transport_errors()
-
-
-def unreachable_cause(err: BaseException) -> BaseException | None:
-    """The exception in `err`'s cause chain that says the Hub did not answer in full (a timeout, a refused or broken
-    connection, a refused retry or 429/5xx, a redirect), or None: huggingface_hub wraps these (e.g. in
-    `LocalEntryNotFoundError`) when a download fails."""
-    transport = tuple(e for e in _transport_errors() if e is not OSError) + (
-        TimeoutError, ConnectionError, _guard.HubRedirectError, _guard.HubStatusError, _guard.HubRetryError)
-    seen = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        if isinstance(err, transport):
-            return err
-        err = err.__cause__ or err.__context__
-    return None
 
 
 def describe_hub_error(err: BaseException, endpoint: str, last_request: str | None = None,

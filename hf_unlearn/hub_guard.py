@@ -37,6 +37,7 @@ __all__ = [
     "find_local_path",
     "hub_session",
     "active_session",
+    "unreachable_cause",
     "local_path_variants",
     "open_no_follow",
     "plan_upload",
@@ -360,3 +361,17 @@ def active_session() -> dict:
     """The innermost open `hub_session`'s state ("last" request, "timeout"), or {} outside one: lets code deep in a
     subcommand name the request and the timeout in a one-line error."""
     return _ACTIVE[-1] if _ACTIVE else {}
+
+
+def unreachable_cause(err: BaseException) -> BaseException | None:
+    """The exception in `err`'s cause chain that says the Hub did not answer in full (a timeout, a refused or broken
+    connection, a refused retry or 429/5xx, a redirect), or None: huggingface_hub wraps these (e.g. in
+    `LocalEntryNotFoundError`) when a download fails."""
+    transport = (_httpx().HTTPError, TimeoutError, ConnectionError, HubRedirectError, HubStatusError, HubRetryError)
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, transport):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
