@@ -8,6 +8,7 @@ No model or dataset can be downloaded at run time, so the default job trains its
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -217,17 +218,26 @@ def original_model(arch: str = "resnet", seed: int = 0, *, dataset: datasets.Dat
                                progress_bar=progress_bar and progress is not None,
                                description=f"original {arch} (digits)")
     tmp = f"{path}.tmp-{os.getpid()}"  # per process: two runs sharing a cache never write the same folder
-    with _transformers_bars(progress_bar and progress is not None):  # quiet means no "Writing model shards" bar either
-        save_classifier(model, tmp, processor)
-    with open(os.path.join(tmp, "training.json"), "w") as f:
-        json.dump({"arch": arch, "seed": seed, "epochs": epochs, "learning_rate": lr, "train_seconds": seconds,
-                   "dataset": "sklearn-digits/train"}, f, indent=2)
     try:
-        os.replace(tmp, path)  # atomic: a crash mid-training never leaves a half-written "original"
-    except OSError:
-        if not os.path.isfile(os.path.join(path, "model.safetensors")):
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)  # another process finished the same (deterministic) original first
+        with _transformers_bars(progress_bar and progress is not None):  # quiet: no "Writing model shards" bar
+            save_classifier(model, tmp, processor)
+        with open(os.path.join(tmp, "training.json"), "w") as f:
+            json.dump({"arch": arch, "seed": seed, "epochs": epochs, "learning_rate": lr, "train_seconds": seconds,
+                       "dataset": "sklearn-digits/train"}, f, indent=2)
+        try:
+            os.replace(tmp, path)  # atomic: a crash mid-training never leaves a half-written "original"
+        except OSError:
+            if not os.path.isfile(os.path.join(path, "model.safetensors")):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another process finished the same (deterministic) original
+    except BaseException as e:  # a full disk, a read-only cache, Ctrl-C: no half-written .tmp-PID folder is left
+        shutil.rmtree(tmp, ignore_errors=True)
+        full = any(m in str(e) for m in ("No space left on device", "StorageFull"))
+        if isinstance(e, Exception) and (full or isinstance(e, OSError)) and not getattr(e, "filename", None):
+            # safetensors reports a full disk without the path: name the cache folder being written
+            code = errno.ENOSPC if full else (e.errno or errno.EIO)
+            raise OSError(code, os.strerror(code), tmp) from e
+        raise
     if progress:
         progress(f"trained the embedded default's original model in {seconds:.0f} s")
     return path

@@ -64,15 +64,46 @@ def run_unlearning(argv: list[str]) -> int:
 def describe_failure(e: BaseException) -> str:
     """One line for an unexpected failure; disk and permission problems name the file and the fix."""
     # safetensors and torch.save report a full disk in their own exception types, with the OS message inside
+    filename = getattr(e, "filename", None)
     if (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)) or any(
             s in str(e) for s in ("No space left on device", "StorageFull")):
-        where = getattr(e, "filename", None) or "the output"
-        return (f"no space left on the device while writing {where}; free some disk space (or choose an "
-                "--output_dir on another disk) and re-run. Nothing was presented as finished.")
+        what, setting = _whose_location(filename)
+        where = f"{filename} ({what})" if filename and what != "the output" else filename or what
+        return (f"no space left on the device while writing {where}; free some disk space (or {setting} on "
+                "another disk) and re-run. Nothing was presented as finished.")
     if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return (f"cannot write {e.filename or 'the output'} ({e.strerror}); choose a writable --output_dir and "
-                "re-run. Nothing was presented as finished.")
+        what, setting = _whose_location(filename)
+        writable = setting.replace("choose an --output_dir", "choose a writable --output_dir").replace(
+            " to a directory", " to a writable directory")
+        return f"cannot write {filename or what} ({e.strerror}); {writable} and re-run. Nothing was presented as finished."
     return f"{type(e).__name__}: {_first_line(e)}" if _first_line(e) else type(e).__name__
+
+
+def _whose_location(filename) -> tuple[str, str]:
+    """``(what, setting to change)`` for a path that could not be written: hf-unlearn's cache (``HF_UNLEARN_CACHE``), the Hugging
+    Face cache (``HF_HOME`` and the variables under it), else the output (``--output_dir``)."""
+    def inside(path, root) -> bool:
+        if not path or not root:
+            return False
+        path, root = os.path.realpath(os.fspath(path)), os.path.realpath(os.fspath(root))
+        return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+    from .builtin import cache_dir
+
+    if inside(filename, cache_dir()):
+        return f"the hf-unlearn cache, {cache_dir()}", "set HF_UNLEARN_CACHE (the cache of trained originals) to a directory"
+    try:
+        import huggingface_hub.constants as hub_constants
+
+        caches = [("HF_HUB_CACHE", hub_constants.HF_HUB_CACHE), ("HF_HOME", hub_constants.HF_HOME)]
+    except Exception:  # pragma: no cover - huggingface_hub ships with transformers
+        caches = []
+    datasets_cache = os.environ.get("HF_DATASETS_CACHE")
+    caches = ([("HF_DATASETS_CACHE", datasets_cache)] if datasets_cache else []) + caches
+    for variable, root in caches:
+        if inside(filename, root):
+            return f"the Hugging Face cache, {root}", f"set {variable} (or HF_HOME) to a directory"
+    return "the output", "choose an --output_dir"
 
 
 def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
@@ -89,19 +120,34 @@ def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:
 
 def _stages(argv: list[str], cleanup: contextlib.ExitStack | None) -> int:
     run = check_arguments(argv, cleanup)
-    # load: looked up in this module (tests replace ``hf_unlearn.cli.load_training_data``)
-    run.data, run.dataset_id = load_training_data(run.script)
-    load_splits(run)
-    check_request(run)  # the ids file, class names, held-out splits: every input check that needs no model
-    load_original(run)
-    # select
-    select(run)
-    load_gold(run)
-    # unlearn and evaluate: the references are predicted before training (the "before" column)
-    prepare_trainer(run)
-    predict_references(run)
-    unlearn(run)
-    evaluate(run)
-    run.record = run.trainer.run_record(run.results)  # the run, recorded once (hf_unlearn.record)
-    # publish
-    return publish(run)
+    with _bounded_hub_requests(run.script):
+        # load: looked up in this module (tests replace ``hf_unlearn.cli.load_training_data``)
+        run.data, run.dataset_id = load_training_data(run.script)
+        load_splits(run)
+        check_request(run)  # the ids file, class names, held-out splits: every input check that needs no model
+        load_original(run)
+        # select
+        select(run)
+        load_gold(run)
+        # unlearn and evaluate: the references are predicted before training (the "before" column)
+        prepare_trainer(run)
+        predict_references(run)
+        unlearn(run)
+        evaluate(run)
+        run.record = run.trainer.run_record(run.results)  # the run, recorded once (hf_unlearn.record)
+        # publish
+        return publish(run)
+
+
+def _bounded_hub_requests(script: ScriptArguments):
+    """Every Hub request of the run (a Hub model, dataset or gold model being loaded; the push opens its own, stricter
+    session) gets ``--hub_timeout`` seconds (``$HF_UNLEARN_HUB_TIMEOUT``, default 60) and is not retried: a Hub that
+    accepts the connection and never answers ends the run with one line instead of hanging. Redirects are followed
+    (downloads are redirected to the Hub's file storage)."""
+    from .hub_guard import hub_session, resolve_hub_timeout
+
+    try:
+        timeout = resolve_hub_timeout(script.hub_timeout)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    return hub_session(timeout, follow_redirects=True)

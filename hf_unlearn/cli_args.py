@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from dataclasses import dataclass, field
 
-__all__ = ["ScriptArguments", "UsageError", "parse_args", "DEFAULT_FORGET_FRACTION", "EMBEDDED_DEFAULT_PRESET",
+__all__ = ["ScriptArguments", "UsageError", "OneLineParser", "one_line_errors", "parse_args", "DEFAULT_FORGET_FRACTION", "EMBEDDED_DEFAULT_PRESET",
            "FINAL_FILES_MARKER"]
 
 DEFAULT_FORGET_FRACTION = 0.1
@@ -27,6 +28,26 @@ FINAL_FILES_MARKER = "metrics.json"  # written last: its presence means the outp
 
 class UsageError(ValueError):
     """Bad input detected before any work was done."""
+
+
+def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Make ``parser`` report a usage error (a missing required flag, an unknown flag, a bad value) as one
+    ``error:`` line naming the fix, exit code 2, instead of argparse's usage block. Every subcommand's parser
+    goes through this (``hf-unlearn unlearn`` raises :class:`UsageError` instead, see :func:`parse_args`)."""
+    def error(message: str):
+        print(f"error: {' '.join(str(message).split()).rstrip('.')}; see `{parser.prog} --help`.", file=sys.stderr)
+        raise SystemExit(2)
+
+    parser.error = error
+    return parser
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose usage errors are one ``error:`` line (:func:`one_line_errors`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        one_line_errors(self)
 
 
 @dataclass
@@ -56,7 +77,7 @@ class ScriptArguments:
     gold_model: str | None = field(default=None, metadata={"help": "A model retrained without the forget set: adds JSD and Avg Gap to the metrics."})
     metrics_variant: str = field(default="standard", metadata={"help": "'standard' (textbook JSD) or 'reference' (the LoTUS code's JSDiv, for comparing with published numbers)."})
     push_removed_ids: bool = field(default=False, metadata={"help": "Also upload removed_ids.json (the raw ids) when pushing. Off by default: the card carries a SHA-256 commitment only."})
-    hub_timeout: float | None = field(default=None, metadata={"help": "Seconds each Hub request of --push_to_hub may take to connect and to answer (default: $HF_UNLEARN_HUB_TIMEOUT, else 60)."})
+    hub_timeout: float | None = field(default=None, metadata={"help": "Seconds each Hub request (loading a Hub model or dataset, --push_to_hub) may take to connect and to answer (default: $HF_UNLEARN_HUB_TIMEOUT, else 60)."})
     previous_ledger: str | None = field(default=None, metadata={"help": "When the model is an earlier hf-unlearn output without its local ledger.json (a Hub repo): that run's ledger.json. Its commitments must equal the model card's; earlier removed rows stay out of this run."})
     license: str | None = field(default=None, metadata={"help": "The card's license id (e.g. apache-2.0, mit, other). Default: the original model's license when its card or config declares one, else none (the card says so)."})
 
@@ -79,8 +100,12 @@ def parse_args(argv: list[str], prog: str = "hf-unlearn unlearn"):
 
     try:
         argv, config_path = split_config_argument(argv)
+        if config_path is not None:
+            from .fs_safety import check_input_file
+
+            check_input_file("--config", config_path, "a .json or .yaml config file")
         file_values = read_config_file(config_path) if config_path else {}
-    except ConfigFileError as e:
+    except (ConfigFileError, ValueError) as e:
         raise UsageError(str(e)) from e
     file_values = {_CONFIG_ALIASES.get(k, k): v for k, v in file_values.items()}
     pre = argparse.ArgumentParser(add_help=False)

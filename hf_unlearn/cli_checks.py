@@ -42,6 +42,7 @@ def _check_selection(script: ScriptArguments) -> None:
              if v]
     if len(rules) > 1:
         raise UsageError(f"{' and '.join(rules)} are mutually exclusive: give one forget-selection rule.")
+    _check_path_arguments(script)
     if script.forget_ids_file and not os.path.isfile(script.forget_ids_file):
         what = "is a directory" if os.path.isdir(script.forget_ids_file) else "does not exist"
         raise UsageError(f"--forget_ids_file {script.forget_ids_file} {what}; pass a file of ids (one per line, or a "
@@ -75,6 +76,32 @@ def _check_ignored_flags(script: ScriptArguments, args) -> None:
                          "or drop --push_removed_ids.")
 
 
+def _check_path_arguments(script: ScriptArguments) -> None:
+    """Every file or directory flag of the script, by kind (hf_unlearn.fs_safety): given but empty, missing, a
+    directory where a file is expected or the reverse, unreadable. The output directory: :func:`_check_output_dir`."""
+    from .fs_safety import check_input_file
+
+    try:
+        if script.forget_ids_file is not None:
+            check_input_file("--forget_ids_file", script.forget_ids_file, "a text or JSON file of sample ids")
+        if script.previous_ledger is not None:
+            check_input_file("--previous_ledger", script.previous_ledger, "the ledger.json of the run that produced "
+                             "the model")
+        for flag, value, what in (("--model_name_or_path", script.model_name_or_path, "a model"),
+                                  ("--gold_model", script.gold_model, "a model"),
+                                  ("--dataset_name", script.dataset_name, "a dataset")):
+            if value is None:
+                continue
+            if not str(value).strip():
+                raise ValueError(f"{flag} is empty ({value!r}); give a Hub id or the local directory of {what} (or "
+                                 "omit the flag).")
+            if os.path.exists(value) and not os.path.isdir(value):
+                raise ValueError(f"{flag} {value} is a file; give a Hub id or the local directory of {what} (the "
+                                 "directory that holds its files).")
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+
+
 def _protected_dirs(script: ScriptArguments) -> list[tuple[str, str]]:
     """Directories a run never writes into, whatever the flags: the inputs and the cache of trained originals."""
     from .builtin import cache_dir
@@ -93,6 +120,9 @@ def _check_output_dir(script: ScriptArguments, args) -> None:
     from .builtin import cache_dir
     from .fs_safety import OutputDirLocked, check_not_locked, check_output_location, relation
 
+    if not str(args.output_dir or "").strip():
+        raise UsageError(f"--output_dir is empty ({args.output_dir!r}); give the directory to write the unlearned "
+                         "model to (e.g. --output_dir outputs/unlearned).")
     out = os.path.abspath(args.output_dir)
     protected = _protected_dirs(script)
     if os.path.isdir(cache_dir()) and relation(args.output_dir, cache_dir()) == "inside":
@@ -123,8 +153,11 @@ def _check_resume_checkpoint(args, method_config=None) -> None:
     """A --resume_from_checkpoint folder is checked up front: before, a missing or corrupt one failed inside
     ``trainer.train`` (a traceback, after the evaluation of the original had already run)."""
     ckpt = args.resume_from_checkpoint
-    if not ckpt:
+    if ckpt is None or ckpt is False:
         return
+    if not str(ckpt).strip():
+        raise UsageError("--resume_from_checkpoint is empty (''); pass a checkpoint-N folder written by an earlier run "
+                         "of the same command (or drop --resume_from_checkpoint).")
     from .trainer import METHOD_STATE_NAME, read_method_state
 
     fix = "pass a checkpoint-N folder written by an earlier run of the same command (or drop --resume_from_checkpoint)."

@@ -33,6 +33,7 @@ def load_training_data(script: ScriptArguments):
     try:
         if os.path.isdir(name) and (os.path.isfile(os.path.join(name, "dataset_dict.json"))
                                      or os.path.isfile(os.path.join(name, "dataset_info.json"))):
+            _refuse_empty_saved_splits(name, script.train_split)
             data = datasets.load_from_disk(name)
         elif os.path.isdir(name):
             # prepared in a temporary directory, not the HF datasets cache: a local dataset leaves no copy there
@@ -41,11 +42,43 @@ def load_training_data(script: ScriptArguments):
             data = datasets.load_dataset(name, script.dataset_config_name, revision=script.dataset_revision)
     except FileNotFoundError as e:
         raise UsageError(f"cannot load dataset '{name}' ({e}); check the Hub id or local path.") from e
+    except OSError as e:
+        import errno
+
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
+            raise UsageError(f"cannot load dataset '{name}' ({type(e).__name__}: {str(e).splitlines()[0]}).") from e
+        from .cli import describe_failure  # names the cache (HF_HOME, HF_DATASETS_CACHE) and its variable
+
+        raise UsageError(f"cannot load dataset '{name}': {describe_failure(e)}") from e
     except Exception as e:  # datasets raises many types for a missing Hub dataset offline
         raise UsageError(f"cannot load dataset '{name}' ({type(e).__name__}: {str(e).splitlines()[0]}).") from e
     if isinstance(data, datasets.Dataset):
         data = datasets.DatasetDict({script.train_split: data})
     return data, name
+
+
+def _refuse_empty_saved_splits(path: str, train_split: str) -> None:
+    """A split saved with no rows cannot be loaded back (``datasets.load_from_disk`` fails with "IndexError: list
+    index out of range"): name the split instead. An empty held-out split can be skipped; an empty train split
+    leaves nothing to forget."""
+    import json
+
+    try:
+        with open(os.path.join(path, "dataset_dict.json")) as f:
+            splits = {s: os.path.join(path, s) for s in json.load(f).get("splits", [])}
+    except (OSError, ValueError, AttributeError):
+        splits = {train_split: path}  # a single saved Dataset
+    for split, folder in splits.items():
+        try:
+            with open(os.path.join(folder, "state.json")) as f:
+                empty = json.load(f).get("_data_files") == []
+        except (OSError, ValueError, AttributeError):
+            continue
+        if empty:
+            fix = ("a run forgets rows of the training split: save the dataset with its training rows"
+                   if split == train_split else f"remove the empty split from the saved dataset (or pass "
+                   f"--{'validation' if split == 'validation' else 'test'}_split naming another split)")
+            raise UsageError(f"the dataset at {path} is empty: its '{split}' split has no rows; {fix}.")
 
 
 def _split(data, name: str | None, what: str):
@@ -70,9 +103,17 @@ def load_splits(run: UnlearningRun) -> None:
                 f"the '{script.train_split}' split has no column '{column}' (columns: {train.column_names}); "
                 f"pass --{'image_column_name' if column == script.image_column_name else 'label_column_name'}."
             )
+    if len(train) == 0:
+        raise UsageError(f"the '{script.train_split}' split of the dataset is empty (no rows): there is nothing to "
+                         "forget from; pass a dataset whose training split has rows (or another --train_split).")
     run.train = train
     run.validation = _split(run.data, script.validation_split, "validation")
     run.test = _split(run.data, script.test_split, "test")
+    for flag, split, what in (("--validation_split", script.validation_split, run.validation),
+                              ("--test_split", script.test_split, run.test)):
+        if what is not None and len(what) == 0:
+            raise UsageError(f"the '{split}' split of the dataset is empty (no rows); pass {flag} naming a split "
+                             f"with rows, or {flag} '' to skip it.")
 
 
 def check_request(run: UnlearningRun) -> None:

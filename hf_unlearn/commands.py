@@ -13,9 +13,12 @@ Each subcommand returns a process exit code: 0 success, 1 a failure while workin
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 __all__ = ["SUBCOMMANDS", "main"]
+
+DEBUG_ENV = "HF_UNLEARN_DEBUG"  # as hf_unlearn.cli: set, a failure re-raises with its traceback
 
 #: name -> (module, function taking argv and returning an exit code, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
@@ -23,8 +26,8 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "push": ("hf_unlearn.push_cli", "main", "publish an output directory to the Hub (scripts/push_to_hub.py)"),
     "push-metrics": ("hf_unlearn.push_metrics", "main", "publish rf_jsd, jsd and mia as evaluate Spaces"),
     "benchmark": ("hf_unlearn.benchmark_cli", "main", "the LoTUS paper's protocol, every method (scripts/benchmark.py)"),
-    "proof": ("hf_unlearn.provenance", "proof_main", "write a proof that given ids were removed (provenance)"),
-    "verify": ("hf_unlearn.provenance", "verify_main", "check a proof against a published card (provenance)"),
+    "proof": ("hf_unlearn.provenance_cli", "proof_main", "write a proof that given ids were removed (provenance)"),
+    "verify": ("hf_unlearn.provenance_cli", "verify_main", "check a proof against a published card (provenance)"),
 }
 
 
@@ -68,3 +71,16 @@ def main(argv: list[str] | None = None) -> int:
         return int(entry(rest) or 0)
     except SystemExit as e:  # argparse: --help (0) and usage errors (2) exit; keep them as return codes
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    except KeyboardInterrupt:
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise
+        print(f"error: `hf-unlearn {name}` interrupted.", file=sys.stderr)
+        return 130
+    except Exception as e:  # the last resort of every subcommand: one line, never a traceback
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise
+        from .cli import describe_failure
+
+        print(f"error: `hf-unlearn {name}` failed: {describe_failure(e)} (re-run with {DEBUG_ENV}=1 for the "
+              "traceback)", file=sys.stderr)
+        return 1

@@ -7,6 +7,7 @@ output directory that does not exist yet is judged by its nearest existing ances
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import json
@@ -15,6 +16,7 @@ import socket
 import tempfile
 
 __all__ = ["nearest_existing", "relation", "check_output_location", "probe_writable", "OutputDirLock",
+           "check_input_file", "check_input_dir", "check_output_file",
            "LOCK_NAME", "read_lock", "lock_is_live", "OutputDirLocked"]
 
 LOCK_NAME = ".hf_unlearn.lock"
@@ -109,6 +111,71 @@ def probe_writable(output_dir: str) -> None:
                          "choose a writable --output_dir.") from e
 
 
+# ---- file and directory arguments ----------------------------------------------------------------------------
+# One check per kind of path argument, shared by every subcommand: each raises ValueError with one line naming the
+# flag, the path, what is wrong with it and the fix, before any work (a subcommand turns it into `error:`, exit 2).
+def _empty(flag: str, path, what: str) -> None:
+    if path is None or not str(path).strip():
+        raise ValueError(f"{flag} is empty ({'' if path is None else path!r}); give the path of {what}.")
+
+
+def check_input_file(flag: str, path, what: str = "a file") -> None:
+    """``path`` names an existing, readable regular file (not a directory)."""
+    _empty(flag, path, what)
+    if os.path.isdir(path):
+        raise ValueError(f"{flag} {path} is a directory, not a file; give the path of {what}.")
+    if not os.path.exists(path):
+        parent = os.path.dirname(os.path.abspath(path))
+        where = "" if os.path.isdir(parent) else f" (nor does its directory {parent})"
+        raise ValueError(f"{flag} {path} does not exist{where}; give the path of {what}.")
+    if not os.path.isfile(path):
+        raise ValueError(f"{flag} {path} is not a regular file; give the path of {what}.")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise ValueError(f"{flag} {path} cannot be read ({e.strerror or e}); give the path of {what} that this user "
+                         "can read.") from e
+
+
+def check_input_dir(flag: str, path, what: str = "a directory") -> None:
+    """``path`` names an existing, readable directory (not a file)."""
+    _empty(flag, path, what)
+    if not os.path.exists(path):
+        raise ValueError(f"{flag} {path} does not exist; give the path of {what}.")
+    if not os.path.isdir(path):
+        raise ValueError(f"{flag} {path} is a file, not a directory; give the path of {what}.")
+    try:
+        os.listdir(path)
+    except OSError as e:
+        raise ValueError(f"{flag} {path} cannot be read ({e.strerror or e}); give the path of {what} that this user "
+                         "can read.") from e
+
+
+def check_output_file(flag: str, path, what: str = "the file to write") -> None:
+    """``path`` can be written as a file: not a directory, its directory exists and is writable (probed, so a
+    read-only filesystem or a root-owned location counts too), an existing file is writable. Nothing is left."""
+    _empty(flag, path, what)
+    if os.path.isdir(path):
+        raise ValueError(f"{flag} {path} is a directory; give the path of {what} (e.g. "
+                         f"{os.path.join(path, 'out.json')}).")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.exists(parent):
+        raise ValueError(f"{flag} {path}: its directory {parent} does not exist; create it or choose another path.")
+    if not os.path.isdir(parent):
+        raise ValueError(f"{flag} {path}: {parent} is a file, not a directory; choose another path.")
+    try:
+        if os.path.exists(path):
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND))  # opened, not truncated: nothing changes yet
+        else:
+            fd, probe = tempfile.mkstemp(prefix=".hf_unlearn-probe-", dir=parent)
+            os.close(fd)
+            os.remove(probe)
+    except OSError as e:
+        raise ValueError(f"{flag} {path} cannot be written ({e.strerror or e} in {parent}); choose a writable "
+                         "location.") from e
+
+
 # ---- the run lock --------------------------------------------------------------------------------------------
 def read_lock(output_dir: str) -> dict | None:
     path = os.path.join(output_dir, LOCK_NAME)
@@ -157,11 +224,43 @@ def check_not_locked(output_dir: str) -> None:
         raise OutputDirLocked(_describe(info, output_dir))
 
 
+@contextlib.contextmanager
+def _takeover_guard(directory: str):
+    """An exclusive ``flock`` on the directory itself, held while a stale lock is judged and replaced: the kernel
+    drops it when its process dies, so it can never go stale. Yields False where the filesystem has no ``flock``
+    (then a stale lock is not replaced automatically)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield False
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
 class OutputDirLock:
     """``with OutputDirLock(dir):`` holds ``dir/.hf_unlearn.lock`` (pid, hostname, start time) for the run.
 
-    Created atomically (``O_EXCL``); a stale lock (its pid is gone on this host) is replaced; removed on exit,
-    including on errors and Ctrl-C. ``created_dir`` tells whether the directory was made for this run.
+    Created atomically (``O_EXCL``, under an exclusive ``flock`` of the directory, with its content complete before
+    the guard is let go); a stale lock (its pid is gone on this host) is judged and replaced under that same guard,
+    so of several processes that find the same stale lock exactly one takes it over (checking and removing are one
+    step). Removed on exit, including on errors and Ctrl-C, and only while it is still this run's file.
+    ``created_dir`` tells whether the directory was made for this run.
     """
 
     def __init__(self, output_dir: str):
@@ -169,6 +268,7 @@ class OutputDirLock:
         self.path = os.path.join(output_dir, LOCK_NAME)
         self.created_dir = False
         self.held = False
+        self._identity = None
 
     def acquire(self) -> "OutputDirLock":
         if not os.path.isdir(self.output_dir):
@@ -176,22 +276,25 @@ class OutputDirLock:
             self.created_dir = True
         info = {"pid": os.getpid(), "hostname": socket.gethostname(),
                 "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                held = read_lock(self.output_dir)
-                if lock_is_live(held):
-                    raise OutputDirLocked(_describe(held, self.output_dir)) from None
+        with _takeover_guard(self.output_dir) as guarded:
+            for _ in range(2):
                 try:
-                    os.remove(self.path)  # stale: its run crashed
-                except FileNotFoundError:
-                    pass
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(info, f)
-            self.held = True
-            return self
+                    fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                except FileExistsError:
+                    held = read_lock(self.output_dir)
+                    if lock_is_live(held) or not guarded:
+                        raise OutputDirLocked(_describe(held or {}, self.output_dir)) from None
+                    try:
+                        os.remove(self.path)  # stale (its run crashed), judged and removed under the guard
+                    except FileNotFoundError:
+                        pass
+                    continue
+                with os.fdopen(fd, "w") as f:
+                    json.dump(info, f)
+                    f.flush()
+                    self._identity = os.fstat(f.fileno()).st_ino
+                self.held = True
+                return self
         raise OutputDirLocked(_describe(read_lock(self.output_dir) or {}, self.output_dir))
 
     def release(self) -> None:
@@ -199,7 +302,8 @@ class OutputDirLock:
             return
         self.held = False
         try:
-            os.remove(self.path)
+            if os.stat(self.path).st_ino == self._identity:  # never another run's lock (ours deleted by hand)
+                os.remove(self.path)
         except OSError as e:
             if e.errno != errno.ENOENT:
                 raise

@@ -35,6 +35,8 @@ __all__ = [
     "ALLOW_PATTERNS",
     "check_repo_id",
     "WEIGHT_FILES",
+    "describe_hub_error",
+    "hub_network_errors",
 ]
 
 logger = logging.getLogger(__name__)
@@ -169,7 +171,23 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def _describe(err: BaseException, endpoint: str, last_request: str | None = None, timeout: float | None = None) -> str:
+def hub_network_errors() -> tuple[type[BaseException], ...]:
+    """What a failed Hub exchange raises inside `hub_guard.hub_session` (HTTP errors, redirects, refused retries,
+    transport errors and answers that are not the Hub's JSON); `describe_hub_error` words each in one line."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    return (HfHubHTTPError, _guard.HubRedirectError, _guard.HubStatusError, _guard.HubRetryError,
+            json.JSONDecodeError, KeyError, TypeError, AttributeError, IndexError) + _transport_errors()
+
+
+def describe_hub_error(err: BaseException, endpoint: str, last_request: str | None = None,
+                       timeout: float | None = None, action: str = "hf-unlearn") -> str:
+    """One line for a failed Hub exchange: what failed, where (the last request) and the fix."""
+    return _describe(err, endpoint, last_request, timeout, action)
+
+
+def _describe(err: BaseException, endpoint: str, last_request: str | None = None, timeout: float | None = None,
+              action: str = "a push") -> str:
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
     where = last_request or endpoint
@@ -177,7 +195,7 @@ def _describe(err: BaseException, endpoint: str, last_request: str | None = None
         return (f"the Hub answered {err} (redirects are not followed during a push: check --endpoint and the repo "
                 "id, e.g. a renamed repo)")
     if isinstance(err, _guard.HubRetryError):
-        return (f"{err} on the first try; a push does not retry: rerun it, or raise --hub_timeout / "
+        return (f"{err} on the first try; {action} does not retry: rerun it, or raise --hub_timeout / "
                 f"{_guard.HUB_TIMEOUT_ENV} (now {timeout:g} s) if the Hub is slow")
     if isinstance(err, TimeoutError) or type(err).__name__.endswith("Timeout") or "Timeout" in type(err).__name__:
         return (f"no answer from {where} within {timeout:g} s ({type(err).__name__}); the Hub may be down or slow: "

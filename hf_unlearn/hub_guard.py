@@ -36,6 +36,8 @@ __all__ = [
     "check_repo_id",
     "find_local_path",
     "hub_session",
+    "active_session",
+    "unreachable_cause",
     "local_path_variants",
     "open_no_follow",
     "plan_upload",
@@ -285,9 +287,11 @@ def _httpx():
 
 
 @contextmanager
-def hub_session(timeout: float):
+def hub_session(timeout: float, *, follow_redirects: bool = False):
     """Make every `huggingface_hub` request inside the block use a client with `timeout` seconds to connect, send
-    and read, that does not follow redirects (`HubRedirectError`) and does not wait to retry a 408/429/5xx answer
+    and read (also for requests that name their own timeout, e.g. a download's 10 s `etag_timeout`: `--hub_timeout`
+    decides), that does not follow redirects (`HubRedirectError`; `follow_redirects=True` for read-only sessions,
+    whose downloads the Hub redirects to its file storage) and does not wait to retry a 408/429/5xx answer
     (`HubStatusError`: a hostile `Retry-After` would otherwise make the push sleep for as long as it says) nor,
     after its first 1 s back-off, an exchange that failed (`HubRetryError`). Yields a dict whose "last" is the last request
     ("METHOD url"), to name the endpoint in errors. The previous client factory is restored on exit.
@@ -300,6 +304,7 @@ def hub_session(timeout: float):
     httpx = _httpx()
     previous = getattr(_http, "_GLOBAL_CLIENT_FACTORY", None) or _http.default_client_factory
     state: dict[str, str] = {}
+    bounds = httpx.Timeout(timeout).as_dict()
 
     class CaptureRetries(logging.Filter):
         """huggingface_hub's back-off logs "'<error>' thrown while requesting <METHOD> <url>" before it retries:
@@ -320,9 +325,10 @@ def hub_session(timeout: float):
             raise HubRetryError(f"{request.method} {request.url}", cause)
         state.pop("failed", None)
         state["last"] = f"{request.method} {request.url}"
+        request.extensions["timeout"] = bounds  # a per-request timeout (or None) never outlasts --hub_timeout
 
     def refuse_redirects(response):
-        if response.is_redirect or 300 <= response.status_code < 400:
+        if not follow_redirects and (response.is_redirect or 300 <= response.status_code < 400):
             request = response.request
             raise HubRedirectError(request.method, str(request.url), response.status_code,
                                    response.headers.get("location"))
@@ -332,14 +338,40 @@ def hub_session(timeout: float):
     def factory():
         hooks = [h for h in (getattr(_http, "hf_request_event_hook", None),) if h is not None]
         return httpx.Client(event_hooks={"request": hooks + [remember], "response": [refuse_redirects]},
-                            follow_redirects=False, timeout=httpx.Timeout(timeout))
+                            follow_redirects=follow_redirects, timeout=httpx.Timeout(timeout))
 
     capture = CaptureRetries()
     http_logger = logging.getLogger(_http.__name__)
     http_logger.addFilter(capture)
     _http.set_client_factory(factory)
+    state["timeout"] = timeout
+    _ACTIVE.append(state)
     try:
         yield state
     finally:
+        _ACTIVE.remove(state)
         _http.set_client_factory(previous)
         http_logger.removeFilter(capture)
+
+
+_ACTIVE: list[dict] = []
+
+
+def active_session() -> dict:
+    """The innermost open `hub_session`'s state ("last" request, "timeout"), or {} outside one: lets code deep in a
+    subcommand name the request and the timeout in a one-line error."""
+    return _ACTIVE[-1] if _ACTIVE else {}
+
+
+def unreachable_cause(err: BaseException) -> BaseException | None:
+    """The exception in `err`'s cause chain that says the Hub did not answer in full (a timeout, a refused or broken
+    connection, a refused retry or 429/5xx, a redirect), or None: huggingface_hub wraps these (e.g. in
+    `LocalEntryNotFoundError`) when a download fails."""
+    transport = (_httpx().HTTPError, TimeoutError, ConnectionError, HubRedirectError, HubStatusError, HubRetryError)
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, transport):
+            return err
+        err = err.__cause__ or err.__context__
+    return None

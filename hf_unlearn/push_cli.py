@@ -49,9 +49,21 @@ def main(argv: list[str] | None = None, prog: str = "hf-unlearn push") -> int:
 
     from .hub import HubPushError, check_repo_id, push_unlearned_to_hub
 
-    parser = HfArgumentParser(PushArguments, prog=prog, description=__doc__.split("\n\n")[0])
-    (args,) = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    from .cli_args import one_line_errors
 
+    parser = one_line_errors(HfArgumentParser(PushArguments, prog=prog, description=__doc__.split("\n\n")[0]))
+    try:
+        (args,) = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    except ValueError as err:  # flags the parser does not know
+        parser.error(str(err))
+
+    from .fs_safety import check_input_dir
+
+    try:  # before anything is read or sent
+        check_input_dir("--output_dir", args.output_dir, "a finished output directory (hf-unlearn unlearn --output_dir)")
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         check_repo_id(args.repo_id)  # before anything is read or sent
         info = push_unlearned_to_hub(

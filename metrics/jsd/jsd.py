@@ -85,11 +85,16 @@ def _as_matrix(rows, name):
             f"`{name}` contains NaN or inf values (first in row {bad_row}). Check the model outputs (a diverged "
             "unlearning run produces NaN logits) and pass finite values."
         )
-    return matrix
+    # Rows are read at float32 precision (a model's own), as when the module stored float32: results are unchanged.
+    # A finite value beyond float32's range (e.g. 1e308) keeps its float64 value instead of becoming inf.
+    with np.errstate(over="ignore"):
+        in_range = np.abs(matrix) <= np.finfo(np.float32).max
+        return np.where(in_range, matrix.astype(np.float32).astype(np.float64), matrix)
 
 
 def _log_softmax(logits):
-    shifted = logits - logits.max(axis=1, keepdims=True)
+    with np.errstate(over="ignore"):  # -1e308 - 1e308 = -inf: that class's probability is exactly 0
+        shifted = logits - logits.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
@@ -145,8 +150,8 @@ class Jsd(evaluate.Metric):
             inputs_description=_KWARGS_DESCRIPTION,
             features=datasets.Features(
                 {
-                    "predictions": datasets.Sequence(datasets.Value("float32")),
-                    "gold_predictions": datasets.Sequence(datasets.Value("float32")),
+                    "predictions": datasets.Sequence(datasets.Value("float64")),
+                    "gold_predictions": datasets.Sequence(datasets.Value("float64")),
                 }
             ),
             reference_urls=["https://arxiv.org/abs/2503.18314", "https://arxiv.org/abs/2205.08096"],

@@ -89,11 +89,16 @@ def _as_matrix(rows, name):
             f"`{name}` contains NaN or inf values (first in row {bad_row}). Check the model outputs (a diverged "
             "unlearning run produces NaN logits) and pass finite values."
         )
-    return matrix
+    # Rows are read at float32 precision (a model's own), as when the module stored float32: results are unchanged.
+    # A finite value beyond float32's range (e.g. 1e308) keeps its float64 value instead of becoming inf.
+    with np.errstate(over="ignore"):
+        in_range = np.abs(matrix) <= np.finfo(np.float32).max
+        return np.where(in_range, matrix.astype(np.float32).astype(np.float64), matrix)
 
 
 def _log_softmax(logits):
-    shifted = logits - logits.max(axis=1, keepdims=True)
+    with np.errstate(over="ignore"):  # -1e308 - 1e308 = -inf: that class's probability is exactly 0
+        shifted = logits - logits.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
@@ -129,6 +134,27 @@ def _labels(references, num_rows, num_classes):
             f"entries); got labels in [{labels.min()}, {labels.max()}]."
         )
     return labels
+
+
+def _check_labels(references, start=0):
+    """Refuse labels that are not integer class ids before `evaluate` casts them to int64 (which reads 0.7 as 0,
+    True as 1 and "1" as 1, and fails on NaN without naming the row). Integral floats (1.0) are accepted."""
+    if references is None:
+        return
+    values = references.tolist() if hasattr(references, "tolist") else references
+    if not isinstance(values, (list, tuple)):
+        values = [values]
+    for i, value in enumerate(values, start):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            problem = f"{value!r} ({type(value).__name__})"
+        elif isinstance(value, (float, np.floating)) and not float(value).is_integer():
+            problem = repr(float(value))
+        else:
+            continue
+        raise ValueError(
+            f"`references` row {i} is {problem}, not an integer class id: each label must be an int "
+            "(0 <= label < C). Pass the dataset's integer labels (not probabilities, booleans or strings)."
+        )
 
 
 def _subsets(subset, allowed):
@@ -180,7 +206,7 @@ class RfJsd(evaluate.Metric):
             inputs_description=_KWARGS_DESCRIPTION,
             features=datasets.Features(
                 {
-                    "predictions": datasets.Sequence(datasets.Value("float32")),
+                    "predictions": datasets.Sequence(datasets.Value("float64")),
                     "references": datasets.Value("int64"),
                     "subset": datasets.Value("string"),
                 }
@@ -189,6 +215,18 @@ class RfJsd(evaluate.Metric):
             codebase_urls=["https://github.com/cspartalis/LoTUS"],
         )
 
+    def add_batch(self, *, predictions=None, references=None, **kwargs):
+        """Add a batch of rows (labels are checked first: integer class ids only).
+"""
+        _check_labels(references)  # before a bad label is cast and buffered
+        return super().add_batch(predictions=predictions, references=references, **kwargs)
+
+    def add(self, *, prediction=None, reference=None, **kwargs):
+        """Add one row (its label is checked first: an integer class id only).
+"""
+        _check_labels([reference])
+        return super().add(prediction=prediction, reference=reference, **kwargs)
+
     def compute(self, **kwargs):
         """Compute the metric (see the module description for the inputs and options).
 
@@ -196,6 +234,7 @@ class RfJsd(evaluate.Metric):
         raised a `ValueError` stays usable (no stale lock, no stale rows).
         """
         self._deferred_error = None
+        _check_labels(kwargs.get("references"))
         result = super().compute(**kwargs)
         error, self._deferred_error = self._deferred_error, None
         if error is not None:
