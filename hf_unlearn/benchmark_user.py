@@ -219,7 +219,10 @@ def prepare_user_grid(a, say):
     from .modeling import logits_of
     from .naming import public_name
 
+    from . import list_methods
+
     _check_flags(a)
+    a.methods = list(a.methods or list_methods())
     run = _load(a, say)
     script, loaded, selection = run.script, run.loaded, run.selection
     image, label = script.image_column_name, run.args.label_column_name
@@ -238,7 +241,8 @@ def prepare_user_grid(a, say):
     pixels, template = _Pixels(loaded), loaded.model.eval()
     try:
         with torch.no_grad():
-            out = logits_of(template, pixels(images=data["train"].select(range(min(2, len(data["train"]))))["image"]))
+            first = data["train"].select(range(min(2, len(data["train"]))))["image"]
+            out = logits_of(template, pixels(images=first)["pixel_values"])
         if out.shape[-1] != run.num_labels:
             raise ValueError(f"{out.shape[-1]} logits for {run.num_labels} classes")
     except Exception as e:
@@ -302,13 +306,11 @@ def run_user_benchmark(a, progress=print) -> dict:
     before any model is trained or any file written."""
     import time
 
-    from . import list_methods
     from .benchmark_grid import run_grid
 
     def say(msg: str) -> None:
         progress(f"[benchmark {time.strftime('%H:%M:%S')}] {msg}")
 
-    a.methods = list(a.methods or list_methods())
     grid, config, name, class_mode = prepare_user_grid(a, say)
     os.makedirs(a.results_dir, exist_ok=True)
     out = run_grid(grid, config=config, name=name, results_dir=a.results_dir,
