@@ -76,6 +76,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     u.add_argument("--recipe_batch_size", type=int, default=None, help="the original/gold batch size")
     u.add_argument("--image_size", type=int, default=None, help="resize images to S x S for the model (Transformers "
                    "image processors; default: the processor's own size)")
+    u.add_argument("--new_head", action="store_true", help="fine-tune the checkpoint with a new classification head "
+                   "for the dataset's classes (drawn from each seed), e.g. a model trained on other classes")
     u.add_argument("--no_progress_bar", dest="progress_bar", action="store_false", help="no bar over the grid")
     return p
 
@@ -103,7 +105,7 @@ def main(argv=None, prog: str = "hf-unlearn benchmark") -> int:
         os.environ.setdefault(key, value)
     from .benchmark import PAPER_SEEDS, run_benchmark
 
-    own = [f for f, v in (("--forget_ids_file", a.forget_ids_file), ("--forget_classes", a.forget_classes),
+    own = [f for f, v in (("--forget_ids_file", a.forget_ids_file), ("--new_head", a.new_head or None), ("--forget_classes", a.forget_classes),
                           ("--image_size", a.image_size), ("--recipe_learning_rate", a.recipe_learning_rate),
                           ("--recipe_batch_size", a.recipe_batch_size), ("--forget_fraction", a.forget_fraction))
            if v is not None]

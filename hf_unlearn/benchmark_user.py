@@ -168,9 +168,70 @@ def _load(a, say):
     run = UnlearningRun(script=script, args=args, method_config=method_config, alphas=None, say=say, is_main=True)
     run.data, run.dataset_id = load_training_data(script)
     load_splits(run)
-    load_original(run)
+    if a.new_head:
+        _load_with_new_head(run)
+    else:
+        try:
+            load_original(run)
+        except UsageError as e:
+            if "classes" not in str(e) or not ("id2label" in str(e) or "outside the model" in str(e)):
+                raise
+            raise UsageError(f"{e} To fine-tune the checkpoint with a new classification head for the dataset's "
+                             "classes, pass --new_head.") from e
     select(run)
     return run
+
+
+def _load_with_new_head(run) -> None:
+    """``--new_head``: the starting checkpoint with a classification head for the dataset's classes (its class
+    names, or ``0 .. max label`` for integer labels); the head is drawn anew from each seed in ``build``. Fills in
+    what :func:`hf_unlearn.cli_load.load_original` fills in for :func:`hf_unlearn.cli_load.select`."""
+    import datasets
+
+    from . import load_classifier
+    from .checks import check_model_finite
+    from .labels import align_labels, check_integer_labels
+    from .provenance import read_parent_chain
+
+    script, column = run.script, run.args.label_column_name
+    feature = run.train.features[column]
+    try:
+        if isinstance(feature, datasets.ClassLabel):
+            names, num_labels = list(feature.names), feature.num_classes
+        else:
+            check_integer_labels(run.train, column, script.train_split)
+            splits = [s for s in (run.train, run.validation, run.test) if s is not None]
+            names, num_labels = None, 1 + max(max(y for y in s[column] if y is not None) for s in splits)
+        run.chain = read_parent_chain(script.model_name_or_path, script.model_revision, None)
+        loaded = load_classifier(script.model_name_or_path, num_labels=num_labels, image_column=script.image_column_name,
+                                 trust_remote_code=script.trust_remote_code, revision=script.model_revision)
+        data, run.label_alignment = align_labels(run.data, column, names, num_labels)
+        check_model_finite(loaded.model, f"the model {script.model_name_or_path}")
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    config = getattr(loaded.model, "config", None)
+    if names and config is not None and hasattr(config, "id2label"):  # the new head's classes, named
+        config.id2label, config.label2id = dict(enumerate(names)), {n: i for i, n in enumerate(names)}
+    run.loaded, run.num_labels, run.model_path, run.data = loaded, num_labels, script.model_name_or_path, data
+    run.train = run.loaded_train = data[script.train_split]
+    run.validation = data[script.validation_split] if run.validation is not None else None
+    run.test = data[script.test_split] if run.test is not None else None
+
+
+def _reset_head(model, seed: int) -> None:
+    """A newly initialised classification head, drawn from ``seed`` (every layer's ``reset_parameters``)."""
+    import torch
+
+    from .modeling import classifier_head
+
+    head = classifier_head(model)
+    if head is None:
+        raise UsageError("--new_head: the model has no classification head that hf-unlearn can find.")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for module in head.modules():
+            if callable(getattr(module, "reset_parameters", None)):
+                module.reset_parameters()
 
 
 def _columns(ds, image: str, label: str):
@@ -253,7 +314,7 @@ def prepare_user_grid(a, say):
                                ("batch_size", a.recipe_batch_size)) if v is not None}
     recipe.update(given, image_size=a.image_size)  # None: the model's own processor size
     names = class_names_of(template) or [str(i) for i in range(run.num_labels)]
-    identity = model_identity(run.model_path, script.model_revision)
+    identity = dict(model_identity(run.model_path, script.model_revision), new_head=bool(a.new_head))
     data_id = {"name": public_name(run.dataset_id), "config": script.dataset_config_name,
                "revision": script.dataset_revision, "columns": [image, label],
                **{k: v._fingerprint for k, v in data.items()}}
@@ -262,13 +323,17 @@ def prepare_user_grid(a, say):
             "forget_fingerprint": rec.forget_fingerprint, "num_removed": rec.num_removed}
     class_mode = bool(a.forget_classes)
 
+    if a.new_head:
+        _reset_head(copy.deepcopy(template), 0)  # a model without a head is refused now, not at training time
+
     def build(family, recipe, names, seed):
-        with torch.random.fork_rng(devices=[]):  # the starting checkpoint: no newly initialised weights
-            torch.manual_seed(seed)
-            return copy.deepcopy(template).train(), pixels
+        model = copy.deepcopy(template).train()
+        if a.new_head:  # the seed draws the new head; every other weight is the starting checkpoint's
+            _reset_head(model, seed)
+        return model, pixels
 
     defaults = sorted({"epochs", "learning_rate", "batch_size"} - set(given))
-    recipe_text = (f"{recipe['epochs']} epochs, learning rate {recipe['learning_rate']:g}, batch {recipe['batch_size']}"
+    recipe_text = (f"{recipe['epochs']} epoch{'s' if recipe['epochs'] != 1 else ''}, learning rate {recipe['learning_rate']:g}, batch {recipe['batch_size']}"
                    f", images at {'%d px' % a.image_size if a.image_size else 'the model processor’s size'}; AdamW "
                    "(weight decay 5e-4) with a one-cycle schedule (hf_unlearn.builtin.train_classifier)")
     if defaults:
@@ -276,7 +341,9 @@ def prepare_user_grid(a, say):
                         f"closest in size (≤ {SMALL_TRAIN_ROWS:,} training images: digits, else fashion_mnist) and the "
                         "built-in family closest in kind; set --recipe_epochs / --recipe_learning_rate / "
                         "--recipe_batch_size")
-    description = (f"**Your model and data.** Starting checkpoint: `{public_name(a.model)}`; dataset: "
+    head = (f" with a new classification head for the dataset's {run.num_labels} classes, drawn from each seed"
+            if a.new_head else "")
+    description = (f"**Your model and data.** Starting checkpoint: `{public_name(a.model)}`{head}; dataset: "
                    f"`{public_name(run.dataset_id)}` ({len(data['train'])} train, {len(validation)} validation, "
                    f"{len(test)} test images). **Original**: the starting checkpoint fine-tuned on the whole train "
                    f"split. **Gold**: the same starting checkpoint fine-tuned the same way (same recipe, same seed) on "

@@ -92,7 +92,7 @@ def test_user_model_and_data_write_json_markdown_png(cache_root, tmp_path, model
 
     per_class = Counter(small_digits["train"]["label"]).values()
     assert out["config"]["forget"]["num_removed"] == sum(int(0.1 * n) for n in per_class)
-    assert "Original" in out["description"] and "Gold" in out["description"] and "1 epochs" in out["description"]
+    assert "Original" in out["description"] and "Gold" in out["description"] and "1 epoch," in out["description"]
     assert "learning rate 0.003" in out["description"] and "(digits, resnet)" in out["description"]
     if data == "folder":
         assert "cut 50/50" in out["description"]
@@ -189,3 +189,39 @@ def test_bad_inputs_are_one_error_line_exit_2_nothing_written(cache_root, tmp_pa
         assert len(errors) == 1 and expected in errors[0], (case, err)
         assert not out_dir.exists(), case
     assert cached() == before  # nothing trained
+
+
+@pytest.fixture(scope="module")
+def other_classes_dir(tmp_path_factory, small_digits):
+    """Five classes the model does not have ("a".."e": digits 0..4 renamed)."""
+    import datasets
+
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=list("abcde"))})
+    path = tmp_path_factory.mktemp("user") / "other-classes"
+    datasets.DatasetDict({k: datasets.Dataset.from_dict(
+        {"image": [r["image"] for r in ds if r["label"] < 5], "label": [r["label"] for r in ds if r["label"] < 5]},
+        features=features) for k, ds in small_digits.items()}).save_to_disk(str(path))
+    return str(path)
+
+
+def test_new_head_for_other_classes_is_drawn_from_each_seed(cache_root, tmp_path, model_dir, other_classes_dir, capsys):
+    import torch
+
+    from hf_unlearn.benchmark_user import prepare_user_grid
+    from hf_unlearn.modeling import classifier_head, load_classifier
+
+    argv = ["--model", model_dir, "--dataset", other_classes_dir, "--forget_fraction", "0.1", *FLAGS]
+    assert _bench(*argv, "--results_dir", str(tmp_path / "r")) == 2  # the model's classes are 0..9: refused, with the fix
+    assert "pass --new_head" in capsys.readouterr().err and not (tmp_path / "r").exists()
+    grid, config, _, _ = prepare_user_grid(_args(*argv, "--new_head"), lambda m: None)
+    assert grid.names == list("abcde") and config["model"]["new_head"] is True and "new classification head" in grid.description
+    a0, _ = grid.build("model", grid.recipe("model"), grid.names, 0)
+    a1, _ = grid.build("model", grid.recipe("model"), grid.names, 1)
+    again, _ = grid.build("model", grid.recipe("model"), grid.names, 0)
+    heads = [dict(classifier_head(m).named_parameters()) for m in (a0, a1, again)]
+    assert all(p.shape[0] == 5 for n, p in heads[0].items() if n.endswith("bias"))
+    assert any(not torch.equal(heads[0][n], heads[1][n]) for n in heads[0])  # another seed, another head
+    assert all(torch.equal(heads[0][n], heads[2][n]) for n in heads[0])  # the same seed, the same head
+    start = dict(load_classifier(model_dir).model.named_parameters())
+    body = [n for n, _ in a0.named_parameters() if not n.startswith("classifier")]
+    assert body and all(torch.equal(dict(a0.named_parameters())[n], start[n]) for n in body)
