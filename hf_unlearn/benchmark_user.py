@@ -1,16 +1,11 @@
 """``hf-unlearn benchmark --model M --dataset D``: the benchmark's grid on a user's own model and data.
 
-``--model`` is the *starting checkpoint*. The **Original** is that checkpoint fine-tuned on the whole train split;
-the **Gold** is the same checkpoint fine-tuned the same way (same recipe, same seed) on the retain set only: the
-user's model fine-tuned without the forget set. Both are trained by :func:`hf_unlearn.builtin.train_classifier`
-(the loop of the built-in benchmark) and cached under ``cache_dir()/benchmark``, keyed by the model's identity
-(local directory + SHA-256 of its files, or Hub id + revision + cached commit), the data's fingerprints, the forget
-selection (its fingerprint, for the Gold), the recipe and the seed.
-
-The model and the dataset are loaded by the stages of ``hf-unlearn unlearn`` (hf_unlearn.cli_load: local
-directories, Hub ids, timm, safetensors only, ``--trust_remote_code``; ``save_to_disk`` directories, image folders,
-Hub datasets; labels aligned with the model's classes) and the forget set is selected by its rules and checks
-(``--forget_fraction`` with ``--forget_selection``, ``--forget_ids_file``, ``--forget_classes``). The grid itself is
+``--model`` is the *starting checkpoint*. The **Original** is it fine-tuned on the whole train split; the **Gold** is
+the same checkpoint fine-tuned the same way (same recipe, same seed) on the retain set only: the user's model
+fine-tuned without the forget set. Both are trained by :func:`hf_unlearn.builtin.train_classifier` and cached under
+``cache_dir()/benchmark``, keyed by the model's identity (:func:`model_identity`), the data's fingerprints, the
+forget selection's fingerprint (the Gold), the recipe and the seed. The model and data are loaded, and the forget set
+selected, by the stages of ``hf-unlearn unlearn`` (hf_unlearn.cli_load, with its checks); the grid is
 :func:`hf_unlearn.benchmark_grid.run_grid`, as for the built-in datasets.
 """
 
@@ -129,11 +124,23 @@ def _check_flags(a) -> None:
             check_value("seeds", seed, "[0, 4294967296)", integer=True)
     except ValueError as e:
         raise UsageError(str(e)) from e
+    if a.alpha_search:
+        from .alpha_search import check_alphas
+
+        try:
+            check_alphas(a.alpha_search)
+        except ValueError as e:
+            raise UsageError(str(e)) from e
     unknown = [m for m in (a.methods or []) if m not in list_methods()]
     if unknown:
         raise UsageError(f"unknown --methods {unknown}; choose among: {', '.join(list_methods())}.")
     if a.name is not None and (not a.name or os.sep in a.name or a.name.startswith(".")):
         raise UsageError(f"--name {a.name!r} must be a plain file name (no '{os.sep}', not starting with '.').")
+    from .fs_safety import relation
+
+    for what, path in (("the model's directory", a.model), ("the dataset's directory", a.dataset)):
+        if os.path.isdir(path) and relation(a.results_dir, path) in ("same", "inside"):
+            raise UsageError(f"--results_dir {a.results_dir} is or is inside {what} ({path}); choose one outside it.")
 
 
 def _unlearn_argv(a) -> list[str]:
@@ -275,12 +282,11 @@ def prepare_user_grid(a, say):
     import datasets
     import torch
 
+    from . import list_methods
     from .benchmark_grid import GridSource, _benchmark_config, heldout_for_seed
     from .labels import class_names_of
     from .modeling import logits_of
     from .naming import public_name
-
-    from . import list_methods
 
     _check_flags(a)
     a.methods = list(a.methods or list_methods())
@@ -385,6 +391,5 @@ def run_user_benchmark(a, progress=print) -> dict:
                    progress_bar=a.progress_bar, families=[USER_FAMILY], seeds=a.seeds, methods=a.methods,
                    method_epochs=a.method_epochs, class_mode=class_mode, alpha_search=a.alpha_search,
                    equal_budget=True)
-    out["name"] = name
     return out
 

@@ -175,6 +175,8 @@ def test_bad_inputs_are_one_error_line_exit_2_nothing_written(cache_root, tmp_pa
         "built-in flag": (m + d + f + ["--quick"], "built-in datasets only"),
         "bad label column": (m + d + f + ["--label_column_name", "y"], "no column 'y'"),
         "argparse": (m + d + ["--forget_fraction", "x"], "invalid float value"),
+        "results inside the data": (m + d + f + ["--results_dir", os.path.join(saved_dir, "out")], "is inside"),
+        "bad alpha search": (m + d + f + ["--alpha_search", "2", "2"], "alpha"),
     }
     out_dir = tmp_path / "results"
     cached = lambda: sorted(os.listdir(os.path.join(str(cache_root), "benchmark")))  # noqa: E731
@@ -182,12 +184,12 @@ def test_bad_inputs_are_one_error_line_exit_2_nothing_written(cache_root, tmp_pa
     before = cached()
     for case, (argv, expected) in cases.items():
         capsys.readouterr()
-        rc = _bench(*argv, "--results_dir", str(out_dir), *FLAGS)
+        rc = _bench("--results_dir", str(out_dir), *argv, *FLAGS)
         err = capsys.readouterr().err
         errors = [line for line in err.splitlines() if line.startswith("error:")]
         assert rc == 2, (case, err)
         assert len(errors) == 1 and expected in errors[0], (case, err)
-        assert not out_dir.exists(), case
+        assert not out_dir.exists() and not os.path.exists(os.path.join(saved_dir, "out")), case
     assert cached() == before  # nothing trained
 
 
@@ -225,3 +227,43 @@ def test_new_head_for_other_classes_is_drawn_from_each_seed(cache_root, tmp_path
     start = dict(load_classifier(model_dir).model.named_parameters())
     body = [n for n, _ in a0.named_parameters() if not n.startswith("classifier")]
     assert body and all(torch.equal(dict(a0.named_parameters())[n], start[n]) for n in body)
+
+
+def test_model_identity_names_the_weights_and_the_hub_revision(tmp_path, model_dir):
+    import shutil
+
+    from hf_unlearn.benchmark_user import model_identity
+
+    copy = tmp_path / "copy"
+    shutil.copytree(model_dir, copy)
+    a, b = model_identity(model_dir), model_identity(str(copy))
+    assert a["sha256"] == b["sha256"] and a["path"] != b["path"]
+    with open(copy / "model.safetensors", "ab") as f:
+        f.write(b"\0")
+    assert model_identity(str(copy))["sha256"] != a["sha256"]
+    hub = model_identity("some-org/not-cached", "v1")
+    assert hub == {"hub_id": "some-org/not-cached", "revision": "v1", "commit": None}
+
+
+def test_builtin_datasets_keep_their_flags(monkeypatch, tmp_path, capsys):
+    import hf_unlearn.benchmark as benchmark
+
+    calls = []
+
+    def fake(**kw):
+        calls.append(kw)
+        (tmp_path / f"{kw['name']}.md").write_text("report")
+        return {"runs": [], "failures": []}
+
+    monkeypatch.setattr(benchmark, "run_benchmark", fake)
+    assert _bench("--results_dir", str(tmp_path), "--seeds", "0") == 0
+    kw = calls[-1]
+    assert (kw["dataset"], kw["families"], kw["forget_class"], kw["train_size"], kw["name"]) == (
+        "digits", ["resnet", "vit"], None, 10_000, "digits")
+    assert _bench("--results_dir", str(tmp_path), "--dataset", "fashion_mnist", "--class_unlearning", "--quick") == 0
+    kw = calls[-1]
+    assert (kw["dataset"], kw["forget_class"], kw["seeds"], kw["method_epochs"]) == ("digits", 3, [3407], 3)
+    capsys.readouterr()
+    assert _bench("--results_dir", str(tmp_path), "--dataset", "digits", "--forget_classes", "3") == 2
+    assert capsys.readouterr().err.startswith("error: --forget_classes need --model")
+    assert len(calls) == 2
