@@ -122,15 +122,12 @@ def _check_flags(a) -> None:
             check_value(name, value, interval, integer=integer)
         for seed in a.seeds:
             check_value("seeds", seed, "[0, 4294967296)", integer=True)
+        if a.alpha_search:
+            from .alpha_search import check_alphas
+
+            check_alphas(a.alpha_search)
     except ValueError as e:
         raise UsageError(str(e)) from e
-    if a.alpha_search:
-        from .alpha_search import check_alphas
-
-        try:
-            check_alphas(a.alpha_search)
-        except ValueError as e:
-            raise UsageError(str(e)) from e
     unknown = [m for m in (a.methods or []) if m not in list_methods()]
     if unknown:
         raise UsageError(f"unknown --methods {unknown}; choose among: {', '.join(list_methods())}.")
@@ -173,7 +170,12 @@ def _load(a, say):
     _check_ranges(script, method_config)
     _check_selection(script)
     run = UnlearningRun(script=script, args=args, method_config=method_config, alphas=None, say=say, is_main=True)
-    run.data, run.dataset_id = load_training_data(script)
+    if a.dataset in BUILTIN_DATASETS:  # the built-in data (Fashion-MNIST: its 10,000-image train subset)
+        from .benchmark import load_benchmark_dataset
+
+        run.data, run.dataset_id = load_benchmark_dataset(a.dataset), a.dataset
+    else:
+        run.data, run.dataset_id = load_training_data(script)
     load_splits(run)
     if a.new_head:
         _load_with_new_head(run)

@@ -125,6 +125,9 @@ def test_forget_ids_file_and_classes_select_what_they_say(cache_root, tmp_path, 
 
 
 def test_resume_skips_what_is_done(cache_root, tmp_path, model_dir, saved_dir, capsys):
+    from hf_unlearn.benchmark_grid import _resume_from
+    from hf_unlearn.benchmark_user import prepare_user_grid
+
     argv = ["--model", model_dir, "--dataset", saved_dir, "--forget_fraction", "0.1", "--methods", "finetune", "ssd",
             "--name", "res", "--results_dir", str(tmp_path), *FLAGS]
     assert _bench(*argv) == 0
@@ -141,10 +144,12 @@ def test_resume_skips_what_is_done(cache_root, tmp_path, model_dir, saved_dir, c
     again = json.loads(path.read_text())
     assert [r["method"] for r in again["runs"]] == ["finetune", "ssd"]
     assert again["runs"][0]["unlearned"] == kept["unlearned"]
-    # another recipe is another benchmark: nothing is resumed from the first one
-    assert _bench(*argv, "--resume", "--recipe_learning_rate", "0.001") == 0
-    log = capsys.readouterr().out
-    assert "resuming" not in log and "finetune: running" in log and "original: training" in log
+    # another recipe, selection or model is another benchmark: nothing would be resumed from this one
+    for other in (["--recipe_learning_rate", "0.001"], ["--forget_selection", "first"], ["--new_head"]):
+        _, config, _, _ = prepare_user_grid(_args(*argv, *other), lambda m: None)
+        assert _resume_from({"config": config}, str(path), lambda m: None) == set(), other
+    _, config, _, _ = prepare_user_grid(_args(*argv), lambda m: None)
+    assert len(_resume_from({"config": config}, str(path), lambda m: None)) == 2
 
 
 def test_bad_inputs_are_one_error_line_exit_2_nothing_written(cache_root, tmp_path, model_dir, saved_dir,
@@ -267,3 +272,11 @@ def test_builtin_datasets_keep_their_flags(monkeypatch, tmp_path, capsys):
     assert _bench("--results_dir", str(tmp_path), "--dataset", "digits", "--forget_classes", "3") == 2
     assert capsys.readouterr().err.startswith("error: --forget_classes need --model")
     assert len(calls) == 2
+
+
+def test_a_user_model_on_builtin_digits(cache_root, model_dir):
+    from hf_unlearn.benchmark_user import prepare_user_grid
+
+    grid, config, name, _ = prepare_user_grid(_args("--model", model_dir, "--dataset", "digits", "--forget_fraction",
+                                                    "0.1", *FLAGS), lambda m: None)
+    assert len(grid.data["train"]) == 1257 and config["data"]["name"] == "digits" and name == "my-model-on-digits"
