@@ -11,8 +11,11 @@ the whole train split; the Gold is the same checkpoint fine-tuned the same way (
 set only -- your model fine-tuned without the forget set. The recipe comes from --recipe_epochs,
 --recipe_learning_rate, --recipe_batch_size; each one left out comes from the built-in recipe of the built-in
 dataset closest in size (digits up to 5,000 training images, else fashion_mnist) and family (vit for attention
-models, else resnet). Give one forget rule (--forget_fraction, --forget_ids_file, --forget_classes); the data needs a
-train split and held-out data (validation and/or test; a single held-out split is cut 50/50).
+models, else resnet). Give one forget rule (--forget_fraction: a random fraction of each class drawn with the first
+seed, or --forget_selection first; --forget_ids_file; --forget_classes); the data needs a train split and held-out
+data (validation and/or test; a single held-out split is cut 50/50). --new_head: a model trained on other classes
+gets a new classification head for the dataset's classes, drawn from each seed. --dataset digits|fashion_mnist with
+--model: the built-in data. Everything trains on the CPU, like the built-in benchmark.
 
 Writes results/<name>.json, results/<name>.md (paper layout) and results/<name>.png (Avg Gap vs runtime).
 Originals and golds are cached under $HF_UNLEARN_CACHE/benchmark. See hf_unlearn/benchmark.py for the protocol.
