@@ -72,6 +72,8 @@ def _train_or_load(kind: str, grid, family: str, seed: int, recipe: dict, split,
 
     dataset, names, rule = grid.dataset, grid.names, grid.rule
     key_src = [kind, dataset, family, seed, recipe, rule if kind == "gold" else None, len(split)]
+    if grid.cache_key is not None:  # a user's model and data: their identity (the built-in keys stay as they were)
+        key_src.append(grid.cache_key)
     key = hashlib.sha256(json.dumps(key_src, sort_keys=True, default=str).encode()).hexdigest()[:12]
     tag = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{dataset}-{family}")[-80:]
     path = os.path.join(cache_dir(), "benchmark", f"{tag}-seed{seed}-{kind}-{key}")
@@ -129,6 +131,8 @@ class GridSource:
     build: Callable | None
     method_overrides: Callable[[str], dict]
     description: str = ""
+    #: added to the original/gold cache key when set: what identifies a user's model and data
+    cache_key: Any = None
 
 
 def run_grid(grid: GridSource, *, config: dict, name: str, results_dir: str, json_path: str, resume: bool, say,
