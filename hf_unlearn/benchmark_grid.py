@@ -7,7 +7,6 @@ datasets (``hf_unlearn.benchmark.run_benchmark``) and a user's own model and dat
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
 import json
 import os
@@ -21,6 +20,8 @@ import torch
 
 from .benchmark_report import markdown_report, plot_gap_vs_runtime
 from .benchmark_summary import alpha_search_summary, summarize, verdict_summary
+from .benchmark_models import (  # noqa: F401  (derived_seed, heldout_for_seed: re-exported)
+    _loadavg, _predict, _train_or_load, _training_cost, derived_seed, heldout_for_seed)
 from .evaluation import predict_splits
 
 #: Small-dataset overrides (documented in the module docstring): digits has 125 forget images.
@@ -37,84 +38,6 @@ CLASS_UNLEARNING_CONFIG = {"lotus": {"class_unlearning": True, "alpha": 32.0},
 BUDGET_METHOD = "lotus"
 
 
-def derived_seed(purpose: str, seed: int) -> int:
-    """A seed in [0, 2**32) for ``purpose`` ("data", "heldout", ...) hashed from the run seed: seeds s and s + 1 give
-    unrelated streams."""
-    return int.from_bytes(hashlib.sha256(f"hf-unlearn/{purpose}/{int(seed)}".encode()).digest()[:4], "big")
-
-
-def heldout_for_seed(data, seed: int) -> dict:
-    """The validation and test splits of one seed: the pooled held-out rows (validation + test) partitioned anew,
-    stratified by label, with the sizes of the given splits, from :func:`derived_seed` ``("heldout", seed)``."""
-    import numpy as np
-    from datasets import concatenate_datasets
-    from sklearn.model_selection import train_test_split
-
-    pool = concatenate_datasets([data["validation"], data["test"]])
-    labels = np.asarray(pool["label"])
-    val_rows, test_rows = train_test_split(np.arange(len(pool)), test_size=len(data["test"]), stratify=labels,
-                                           random_state=derived_seed("heldout", seed))
-    return {"validation": pool.select(sorted(val_rows.tolist()), keep_in_memory=True),
-            "test": pool.select(sorted(test_rows.tolist()), keep_in_memory=True)}
-
-def _predict(model: torch.nn.Module, split, batch_size: int = 512) -> torch.Tensor:
-    from .modeling import logits_of
-
-    model.eval()
-    with torch.inference_mode():
-        return torch.cat([logits_of(model, px).float() for _, px, _ in split.batches(batch_size)])
-
-
-def _train_or_load(kind: str, grid, family: str, seed: int, recipe: dict, split, say: Callable[[str], None]):
-    """The original (``kind="original"``, trained on train) or gold (on retain) model, cached by its recipe."""
-    from .builtin import build_image_classifier, cache_dir, train_classifier
-    from .modeling import load_classifier, save_classifier
-
-    dataset, names, rule = grid.dataset, grid.names, grid.rule
-    key_src = [kind, dataset, family, seed, recipe, rule if kind == "gold" else None, len(split)]
-    if grid.cache_key is not None:  # a user's model and data: their identity (the built-in keys stay as they were)
-        key_src.append(grid.cache_key)
-    key = hashlib.sha256(json.dumps(key_src, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    tag = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{dataset}-{family}")[-80:]
-    path = os.path.join(cache_dir(), "benchmark", f"{tag}-seed{seed}-{kind}-{key}")
-    if os.path.isfile(os.path.join(path, "model.safetensors")):
-        with open(os.path.join(path, "training.json")) as f:
-            info = json.load(f)
-        say(f"  {kind}: cached ({path})")
-        return load_classifier(path).model.eval(), info
-    if grid.build is None:
-        model, processor = build_image_classifier(family, len(names), recipe["image_size"], label_names=names, seed=seed)
-    else:
-        model, processor = grid.build(family, recipe, names, seed)
-    n_params = sum(p.numel() for p in model.parameters())
-    say(f"  {kind}: training {family} ({n_params / 1e6:.2f}M params) on {len(split)} images, {recipe['epochs']} epochs ...")
-    seconds = train_classifier(model, split, epochs=recipe["epochs"], learning_rate=recipe["learning_rate"],
-                               batch_size=recipe["batch_size"], seed=seed)
-    info = {"kind": kind, "dataset": dataset, "family": family, "seed": seed, "recipe": recipe, "rule": rule,
-            "train_rows": len(split), "train_seconds": seconds, "params": n_params,
-            "loadavg": open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else None}
-    tmp = path + f".tmp{os.getpid()}"
-    save_classifier(model, tmp, processor)
-    with open(os.path.join(tmp, "training.json"), "w") as f:
-        json.dump(info, f, indent=2)
-    if os.path.isdir(path):
-        import shutil
-
-        shutil.rmtree(tmp)
-    else:
-        os.replace(tmp, path)
-    say(f"  {kind}: trained in {seconds:.1f}s")
-    return model.eval(), info
-
-
-def _loadavg() -> list[str] | None:
-    try:
-        return open("/proc/loadavg").read().split()[:3]
-    except OSError:
-        return None
-
-
-# ---------------------------------------------------------------------------------------------------------------
 @dataclass
 class GridSource:
     """What a benchmark grid runs on: the dataset (train / validation / test), its class names, the forget
@@ -313,13 +236,6 @@ class _Cell:
     original: torch.nn.Module
     original_p: Any
     gold_p: Any
-
-
-def _training_cost(info: dict, recipe: dict) -> dict:
-    """Steps, examples and seconds of training an original or gold with ``recipe`` (the plain loop of
-    builtin.train_classifier: every row once per epoch)."""
-    rows, batch, epochs = info["train_rows"], recipe["batch_size"], recipe["epochs"]
-    return {"steps": epochs * -(-rows // batch), "examples": epochs * rows, "seconds": info["train_seconds"]}
 
 
 def _prepare_cell(grid: GridSource, family: str, seed: int, recipe: dict, s: dict, out: dict,
