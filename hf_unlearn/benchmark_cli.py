@@ -110,11 +110,15 @@ def main(argv=None, prog: str = "hf-unlearn benchmark") -> int:
 
     own = [f for f, v in (("--forget_ids_file", a.forget_ids_file), ("--new_head", a.new_head or None), ("--forget_classes", a.forget_classes),
                           ("--image_size", a.image_size), ("--recipe_learning_rate", a.recipe_learning_rate),
-                          ("--recipe_batch_size", a.recipe_batch_size), ("--forget_fraction", a.forget_fraction))
+                          ("--recipe_batch_size", a.recipe_batch_size))
            if v is not None]
     if own:
         print(f"error: {', '.join(own)} need --model (your own model and data); the built-in datasets use their "
-              "own recipes and forget the first 10 % of each class (or --class_unlearning).", file=sys.stderr)
+              "own recipes and forget the first --forget_fraction (default 10 %) of each class (or --class_unlearning).",
+              file=sys.stderr)
+        return 2
+    if a.forget_fraction is not None and not 0 < a.forget_fraction < 1:
+        print(f"error: --forget_fraction must be in (0, 1), got {a.forget_fraction}.", file=sys.stderr)
         return 2
     a.dataset, a.families = a.dataset or "digits", a.families or ["resnet", "vit"]
     a.seeds = a.seeds or list(PAPER_SEEDS)
@@ -128,6 +132,7 @@ def main(argv=None, prog: str = "hf-unlearn benchmark") -> int:
         a.method_epochs = a.method_epochs or 3
     name = a.name or (a.dataset + ("-class" if a.class_unlearning else "") + ("-quick" if a.quick else ""))
     out = run_benchmark(dataset=a.dataset, families=a.families, seeds=a.seeds, methods=a.methods,
+                        forget_fraction=a.forget_fraction if a.forget_fraction is not None else 0.1,
                         forget_class=a.forget_class if a.class_unlearning else None, method_epochs=a.method_epochs,
                         recipe_overrides={"epochs": a.recipe_epochs} if a.recipe_epochs else None,
                         train_size=a.train_size or 10_000, name=name, results_dir=a.results_dir, resume=a.resume,

@@ -163,7 +163,7 @@ def _load(a, say):
     """The ``hf-unlearn unlearn`` stages that load and select: (run, notes)."""
     from .cli_args import parse_args
     from .cli_checks import _check_ranges, _check_selection
-    from .cli_load import load_original, load_splits, load_training_data, select
+    from .cli_load import check_request, load_original, load_splits, load_training_data, select
     from .cli_run import UnlearningRun
 
     script, args, method_config = parse_args(_unlearn_argv(a), prog="hf-unlearn benchmark")
@@ -177,6 +177,7 @@ def _load(a, say):
     else:
         run.data, run.dataset_id = load_training_data(script)
     load_splits(run)
+    check_request(run)  # the ids file and class names, before any model (as hf-unlearn unlearn)
     if a.new_head:
         _load_with_new_head(run)
     else:
