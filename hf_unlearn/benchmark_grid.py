@@ -119,8 +119,7 @@ def run_grid(grid: GridSource, *, config: dict, name: str, results_dir: str, jso
 
 
 def _grid_bar(enabled: bool, total: int, already: int):
-    from tqdm.auto import tqdm
-
+    from tqdm.auto import tqdm  # noqa: I001
     return tqdm(total=total, initial=min(already, total), desc="benchmark grid", unit="run", disable=not enabled)
 
 
@@ -145,7 +144,7 @@ EQUAL_BUDGET_RULE = ("each method whose default run processes more examples (for
                      "preparation passes included) than LoTUS's run of the same seed and family (with an alpha "
                      "search: its kept candidate's run) is run again with "
                      "max_steps = floor((LoTUS's examples - its preparation examples) / batch size), at least 1; "
-                     "cheaper methods keep their default run")
+                     "cheaper methods, and methods without training steps (SSD), keep their default run")
 
 
 def _run_key(r: dict) -> tuple:
@@ -190,7 +189,8 @@ def _budget_reruns(out: dict, family: str, seed: int, methods, done: set) -> lis
             continue
         run = next((r for r in out["runs"] if _run_key(r) == (family, seed, method, "default")
                     and not r.get("error")), None)
-        if run is None or run["cost"]["examples"] <= budget or run.get("alpha_search"):
+        if (run is None or run["cost"]["examples"] <= budget or run.get("alpha_search")
+                or not run["cost"]["examples_by_kind"].get("training")):  # all preparation (SSD): nothing to cut
             continue
         per_step = max(1, run["cost"]["examples_per_step"])
         preparation = run["cost"]["examples_by_kind"].get("preparation", 0)

@@ -140,7 +140,7 @@ def test_benchmark_records_cost_and_cuts_methods_to_lotus_budget(cache_root, tmp
     assert runs[("finetune", "default")]["cost"]["examples"] > budget  # finetune's defaults cost more ...
     cut = runs[("finetune", "equal_budget")]
     assert cut["cost"]["examples"] <= budget and cut["overrides"]["training"]["max_steps"] >= 1  # ... so it is cut
-    assert ("ssd", "equal_budget") not in runs  # SSD is within the budget already: its default run stands
+    assert ("ssd", "equal_budget") not in runs  # SSD takes no training step: nothing to cut, its default run stands
     eq = data["summary"]["resnet"]["equal_budget"]["rows"]
     assert eq["finetune"]["cost_examples"]["mean"] == cut["cost"]["examples"]
     assert "max_steps" in data["config"]["equal_budget"]["rule"]
