@@ -288,6 +288,10 @@ def load_classifier(
             f"({str(e).splitlines()[0]}); pass an AutoModelForImageClassification checkpoint."
         ) from e
     except Exception as e:  # OSError for missing files; safetensors' own error type for a truncated file
+        if "mismatched_sizes" in str(e) or "size mismatch" in str(e):  # the head disagrees with config.json
+            raise ValueError(f"the weights in '{name_or_path}' do not match the shapes its config.json gives (num_labels="
+                             f"{getattr(config, 'num_labels', '?')}): the classifier head has another size; fix config.json's "
+                             "num_labels / id2label, or use the checkpoint's own config.") from e
         raise ValueError(
             f"cannot load model weights from '{name_or_path}' ({type(e).__name__}: {(str(e).splitlines() or [''])[0]}); "
             "only safetensors checkpoints are loaded: check the files are complete and not corrupt."

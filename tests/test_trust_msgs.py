@@ -440,3 +440,22 @@ def test_a_read_only_hugging_face_cache_is_named_with_its_variable(variable, tmp
         assert variable in line and "--output_dir" not in line, line
     line = describe_failure(OSError(errno.EACCES, "Permission denied", str(tmp_path / "out" / "metrics.json")))
     assert "choose a writable --output_dir" in line  # the output's own failure still names --output_dir
+
+
+@pytest.mark.parametrize("num_labels", [3, 7, 12])
+def test_a_wrong_shape_head_is_named_not_called_damaged(tmp_path, num_labels):
+    import json
+
+    from hf_unlearn.builtin import build_image_classifier
+    from hf_unlearn.modeling import load_classifier, save_classifier
+
+    model, processor = build_image_classifier("resnet", 10, 8)
+    save_classifier(model, str(tmp_path), processor)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config.update(num_labels=num_labels, id2label={str(i): str(i) for i in range(num_labels)},
+                  label2id={str(i): i for i in range(num_labels)})
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError) as e:
+        load_classifier(str(tmp_path))
+    assert "classifier head" in str(e.value) and f"num_labels={num_labels}" in str(e.value)
+    assert "complete" not in str(e.value)
