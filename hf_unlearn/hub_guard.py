@@ -371,6 +371,9 @@ def unreachable_cause(err: BaseException) -> BaseException | None:
     seen = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
+        status = getattr(getattr(err, "response", None), "status_code", None)
+        if isinstance(status, int) and 400 <= status < 500 and status not in (408, 429):
+            return None  # the Hub answered (not found, unauthorised, ...): bad input, not an unreachable Hub
         if isinstance(err, transport):
             return err
         err = err.__cause__ or err.__context__

@@ -257,7 +257,7 @@ def test_card_from_output_dir(output_dir):
     assert commitment(REMOVED_IDS) in text
     assert "| cat | 4 |" in text
     assert "Gold (retrained)" in text and "| Forget-set accuracy | 100.00% | 91.67% | 90.00% |" in text
-    assert "not 0" in text and "Lower is closer to a retrained model" in text
+    assert "not 0" in text and "its value is the target" in text
     assert 'pipeline("image-classification", model="me/resnet-pets-unlearned")' in text
     assert "Spartalis" in text and "@inproceedings" in text
 

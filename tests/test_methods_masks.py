@@ -217,7 +217,9 @@ def test_del_works_on_a_timm_model(tmp_path, digits, forget_split):
     trainer = UnlearningTrainer(again.model, args, forget_dataset=forget_split.forget,
                                 retain_dataset=forget_split.retain, image_transform=again.transform)
     trainer.method.prepare(trainer)
-    torch.manual_seed(args.seed)
+    from hf_unlearn.modeling import reinit_seed
+
+    torch.manual_seed(reinit_seed(args.seed))  # the re-initialisation stream, never the run's own seed
     fresh = dict(timm.create_model("test_resnet", pretrained=False, num_classes=10, in_chans=1).named_parameters())
     reset = dict(trainer.model.named_parameters())
     for name, m in trainer.method.reset_mask.items():

@@ -169,8 +169,11 @@ def test_bad_teacher_incompetent_teacher_is_fresh_and_frozen(make_trainer):
     fresh = incompetent.state_dict()
     assert fresh.keys() == original.keys()
     assert not torch.allclose(fresh["classifier.1.weight"], original["classifier.1.weight"])
-    # Nothing pretrained: it is exactly the config's random initialisation under the run's seed ...
-    torch.manual_seed(3)
+    # Nothing pretrained: it is exactly the config's random initialisation under the run's seed's re-initialisation
+    # stream (hf_unlearn.modeling.reinit_seed: never the stream an original or gold is built from) ...
+    from hf_unlearn.modeling import reinit_seed
+
+    torch.manual_seed(reinit_seed(3))
     reference = type(trainer.model)(trainer.model.config).state_dict()
     assert all(torch.equal(fresh[k], reference[k]) for k in reference)
     # ... so a resumed run rebuilds the same teacher, and another seed gives another one.

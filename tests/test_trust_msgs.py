@@ -133,7 +133,9 @@ NETWORK_COMMANDS = {  # subcommand -> argv (OUT: a finished output directory); e
     "push-metrics": ["push-metrics", "--namespace", "test-user", "--hub_timeout", "2"],
     "verify (card)": ["verify", "--model", "test-user/x", "--hub_timeout", "2"],
     "unlearn (Hub model)": ["unlearn", "--model", "test-user/x", "--output_dir", "NEW", "--hub_timeout", "2"],
-    "unlearn (Hub dataset)": ["unlearn", "--dataset", "test-user/d", "--output_dir", "NEW", "--hub_timeout", "2"],
+    # a local model (the data is loaded first): a Hub dataset without --model is refused up front
+    "unlearn (Hub dataset)": ["unlearn", "--model", "OUT", "--dataset", "test-user/d", "--output_dir", "NEW",
+                              "--hub_timeout", "2"],
 }
 
 
