@@ -93,6 +93,13 @@ def check_output_location(output_dir: str, protected: list[tuple[str, str]]) -> 
     probe_writable(output_dir)
 
 
+def _probe_directory(directory: str) -> None:
+    """Create and remove a hidden file in ``directory``: raises OSError when it cannot be written."""
+    fd, probe = tempfile.mkstemp(prefix=".hf_unlearn-probe-", dir=directory)
+    os.close(fd)
+    os.remove(probe)
+
+
 def probe_writable(output_dir: str) -> None:
     """Create and remove a probe file where the output will go (the directory, or its nearest existing
     ancestor): an unwritable or file-valued ``--output_dir`` is refused before any work."""
@@ -103,9 +110,7 @@ def probe_writable(output_dir: str) -> None:
         raise ValueError(f"--output_dir {output_dir} cannot be created: {base} is a file, not a directory; "
                          "choose another --output_dir.")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".hf_unlearn-probe-", dir=base)
-        os.close(fd)
-        os.remove(probe)
+        _probe_directory(base)
     except OSError as e:
         raise ValueError(f"--output_dir {output_dir} is not writable ({os.strerror(e.errno or 0) or e} in {base}); "
                          "choose a writable --output_dir.") from e
@@ -168,9 +173,7 @@ def check_output_file(flag: str, path, what: str = "the file to write") -> None:
         if os.path.exists(path):
             os.close(os.open(path, os.O_WRONLY | os.O_APPEND))  # opened, not truncated: nothing changes yet
         else:
-            fd, probe = tempfile.mkstemp(prefix=".hf_unlearn-probe-", dir=parent)
-            os.close(fd)
-            os.remove(probe)
+            _probe_directory(parent)
     except OSError as e:
         raise ValueError(f"{flag} {path} cannot be written ({e.strerror or e} in {parent}); choose a writable "
                          "location.") from e

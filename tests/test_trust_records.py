@@ -8,7 +8,6 @@ not form one group.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 
@@ -19,43 +18,7 @@ from hf_unlearn.cli import run_unlearning
 FAST = ["--use_cpu", "--disable_tqdm", "true", "--per_device_eval_batch_size", "512"]
 
 
-def tree(path) -> dict[str, str]:
-    out = {}
-    for root, _, files in os.walk(path):
-        for name in files:
-            full = os.path.join(root, name)
-            with open(full, "rb") as f:
-                out[os.path.relpath(full, path)] = hashlib.sha256(f.read()).hexdigest()
-    return out
-
-
-def cli(argv, capsys, code: int, expected: str | None = None) -> str:
-    """Run the CLI in-process; assert the exit code, one ``error:`` line (containing ``expected``), no traceback."""
-    capsys.readouterr()
-    got = run_unlearning([str(a) for a in argv])
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert got == code, err[-3000:]
-    assert "Traceback" not in err, err[-3000:]
-    if code:
-        assert len(lines) == 1, err[-3000:]
-        if expected is not None:
-            assert expected in lines[0], lines[0]
-        return lines[0]
-    assert not lines, err[-3000:]
-    return ""
-
-
-@pytest.fixture
-def no_work(monkeypatch):
-    """Up-front refusals: neither the original's evaluation nor a training step may run."""
-    from hf_unlearn.trainer import UnlearningTrainer
-
-    def forbidden(*a, **k):
-        raise AssertionError("work started before the input was rejected")
-
-    monkeypatch.setattr(UnlearningTrainer, "training_step", forbidden)
-    monkeypatch.setattr(UnlearningTrainer, "predictions", forbidden)
+from test_trust_fs import cli, no_work, tree  # noqa: E402,F401 - the CLI runner, no_work fixture, tree snapshot
 
 
 # ---- 2. a resume with another training setting is refused --------------------------------------------------------
