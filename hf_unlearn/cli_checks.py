@@ -258,6 +258,10 @@ def _alpha_search_plan(method_config, args, script):
     if args.resume_from_checkpoint:
         raise UsageError("--alpha_search trains one model per alpha and cannot resume a checkpoint; drop "
                          "--resume_from_checkpoint (or --alpha_search and resume the single run).")
+    if script.validation_split and script.validation_split == script.test_split:
+        raise UsageError(f"--alpha_search chooses on the validation split, and --validation_split {script.validation_split} "
+                         "is also the --test_split the results are reported on: the choice would be graded on the data "
+                         "it was made on; give a held-out split other than the test split as --validation_split.")
     if not script.validation_split and not script.test_split:
         raise UsageError("--alpha_search scores candidates by RF-JSD on held-out data: give a --validation_split "
                          "or --test_split.")

@@ -254,6 +254,9 @@ def test_alpha_search_on_the_command_line_keeps_the_lowest_rf_jsd(original_path,
     (["--alpha_search", "2", "nan"], "finite"),
     (["--alpha_search", "2", "4", "--resume_from_checkpoint", "x"], "cannot resume"),
     (["--alpha_search", "2", "4", "--validation_split", "", "--test_split", ""], "held-out"),
+    (["--alpha_search", "2", "4", "--validation_split", "test"], "graded on the data it was made on"),
+    (["--alpha_search", "2", "4", "--validation_split", "validation", "--test_split", "validation"],
+     "graded on the data it was made on"),
 ])
 def test_alpha_search_bad_input_is_one_line_before_any_work(extra, message, original_path, tmp_path, capsys):
     from hf_unlearn.cli import run_unlearning
