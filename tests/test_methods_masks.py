@@ -245,7 +245,9 @@ def test_resume_matches_an_uninterrupted_run(make_trainer, tmp_path, method):
 
 
 # ---- end to end on the embedded default ---------------------------------------------------------------------
-@pytest.mark.parametrize("method,epochs", [("ssd", 1), ("salun", 3), ("salun_lotus", 2), ("del", 5)])
+# DEL: 10 of its default 30 epochs; 5 sufficed only while its reset coincided with the original's starting weights
+# (with an independent re-initialisation, 5 epochs left retain accuracy at 0.944 < 0.95 under one thread)
+@pytest.mark.parametrize("method,epochs", [("ssd", 1), ("salun", 3), ("salun_lotus", 2), ("del", 10)])
 def test_end_to_end_on_the_embedded_default(make_trainer, test_split, method, epochs):
     trainer = make_trainer(method, num_train_epochs=epochs)
     before_params = _params(trainer.model)
