@@ -10,7 +10,6 @@ here. See docs/ARCHITECTURE.md.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import sys
 
@@ -19,9 +18,10 @@ from .cli_args import (  # noqa: F401  (re-exported: hf_unlearn.cli is where cal
     UsageError, _parser_error, parse_args)
 from .cli_checks import (  # noqa: F401  (re-exported)
     _alpha_search_plan, _check_output_dir, _check_push_target, _check_ranges, _check_resume_checkpoint,
-    _check_selection, _first_line, _not_empty, _protected_dirs, _read_ids)
+    _check_selection, _not_empty, _protected_dirs, _read_ids)
 from .cli_load import (  # noqa: F401  (re-exported)
     _split, check_request, load_gold, load_original, load_splits, load_training_data, logger, select)
+from .failures import describe_failure  # noqa: F401  (one line for an unexpected failure)
 from .versions import library_versions  # noqa: F401  (re-exported; it lives in hf_unlearn.versions)
 from .cli_run import (  # noqa: F401  (re-exported)
     UnlearningRun, _lock_output_dir, _remove_if_empty, _run_alpha_search, check_arguments, evaluate, format_table,
@@ -59,51 +59,6 @@ def run_unlearning(argv: list[str]) -> int:
             raise
         print(f"error: {describe_failure(e)} (re-run with {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
         return 1
-
-
-def describe_failure(e: BaseException) -> str:
-    """One line for an unexpected failure; disk and permission problems name the file and the fix."""
-    # safetensors and torch.save report a full disk in their own exception types, with the OS message inside
-    filename = getattr(e, "filename", None)
-    if (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)) or any(
-            s in str(e) for s in ("No space left on device", "StorageFull")):
-        what, setting = _whose_location(filename)
-        where = f"{filename} ({what})" if filename and what != "the output" else filename or what
-        return (f"no space left on the device while writing {where}; free some disk space (or {setting} on "
-                "another disk) and re-run. Nothing was presented as finished.")
-    if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        what, setting = _whose_location(filename)
-        writable = setting.replace("choose an --output_dir", "choose a writable --output_dir").replace(
-            " to a directory", " to a writable directory")
-        return f"cannot write {filename or what} ({e.strerror}); {writable} and re-run. Nothing was presented as finished."
-    return f"{type(e).__name__}: {_first_line(e)}" if _first_line(e) else type(e).__name__
-
-
-def _whose_location(filename) -> tuple[str, str]:
-    """``(what, setting to change)`` for a path that could not be written: hf-unlearn's cache (``HF_UNLEARN_CACHE``), the Hugging
-    Face cache (``HF_HOME`` and the variables under it), else the output (``--output_dir``)."""
-    def inside(path, root) -> bool:
-        if not path or not root:
-            return False
-        path, root = os.path.realpath(os.fspath(path)), os.path.realpath(os.fspath(root))
-        return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-    from .builtin import cache_dir
-
-    if inside(filename, cache_dir()):
-        return f"the hf-unlearn cache, {cache_dir()}", "set HF_UNLEARN_CACHE (the cache of trained originals) to a directory"
-    try:
-        import huggingface_hub.constants as hub_constants
-
-        caches = [("HF_HUB_CACHE", hub_constants.HF_HUB_CACHE), ("HF_HOME", hub_constants.HF_HOME)]
-    except Exception:  # pragma: no cover - huggingface_hub ships with transformers
-        caches = []
-    datasets_cache = os.environ.get("HF_DATASETS_CACHE")
-    caches = ([("HF_DATASETS_CACHE", datasets_cache)] if datasets_cache else []) + caches
-    for variable, root in caches:
-        if inside(filename, root):
-            return f"the Hugging Face cache, {root}", f"set {variable} (or HF_HOME) to a directory"
-    return "the output", "choose an --output_dir"
 
 
 def _run(argv: list[str], cleanup: contextlib.ExitStack | None = None) -> int:

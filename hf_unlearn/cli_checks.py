@@ -10,6 +10,7 @@ import json
 import os
 import re
 
+from .failures import first_line
 from .cli_args import DEFAULT_FORGET_FRACTION, ScriptArguments, UsageError
 
 
@@ -194,7 +195,7 @@ def _check_resume_checkpoint(args, method_config=None) -> None:
                 torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:
             raise UsageError(f"{path} in --resume_from_checkpoint is unreadable ({type(e).__name__}: "
-                             f"{_first_line(e)}); resume from another checkpoint-N folder of the same run, "
+                             f"{first_line(e)}); resume from another checkpoint-N folder of the same run, "
                              "or delete that checkpoint and start again.") from e
     try:
         saved = read_method_state(ckpt, args.method)
@@ -208,11 +209,6 @@ def _check_resume_checkpoint(args, method_config=None) -> None:
                                  args=args)
     except ValueError as e:
         raise UsageError(str(e)) from e
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else ""
 
 
 def _read_ids(path: str, feature=None) -> list:

@@ -7,7 +7,6 @@ model is trained: bad input is refused as :class:`UsageError`.
 from __future__ import annotations
 
 import logging
-import os
 
 from .cli_args import DEFAULT_FORGET_FRACTION, ScriptArguments, UsageError
 from .cli_checks import _read_ids
@@ -21,75 +20,22 @@ logger = logging.getLogger("hf_unlearn")
 # ---- load ----------------------------------------------------------------------------------------------------
 def load_training_data(script: ScriptArguments):
     """The DatasetDict to unlearn from: the embedded digits, a saved dataset, an image folder or a Hub dataset."""
-    import datasets
-
-    if script.dataset_name is None:
-        from .builtin import load_digits_dataset
-
-        return load_digits_dataset(), "sklearn-digits"
-    name = script.dataset_name
-    from .scratch import builder_cache_dir
+    from .dataset_source import DataSourceError, load_dataset_source
 
     try:
-        if os.path.isdir(name) and (os.path.isfile(os.path.join(name, "dataset_dict.json"))
-                                     or os.path.isfile(os.path.join(name, "dataset_info.json"))):
-            _refuse_empty_saved_splits(name, script.train_split)
-            data = datasets.load_from_disk(name)
-        elif os.path.isdir(name):
-            # prepared in a temporary directory, not the HF datasets cache: a local dataset leaves no copy there
-            data = datasets.load_dataset("imagefolder", data_dir=name, cache_dir=builder_cache_dir())
-        else:
-            data = datasets.load_dataset(name, script.dataset_config_name, revision=script.dataset_revision)
-    except FileNotFoundError as e:
-        raise UsageError(f"cannot load dataset '{name}' ({e}); check the Hub id or local path.") from e
-    except OSError as e:
-        import errno
-
-        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
-            raise UsageError(f"cannot load dataset '{name}' ({type(e).__name__}: {str(e).splitlines()[0]}).") from e
-        from .cli import describe_failure  # names the cache (HF_HOME, HF_DATASETS_CACHE) and its variable
-
-        raise UsageError(f"cannot load dataset '{name}': {describe_failure(e)}") from e
-    except Exception as e:  # datasets raises many types for a missing Hub dataset offline
-        raise UsageError(f"cannot load dataset '{name}' ({type(e).__name__}: {str(e).splitlines()[0]}).") from e
-    if isinstance(data, datasets.Dataset):
-        data = datasets.DatasetDict({script.train_split: data})
-    return data, name
-
-
-def _refuse_empty_saved_splits(path: str, train_split: str) -> None:
-    """A split saved with no rows cannot be loaded back (``datasets.load_from_disk`` fails with "IndexError: list
-    index out of range"): name the split instead. An empty held-out split can be skipped; an empty train split
-    leaves nothing to forget."""
-    import json
-
-    try:
-        with open(os.path.join(path, "dataset_dict.json")) as f:
-            splits = {s: os.path.join(path, s) for s in json.load(f).get("splits", [])}
-    except (OSError, ValueError, AttributeError):
-        splits = {train_split: path}  # a single saved Dataset
-    for split, folder in splits.items():
-        try:
-            with open(os.path.join(folder, "state.json")) as f:
-                empty = json.load(f).get("_data_files") == []
-        except (OSError, ValueError, AttributeError):
-            continue
-        if empty:
-            fix = ("a run forgets rows of the training split: save the dataset with its training rows"
-                   if split == train_split else f"remove the empty split from the saved dataset (or pass "
-                   f"--{'validation' if split == 'validation' else 'test'}_split naming another split)")
-            raise UsageError(f"the dataset at {path} is empty: its '{split}' split has no rows; {fix}.")
+        return load_dataset_source(script.dataset_name, script.dataset_config_name, script.dataset_revision,
+                                   train_split=script.train_split)
+    except DataSourceError as e:
+        raise UsageError(str(e)) from e
 
 
 def _split(data, name: str | None, what: str):
-    if not name:
-        return None
-    if name not in data:
-        if what == "train":
-            raise UsageError(f"the dataset has no '{name}' split (splits: {list(data)}); pass --train_split.")
-        logger.warning("no '%s' split (splits: %s): %s metrics that need it are skipped", name, list(data), what)
-        return None
-    return data[name]
+    from .dataset_source import DataSourceError, split_of
+
+    try:
+        return split_of(data, name, what)
+    except DataSourceError as e:
+        raise UsageError(str(e)) from e
 
 
 def load_splits(run: UnlearningRun) -> None:

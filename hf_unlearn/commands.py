@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # the last resort of every subcommand: one line, never a traceback
         if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             raise
-        from .cli import describe_failure
+        from .failures import describe_failure
 
         print(f"error: `hf-unlearn {name}` failed: {describe_failure(e)} (re-run with {DEBUG_ENV}=1 for the "
               "traceback)", file=sys.stderr)

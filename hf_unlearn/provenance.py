@@ -26,18 +26,6 @@ from .scratch import writes_stay_temporary
 
 __all__ = ["read_parent_chain", "exclude_earlier", "load_card_unlearning", "RECOMPUTE_TOLERANCE"]
 
-#: The commands live in hf_unlearn.provenance_cli; importable from here as before (loaded on first use).
-_COMMANDS = ("proof_main", "verify_main", "check_weights", "check_requests")
-
-
-def __getattr__(name: str):
-    if name in _COMMANDS:
-        from . import provenance_cli
-
-        return getattr(provenance_cli, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 logger = logging.getLogger("hf_unlearn")
 
 #: Absolute tolerance of ``verify --recompute``: the card rounds metrics to 6 decimals (±5e-7), and an eval-mode

@@ -37,7 +37,7 @@ def recompute_table(model: str, block: dict, output_dir: str, dataset_name: str 
                     revision: str | None = None, parent_model: str | None = None) -> tuple[bool, str]:
     """``(all within tolerance, printable table)``; raises ValueError subclasses of provenance for bad input."""
     from . import UnlearningArguments, UnlearningTrainer, load_classifier, select_forget
-    from .cli import ScriptArguments, UsageError, _split, load_training_data
+    from .dataset_source import DataSourceError, load_dataset_source, split_of
     from .ledger import LEDGER_NAME, LedgerError, read_ledger
     from .provenance import _BadInput, _Failed, exclude_earlier
 
@@ -55,20 +55,19 @@ def recompute_table(model: str, block: dict, output_dir: str, dataset_name: str 
     record = block.get("removal_record") or {}
     dataset = record.get("dataset") or {}
     name = dataset_name or dataset.get("name")
-    script = ScriptArguments(dataset_name=None if name in (None, "sklearn-digits") else name,
-                             dataset_config_name=dataset.get("config"), dataset_revision=dataset.get("revision"),
-                             train_split=dataset.get("split") or "train")
+    train_split = dataset.get("split") or "train"
     try:
-        data, _ = load_training_data(script)
-        train = _split(data, script.train_split, "train")
-    except UsageError as e:
+        data, _ = load_dataset_source(None if name in (None, "sklearn-digits") else name, dataset.get("config"),
+                                      dataset.get("revision"), train_split=train_split)
+        train = split_of(data, train_split, "train")
+    except DataSourceError as e:
         raise _BadInput(str(e)) from e
     if dataset.get("fingerprint") and train._fingerprint != dataset["fingerprint"]:
-        raise _BadInput(f"the '{script.train_split}' split of {name} has fingerprint {train._fingerprint}, the "
+        raise _BadInput(f"the '{train_split}' split of {name} has fingerprint {train._fingerprint}, the "
                         f"run's had {dataset['fingerprint']}: recompute on the data the model was unlearned on "
                         "(--dataset_name)")
-    validation = _split(data, script.validation_split, "validation")
-    test = _split(data, script.test_split, "test")
+    validation = split_of(data, "validation", "validation")
+    test = split_of(data, "test", "test")
     id_column = record.get("id_column")
     label_column = record.get("label_column") or "label"
     last_ids = [leaf["id"] for leaf in requests[-1]["leaves"]]

@@ -16,7 +16,8 @@ from hf_unlearn.ledger import (
     Commitment, LedgerError, canonical_id, check_ledger, commit_ids, leaf_hash, make_proof, merkle_proof, read_ledger,
     verify_proof,
 )
-from hf_unlearn.provenance import exclude_earlier, proof_main, verify_main
+from hf_unlearn.provenance import exclude_earlier
+from hf_unlearn.provenance_cli import proof_main, verify_main
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # hub_server

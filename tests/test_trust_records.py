@@ -196,7 +196,7 @@ EDITS = [(k, *f) for k in (1, 2) for f in FIELDS] + [(2, "previous_sha256", "0" 
 
 @pytest.mark.parametrize("request_no, field, value, named", EDITS, ids=[f"request{e[0]}-{e[1]}" for e in EDITS])
 def test_edited_ledger_field_is_refused_and_named(chain2, tmp_path, capsys, no_work, request_no, field, value, named):
-    from hf_unlearn.provenance import verify_main
+    from hf_unlearn.provenance_cli import verify_main
 
     parent = tmp_path / "parent"
     shutil.copytree(chain2, parent)
@@ -214,7 +214,7 @@ def test_edited_ledger_field_is_refused_and_named(chain2, tmp_path, capsys, no_w
 @pytest.mark.parametrize("request_no, field, value", [(1, "num_removed", 13), (1, "metrics.acc_forget", 0.5),
                                                       (2, "num_removed", 1), (2, "date", "1999-01-01")])
 def test_same_edit_in_ledger_and_card_breaks_the_chain(chain2, tmp_path, capsys, no_work, request_no, field, value):
-    from hf_unlearn.provenance import verify_main
+    from hf_unlearn.provenance_cli import verify_main
 
     parent = tmp_path / "parent"
     shutil.copytree(chain2, parent)
@@ -236,7 +236,8 @@ def test_intact_chain_verifies_and_carries_the_totals(chain2, capsys):
     import json
 
     from hf_unlearn.ledger import read_ledger, record_sha256
-    from hf_unlearn.provenance import load_card_unlearning, verify_main
+    from hf_unlearn.provenance import load_card_unlearning
+    from hf_unlearn.provenance_cli import verify_main
 
     requests = read_ledger(str(chain2 / "ledger.json"))
     assert requests[0]["previous_sha256"] is None and requests[1]["previous_sha256"] == record_sha256(requests[0])
