@@ -15,7 +15,6 @@ Every failure is one line on stderr.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -61,13 +60,6 @@ def _hub_failure(e: Exception, what: str, endpoint: str | None) -> _BadInput:
         return _Unreachable(f"cannot download {what}: " + describe_hub_error(
             cause, endpoint or hf_constants.ENDPOINT, session.get("last"), session.get("timeout") or 0))
     return _BadInput(f"cannot download {what} ({type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]})")
-
-
-def _Parser(**kwargs) -> argparse.ArgumentParser:
-    """argparse with a one-line ``error:`` (argparse's own prints the usage block first)."""
-    from .cli_args import OneLineParser
-
-    return OneLineParser(**kwargs)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import sys
 
 from .ledger import HEAD_KEY, LEDGER_NAME, LedgerError, check_against_card, check_card_chain, make_proof, read_ledger, \
     root_from_proof
-from .provenance import (RECOMPUTE_TOLERANCE, _BadInput, _card_path, _Failed, _hub_failure, _Parser, _Unreachable,
+from .cli_args import OneLineParser
+from .provenance import (RECOMPUTE_TOLERANCE, _BadInput, _card_path, _Failed, _hub_failure, _Unreachable,
                          load_card_unlearning)
 
 __all__ = ["proof_main", "verify_main", "check_weights", "check_requests"]
@@ -24,7 +25,7 @@ __all__ = ["proof_main", "verify_main", "check_weights", "check_requests"]
 # ----------------------------------------------------------------------------------------------------------------
 def proof_main(argv: list[str]) -> int:
     """``hf-unlearn proof --output_dir DIR --id ID [--out proof.json]``: print the removal proof of one id."""
-    parser = _Parser(
+    parser = OneLineParser(
         prog="hf-unlearn proof",
         description="Print the JSON proof that one sample id was removed (its salt and Merkle path; no other id).")
     parser.add_argument("--output_dir", required=True, help="An hf-unlearn output directory (holds ledger.json).")
@@ -180,7 +181,7 @@ def _check_proof(block: dict, proof_path: str) -> str:
 
 def verify_main(argv: list[str]) -> int:
     """``hf-unlearn verify --model M [--proof proof.json] [--recompute --dataset_name D --output_dir DIR]``."""
-    parser = _Parser(
+    parser = OneLineParser(
         prog="hf-unlearn verify",
         description="Check a model against its card: the weights files' SHA-256s, the deletion requests (chained, and "
                     "equal to the local ledger.json field by field), and optionally a removal proof "
