@@ -134,6 +134,10 @@ class UnlearningTrainer(EvaluationMixin, TeacherLogitsMixin, Trainer):
 
         # Frozen copy of the original model, for methods that distil from it; also the basis of metrics.
         self.teacher = copy.deepcopy(model).eval().requires_grad_(False) if self.method.needs_teacher else None
+        if args.bf16 and args.device.type == "cpu":
+            from .precision import guard_cpu_bf16_convolutions
+
+            guard_cpu_bf16_convolutions(model)  # oneDNN's bf16 conv gradient bug (hf_unlearn.precision)
 
         self._check_engine()  # from the arguments and the environment, before the Trainer builds anything
         self.method.validate(self)
