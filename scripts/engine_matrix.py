@@ -61,7 +61,7 @@ def launch(config: str, method: str, work: str, steps: int, extra: list[str]) ->
         row["result"] = "works"
         row["engine"] = metrics["run"].get("engine")
         row["unlearned"] = {k: v for k, v in metrics["unlearned"].items() if k.startswith("acc_")}
-    elif done.returncode == 2 and errors:
+    elif errors and "Traceback" not in done.stderr:  # the one-line refusal (accelerate exits 1 for a child's 2)
         row["result"], row["reason"] = "refuses", errors[0]
     else:
         row["result"], row["reason"] = "fails", (errors or done.stderr.strip().splitlines()[-1:] or [""])[0][-500:]

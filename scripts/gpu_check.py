@@ -62,7 +62,8 @@ def run_method(method: str, size: str, batch: int, steps: int, warmup: int, bf16
         return ImageSplit(torch.randn(rows, 3, side, side, generator=generator),
                           torch.randint(0, 10, (rows,), generator=generator), name=name)
 
-    forget, retain, calibration = split(batch * world, "forget"), split(9 * batch * world, "retain"), split(batch, "cal")
+    forget, retain = split(batch * world, "forget"), split(9 * batch * world, "retain")  # 10 % forgotten
+    calibration = split(batch, "calibration")
     times: list[float] = []
 
     class Clock(TrainerCallback):

@@ -51,7 +51,7 @@ def _check(procs, tmp_path, engine_name):
 
 def test_multinode_config_runs_two_machines_on_localhost(original_path, tmp_path):
     port = free_port()
-    procs = [_launch("multinode.yaml", tmp_path, "lotus", ("--machine_rank", str(rank)), port=port)
+    procs = [_launch("multinode.yaml", tmp_path, "finetune", ("--machine_rank", str(rank)), port=port)
              for rank in (0, 1)]
     _check(procs, tmp_path, "DDP")
 

@@ -41,9 +41,9 @@ def embedded(original_path, vit_original_path, digits, forget_split):
 def _run(method, path, splits, record, tmp_path, bf16):
     from hf_unlearn import UnlearningArguments, UnlearningTrainer, load_classifier
 
-    args = UnlearningArguments.for_method(method, output_dir=str(tmp_path / "run"), report_to="none", save_strategy="no",
-                                          use_cpu=True, disable_tqdm=True, logging_steps=1000, seed=0, bf16=bf16,
-                                          max_steps=2, fail_on_nonfinite_loss=True)
+    args = UnlearningArguments.for_method(method, output_dir=str(tmp_path / "run"), report_to="none",
+                                          save_strategy="no", use_cpu=True, disable_tqdm=True, logging_steps=1000,
+                                          seed=0, bf16=bf16, max_steps=2, fail_on_nonfinite_loss=True)
     trainer = UnlearningTrainer(load_classifier(path).model, args, forget_dataset=splits["forget"],
                                 retain_dataset=splits["retain"], calibration_dataset=splits["calibration"],
                                 removal_record=record)
