@@ -18,6 +18,7 @@ import sys
 from types import SimpleNamespace
 
 import pytest
+import torch
 from accelerate.utils import DistributedType
 
 from test_multiprocess import ROOT, free_port
@@ -90,3 +91,24 @@ def test_fsdp_fallback_is_warned_and_recorded(monkeypatch):
     warning = engine_fallback_warning(engine)
     assert "\n" not in warning and "FSDP" in warning and "DDP" in warning
     assert "FSDP was configured but did not run" in describe_engine(engine)
+
+
+def test_weights_not_whole_on_this_process_are_refused_before_any_work(make_trainer, monkeypatch):
+    """Rank-0-only loading (fsdp_cpu_ram_efficient_loading) leaves meta tensors on the other ranks: a teacher copied
+    from them, a mask or an accuracy would be meaningless, so the trainer refuses with the setting to change."""
+    import hf_unlearn.trainer as trainer_module
+    from hf_unlearn.engines import weights_not_local
+
+    assert weights_not_local(torch.nn.Linear(2, 2)) is None
+    assert "fsdp_cpu_ram_efficient_loading: false" in weights_not_local(torch.nn.Linear(2, 2, device="meta"))
+    real_init = trainer_module.UnlearningTrainer.__init__
+
+    def init_with_meta_weights(self, model, *a, **k):
+        name, first = next(model.named_parameters())
+        module_name, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(module_name), attr, torch.nn.Parameter(torch.empty(first.shape, device="meta")))
+        real_init(self, model, *a, **k)
+
+    monkeypatch.setattr(trainer_module.UnlearningTrainer, "__init__", init_with_meta_weights)
+    with pytest.raises(ValueError, match="meta tensors on this rank.*fsdp_cpu_ram_efficient_loading: false"):
+        make_trainer("lotus")
