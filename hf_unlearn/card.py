@@ -156,8 +156,8 @@ def build_model_card(
     :func:`render_model_card`.
 
     ``metrics`` is `metrics.json`'s content; ``run_info`` may hold "seed", "effective_batch_size",
-    "library_versions", "library_version", "date", "runtime_s", "training", "test_split", "val_split" (each missing
-    one is taken from ``metrics["run"]``, the runtime from ``metrics["unlearned"]``); ``provenance`` is
+    "library_versions", "library_version", "date", "runtime_s", "training", "test_split", "val_split", "engine"
+    (each missing one is taken from ``metrics["run"]``, the runtime from ``metrics["unlearned"]``); ``provenance`` is
     `unlearning_config.json`'s. The other arguments are :func:`render_model_card`'s.
     """
     run_info = dict(run_info or {})
@@ -173,6 +173,7 @@ def build_model_card(
         seed=run_info.get("seed", run.get("seed")),
         effective_batch_size=run_info.get("effective_batch_size", run.get("effective_batch_size")),
         runtime_s=run_info.get("runtime_s", (metrics.get("unlearned") or {}).get("runtime_s")),
+        engine=run_info.get("engine", run.get("engine")),
         training=run_info.get("training"),
         library_versions=run_info.get("library_versions") or run.get("library_versions") or {},
         library_version=run_info.get("library_version"),

@@ -17,6 +17,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult
 
+from .engines import describe_engine
 from .metrics_table import METRICS
 
 __all__ = ["ID_LIST_KEYS", "PAPER_URL", "is_hub_repo_id", "sanitize_removal_record", "original_names",
@@ -170,6 +171,8 @@ def unlearning_block(record, removal: dict, names: dict, version: str, date: str
         meta["training"] = record.training
     if record.runtime_s is not None:
         meta["runtime_s"] = _round(record.runtime_s)
+    if record.engine:
+        meta["engine"] = dict(record.engine)
     provenance = record.provenance or {}
     for key in ("parent_model", "requests", "total_removed", "chain_sha256", "weights_sha256"):
         if provenance.get(key) is not None:
@@ -278,6 +281,7 @@ def template_kwargs(record, *, removal: dict, names: dict, model_name: str, data
         effective_batch_size_display=(record.effective_batch_size if record.effective_batch_size is not None
                                       else "—"),
         runtime_display=f"{float(runtime_s):.1f} s" if isinstance(runtime_s, (int, float)) else "",
+        engine_display=_md(describe_engine(record.engine)) if record.engine else "",
         original_model_display=(f"[{hub}](https://huggingface.co/{hub})" if hub
                                 else f"`{_md(short)}` (a local checkpoint)" if names["name"] else "—"),
         base_model_display=(f"[{base_model}](https://huggingface.co/{base_model})"

@@ -98,6 +98,7 @@ def load_original(run: UnlearningRun) -> None:
     description for the card; every split's labels aligned with the model's classes, the held-out splits and the
     model's weights checked."""
     from . import load_classifier
+    from .engines import whole_weights
     from .output import original_model_info
 
     script, args, say = run.script, run.args, run.say
@@ -122,8 +123,9 @@ def load_original(run: UnlearningRun) -> None:
         raise UsageError(str(e)) from e
     run.loaded_train = run.train
     try:
-        loaded = load_classifier(model_path, image_column=script.image_column_name,
-                                 trust_remote_code=script.trust_remote_code, revision=script.model_revision)
+        with whole_weights():  # whole on every process, also under ZeRO-3 (hf_unlearn.engines)
+            loaded = load_classifier(model_path, image_column=script.image_column_name,
+                                     trust_remote_code=script.trust_remote_code, revision=script.model_revision)
     except ValueError as e:
         raise UsageError(str(e)) from e
     run.loaded = loaded
@@ -228,10 +230,12 @@ def load_gold(run: UnlearningRun) -> None:
         return
     from . import load_classifier
     from .checks import check_gold_model
+    from .engines import whole_weights
 
     try:
-        run.gold_loaded = load_classifier(script.gold_model, image_column=script.image_column_name,
-                                          trust_remote_code=script.trust_remote_code).model
+        with whole_weights():
+            run.gold_loaded = load_classifier(script.gold_model, image_column=script.image_column_name,
+                                              trust_remote_code=script.trust_remote_code).model
         check_gold_model(run.gold_loaded, run.loaded.model, script.gold_model)
     except ValueError as e:
         raise UsageError(f"--gold_model: {e}" if not str(e).startswith("--gold_model") else str(e)) from e

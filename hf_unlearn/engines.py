@@ -12,9 +12,11 @@ all, so the command line refuses before any work and the trainer refuses whateve
 
 from __future__ import annotations
 
+import contextlib
 import os
 
-__all__ = ["sharded_engine", "full_gradients_refusal", "SHARDING_ENV"]
+__all__ = ["sharded_engine", "full_gradients_refusal", "SHARDING_ENV", "engine_of", "describe_engine",
+           "engine_fallback_warning", "check_engine", "weights_not_local", "whole_weights"]
 
 #: The environment variables ``accelerate launch`` sets from its config for the sharding engines.
 SHARDING_ENV = {"ACCELERATE_USE_DEEPSPEED": "DeepSpeed", "ACCELERATE_USE_FSDP": "FSDP",
@@ -72,3 +74,107 @@ def full_gradients_refusal(method: str, engine: str) -> str:
             f"this run would use {engine}, which shards parameters and gradients (the mask would see no gradient "
             "and change nothing); run it without DeepSpeed / FSDP / Megatron-LM: in one process, or with DDP "
             "(accelerate launch --multi_gpu with a config without deepspeed/fsdp, or torchrun).")
+
+
+# ---- the engine that really ran (issue 21): recorded in the run record, metrics.json and the card -------------
+_NAMES = {"NO": "none", "FSDP": "FSDP", "DEEPSPEED": "DeepSpeed", "MEGATRON_LM": "Megatron-LM", "XLA": "XLA"}
+
+
+def engine_of(accelerator, args=None) -> dict:
+    """What the accelerator's state says ran: ``{"name", "distributed_type", "zero_stage", "world_size",
+    "mixed_precision", "requested"}``. ``name`` is "none" (one process), "DDP" (any MULTI_* type), "FSDP",
+    "DeepSpeed ZeRO-<stage>"; ``requested`` is the sharding engine the configuration asked for when it is not the
+    one that ran (accelerate falls back from FSDP to DDP on CPU without a word), else None."""
+    state = getattr(accelerator, "state", None)
+    kind = getattr(state, "distributed_type", None)
+    kind = str(getattr(kind, "value", kind) or "NO")
+    name = _NAMES.get(kind, "DDP" if kind.startswith("MULTI_") else kind)
+    stage = None
+    plugin = getattr(state, "deepspeed_plugin", None)
+    if kind == "DEEPSPEED" and plugin is not None:
+        stage = getattr(plugin, "zero_stage", None)
+        name = f"DeepSpeed ZeRO-{stage}" if stage is not None else name
+    precision = getattr(accelerator, "mixed_precision", None) or getattr(state, "mixed_precision", None) or "no"
+    asked = sharded_engine(args) if args is not None else sharded_engine()
+    requested = asked.split(" (")[0] if asked and not name.startswith(asked.split(" (")[0]) else None
+    return {"name": name, "distributed_type": kind, "zero_stage": stage,
+            "world_size": int(getattr(accelerator, "num_processes", 1) or 1),
+            "mixed_precision": str(getattr(precision, "value", precision)), "requested": requested}
+
+
+def describe_engine(engine: dict | None) -> str:
+    """One line for the card and the log: ``DDP (MULTI_CPU), 2 processes, mixed precision bf16``."""
+    if not engine:
+        return "—"
+    processes = engine.get("world_size") or 1
+    text = (f"{engine.get('name')} ({engine.get('distributed_type')}), {processes} process"
+            f"{'es' if processes != 1 else ''}, mixed precision {engine.get('mixed_precision') or 'no'}")
+    if engine.get("requested"):
+        text += f" ({engine['requested']} was configured but did not run)"
+    return text
+
+
+def engine_fallback_warning(engine: dict) -> str | None:
+    """The one warning line of a run whose configuration asked for an engine that did not run."""
+    if not engine.get("requested"):
+        return None
+    return (f"the configuration asks for {engine['requested']} but the accelerator runs {engine['name']} "
+            f"({engine['distributed_type']}, {engine['world_size']} processes): accelerate falls back silently "
+            f"(FSDP never runs on CPU); the run records '{engine['name']}'.")
+
+
+def weights_not_local(model) -> str | None:
+    """Why ``model``'s parameters are not whole on this process (ZeRO-3 partitioned at load, meta tensors from
+    rank-0-only loading), or None."""
+    for name, p in model.named_parameters():
+        if hasattr(p, "ds_id") or hasattr(p, "ds_numel"):
+            return (f"its parameters are DeepSpeed ZeRO-3 partitions (e.g. '{name}'); set zero3_init_flag: false "
+                    "in the accelerate config (the model then loads whole and ZeRO-3 shards it when training starts)")
+        if p.is_meta:
+            return (f"its parameters are meta tensors on this rank (e.g. '{name}'); set "
+                    "fsdp_cpu_ram_efficient_loading: false in the accelerate config")
+    return None
+
+
+def check_engine(trainer, model, accelerator=None) -> None:
+    """Before any work: masking methods under a sharding engine, teachers copied from weights this process does not
+    hold; once the accelerator exists, a configured engine that did not run is said in one warning line."""
+    method = trainer.method
+    if getattr(method, "needs_full_gradients", False):
+        engine = sharded_engine(trainer.args, accelerator)
+        if engine:
+            raise ValueError(full_gradients_refusal(method.name, engine))
+    if accelerator is None:
+        why = weights_not_local(model)
+        if why:  # every method reads the whole model before training (teacher copy, masks, accuracies)
+            raise ValueError(f"method '{method.name}' needs the whole model on every process before training (a "
+                             f"teacher copy, a mask, an accuracy), but {why}.")
+        return
+    warning = engine_fallback_warning(engine_of(accelerator, trainer.args))
+    if warning and trainer.args.process_index == 0:
+        import logging
+
+        logging.getLogger("hf_unlearn").warning(warning)
+
+
+@contextlib.contextmanager
+def whole_weights():
+    """Within the block, transformers loads models whole even under a ZeRO-3 config. Once TrainingArguments with a
+    ZeRO-3 config exist, ``from_pretrained`` partitions the weights at load (accelerate's ``zero3_init_flag`` is not
+    consulted; measured: the embedded ResNet then failed to initialise). The teacher copy, the masks, SSD's edit and
+    the accuracies before training need the whole model; ZeRO-3 partitions it when training starts."""
+    try:
+        from transformers.integrations import deepspeed as hf_deepspeed
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    ref = hf_deepspeed._hf_deepspeed_config_weak_ref
+    config = ref() if ref is not None else None
+    if config is None or not config.is_zero3():
+        yield
+        return
+    hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        hf_deepspeed.set_hf_deepspeed_config(config)

@@ -69,11 +69,14 @@ class RunRecord:
     val_split: str | None = None
     #: ``{"parent_model", "requests", "total_removed", "chain_sha256", "weights_sha256"}`` (hf_unlearn.output)
     provenance: dict | None = None
+    #: the engine that really ran, as the accelerator's state reports it (hf_unlearn.engines.engine_of):
+    #: ``{"name", "distributed_type", "zero_stage", "world_size", "mixed_precision", "requested"}``
+    engine: dict | None = None
 
     def run_summary(self) -> dict:
         """``metrics.json``'s ``run`` block."""
         return {"method": self.method, "seed": self.seed, "effective_batch_size": self.effective_batch_size,
-                "world_size": self.world_size, "global_steps": self.global_steps,
+                "world_size": self.world_size, "global_steps": self.global_steps, "engine": self.engine,
                 "library_versions": self.library_versions}
 
     def metrics_json(self) -> dict:
@@ -96,6 +99,7 @@ def _plain(obj: Any) -> Any:
 
 def record_from_trainer(trainer, metrics: dict | None = None) -> RunRecord:
     """The record of ``trainer``'s run; ``metrics`` default to its last ``evaluate_unlearning`` results."""
+    from .engines import engine_of
     from .modeling import family_of
 
     args = trainer.args
@@ -118,6 +122,7 @@ def record_from_trainer(trainer, metrics: dict | None = None) -> RunRecord:
         runtime_s=trainer.unlearning_runtime_s,
         training=_plain({k: getattr(args, k) for k in TRAINING_KEYS}),
         library_versions=library_versions(),
+        engine=engine_of(trainer.accelerator, args),
     )
 
 
@@ -161,4 +166,5 @@ def load_run_record(output_dir: str | os.PathLike) -> RunRecord:
         test_split=config.get("test_split") or run.get("test_split"),
         val_split=config.get("val_split") or run.get("val_split"),
         provenance=config.get("provenance"),
+        engine=run.get("engine"),
     )

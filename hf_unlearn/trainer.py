@@ -132,10 +132,14 @@ class UnlearningTrainer(EvaluationMixin, TeacherLogitsMixin, Trainer):
         self.calibration_split = self.as_split(calibration_dataset, "calibration")
         self._check_labels()
 
+        self._check_engine(model=model)  # from the arguments, the environment and the weights, before any work
         # Frozen copy of the original model, for methods that distil from it; also the basis of metrics.
         self.teacher = copy.deepcopy(model).eval().requires_grad_(False) if self.method.needs_teacher else None
+        if args.bf16 and args.device.type == "cpu":
+            from .precision import guard_cpu_bf16_convolutions
 
-        self._check_engine()  # from the arguments and the environment, before the Trainer builds anything
+            guard_cpu_bf16_convolutions(model)  # oneDNN's bf16 conv gradient bug (hf_unlearn.precision)
+
         self.method.validate(self)
         spec = self.method.mixture(self)
         train_dataset = MixtureDataset(self.forget_split if spec.include_forget else None, self.retain_split,
@@ -173,14 +177,11 @@ class UnlearningTrainer(EvaluationMixin, TeacherLogitsMixin, Trainer):
                     f"(0..{self.num_labels - 1}); use the dataset the model was trained on or a matching head."
                 )
 
-    def _check_engine(self, accelerator=None) -> None:
-        """A method that masks gradients entry by entry is refused under an engine that shards them."""
-        if getattr(self.method, "needs_full_gradients", False):
-            from .engines import full_gradients_refusal, sharded_engine
+    def _check_engine(self, accelerator=None, model=None) -> None:
+        """Refusals by engine (masks, teachers of partitioned weights) and the fallback warning (hf_unlearn.engines)."""
+        from .engines import check_engine
 
-            engine = sharded_engine(self.args, accelerator)
-            if engine:
-                raise ValueError(full_gradients_refusal(self.method.name, engine))
+        check_engine(self, model if model is not None else self.model, accelerator)
 
     def _check_some_steps(self, mixture) -> None:
         """A training method that would take no optimiser step is refused: its card would claim a removal that

@@ -64,8 +64,12 @@ class EvaluationMixin:
 
     def accuracy(self, model: nn.Module, split: ImageSplit, batch_size: int | None = None) -> float:
         # Counted batch by batch (no N x C logits); in a multi-process run the ranks' counts are added.
-        # correct / total in float64: a float32 mean can cross a 2-decimal rounding boundary (LoTUS' stop rule)
-        stats = self.summarize(model, split, batch_size=batch_size, features=False)
+        # correct / total in float64: a float32 mean can cross a 2-decimal rounding boundary (LoTUS' stop rule);
+        # the forward in float32 too: a bf16 argmax can flip near-ties and move the decision (hf_unlearn.precision)
+        from .precision import float32_forward
+
+        with float32_forward(model):
+            stats = self.summarize(model, split, batch_size=batch_size, features=False)
         return stats.correct / stats.rows
 
     @torch.inference_mode()

@@ -1,4 +1,5 @@
-"""Issue 7: two CPU processes (gloo, the DDP code path) give the same decisions and metrics as one process."""
+"""Issue 7: two CPU processes (gloo, the DDP code path) give the same decisions and metrics as one process.
+Issue 21: launched with the shipped examples/accelerate/cpu.yaml, which must start two real processes."""
 
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ def test_two_processes_agree_and_match_single_process(original_path, tmp_path):
     hist.mkdir()
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", MP_HISTORY_DIR=str(hist), OMP_NUM_THREADS="1",
                PYTHONPATH=ROOT)  # HF_UNLEARN_CACHE (conftest) already holds the trained original
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_ip", "127.0.0.1", "--main_process_port", str(free_port()),
+    # examples/accelerate/cpu.yaml: the shipped CPU config must start 2 real processes (issue 21)
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           os.path.join(ROOT, "examples", "accelerate", "cpu.yaml"), "--main_process_port", str(free_port()),
            os.path.join(HERE, "mp_driver.py"),
            "--default_arch", "resnet", "--use_cpu", "--ddp_find_unused_parameters", "false", "--disable_tqdm", "true",
            "--num_train_epochs", "3", "--per_device_train_batch_size", "64", "--seed", "0",
@@ -46,6 +47,8 @@ def test_two_processes_agree_and_match_single_process(original_path, tmp_path):
     assert set(os.listdir(out)) == EXPECTED_FILES
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["run"]["world_size"] == 2
+    assert metrics["run"]["engine"] == {"name": "DDP", "distributed_type": "MULTI_CPU", "zero_stage": None,
+                                        "world_size": 2, "mixed_precision": "no", "requested": None}
     assert metrics["run"]["effective_batch_size"] == 64 * 2 * 1
 
     # the metrics equal a single-process evaluation of the saved model (no sample counted twice)

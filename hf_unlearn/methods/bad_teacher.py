@@ -105,7 +105,10 @@ class BadTeacher(UnlearningMethod):
         return plain_adam_optimizer(trainer, self.name) if self.config.plain_adam else None
 
     def build_incompetent_teacher(self, trainer) -> nn.Module:
-        fresh = fresh_model_like(trainer.model, trainer.args.seed)
+        from ..engines import whole_weights
+
+        with whole_weights():  # its own whole module: under ZeRO-3 from_config would partition it, unmanaged
+            fresh = fresh_model_like(trainer.model, trainer.args.seed)
         return fresh.eval().requires_grad_(False).to(trainer.args.device)
 
     def on_train_begin(self, trainer, state, control) -> None:

@@ -1,0 +1,96 @@
+"""Mixed precision (``--bf16`` / ``--fp16``): what stays float32, and a CPU bfloat16 convolution workaround.
+
+accelerate runs the model being unlearned under autocast by wrapping its ``forward`` (``prepare_model``); teachers
+are copies taken before that and run in float32. The methods compute their losses from ``logits.float()``
+(log-softmax, KL, Gumbel noise, cross-entropy), and the masks and importances of SalUn, DEL and SSD are computed in
+``prepare``, before the Trainer wraps the model, in float32. Two things need help:
+
+* **Decisions.** LoTUS's temperature and stop rule read the model's forget-set accuracy; a bfloat16 argmax can flip
+  near-ties and move the decision. :func:`float32_forward` runs a forward without accelerate's autocast, so the
+  accuracies that drive decisions are the float32 ones.
+* **CPU bfloat16 convolutions.** torch 2.14's oneDNN bfloat16 convolution backward leaves the weight gradient of
+  kernel taps that only ever read padding uninitialised: NaN, 1e30 or stale values instead of 0 (measured: a 3x3
+  stride-2 padding-1 convolution on a 1x1 input, 8 of 20 draws). The embedded ResNet's later stages see 1x1 maps,
+  so LoTUS's loss became NaN at step 3. :func:`guard_cpu_bf16_convolutions` runs exactly those convolutions in
+  float32 (their maps are tiny, so the cost is nil); every other one keeps bfloat16.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+
+import torch
+from torch import nn
+
+__all__ = ["float32_forward", "guard_cpu_bf16_convolutions", "padding_only_taps", "mixed_precision_of"]
+
+
+def mixed_precision_of(args) -> str:
+    """"bf16", "fp16" or "no", as the training arguments ask."""
+    return "bf16" if getattr(args, "bf16", False) else "fp16" if getattr(args, "fp16", False) else "no"
+
+
+@contextlib.contextmanager
+def float32_forward(model: nn.Module):
+    """Within the block, ``model``'s forward runs without the autocast accelerate wrapped it in (if any)."""
+    inner = getattr(model, "module", model)
+    original, wrapped = inner.__dict__.get("_original_forward"), inner.__dict__.get("forward")
+    if original is None or wrapped is None:
+        yield
+        return
+    inner.forward = original
+    try:
+        yield
+    finally:
+        inner.forward = wrapped
+
+
+@functools.lru_cache(maxsize=4096)
+def _dim_has_padding_only_tap(n: int, k: int, s: int, p: int, d: int) -> bool:
+    out = (n + 2 * p - d * (k - 1) - 1) // s + 1
+    return any(not any(0 <= o * s - p + j * d < n for o in range(max(out, 0))) for j in range(k))
+
+
+def padding_only_taps(conv: nn.Module, spatial: tuple[int, ...]) -> bool:
+    """Whether some kernel tap of ``conv`` reads only padding for an input of this spatial size."""
+    padding = conv.padding
+    if isinstance(padding, str):
+        padding = tuple(d * (k - 1) // 2 for k, d in zip(conv.kernel_size, conv.dilation)) if padding == "same" \
+            else (0,) * len(spatial)
+    return any(_dim_has_padding_only_tap(int(n), k, s, p, d) for n, k, s, p, d in
+               zip(spatial, conv.kernel_size, conv.stride, padding, conv.dilation))
+
+
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def _before(module, inputs):
+    x = inputs[0]
+    if not (torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16):
+        return None
+    spatial = tuple(x.shape[-len(module.kernel_size):])
+    if not padding_only_taps(module, spatial):
+        return None
+    torch.set_autocast_enabled("cpu", False)  # restored in _after (and by the enclosing autocast's exit)
+    module._hf_unlearn_autocast_off = True
+    return (x.float(), *inputs[1:])
+
+
+def _after(module, inputs, output):
+    if module.__dict__.pop("_hf_unlearn_autocast_off", False):
+        torch.set_autocast_enabled("cpu", True)
+    return None
+
+
+def guard_cpu_bf16_convolutions(model: nn.Module) -> int:
+    """Hook every convolution of ``model`` so that, under CPU bfloat16 autocast, one whose kernel has taps that read
+    only padding runs in float32 (see the module doc). Idempotent; returns the number of convolutions hooked."""
+    hooked = 0
+    for module in model.modules():
+        if isinstance(module, _CONVS) and not getattr(module, "_hf_unlearn_bf16_guard", False):
+            module.register_forward_pre_hook(_before)
+            module.register_forward_hook(_after)
+            module._hf_unlearn_bf16_guard = True
+            hooked += 1
+    return hooked
