@@ -111,6 +111,9 @@ class UnlearningTrainer(EvaluationMixin, TeacherLogitsMixin, Trainer):
         else:
             self.method = get_method_class(method or args.method)(method_config)
         args.method = self.method.name
+        from .architectures import check_supported
+
+        check_supported(model)  # an architecture hf-unlearn cannot feed, named before any preprocessing
         self.family = family_of(model)  # how this library's classifiers are called, sized, saved
         self.num_labels = self.family.num_labels(model)
         self.removal_record = removal_record

@@ -1,0 +1,163 @@
+"""What differs between image-classifier architectures, beyond the library they come from (hf_unlearn.modeling).
+
+* :func:`refusal_reason`: architectures hf-unlearn cannot unlearn, refused by name before any work;
+* :func:`find_head` / :func:`output_heads`: the classification head / every output head (distilled models have two);
+* :func:`drop_graph_caches`: tensors some attention layers cache outside training mode, dropped between gradient
+  passes;
+* :func:`write_pretrained_cfg`: the ``pretrained_cfg`` a saved ``timm_wrapper`` model needs for its processor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["refusal_reason", "check_supported", "find_head", "output_heads", "drop_graph_caches", "timm_wrapper_pretrained_cfg",
+           "write_pretrained_cfg"]
+
+#: transformers model types hf-unlearn refuses, and why (each classifier is called as ``model(pixel_values=...)``).
+UNSUPPORTED: dict[str, str] = {
+    "imagegpt": "ImageGPT classifies sequences of colour-cluster token ids (its processor returns input_ids, not "
+                "pixel_values), and hf-unlearn feeds image classifiers pixel_values only",
+    "shieldgemma2": "ShieldGemma 2 is a vision-language safety classifier that needs a text prompt (input_ids) with "
+                    "every image, and hf-unlearn feeds image classifiers pixel_values only",
+    "siglip2": "SigLIP 2 (NaFlex) needs its processor's spatial_shapes and pixel_attention_mask for every image "
+               "beside pixel_values, and hf-unlearn's data path carries pixel_values only",
+}
+
+
+def refusal_reason(model_type: str | None) -> str | None:
+    """Why hf-unlearn cannot unlearn a model of this transformers ``model_type`` (None: it can)."""
+    return UNSUPPORTED.get(model_type or "")
+
+
+def check_supported(model_or_config: Any, name: str = "") -> None:
+    """Raise a one-line ``ValueError`` naming the architecture when hf-unlearn cannot unlearn it: a known
+    refusal, or a forward that takes no ``pixel_values`` at all."""
+    model = getattr(model_or_config, "module", model_or_config)  # DDP
+    config = getattr(model, "config", model)
+    model_type = getattr(config, "model_type", None)
+    where = f" ('{name}')" if name else ""
+    reason = refusal_reason(model_type)
+    if reason is None and isinstance(model, nn.Module) and hasattr(model, "config"):
+        import inspect
+
+        try:
+            parameters = inspect.signature(model.forward).parameters
+        except (TypeError, ValueError):
+            parameters = {}
+        if parameters and "pixel_values" not in parameters:
+            reason = (f"{type(model).__name__}.forward takes no pixel_values, and hf-unlearn feeds image "
+                      "classifiers pixel_values only")
+    if reason:
+        raise ValueError(f"hf-unlearn cannot unlearn the '{model_type}' architecture{where}: {reason}; use an "
+                         "image classifier called as model(pixel_values=...) (docs/SUPPORTED_MODELS.md lists them).")
+
+
+def _has_parameters(module) -> bool:
+    return isinstance(module, nn.Module) and any(True for _ in module.parameters())
+
+
+def find_head(model: nn.Module, num_labels) -> nn.Module | None:
+    """The classification head of an (unwrapped) model, found structurally: the output embeddings, else a
+    ``classifier`` / ``head`` / ``fc`` / ``mlp_head`` / ``heads`` child with parameters, else the last Linear layer
+    with one output per class (``num_labels(model)``, which may raise ``ValueError``)."""
+    get_out = getattr(model, "get_output_embeddings", None)
+    if callable(get_out):
+        try:
+            head = get_out()
+        except (NotImplementedError, AttributeError):
+            head = None
+        if _has_parameters(head):
+            return head
+    for attr in ("classifier", "head", "fc", "mlp_head", "heads"):
+        head = getattr(model, attr, None)
+        if _has_parameters(head):
+            return head
+    try:
+        n_classes = num_labels(model)
+    except ValueError:
+        n_classes = None
+    last = None
+    for module in model.modules():
+        if isinstance(module, nn.Linear) and (n_classes is None or module.out_features == n_classes):
+            last = module
+    return last
+
+
+def _out_features(module: nn.Module) -> int | None:
+    if isinstance(module, nn.Linear):
+        return module.out_features
+    last = None
+    for sub in module.modules():
+        if isinstance(sub, nn.Linear):
+            last = sub.out_features
+    return last
+
+
+def output_heads(model: nn.Module, head: nn.Module | None) -> list[nn.Module]:
+    """``head`` and every sibling that is another output head: a distilled model (DeiT / LeViT with teacher,
+    SwiftFormer, timm ``*_distilled``, timm LeViT) averages a class head and a distillation head of the same type
+    and size, found as children of the same parent module."""
+    if head is None:
+        return []
+    heads = [head]
+    size = _out_features(head)
+    for parent in model.modules():
+        children = list(parent.children())
+        if not any(child is head for child in children):
+            continue
+        heads += [c for c in children if c is not head and type(c) is type(head) and size is not None
+                  and _out_features(c) == size and any(True for _ in c.parameters())]
+        break
+    return heads
+
+
+def drop_graph_caches(model: nn.Module) -> None:
+    """Empty every dict attribute of a module that holds tensors with an autograd graph.
+
+    LeViT, EfficientViT, EfficientFormer(V2) and TinyViT (transformers and timm) cache their attention-bias tensor
+    whenever they are not training. Computed under ``enable_grad`` in eval mode, the cached tensor keeps the first
+    batch's graph, and the second batch's backward fails ("backward through the graph a second time"). Dropping it
+    makes the next forward recompute it; train / eval behaviour (BatchNorm, dropout) is untouched.
+    """
+    for module in model.modules():
+        for value in vars(module).values():
+            if (isinstance(value, dict) and value
+                    and any(isinstance(v, torch.Tensor) and v.grad_fn is not None for v in value.values())):
+                value.clear()
+
+
+def timm_wrapper_pretrained_cfg(model: nn.Module, processor: Any = None) -> dict | None:
+    """The ``pretrained_cfg`` to write into a ``timm_wrapper`` model's ``config.json`` (None: not one, or it has
+    one). transformers builds a timm_wrapper's image processor from that entry alone (the processor's own
+    ``save_pretrained`` writes nothing), so without it the saved model reloads with no processor. The timm model's
+    data settings, overridden by the processor's where one is given."""
+    config = getattr(model, "config", None)
+    if getattr(config, "model_type", None) != "timm_wrapper" or getattr(config, "pretrained_cfg", None):
+        return None
+    timm_model = getattr(model, "timm_model", None)
+    cfg = dict(getattr(timm_model, "pretrained_cfg", None) or {})
+    cfg.update(getattr(processor, "data_config", None) or {})
+    cfg.pop("num_classes", None)  # transformers keeps it at the root of config.json
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()
+            if isinstance(v, (str, int, float, bool, list, tuple, type(None)))}
+
+
+def write_pretrained_cfg(model: nn.Module, output_dir: str, processor: Any = None) -> None:
+    """Add :func:`timm_wrapper_pretrained_cfg` to the ``config.json`` just saved in ``output_dir`` (when due)."""
+    import json
+    import os
+
+    cfg = timm_wrapper_pretrained_cfg(getattr(model, "module", model), processor)
+    path = os.path.join(output_dir, "config.json")
+    if not cfg or not os.path.isfile(path):
+        return
+    with open(path) as f:
+        config = json.load(f)
+    config["pretrained_cfg"] = cfg
+    with open(path, "w") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+        f.write("\n")
