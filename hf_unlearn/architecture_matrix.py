@@ -83,7 +83,8 @@ _TRANSFORMERS: dict[str, tuple[str, dict, str]] = {
     "mobilenet_v1": ("", dict(image_size=IMAGE_SIZE, depth_multiplier=0.25), ""),
     "mobilenet_v2": ("", dict(image_size=IMAGE_SIZE, depth_multiplier=0.25), ""),
     "mobilevit": ("", dict(image_size=IMAGE_SIZE, hidden_sizes=[16, 24, 32], neck_hidden_sizes=[8, 8, 16, 16, 24, 24, 32]), ""),
-    "mobilevitv2": ("", dict(image_size=IMAGE_SIZE, width_multiplier=0.25), ""),
+    # output_stride 16: at 32 px the last stage keeps a 2 x 2 map for its 2 x 2 patches (a 1 x 1 map cannot unfold)
+    "mobilevitv2": ("", dict(image_size=IMAGE_SIZE, width_multiplier=0.25, output_stride=16), ""),
     "perceiver": ("PerceiverForImageClassificationLearned", _PERCEIVER, ""),
     "perceiver_fourier": ("PerceiverForImageClassificationFourier", _PERCEIVER, ""),
     "perceiver_conv": ("PerceiverForImageClassificationConvProcessing", _PERCEIVER, ""),

@@ -4,6 +4,8 @@
 * :func:`find_head` / :func:`output_heads`: the classification head / every output head (distilled models have two);
 * :func:`drop_graph_caches`: tensors some attention layers cache outside training mode, dropped between gradient
   passes;
+* :class:`PackedInputs`: processor outputs besides ``pixel_values`` that a model needs (SigLIP 2), carried as one
+  tensor per row and handed to the model by the family adapter (:func:`processor_pixels`, :func:`input_layout`);
 * :func:`write_pretrained_cfg`: the ``pretrained_cfg`` a saved ``timm_wrapper`` model needs for its processor.
 """
 
@@ -15,7 +17,7 @@ import torch
 from torch import nn
 
 __all__ = ["refusal_reason", "check_supported", "find_head", "output_heads", "drop_graph_caches", "timm_wrapper_pretrained_cfg",
-           "write_pretrained_cfg"]
+           "write_pretrained_cfg", "PackedInputs", "processor_pixels", "input_layout", "set_input_layout"]
 
 #: transformers model types hf-unlearn refuses, and why (each classifier is called as ``model(pixel_values=...)``).
 UNSUPPORTED: dict[str, str] = {
@@ -23,8 +25,6 @@ UNSUPPORTED: dict[str, str] = {
                 "pixel_values), and hf-unlearn feeds image classifiers pixel_values only",
     "shieldgemma2": "ShieldGemma 2 is a vision-language safety classifier that needs a text prompt (input_ids) with "
                     "every image, and hf-unlearn feeds image classifiers pixel_values only",
-    "siglip2": "SigLIP 2 (NaFlex) needs its processor's spatial_shapes and pixel_attention_mask for every image "
-               "beside pixel_values, and hf-unlearn's data path carries pixel_values only",
 }
 
 
@@ -161,3 +161,94 @@ def write_pretrained_cfg(model: nn.Module, output_dir: str, processor: Any = Non
     with open(path, "w") as f:
         json.dump(config, f, indent=2, sort_keys=True)
         f.write("\n")
+
+
+class PackedInputs:
+    """Per-row model inputs (``pixel_values`` first, then other processor outputs the model's ``forward`` takes)
+    packed into one float tensor of shape (rows, total), and back.
+
+    Why: the data path indexes one tensor per row (materialised and lazy splits, the training mixture, the
+    teacher-logit cache, streamed evaluation). Packed, SigLIP 2's ``spatial_shapes`` and ``pixel_attention_mask``
+    travel every path with their image, unchanged and identically, and the family adapter unpacks them when it
+    calls the model. Integer inputs are stored as floats (exact up to 2**24) and rounded back.
+    """
+
+    def __init__(self, layout: list[tuple[str, tuple[int, ...], torch.dtype]]):
+        self.layout = layout
+        self.sizes = [int(torch.Size(shape).numel()) for _, shape, _ in layout]
+
+    @classmethod
+    def from_outputs(cls, outputs, keys: list[str]) -> "PackedInputs":
+        return cls([(k, tuple(torch.as_tensor(outputs[k]).shape[1:]), torch.as_tensor(outputs[k]).dtype)
+                    for k in ["pixel_values", *keys]])
+
+    def pack(self, outputs) -> torch.Tensor:
+        parts = []
+        for name, shape, _ in self.layout:
+            value = torch.as_tensor(outputs[name])
+            if tuple(value.shape[1:]) != shape:
+                raise ValueError(f"the image processor's '{name}' has shape {tuple(value.shape[1:])} per image where "
+                                 f"the first images gave {shape}; resize the images to one size first.")
+            parts.append(value.reshape(len(value), -1).float())
+        return torch.cat(parts, dim=1)
+
+    def unpack(self, packed: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = {}
+        for (name, shape, dtype), part in zip(self.layout, packed.reshape(len(packed), -1).split(self.sizes, dim=1)):
+            part = part.reshape(len(packed), *shape)
+            # pixels keep the dtype they arrive in (autocast, bf16); integer inputs get theirs back
+            out[name] = part if dtype.is_floating_point else part.round().to(dtype)
+        return out
+
+    def pixel_shape(self, rows: int) -> tuple[int, ...]:
+        return (rows, *self.layout[0][1])
+
+    def with_pixels(self, packed: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+        """``packed`` with its pixel values replaced by ``pixels`` (UNSIR's noise), the other inputs kept."""
+        flat = packed.reshape(len(packed), -1)
+        return torch.cat([pixels.reshape(len(pixels), -1).to(flat.dtype), flat[:, self.sizes[0]:]], dim=1)
+
+
+_LAYOUT_ATTRIBUTE = "_hf_unlearn_input_layout"
+
+
+def input_layout(model: nn.Module) -> PackedInputs | None:
+    """The :class:`PackedInputs` of ``model``'s inputs (None: plain pixel values)."""
+    return getattr(getattr(model, "module", model), _LAYOUT_ATTRIBUTE, None)
+
+
+def set_input_layout(model: nn.Module, layout: PackedInputs | None) -> None:
+    """Attach ``layout`` to the model (copies made with ``copy.deepcopy`` and ``fresh_model_like`` keep it)."""
+    setattr(getattr(model, "module", model), _LAYOUT_ATTRIBUTE, layout)
+
+
+def processor_pixels(processor: Any, model: nn.Module, channels: int):
+    """``images -> tensor`` for a transformers image processor and its model: ``pixel_values``, packed with every
+    other processor output the model's ``forward`` accepts (:class:`PackedInputs`, attached to ``model``)."""
+    import inspect
+
+    from PIL import Image
+
+    from .images import convert_image
+
+    def run(images: list):
+        return processor(images=[convert_image(im, channels) for im in images], return_tensors="pt")
+
+    probe = run([Image.new("RGB", (64, 64))])  # which outputs, and their per-image shapes
+    if "pixel_values" not in probe:
+        model_type = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
+        raise ValueError(f"hf-unlearn cannot unlearn the '{model_type}' architecture: its image processor returns "
+                         f"{sorted(probe)}, no pixel_values; use an image classifier whose processor returns them.")
+    try:
+        accepted = set(inspect.signature(getattr(model, "module", model).forward).parameters)
+    except (TypeError, ValueError):
+        accepted = set()
+    extra = [k for k in probe if k != "pixel_values" and k in accepted]
+    layout = PackedInputs.from_outputs(probe, extra) if extra else None
+    set_input_layout(model, layout)
+
+    def to_pixels(images: list) -> torch.Tensor:
+        out = run(images)
+        return layout.pack(out) if layout is not None else out["pixel_values"]
+
+    return to_pixels

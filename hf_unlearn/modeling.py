@@ -109,7 +109,10 @@ class TransformersFamily(ClassifierFamily):
         return not TIMM.owns_config(config)
 
     def logits(self, model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
-        out = model(pixel_values=pixel_values)
+        from .architectures import input_layout
+
+        layout = input_layout(model)  # other processor outputs packed behind the pixels (SigLIP 2)
+        out = model(pixel_values=pixel_values) if layout is None else model(**layout.unpack(pixel_values))
         return out.logits if hasattr(out, "logits") else out[0]
 
     def fresh_like(self, model: nn.Module) -> nn.Module:
@@ -297,13 +300,11 @@ def load_classifier(
             "(processor.save_pretrained(dir))."
         ) from e
 
-    from .images import convert_image, processor_channels
+    from .architectures import processor_pixels
+    from .images import processor_channels
 
-    channels = processor_channels(processor, config)
-
-    def to_pixels(images: list) -> torch.Tensor:
-        # every image in the model's channel count first: processors pass other modes through (hf_unlearn.images)
-        return processor(images=[convert_image(im, channels) for im in images], return_tensors="pt")["pixel_values"]
+    # every image in the model's channel count first: processors pass other modes through (hf_unlearn.images)
+    to_pixels = processor_pixels(processor, model, processor_channels(processor, config))
 
     return LoadedClassifier(model, image_transform_from(to_pixels, image_column), "transformers", name_or_path,
                             processor, image_column)
@@ -381,6 +382,9 @@ def fresh_model_like(model: nn.Module, seed: int) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(reinit_seed(seed))
         fresh = family_of(model).fresh_like(model)
+    from .architectures import input_layout, set_input_layout
+
+    set_input_layout(fresh, input_layout(model))  # called like the model (Bad Teacher's incompetent teacher)
     reference = next(model.parameters(), None)
     if reference is not None:
         fresh = fresh.to(device=reference.device, dtype=reference.dtype)

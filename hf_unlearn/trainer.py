@@ -119,11 +119,11 @@ class UnlearningTrainer(EvaluationMixin, TeacherLogitsMixin, Trainer):
         self.removal_record = removal_record
 
         if image_transform is None and processing_class is not None:
-            from .images import convert_image, processor_channels
+            from .architectures import processor_pixels
+            from .images import processor_channels
 
             channels = processor_channels(processing_class, getattr(model, "config", None))
-            image_transform = image_transform_from(lambda images: processing_class(
-                images=[convert_image(im, channels) for im in images], return_tensors="pt")["pixel_values"], image_column)
+            image_transform = image_transform_from(processor_pixels(processing_class, model, channels), image_column)
         self.args = args  # as_split and the method's hooks below read it
         self.transform_is_deterministic = transform_is_deterministic
         self.image_transform = image_transform

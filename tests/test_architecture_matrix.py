@@ -8,7 +8,7 @@ subset that still covers every root cause:
 * every architecture x one other method, by a fixed rotation (architecture i gets ``OTHERS[i % 10]``): each of the 10
   other methods runs on 5-6 architectures of different families;
 * every root-cause architecture x the methods it broke (``ROOT_CAUSE_CELLS``);
-* two runs through the command line (a LeViT with DEL, a refused SigLIP 2).
+* two runs through the command line (a LeViT with DEL, a refused ImageGPT).
 
 A cell saves a tiny random-weight model, loads it back and unlearns for two steps on 32-pixel images
 (``run_cell``). Skipped architectures carry their reason (``SKIPPED``).
@@ -35,7 +35,7 @@ ROOT_CAUSE_CELLS = [
     ("timm/efficientformerv2_s0", "salun"), ("timm/tiny_vit_5m_224", "salun_lotus"),
     ("deit_teacher", "del"), ("swiftformer", "del"), ("timm/deit_tiny_distilled_patch16_224", "del"),
 ]
-REFUSED = {"imagegpt": "input_ids", "shieldgemma2": "text prompt", "siglip2": "spatial_shapes"}
+REFUSED = {"imagegpt": "input_ids", "shieldgemma2": "text prompt"}
 
 
 def _cells() -> list:
@@ -106,34 +106,74 @@ def _logits(model, x):
 
 
 # ---- root cause 2: inputs other than pixel_values ------------------------------------------------------------------
+def _mixed_shapes(rows: int = 6):
+    """Images of three aspect ratios: SigLIP 2's spatial_shapes and pixel_attention_mask then differ by row."""
+    import datasets
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(0)
+    sizes = [(32, 32), (32, 8), (8, 32)]
+    images = [Image.fromarray((torch.rand(h, w, 3, generator=g) * 255).byte().numpy())
+              for h, w in (sizes[i % 3] for i in range(rows))]
+    return datasets.Dataset.from_dict({"image": images, "label": [i % 3 for i in range(rows)]},
+                                      features=datasets.Features({"image": datasets.Image(),
+                                                                  "label": datasets.ClassLabel(3)}))
+
+
+def test_siglip2_gets_every_processor_output_on_the_cached_and_the_streamed_path(workdir):
+    from hf_unlearn import load_classifier
+    from hf_unlearn.architectures import input_layout
+    from hf_unlearn.splits import to_image_split
+
+    path = os.path.join(workdir, "siglip2")
+    if not os.path.isdir(path):
+        save_case(case_named("siglip2"), path)
+    loaded = load_classifier(path)
+    data = _mixed_shapes()
+    cached = to_image_split(data, loaded.transform, name="forget")
+    streamed = to_image_split(data, loaded.transform, name="forget", deterministic=False)
+    assert cached.materialized and not streamed.materialized
+    assert torch.equal(cached.pixels(range(6)), streamed.pixels(range(6)))
+    direct = loaded.processor(images=[im.convert("RGB") for im in data["image"]], return_tensors="pt")
+    assert len({tuple(s) for s in direct["spatial_shapes"].tolist()}) == 3  # the rows differ: the extras matter
+    unpacked = input_layout(loaded.model).unpack(cached.pixels(range(6)))
+    assert set(unpacked) == {"pixel_values", "spatial_shapes", "pixel_attention_mask"}
+    for key, value in unpacked.items():
+        assert torch.equal(value, direct[key].to(value.dtype)), key
+    with torch.no_grad():
+        expected = loaded.model(**direct).logits
+        for split in (cached, streamed):
+            torch.testing.assert_close(_logits(loaded.model, split.pixels(range(6))), expected)
+
+
 def test_refused_architectures_are_named_before_any_weights_are_read(tmp_path, monkeypatch):
     import transformers
 
     from hf_unlearn import load_classifier
     from hf_unlearn.modeling import save_classifier
 
-    model, processor = build(case_named("siglip2"))
-    save_classifier(model, str(tmp_path / "siglip2"), processor)
+    model, processor = build(case_named("imagegpt"))
+    save_classifier(model, str(tmp_path / "imagegpt"), processor)
 
     def forbidden(*a, **k):
         raise AssertionError("weights were read before the architecture was refused")
 
     monkeypatch.setattr(transformers.AutoModelForImageClassification, "from_pretrained", forbidden)
-    with pytest.raises(ValueError, match=r"cannot unlearn the 'siglip2' architecture .*pixel_attention_mask"):
-        load_classifier(str(tmp_path / "siglip2"))
+    with pytest.raises(ValueError, match=r"cannot unlearn the 'imagegpt' architecture .*input_ids"):
+        load_classifier(str(tmp_path / "imagegpt"))
 
 
 def test_the_trainer_refuses_them_before_preprocessing(tmp_path):
     from hf_unlearn import UnlearningArguments, UnlearningTrainer
 
-    model, _ = build(case_named("siglip2"))
+    model, _ = build(case_named("imagegpt"))
     data = tiny_image_dataset(6)
 
     def transform(batch):
         raise AssertionError("preprocessing started before the architecture was refused")
 
     args = UnlearningArguments.for_method("lotus", output_dir=str(tmp_path / "o"), report_to="none", use_cpu=True)
-    with pytest.raises(ValueError, match="cannot unlearn the 'siglip2' architecture"):
+    with pytest.raises(ValueError, match="cannot unlearn the 'imagegpt' architecture"):
         UnlearningTrainer(model, args, forget_dataset=data, retain_dataset=data, image_transform=transform)
 
 
@@ -210,7 +250,7 @@ def cli_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("matrix_cli")
     datasets.DatasetDict({"train": tiny_image_dataset(12), "validation": tiny_image_dataset(6, seed=1),
                           "test": tiny_image_dataset(6, seed=2)}).save_to_disk(str(root / "data"))
-    for name in ("levit", "siglip2"):
+    for name in ("levit", "imagegpt"):
         save_case(case_named(name), str(root / name))
     return root
 
@@ -222,9 +262,9 @@ def test_cli_unlearns_a_levit_with_del(cli_data, tmp_path, capsys):
     assert (tmp_path / "out" / "model.safetensors").is_file()
 
 
-def test_cli_refuses_siglip2_in_one_line_before_any_work(cli_data, tmp_path, capsys, no_work):
-    line = cli(["--method", "lotus", "--model_name_or_path", cli_data / "siglip2", "--dataset_name", cli_data / "data",
+def test_cli_refuses_imagegpt_in_one_line_before_any_work(cli_data, tmp_path, capsys, no_work):
+    line = cli(["--method", "lotus", "--model_name_or_path", cli_data / "imagegpt", "--dataset_name", cli_data / "data",
                 "--forget_fraction", "0.5", "--output_dir", tmp_path / "out", "--use_cpu"], capsys, 2,
-               "cannot unlearn the 'siglip2' architecture")
-    assert "spatial_shapes" in line and not (tmp_path / "out").exists()
+               "cannot unlearn the 'imagegpt' architecture")
+    assert "input_ids" in line and not (tmp_path / "out").exists()
 
