@@ -234,7 +234,10 @@ def processor_pixels(processor: Any, model: nn.Module, channels: int):
     def run(images: list):
         return processor(images=[convert_image(im, channels) for im in images], return_tensors="pt")
 
-    probe = run([Image.new("RGB", (64, 64))])  # which outputs, and their per-image shapes
+    try:
+        probe = run([Image.new("RGB", (64, 64))])  # which outputs, and their per-image shapes
+    except Exception:  # a processor that cannot take the probe: plain pixel_values; real images fail by row later
+        probe = {"pixel_values": None}
     if "pixel_values" not in probe:
         model_type = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
         raise ValueError(f"hf-unlearn cannot unlearn the '{model_type}' architecture: its image processor returns "
