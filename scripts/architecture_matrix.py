@@ -45,6 +45,14 @@ def main() -> None:
     if "lotus" in methods:  # the project's own method first
         methods = ["lotus"] + [m for m in methods if m != "lotus"]
     cases = [c for c in CASES if not opts.only or c.name in opts.only.split(",")]
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    # the code the cells run: taken before they start (an edit during the sweep is not in the results)
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", "hf_unlearn"))
+    commit = git("rev-parse", "--short", "HEAD") + ("+uncommitted changes in hf_unlearn/" if dirty else "")
     rows, started = [], time.time()
     with tempfile.TemporaryDirectory() as work:
         for case in cases:
@@ -59,6 +67,7 @@ def main() -> None:
             rows.append({"name": case.name, "library": case.library, "model_type": case.model_type,
                          "model_class": case.model_class, "timm_name": case.timm_name, "cells": cells})
     results = {
+        "commit": commit,
         "versions": f"transformers {transformers.__version__}, timm {timm.__version__}, torch {torch.__version__}",
         "image_size": IMAGE_SIZE, "max_steps": 2, "methods": methods, "wall_seconds": round(time.time() - started, 1),
         "architectures": rows,
