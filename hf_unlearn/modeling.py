@@ -72,37 +72,17 @@ class ClassifierFamily:
 
     def classifier_head(self, model: nn.Module) -> nn.Module | None:
         """The classification head (found structurally: never by names such as "fc", which would also catch a
-        ViT's MLP ``fc1``/``fc2``)."""
-        model = _unwrap(model)
-        get_out = getattr(model, "get_output_embeddings", None)
-        if callable(get_out):
-            try:
-                head = get_out()
-            except (NotImplementedError, AttributeError):
-                head = None
-            if _has_parameters(head):
-                return head
-        for attr in ("classifier", "head", "fc", "mlp_head", "heads"):
-            head = getattr(model, attr, None)
-            if _has_parameters(head):
-                return head
-        # Last resort: the last Linear layer producing one output per class.
-        try:
-            n_classes = self.num_labels(model)
-        except ValueError:
-            n_classes = None
-        last = None
-        for module in model.modules():
-            if isinstance(module, nn.Linear) and (n_classes is None or module.out_features == n_classes):
-                last = module
-        return last
+        ViT's MLP ``fc1``/``fc2``); a distilled model's class head (:meth:`head_parameter_names` has both)."""
+        from .architectures import find_head
+
+        return find_head(_unwrap(model), self.num_labels)
 
     def head_parameter_names(self, model: nn.Module) -> set[str]:
-        """Names (as in ``model.named_parameters()``, unwrapped) of the classifier head's parameters."""
-        head = self.classifier_head(model)
-        if head is None:
-            return set()
-        owned = {id(p) for p in head.parameters()}
+        """Names (as in ``model.named_parameters()``, unwrapped) of every output head's parameters: both heads of
+        a distilled model (hf_unlearn.architectures.output_heads)."""
+        from .architectures import output_heads
+
+        owned = {id(p) for head in output_heads(_unwrap(model), self.classifier_head(model)) for p in head.parameters()}
         return {n for n, p in _unwrap(model).named_parameters() if id(p) in owned}
 
     def fresh_like(self, model: nn.Module) -> nn.Module:
@@ -129,7 +109,10 @@ class TransformersFamily(ClassifierFamily):
         return not TIMM.owns_config(config)
 
     def logits(self, model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
-        out = model(pixel_values=pixel_values)
+        from .architectures import input_layout
+
+        layout = input_layout(model)  # other processor outputs packed behind the pixels (SigLIP 2)
+        out = model(pixel_values=pixel_values) if layout is None else model(**layout.unpack(pixel_values))
         return out.logits if hasattr(out, "logits") else out[0]
 
     def fresh_like(self, model: nn.Module) -> nn.Module:
@@ -173,8 +156,9 @@ class TimmFamily(ClassifierFamily):
         inner = _unwrap(model)
         if hasattr(inner, "get_classifier"):
             head = inner.get_classifier()
-            if _has_parameters(head):
-                return head
+            for part in head if isinstance(head, tuple) else (head,):  # distilled: (head, head_dist)
+                if _has_parameters(part):
+                    return part
         return super().classifier_head(model)
 
     def fresh_like(self, model: nn.Module) -> nn.Module:
@@ -277,6 +261,9 @@ def load_classifier(
             f"cannot load a model config from '{name_or_path}' ({type(e).__name__}: {str(e).splitlines()[0]}); "
             "check the model id or path (and your network / HF_HUB_OFFLINE settings)."
         ) from e
+    from .architectures import check_supported
+
+    check_supported(config, name_or_path)  # before any weights are read
     kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code, "use_safetensors": True}
     if num_labels is not None and num_labels != getattr(config, "num_labels", None):
         kwargs.update(num_labels=num_labels, ignore_mismatched_sizes=True)
@@ -296,6 +283,7 @@ def load_classifier(
             f"cannot load model weights from '{name_or_path}' ({type(e).__name__}: {(str(e).splitlines() or [''])[0]}); "
             "only safetensors checkpoints are loaded: check the files are complete and not corrupt."
         ) from e
+    check_supported(model, name_or_path)  # a forward that takes no pixel_values
     # A checkpoint without a classification head (e.g. a saved ViTModel) loads "successfully" with a freshly
     # initialised random head; unlearning that would be meaningless, so refuse it.
     missing = list(info.get("missing_keys", [])) if num_labels is None else []
@@ -312,13 +300,11 @@ def load_classifier(
             "(processor.save_pretrained(dir))."
         ) from e
 
-    from .images import convert_image, processor_channels
+    from .architectures import processor_pixels
+    from .images import processor_channels
 
-    channels = processor_channels(processor, config)
-
-    def to_pixels(images: list) -> torch.Tensor:
-        # every image in the model's channel count first: processors pass other modes through (hf_unlearn.images)
-        return processor(images=[convert_image(im, channels) for im in images], return_tensors="pt")["pixel_values"]
+    # every image in the model's channel count first: processors pass other modes through (hf_unlearn.images)
+    to_pixels = processor_pixels(processor, model, processor_channels(processor, config))
 
     return LoadedClassifier(model, image_transform_from(to_pixels, image_column), "transformers", name_or_path,
                             processor, image_column)
@@ -362,6 +348,9 @@ def save_classifier(model: nn.Module, output_dir: str, processor: Any = None) ->
     family_of(model).save(model, output_dir)
     if processor is not None:
         processor.save_pretrained(output_dir)
+    from .architectures import write_pretrained_cfg
+
+    write_pretrained_cfg(model, output_dir, processor)  # a timm_wrapper's processor is rebuilt from config.json
 
 
 #: Seeds users pass (``--seed``, ``init_seed``, a recipe's seed) lie in [0, 2**32): numpy's limit, checked by
@@ -393,6 +382,9 @@ def fresh_model_like(model: nn.Module, seed: int) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(reinit_seed(seed))
         fresh = family_of(model).fresh_like(model)
+    from .architectures import input_layout, set_input_layout
+
+    set_input_layout(fresh, input_layout(model))  # called like the model (Bad Teacher's incompetent teacher)
     reference = next(model.parameters(), None)
     if reference is not None:
         fresh = fresh.to(device=reference.device, dtype=reference.dtype)

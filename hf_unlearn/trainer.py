@@ -111,16 +111,19 @@ class UnlearningTrainer(EvaluationMixin, TeacherLogitsMixin, Trainer):
         else:
             self.method = get_method_class(method or args.method)(method_config)
         args.method = self.method.name
+        from .architectures import check_supported
+
+        check_supported(model)  # an architecture hf-unlearn cannot feed, named before any preprocessing
         self.family = family_of(model)  # how this library's classifiers are called, sized, saved
         self.num_labels = self.family.num_labels(model)
         self.removal_record = removal_record
 
         if image_transform is None and processing_class is not None:
-            from .images import convert_image, processor_channels
+            from .architectures import processor_pixels
+            from .images import processor_channels
 
             channels = processor_channels(processing_class, getattr(model, "config", None))
-            image_transform = image_transform_from(lambda images: processing_class(
-                images=[convert_image(im, channels) for im in images], return_tensors="pt")["pixel_values"], image_column)
+            image_transform = image_transform_from(processor_pixels(processing_class, model, channels), image_column)
         self.args = args  # as_split and the method's hooks below read it
         self.transform_is_deterministic = transform_is_deterministic
         self.image_transform = image_transform

@@ -36,8 +36,12 @@ def batch_gradients(trainer, model, split, batch_size: int, *, sign: float = 1.0
     ``sign * mean cross-entropy`` w.r.t. every trainable parameter of ``model`` (``None`` where unused).
 
     The model is in eval mode during the pass (BN uses its running statistics, as the reference code, which
-    never switches the loaded model to train mode) and gets its previous mode back afterwards.
+    never switches the loaded model to train mode) and gets its previous mode back afterwards. Tensors that
+    attention layers cache outside training mode (LeViT-style attention biases) are dropped around every batch:
+    they would carry one batch's graph into the next (hf_unlearn.architectures.drop_graph_caches).
     """
+    from ..architectures import drop_graph_caches
+
     named = _trainable(model)
     params = [p for _, p in named]
     device = params[0].device if params else torch.device("cpu")
@@ -45,6 +49,7 @@ def batch_gradients(trainer, model, split, batch_size: int, *, sign: float = 1.0
     model.eval()
     try:
         for _, pixels, labels in split.batches(batch_size, order):
+            drop_graph_caches(model)
             with torch.enable_grad():
                 logits = trainer.logits(model, pixels.to(device, non_blocking=True))
                 loss = sign * F.cross_entropy(logits.float(), labels.to(device))
@@ -52,6 +57,7 @@ def batch_gradients(trainer, model, split, batch_size: int, *, sign: float = 1.0
             trainer.count_examples(len(labels), "preparation")
             yield {n: (None if g is None else g.detach()) for (n, _), g in zip(named, grads)}
     finally:
+        drop_graph_caches(model)  # no graph outlives the pass
         model.train(was_training)
 
 

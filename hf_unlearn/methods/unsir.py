@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from ..architectures import input_layout
 from ._common import SGD_BASELINE_DEFAULTS
 from ._papers import UNSIR
 from .base import MixtureSpec, UnlearningMethod, register_method
@@ -152,9 +153,16 @@ class Unsir(UnlearningMethod):
         if self.impair and forget.any():
             c = self.config
             unwrapped = trainer.model if trainer.model is not None else model  # noise steps bypass DDP wrappers
+            # inputs packed behind the pixels (SigLIP 2's patch layout) stay the forget rows' own: noise is pixels only
+            layout, rows = input_layout(unwrapped), x[forget]
+            shape, logits_fn = rows.shape, trainer.logits
+            if layout is not None:
+                shape = layout.pixel_shape(len(rows))
+                logits_fn = lambda m, pixels: trainer.logits(m, layout.with_pixels(rows, pixels))  # noqa: E731
             noise, errors, objectives = error_maximising_noise(
-                unwrapped, trainer.logits, x[forget].shape, labels[forget], steps=c.noise_steps, lr=c.noise_lr,
+                unwrapped, logits_fn, shape, labels[forget], steps=c.noise_steps, lr=c.noise_lr,
                 l2_weight=c.noise_l2_weight, dtype=x.dtype)
+            noise = noise if layout is None else layout.with_pixels(rows, noise)
             trainer.count_examples(int(forget.sum()) * c.noise_steps, "preparation")  # noise steps: model fwd + bwd
             self.noise_history.append(errors)
             self.last_noise_losses = objectives
