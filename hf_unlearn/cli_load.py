@@ -24,9 +24,9 @@ def load_training_data(script: ScriptArguments):
     import datasets
 
     if script.dataset_name is None:
-        from .builtin import load_digits_dataset
+        from .builtin import DIGITS_DATASET_ID, load_digits_dataset
 
-        return load_digits_dataset(), "sklearn-digits"
+        return load_digits_dataset(), DIGITS_DATASET_ID
     name = script.dataset_name
     from .scratch import builder_cache_dir
 
