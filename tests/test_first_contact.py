@@ -1,0 +1,83 @@
+"""Issue 24, a new user's first contact: the shipped originals, the embedded default's numbers on every machine,
+``--model`` without ``--dataset`` refused, and a quiet run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results" / "embedded_default.json"
+
+
+def test_the_embedded_originals_ship_inside_the_package_and_train_nothing(tmp_path, monkeypatch):
+    from hf_unlearn import builtin
+
+    monkeypatch.setenv("HF_UNLEARN_CACHE", str(tmp_path / "cache"))
+    for arch in builtin.DIGITS_RECIPES:
+        path = builtin.original_model(arch, progress=None)
+        assert path == builtin.shipped_original(arch) and path.startswith(builtin.SHIPPED_ORIGINALS_DIR)
+        size = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
+        assert size < 2_000_000, f"{arch}: {size} bytes"  # small enough to ship in the wheel
+        assert builtin.is_embedded_default_model(path)
+    assert not (tmp_path / "cache").exists()  # nothing trained, nothing cached
+    # a non-editable install has them too: pyproject's package-data names both files of each folder
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert '"hf_unlearn" = ["originals/*/*.json", "originals/*/*.safetensors"]' in pyproject
+
+
+@pytest.mark.parametrize("argv", [["--model", "some-org/some-model"], ["--model_name_or_path", "{local}"]])
+def test_a_model_without_dataset_is_refused_before_any_work(argv, tmp_path, capsys, monkeypatch):
+    import hf_unlearn.cli
+    from hf_unlearn.cli import run_unlearning
+
+    local = tmp_path / "model"
+    local.mkdir()
+    (local / "config.json").write_text("{}")
+    monkeypatch.setattr(hf_unlearn.cli, "load_training_data",
+                        lambda *a, **k: pytest.fail("the run went on to load data"))
+    argv = [a.replace("{local}", str(local)) for a in argv]
+    assert run_unlearning([*argv, "--output_dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "without --dataset" in lines[0] and "pass --dataset" in lines[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_pin_memory_warning_on_cpu(tmp_path):
+    from hf_unlearn import UnlearningArguments
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        args = UnlearningArguments.for_method("lotus", output_dir=str(tmp_path), use_cpu=True)
+    assert args.dataloader_pin_memory is False
+
+
+@pytest.mark.slow
+def test_the_first_command_prints_the_numbers_of_the_results_file(tmp_path):
+    """The README quotes results/embedded_default.json; this runs the README's first command (a fresh process, an
+    empty cache, one and two OMP threads) and checks every number it prints against that file, at its precision."""
+    expected = json.loads(RESULTS.read_text())
+    for threads in ("1", "2"):
+        env = dict(os.environ, HF_UNLEARN_CACHE=str(tmp_path / f"cache{threads}"), OMP_NUM_THREADS=threads,
+                   PYTHONPATH=str(ROOT))
+        env.pop("HF_UNLEARN_NUM_THREADS", None)
+        out = tmp_path / f"out{threads}"
+        done = subprocess.run([sys.executable, "-m", "hf_unlearn", "unlearn", "--output_dir", str(out),
+                               "--overwrite_output_dir", "--disable_tqdm", "true"], env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "cpu threads: 1" in done.stdout  # pinned and said so: the same reduction order everywhere
+        assert "pin_memory" not in done.stderr
+        assert "training the embedded default" not in done.stdout + done.stderr
+        assert not (tmp_path / f"cache{threads}").exists()
+        metrics = json.loads((out / "metrics.json").read_text())
+        for column in ("original", "unlearned"):
+            for key, value in expected["metrics"][column].items():
+                assert round(metrics[column][key], expected["decimals"]) == value, (threads, column, key)
