@@ -227,7 +227,10 @@ def predict_references(run: UnlearningRun) -> None:
     """The original's (and the gold model's) predictions on every split, before unlearning: the "before" column
     and the references of RF-JSD, JSD and the Avg Gap."""
     trainer, test, validation = run.trainer, run.test, run.validation
-    run.original_predictions = trainer.predictions(run.original, test, validation,
+    # The trainer's frozen teacher is the original (a copy taken when it was built): its passes are kept, so a method
+    # that asks for the original's accuracy on the calibration (= validation) split reuses this pass.
+    original = trainer.teacher if trainer.teacher is not None else run.original
+    run.original_predictions = trainer.predictions(original, test, validation,
                                                    keep_forget_logits=True if run.gold_loaded is not None else None)
     run.gold = (trainer.predictions(run.gold_loaded, test, validation, keep_forget_logits=True)
                 if run.gold_loaded is not None else None)
