@@ -81,3 +81,33 @@ def test_the_first_command_prints_the_numbers_of_the_results_file(tmp_path):
         for column in ("original", "unlearned"):
             for key, value in expected["metrics"][column].items():
                 assert round(metrics[column][key], expected["decimals"]) == value, (threads, column, key)
+
+
+def test_each_split_is_evaluated_once_and_calibration_reuses_the_validation_pass(make_trainer, digits):
+    """The CLI's order: the original's predictions (the frozen teacher), then LoTUS's calibration accuracy; the
+    validation split (= the calibration data) is materialised and passed over once."""
+    trainer = make_trainer("lotus")
+    seen = []
+    real = trainer.logits
+
+    def counting(model, pixels):
+        seen.append((model is trainer.teacher, len(pixels)))
+        return real(model, pixels)
+
+    trainer.logits = counting
+    original = trainer.predictions(trainer.teacher, digits["test"], digits["validation"])
+    rows = sum(s.rows for s in original.stats.values())
+    assert sum(n for _, n in seen) == rows == 120 + 1137 + 270 + 270
+    accuracy = trainer.accuracy(trainer.teacher, trainer.calibration_split)  # LoTUS's A_cal: no second pass
+    assert sum(n for _, n in seen) == rows and accuracy == original.stats["validation"].correct / 270
+    assert trainer._validation_split(digits["validation"]) is trainer.calibration_split
+
+
+@pytest.mark.parametrize("rows, configured, expected", [(180, 256, 23), (120, 256, 15), (5000, 256, 256), (3, 256, 1),
+                                                        (1137, 64, 64)])
+def test_the_evaluation_batch_adapts_to_the_split_size(rows, configured, expected):
+    from hf_unlearn.trainer_eval import MIN_BATCHES_PER_PASS, eval_batch_size
+
+    batch = eval_batch_size(rows, configured)
+    assert batch == expected
+    assert -(-rows // batch) >= min(rows, MIN_BATCHES_PER_PASS)  # the bar moves at least 8 times per pass
