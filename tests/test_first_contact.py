@@ -111,3 +111,28 @@ def test_the_evaluation_batch_adapts_to_the_split_size(rows, configured, expecte
     batch = eval_batch_size(rows, configured)
     assert batch == expected
     assert -(-rows // batch) >= min(rows, MIN_BATCHES_PER_PASS)  # the bar moves at least 8 times per pass
+
+
+def test_the_embedded_default_runs_on_one_cpu_thread_unless_told():
+    from hf_unlearn.threads import launcher_cpu_threads
+
+    assert launcher_cpu_threads({}, True, 16, tiny=True) == 1
+    assert launcher_cpu_threads({"OMP_NUM_THREADS": "8"}, True, 16, tiny=True) == 1
+    assert launcher_cpu_threads({"HF_UNLEARN_NUM_THREADS": "3"}, True, 16, tiny=True) == 3  # the user's choice wins
+    assert launcher_cpu_threads({}, False, 16, tiny=True) is None  # on an accelerator torch's threads do not matter
+    assert launcher_cpu_threads({}, True, 16) is None  # any other run: torch's default
+
+
+def test_an_in_process_run_leaves_the_callers_thread_count(tmp_path, monkeypatch):
+    import contextlib
+
+    import torch
+
+    from hf_unlearn.cli_run import check_arguments
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("HF_UNLEARN_NUM_THREADS", raising=False)
+    with contextlib.ExitStack() as cleanup:
+        check_arguments(["--output_dir", str(tmp_path / "out"), "--use_cpu"], cleanup)
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
