@@ -22,12 +22,16 @@ def _splits_of(predictions) -> list[str]:
 #: batch of 256 against a 180-row split) left its progress bar at 0 for the whole pass (minutes for a ViT-B/16 on
 #: CPU). The batch depends on the split size only, never on timing, so the numbers do not depend on the machine.
 MIN_BATCHES_PER_PASS = 8
+#: ... but never below this many rows per batch (unless asked): batches of 1-5 ViT-B/16 images ran measurably below
+#: the throughput of batch 32 (results/eval_speed.json, "vit-b16").
+MIN_EVAL_BATCH = 16
 
 
 def eval_batch_size(rows: int, configured: int) -> int:
     """The batch of an evaluation pass over ``rows`` rows: ``configured`` (``per_device_eval_batch_size``), made
-    smaller for a small split so that the pass has at least :data:`MIN_BATCHES_PER_PASS` batches."""
-    return max(1, min(int(configured), math.ceil(rows / MIN_BATCHES_PER_PASS)))
+    smaller for a small split so that the pass has at least :data:`MIN_BATCHES_PER_PASS` batches of at least
+    :data:`MIN_EVAL_BATCH` rows."""
+    return max(1, min(int(configured), max(MIN_EVAL_BATCH, math.ceil(rows / MIN_BATCHES_PER_PASS))))
 
 
 class EvaluationMixin:

@@ -103,14 +103,15 @@ def test_each_split_is_evaluated_once_and_calibration_reuses_the_validation_pass
     assert trainer._validation_split(digits["validation"]) is trainer.calibration_split
 
 
-@pytest.mark.parametrize("rows, configured, expected", [(180, 256, 23), (120, 256, 15), (5000, 256, 256), (3, 256, 1),
-                                                        (1137, 64, 64)])
+@pytest.mark.parametrize("rows, configured, expected", [(180, 256, 23), (1137, 256, 143), (5000, 256, 256),
+                                                        (40, 256, 16), (3, 256, 16), (1137, 64, 64), (40, 8, 8)])
 def test_the_evaluation_batch_adapts_to_the_split_size(rows, configured, expected):
-    from hf_unlearn.trainer_eval import MIN_BATCHES_PER_PASS, eval_batch_size
+    from hf_unlearn.trainer_eval import MIN_BATCHES_PER_PASS, MIN_EVAL_BATCH, eval_batch_size
 
     batch = eval_batch_size(rows, configured)
     assert batch == expected
-    assert -(-rows // batch) >= min(rows, MIN_BATCHES_PER_PASS)  # the bar moves at least 8 times per pass
+    # the bar moves at least 8 times per pass, unless that would take batches under 16 rows
+    assert -(-rows // batch) >= min(-(-rows // MIN_EVAL_BATCH), MIN_BATCHES_PER_PASS) or batch == configured
 
 
 def test_the_embedded_default_runs_on_one_cpu_thread_unless_told():
