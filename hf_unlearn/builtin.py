@@ -42,18 +42,26 @@ def cache_dir() -> str:
     return os.environ.get("HF_UNLEARN_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "hf_unlearn"))
 
 
-def is_embedded_default_model(path: str) -> bool:
-    """Whether the model directory ``path`` was trained on the embedded digits data: an original of this module
-    (shipped, cached or a copy: its ``training.json`` says so) or an hf-unlearn output of a digits run."""
-    if not os.path.isdir(path):
-        return False
-    for name, key, value in (("training.json", "dataset", f"{DIGITS_DATASET_ID}/train"),
-                             ("unlearning_config.json", "dataset_id", DIGITS_DATASET_ID)):
+def is_embedded_default_model(path: str, revision: str | None = None) -> bool:
+    """Whether the model ``path`` was trained on the embedded digits data: an original of this module (shipped,
+    cached or a copy: its ``training.json`` says so) or an hf-unlearn output of a digits run, local or pushed to the
+    Hub (its ``unlearning_config.json`` says so; one small download, under the run's Hub timeout)."""
+    checks = (("training.json", "dataset", f"{DIGITS_DATASET_ID}/train"),
+              ("unlearning_config.json", "dataset_id", DIGITS_DATASET_ID))
+    for name, key, value in checks:
         try:
-            with open(os.path.join(path, name)) as f:
+            if os.path.isdir(path):
+                file = os.path.join(path, name)
+            elif name == "unlearning_config.json" and path.count("/") == 1:
+                from huggingface_hub import hf_hub_download
+
+                file = hf_hub_download(path, name, revision=revision)
+            else:
+                continue
+            with open(file) as f:
                 if json.load(f).get(key) == value:
                     return True
-        except (OSError, ValueError, AttributeError):
+        except Exception:  # no such file, not JSON, no such repo, offline: not the embedded default's
             continue
     return False
 

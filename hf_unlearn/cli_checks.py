@@ -58,7 +58,6 @@ def _check_selection(script: ScriptArguments) -> None:
         if (path and not re.match(r"^[\w-]+:", path) and (path.startswith((".", "/", "~")) or path.count("/") > 1)
                 and not os.path.isdir(os.path.expanduser(path))):
             raise UsageError(f"{flag} {path} does not exist; pass an existing model directory or a Hub model id.")
-    _check_dataset_given(script)
     if script.license is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.+-]*", script.license):
         raise UsageError(f"--license {script.license!r} is not a license id; pass one like apache-2.0, mit or other.")
     if script.metrics_variant not in ("standard", "reference"):
@@ -67,12 +66,14 @@ def _check_selection(script: ScriptArguments) -> None:
 
 def _check_dataset_given(script: ScriptArguments) -> None:
     """``--model`` alone would be unlearned on the embedded digits data, which only the embedded default's models
-    were trained on: any other model needs its own ``--dataset`` (before, this failed later on mismatched labels)."""
+    were trained on: any other model needs its own ``--dataset`` (before, this failed later on mismatched labels).
+    Called first when the data is loaded (hf_unlearn.cli_load), inside the run's bounded Hub session: a Hub model's
+    record is one small download."""
     if script.model_name_or_path is None or script.dataset_name is not None:
         return
     from .builtin import is_embedded_default_model
 
-    if not is_embedded_default_model(os.path.expanduser(script.model_name_or_path)):
+    if not is_embedded_default_model(os.path.expanduser(script.model_name_or_path), script.model_revision):
         raise UsageError(f"--model {script.model_name_or_path} was given without --dataset; pass --dataset (the data "
                          "the model was trained on: a Hub id, a save_to_disk directory or an image folder). Without "
                          "both, the embedded digits default runs.")

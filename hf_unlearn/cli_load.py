@@ -25,7 +25,9 @@ def load_training_data(script: ScriptArguments):
 
     if script.dataset_name is None:
         from .builtin import DIGITS_DATASET_ID, load_digits_dataset
+        from .cli_checks import _check_dataset_given
 
+        _check_dataset_given(script)  # --model without --dataset: only the embedded default's models
         return load_digits_dataset(), DIGITS_DATASET_ID
     name = script.dataset_name
     from .scratch import builder_cache_dir

@@ -40,14 +40,14 @@ def test_a_model_without_dataset_is_refused_before_any_work(argv, tmp_path, caps
     local = tmp_path / "model"
     local.mkdir()
     (local / "config.json").write_text("{}")
-    monkeypatch.setattr(hf_unlearn.cli, "load_training_data",
-                        lambda *a, **k: pytest.fail("the run went on to load data"))
+    monkeypatch.setattr(hf_unlearn.cli, "load_original", lambda *a, **k: pytest.fail("the run went on to a model"))
+    monkeypatch.setenv("HF_UNLEARN_CACHE", str(tmp_path / "cache"))
     argv = [a.replace("{local}", str(local)) for a in argv]
     assert run_unlearning([*argv, "--output_dir", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "without --dataset" in lines[0] and "pass --dataset" in lines[0], err
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
 
 
 def test_no_pin_memory_warning_on_cpu(tmp_path):
