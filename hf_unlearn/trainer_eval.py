@@ -22,8 +22,9 @@ def _splits_of(predictions) -> list[str]:
 #: batch of 256 against a 180-row split) left its progress bar at 0 for the whole pass (minutes for a ViT-B/16 on
 #: CPU). The batch depends on the split size only, never on timing, so the numbers do not depend on the machine.
 MIN_BATCHES_PER_PASS = 8
-#: ... but never below this many rows per batch (unless asked): batches of 1-5 ViT-B/16 images ran measurably below
-#: the throughput of batch 32 (results/eval_speed.json, "vit-b16").
+#: ... but never below this many rows per batch (unless asked): tiny batches add per-batch overhead. ViT-B/16, 200
+#: images: evaluation / bare forward 1.47 with batches of 1-5 rows, 1.14 with this floor (results/eval_speed.json,
+#: "vit-b16"; both on a shared machine, the first at a higher load).
 MIN_EVAL_BATCH = 16
 
 
