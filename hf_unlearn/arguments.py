@@ -63,18 +63,31 @@ class UnlearningArguments(TrainingArguments):
             )
         # Images are preprocessed once; the model signature is not what decides which columns to keep.
         self.remove_unused_columns = False
+        if self.dataloader_pin_memory and (self.use_cpu or not _has_accelerator()):
+            self.dataloader_pin_memory = False  # pinning needs an accelerator: torch warns on every run without one
         if self.label_names is None:
             self.label_names = ["labels"]
         super().__post_init__()
 
     @classmethod
     def for_method(cls, method: str, **kwargs) -> "UnlearningArguments":
-        """Arguments with ``method``'s training defaults (optimiser, learning rate, epochs...), then ``kwargs``."""
+        """Arguments with ``method``'s training defaults (optimiser, learning rate, epochs...), then ``kwargs``.
+
+        No intermediate checkpoints unless asked (``save_strategy="no"``, as on the command line): a run ends with
+        :meth:`UnlearningTrainer.save_unlearned`, and a Trainer checkpoint of a ViT-B/16 is ~1 GB of weights and
+        optimizer state."""
         from .methods import get_method_class
 
-        defaults = dict(get_method_class(method).training_defaults)
+        defaults = {"save_strategy": "no", **get_method_class(method).training_defaults}
         defaults.update(kwargs)
         return cls(method=method, **defaults)
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6; older: CUDA is the accelerator that pins
+    return bool(accelerator.is_available()) if accelerator is not None else torch.cuda.is_available()
 
 
 def _method_training_defaults(method: str) -> dict:

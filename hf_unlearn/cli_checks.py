@@ -65,6 +65,21 @@ def _check_selection(script: ScriptArguments) -> None:
         raise UsageError(f"--metrics_variant must be 'standard' or 'reference', got {script.metrics_variant!r}.")
 
 
+def _check_dataset_given(script: ScriptArguments) -> None:
+    """``--model`` alone would be unlearned on the embedded digits data, which only the embedded default's models
+    were trained on: any other model needs its own ``--dataset`` (before, this failed later on mismatched labels).
+    Called first when the data is loaded (hf_unlearn.cli_load), inside the run's bounded Hub session: a Hub model's
+    record is one small download."""
+    if script.model_name_or_path is None or script.dataset_name is not None:
+        return
+    from .builtin import is_embedded_default_model
+
+    if not is_embedded_default_model(os.path.expanduser(script.model_name_or_path), script.model_revision):
+        raise UsageError(f"--model {script.model_name_or_path} was given without --dataset; pass --dataset (the data "
+                         "the model was trained on: a Hub id, a save_to_disk directory or an image folder). Without "
+                         "both, the embedded digits default runs.")
+
+
 def _check_ignored_flags(script: ScriptArguments, args) -> None:
     """A flag that the other flags make meaningless is refused, not silently dropped (the record would not say it
     was ignored). ``--alpha`` with ``--alpha_search``: :func:`_alpha_search_plan`."""

@@ -22,6 +22,11 @@ def load_training_data(script: ScriptArguments):
     """The DatasetDict to unlearn from: the embedded digits, a saved dataset, an image folder or a Hub dataset."""
     from .dataset_source import DataSourceError, load_dataset_source
 
+    if script.dataset_name is None:
+        from .cli_checks import _check_dataset_given
+
+        _check_dataset_given(script)  # --model without --dataset: only the embedded default's models
+
     try:
         return load_dataset_source(script.dataset_name, script.dataset_config_name, script.dataset_revision,
                                    train_split=script.train_split)

@@ -94,8 +94,13 @@ def check_arguments(argv: list[str], cleanup: contextlib.ExitStack | None = None
     say = print if is_main else (lambda *a, **k: None)
     from .threads import apply_launcher_cpu_threads
 
+    import torch
+
+    if cleanup is not None:  # an in-process run (tests, a notebook) leaves the caller's thread count as it was
+        cleanup.callback(torch.set_num_threads, torch.get_num_threads())
     try:  # accelerate launch without a config pins one thread per process on CPU (5x slower)
-        apply_launcher_cpu_threads(args.device.type == "cpu", say)
+        apply_launcher_cpu_threads(args.device.type == "cpu", say,
+                                   tiny=script.model_name_or_path is None and script.dataset_name is None)
     except ValueError as e:
         raise UsageError(str(e)) from e
     return UnlearningRun(script=script, args=args, method_config=method_config, alphas=alphas, say=say,
@@ -222,7 +227,10 @@ def predict_references(run: UnlearningRun) -> None:
     """The original's (and the gold model's) predictions on every split, before unlearning: the "before" column
     and the references of RF-JSD, JSD and the Avg Gap."""
     trainer, test, validation = run.trainer, run.test, run.validation
-    run.original_predictions = trainer.predictions(run.original, test, validation,
+    # The trainer's frozen teacher is the original (a copy taken when it was built): its passes are kept, so a method
+    # that asks for the original's accuracy on the calibration (= validation) split reuses this pass.
+    original = trainer.teacher if trainer.teacher is not None else run.original
+    run.original_predictions = trainer.predictions(original, test, validation,
                                                    keep_forget_logits=True if run.gold_loaded is not None else None)
     run.gold = (trainer.predictions(run.gold_loaded, test, validation, keep_forget_logits=True)
                 if run.gold_loaded is not None else None)
@@ -247,13 +255,14 @@ def evaluate(run: UnlearningRun) -> None:
 def publish(run: UnlearningRun) -> int:
     """Write the output directory (model, card, records; ``metrics.json`` last), print the table, and push it
     with ``--push_to_hub``; returns the exit code."""
-    from .output import finalize_output_dir
+    from .saving import save_unlearned
 
     trainer, args, script, say = run.trainer, run.args, run.script, run.say
     if trainer.accelerator.is_main_process:
         say(f"saving the model, card and records to {os.path.abspath(args.output_dir)} ...")
-        finalize_output_dir(trainer, run.results, run.selection, script, run.original_info, run.dataset_id,
-                            chain=run.chain, record=run.record)
+        # the function behind UnlearningTrainer.save_unlearned: the Python flow ends with the same directory
+        save_unlearned(trainer, args.output_dir, run.selection, run.results, original_info=run.original_info,
+                       dataset_id=run.dataset_id, chain=run.chain, record=run.record)
         say(format_table(run.results))
         say(f"wrote {os.path.abspath(args.output_dir)}")
     trainer.accelerator.wait_for_everyone()

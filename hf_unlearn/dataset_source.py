@@ -25,9 +25,9 @@ def load_dataset_source(name: str | None, config: str | None = None, revision: s
     import datasets
 
     if name is None:
-        from .builtin import load_digits_dataset
+        from .builtin import DIGITS_DATASET_ID, load_digits_dataset
 
-        return load_digits_dataset(), "sklearn-digits"
+        return load_digits_dataset(), DIGITS_DATASET_ID
     from .scratch import builder_cache_dir
 
     try:

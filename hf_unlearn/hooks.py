@@ -13,15 +13,18 @@ publishing layer (``card*``, ``hub*``, ``output``, ``provenance``, ``push_*``, `
 
 * card renderer: ``render(record: hf_unlearn.record.RunRecord) -> card`` (anything with ``.save(path)``).
 * publisher: ``publish(output_dir, repo_id, *, private, token, revision, commit_message) -> url``.
+* output writer: ``write(trainer, output_dir, selection, metrics, **kwargs) -> output_dir`` (the finished
+  directory of :meth:`UnlearningTrainer.save_unlearned`, the CLI's too).
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-__all__ = ["register_card_renderer", "register_publisher", "card_renderer", "publisher"]
+__all__ = ["register_card_renderer", "register_publisher", "register_output_writer", "card_renderer", "publisher",
+           "output_writer"]
 
-_hooks: dict[str, Callable[..., Any] | None] = {"card_renderer": None, "publisher": None}
+_hooks: dict[str, Callable[..., Any] | None] = {"card_renderer": None, "publisher": None, "output_writer": None}
 
 
 def register_card_renderer(render: Callable[[Any], Any] | None) -> None:
@@ -34,9 +37,18 @@ def register_publisher(publish: Callable[..., Any] | None) -> None:
     _hooks["publisher"] = publish
 
 
+def register_output_writer(write: Callable[..., Any] | None) -> None:
+    """Set the function ``UnlearningTrainer.save_unlearned`` writes the finished output directory with."""
+    _hooks["output_writer"] = write
+
+
 def card_renderer() -> Callable[[Any], Any] | None:
     return _hooks["card_renderer"]
 
 
 def publisher() -> Callable[..., Any] | None:
     return _hooks["publisher"]
+
+
+def output_writer() -> Callable[..., Any] | None:
+    return _hooks["output_writer"]

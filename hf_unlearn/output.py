@@ -64,8 +64,10 @@ def _json(path: str, obj: Any) -> None:
 
 
 def finalize_output_dir(trainer, results: dict, selection, script=None, original_info: dict | None = None,
-                        dataset_id: str | None = None, chain: dict | None = None, record=None) -> str:
-    """Write model, processor, card, metrics, removal record and config into ``trainer.args.output_dir``.
+                        dataset_id: str | None = None, chain: dict | None = None, record=None,
+                        output_dir: str | None = None) -> str:
+    """Write model, processor, card, metrics, removal record and config into ``output_dir`` (default
+    ``trainer.args.output_dir``); :func:`hf_unlearn.saving.save_unlearned` is the entry point.
 
     ``record``: the run's :class:`~hf_unlearn.record.RunRecord` (default: ``trainer.run_record(results)``); this adds
     what only the output knows (the final commitment, original model, dataset, date, provenance) and saves it.
@@ -75,7 +77,7 @@ def finalize_output_dir(trainer, results: dict, selection, script=None, original
 
     if record is None:
         record = trainer.run_record(results)
-    out = trainer.args.output_dir
+    out = output_dir or trainer.args.output_dir
     os.makedirs(out, exist_ok=True)
     staging = os.path.join(out, STAGING_DIR)
     shutil.rmtree(staging, ignore_errors=True)

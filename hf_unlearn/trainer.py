@@ -26,6 +26,7 @@ from .record import RunRecord, record_from_trainer
 from .splits import ImageSplit, MixtureDataset, collate_rows, to_image_split
 from .teacher_cache import TeacherLogitsMixin
 from .trainer_eval import EvaluationMixin
+from .trainer_save import SaveMixin
 
 __all__ = ["UnlearningTrainer", "NonFiniteLossError", "read_method_state", "check_resume_matches", "removal_identity"]
 
@@ -59,7 +60,7 @@ class _MethodEvents(TrainerCallback):
         self.trainer.method.on_train_end(self.trainer, state, control)
 
 
-class UnlearningTrainer(EvaluationMixin, TeacherLogitsMixin, Trainer):
+class UnlearningTrainer(EvaluationMixin, SaveMixin, TeacherLogitsMixin, Trainer):
     """Unlearn ``forget_dataset`` from ``model`` while preserving ``retain_dataset``.
 
     Args:

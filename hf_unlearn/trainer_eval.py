@@ -18,6 +18,23 @@ def _splits_of(predictions) -> list[str]:
     return list(getattr(predictions, "stats", None) or getattr(predictions, "logits", {}))
 
 
+#: An evaluation pass is cut into at least this many batches: one batch the size of the split (the default eval
+#: batch of 256 against a 180-row split) left its progress bar at 0 for the whole pass (minutes for a ViT-B/16 on
+#: CPU). The batch depends on the split size only, never on timing, so the numbers do not depend on the machine.
+MIN_BATCHES_PER_PASS = 8
+#: ... but never below this many rows per batch (unless asked): tiny batches add per-batch overhead. ViT-B/16, 200
+#: images: evaluation / bare forward 1.47 with batches of 1-5 rows, 1.14 with this floor (results/eval_speed.json,
+#: "vit-b16"; both on a shared machine, the first at a higher load).
+MIN_EVAL_BATCH = 16
+
+
+def eval_batch_size(rows: int, configured: int) -> int:
+    """The batch of an evaluation pass over ``rows`` rows: ``configured`` (``per_device_eval_batch_size``), made
+    smaller for a small split so that the pass has at least :data:`MIN_BATCHES_PER_PASS` batches of at least
+    :data:`MIN_EVAL_BATCH` rows."""
+    return max(1, min(int(configured), max(MIN_EVAL_BATCH, math.ceil(rows / MIN_BATCHES_PER_PASS))))
+
+
 class EvaluationMixin:
     """Mixed into :class:`~hf_unlearn.UnlearningTrainer` (it reads ``args``, ``accelerator``, ``num_labels``,
     ``logits``, the splits, ``teacher``, ``model``, ``method``, ``as_split`` and ``log`` of the trainer)."""
@@ -37,11 +54,11 @@ class EvaluationMixin:
         In a multi-process run each process scores a contiguous shard and the shards are gathered, so every
         rank gets the same full result and no sample is counted twice.
         """
-        batch_size = batch_size or self.args.per_device_eval_batch_size
         world, rank = self.accelerator.num_processes, self.accelerator.process_index
         n = len(split)
         per_rank = math.ceil(n / world)
         lo, hi = min(rank * per_rank, n), min((rank + 1) * per_rank, n)
+        batch_size = batch_size or eval_batch_size(per_rank, self.args.per_device_eval_batch_size)
         was_training = model.training
         model.eval()
         device = self.args.device
@@ -82,14 +99,19 @@ class EvaluationMixin:
         validation) unless ``class_sums`` says otherwise."""
         from .streaming import CLASS_SUM_SPLITS, SplitStats, split_batches
 
-        batch_size = batch_size or self.args.per_device_eval_batch_size
         world, rank = self.accelerator.num_processes, self.accelerator.process_index
         n = len(split)
         per_rank = math.ceil(n / world)
         lo, hi = min(rank * per_rank, n), min((rank + 1) * per_rank, n)
+        batch_size = batch_size or eval_batch_size(per_rank, self.args.per_device_eval_batch_size)
         name = name or split.name
         if class_sums is None:
             class_sums = features and name in CLASS_SUM_SPLITS
+        frozen = model is getattr(self, "teacher", None)  # the frozen original: its passes are kept and reused
+        if frozen:
+            kept = self._kept_pass(model, split, features=features, class_sums=class_sums, keep_logits=keep_logits)
+            if kept is not None:
+                return kept
         stats = SplitStats(self.num_labels, class_sums=class_sums,
                            keep_logits=keep_logits, features=features)
         was_training = model.training
@@ -102,7 +124,28 @@ class EvaluationMixin:
                     bar.update(len(labels))
         finally:
             model.train(was_training)
-        return stats.finish(self.accelerator, n)
+        stats = stats.finish(self.accelerator, n)
+        if frozen:
+            self.__dict__.setdefault("_kept_passes", []).append((model, split, stats))
+        return stats
+
+    def _kept_pass(self, model, split, *, features: bool, class_sums: bool, keep_logits: bool):
+        """A pass of the frozen ``model`` over ``split`` already made that holds everything asked: e.g. LoTUS's
+        calibration accuracy is read from the original's validation pass (the same split) instead of a second one."""
+        for kept_model, kept_split, stats in self.__dict__.get("_kept_passes", []):
+            if (kept_model is model and kept_split is split and (stats.with_features or not features)
+                    and (stats.class_sums is not None or not class_sums) and (stats.logits is not None or not keep_logits)):
+                return stats
+        return None
+
+    def _validation_split(self, validation_dataset):
+        """The split of ``validation_dataset``: the calibration split when it is the same data (the CLI calibrates
+        on the validation split), so it is materialised and evaluated once."""
+        if validation_dataset is None:
+            return self.calibration_split
+        key = getattr(validation_dataset, "_fingerprint", None) or id(validation_dataset)
+        same = self._split_cache.get((key, "calibration"))
+        return same if same is not None else self.as_split(validation_dataset, "validation")
 
     def predictions(self, model: nn.Module, test_dataset=None, validation_dataset=None, *,
                     keep_forget_logits: bool | None = None):
@@ -119,9 +162,7 @@ class EvaluationMixin:
             keep_forget_logits = len(self.forget_split) * self.num_labels * 4 <= KEEP_FORGET_LOGITS_MAX_BYTES
 
         splits = {"forget": self.forget_split, "retain": self.retain_split,
-                  "test": self.as_split(test_dataset, "test"),
-                  "validation": self.as_split(validation_dataset, "validation") if validation_dataset is not None
-                  else self.calibration_split}
+                  "test": self.as_split(test_dataset, "test"), "validation": self._validation_split(validation_dataset)}
         out = StreamingPredictions()
         for name, split in splits.items():
             if split is not None:

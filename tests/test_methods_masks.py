@@ -245,6 +245,11 @@ def test_resume_matches_an_uninterrupted_run(make_trainer, tmp_path, method):
 
 
 # ---- end to end on the embedded default ---------------------------------------------------------------------
+# Measured from the shipped ResNet (forget 1.000, retain 1.000, test 0.978), seeds 0-3, 1 thread (seed 0 also under 2):
+# forget after 0.983-1.000, i.e. at most 0.022 above the original's test accuracy (asserted: 0.025; SSD and
+# SalUn+LoTUS leave it at 1.000 for every seed), retain >= 0.995 (asserted: >= before - 0.05), test >= 0.941
+# (asserted: >= before - 0.08). The originals ship with the package: before, each machine trained its own, and one
+# whose test accuracy came out at 0.970 failed the 0.025 bound.
 # DEL: 10 of its default 30 epochs; 5 sufficed only while its reset coincided with the original's starting weights
 # (with an independent re-initialisation, 5 epochs left retain accuracy at 0.944 < 0.95 under one thread)
 @pytest.mark.parametrize("method,epochs", [("ssd", 1), ("salun", 3), ("salun_lotus", 2), ("del", 10)])

@@ -197,6 +197,11 @@ def test_bad_teacher_mixture_is_forget_plus_seeded_30_percent_of_retain(make_tra
 def test_bad_teacher_end_to_end_forget_follows_incompetent_teacher(make_trainer, test_split):
     # The defaults (Adam 1e-4, batch 128, 10 epochs: 40 steps on 120 forget + 341 retain rows) change no
     # prediction here; 5 epochs of batch 64 at 2e-4 (40 steps) show the effect on this tiny set.
+    # Measured from the shipped ResNet, seeds 0-3 (1 thread; seed 0 also under 2): KL to the incompetent teacher
+    # x0.60-0.64 (asserted < 0.8), retain KL to the original 0.013-0.018 (< 0.05), forget KL / retain KL 2.4-3.6
+    # (> 2), retain accuracy >= 0.996 (>= before - 0.02). Forget accuracy 1.000 -> 0.975-1.000: with a 2-point
+    # forget/test gap on 120 rows it moves by 0-3 rows (seed 2: none), so the signal asserted is the KL, and only
+    # that forget accuracy does not rise.
     trainer = make_trainer("bad_teacher", num_train_epochs=5, per_device_train_batch_size=64, learning_rate=2e-4)
     trainer.method.on_train_begin(trainer, trainer.state, trainer.control)
     incompetent = trainer.method.incompetent_teacher
@@ -213,7 +218,9 @@ def test_bad_teacher_end_to_end_forget_follows_incompetent_teacher(make_trainer,
     assert to_incompetent_after < 0.8 * to_incompetent_before
     assert retain_to_competent < 0.05
     assert retain_to_competent < forget_to_competent / 2
-    assert_unlearned(before, after, retain_tolerance=0.02)
+    (f0, r0, _), (f1, r1, _) = before, after
+    assert f1 <= f0
+    assert r1 >= r0 - 0.02, f"retain accuracy fell from {r0:.3f} to {r1:.3f}"
 
 
 # ---- gradient accumulation ------------------------------------------------------------------------------------

@@ -376,11 +376,13 @@ def test_an_empty_dataset_or_split_is_named_not_an_index_error(how, empty, expec
     assert not (tmp_path / "out").exists()
 
 
-def _fast_original(monkeypatch):
-    """The embedded default's original, trained for no epochs: the test is about writing it to the cache."""
+def _fast_original(monkeypatch, tmp_path):
+    """The embedded default's original, trained for no epochs: the test is about writing it to the cache (the
+    shipped originals are hidden, as for a recipe the package does not ship)."""
     import hf_unlearn.builtin
 
     monkeypatch.setattr(hf_unlearn.builtin, "train_classifier", lambda *a, **k: 0.0)
+    monkeypatch.setattr(hf_unlearn.builtin, "SHIPPED_ORIGINALS_DIR", str(tmp_path / "no-shipped-originals"))
 
 
 CACHE_FAILURES = ["disk-full-safetensors", "disk-full-oserror", "read-only-cache"]
@@ -394,7 +396,7 @@ def test_a_cache_write_failure_names_the_cache_and_leaves_no_tmp_folder(failure,
     from hf_unlearn.commands import main
 
     cache = tmp_path / "cache"
-    _fast_original(monkeypatch)
+    _fast_original(monkeypatch, tmp_path)
     real_save = hf_unlearn.modeling.save_classifier
 
     def full_disk(model, path, processor=None, **kwargs):
