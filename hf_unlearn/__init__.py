@@ -3,13 +3,13 @@
     from hf_unlearn import UnlearningArguments, UnlearningTrainer, select_forget
 """
 
-from .arguments import UnlearningArguments
-from .data import ForgetSplit, RemovalRecord, commitment, read_ids_file, select_forget
+from .training.arguments import UnlearningArguments
+from .data.selection import ForgetSplit, RemovalRecord, commitment, read_ids_file, select_forget
 from .methods import MixtureSpec, UnlearningMethod, get_method_class, list_methods, register_method
-from .modeling import load_classifier, save_classifier
-from .trainer import NonFiniteLossError, UnlearningTrainer
-from .alpha_search import search_alpha  # noqa: E402  (needs the trainer)
-from . import publishing  # noqa: E402,F401  registers the card renderer and Hub publisher (hf_unlearn.hooks)
+from .modeling.classifiers import load_classifier, save_classifier
+from .training.trainer import NonFiniteLossError, UnlearningTrainer
+from .training.alpha_search import search_alpha  # noqa: E402  (needs the trainer)
+from .publishing import register as publishing  # noqa: E402,F401  registers the card renderer and Hub publisher (hf_unlearn.training.hooks)
 
 __version__ = "0.1.0"
 
@@ -36,6 +36,6 @@ __all__ = [
 
 def metric_path(name: str) -> str:
     """Folder of the ``evaluate`` module ``name`` (``rf_jsd``, ``jsd``, ``mia``) for ``evaluate.load``."""
-    from .metric_modules import metric_path as _metric_path
+    from .evaluation.metric_modules import metric_path as _metric_path
 
     return _metric_path(name)

@@ -42,7 +42,7 @@ def _whose_location(filename) -> tuple[str, str]:
         path, root = os.path.realpath(os.fspath(path)), os.path.realpath(os.fspath(root))
         return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
-    from .builtin import cache_dir
+    from .data.builtin import cache_dir
 
     if inside(filename, cache_dir()):
         return f"the hf-unlearn cache, {cache_dir()}", "set HF_UNLEARN_CACHE (the cache of trained originals) to a directory"

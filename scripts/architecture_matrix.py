@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""The architecture matrix, in full: every architecture of hf_unlearn.architecture_matrix x every method.
+"""The architecture matrix, in full: every architecture of hf_unlearn.benchmark.architecture_matrix x every method.
 
 Writes results/architecture_matrix.json and docs/SUPPORTED_MODELS.md (generated from it). Each cell saves a tiny
 random-weight model with ``save_classifier``, loads it back with ``load_classifier`` and runs ``UnlearningTrainer``
-for two steps on 32-pixel images (hf_unlearn.architecture_matrix.run_cell). About 10 minutes on 2 cores; CI runs a
+for two steps on 32-pixel images (hf_unlearn.benchmark.architecture_matrix.run_cell). About 10 minutes on 2 cores; CI runs a
 documented subset (tests/test_architecture_matrix.py).
 
     nice -n 10 python scripts/architecture_matrix.py [--only vit,levit] [--methods lotus,del] [--no_write]
@@ -37,7 +37,7 @@ def main() -> None:
     import torch
     import transformers
 
-    from hf_unlearn.architecture_matrix import CASES, IMAGE_SIZE, render_supported_models, run_cell
+    from hf_unlearn.benchmark.architecture_matrix import CASES, IMAGE_SIZE, render_supported_models, run_cell
     from hf_unlearn.methods.base import list_methods
 
     torch.set_num_threads(opts.threads)

@@ -43,8 +43,8 @@ def main() -> None:
     import torch
 
     from hf_unlearn import UnlearningArguments, UnlearningTrainer, load_classifier, select_forget
-    from hf_unlearn.builtin import load_digits_dataset, original_model
-    from hf_unlearn.evaluation import unlearning_metrics
+    from hf_unlearn.data.builtin import load_digits_dataset, original_model
+    from hf_unlearn.evaluation.metrics import unlearning_metrics
 
     if opts.arch == "vit-b16":
         return _write(opts, _whole_run_evaluation(opts))
@@ -101,14 +101,14 @@ def main() -> None:
 
 
 def _whole_run_evaluation(opts) -> dict:
-    """A ViT-B/16 run's evaluation, stage by stage as ``hf_unlearn.cli_run`` does it, against bare forward passes."""
+    """A ViT-B/16 run's evaluation, stage by stage as ``hf_unlearn.cli.run`` does it, against bare forward passes."""
     import datasets
     import torch
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
     from hf_unlearn import UnlearningArguments, UnlearningTrainer, select_forget
-    from hf_unlearn.builtin import load_digits_dataset
-    from hf_unlearn.evaluation import unlearning_metrics
+    from hf_unlearn.data.builtin import load_digits_dataset
+    from hf_unlearn.evaluation.metrics import unlearning_metrics
 
     digits = load_digits_dataset()
     rows = datasets.concatenate_datasets([digits["train"], digits["validation"], digits["test"]]).shuffle(seed=0)

@@ -4,7 +4,7 @@
 * selection: ``select_forget`` over a synthetic 1,281,167-row, 1000-class dataset (string id, label, a tiny encoded
   PNG per row; memory-mapped from disk like a real Arrow dataset) by each rule -- 10 % per class (random and first),
   10 classes, 128k row indices, 128k ids read from an ids file -- timing each and recording the peak RSS increase.
-* evaluation: the streaming accumulators (``hf_unlearn.streaming.SplitStats``, what ``UnlearningTrainer.summarize``
+* evaluation: the streaming accumulators (``hf_unlearn.evaluation.streaming.SplitStats``, what ``UnlearningTrainer.summarize``
   feeds batch by batch) over 1,281,167 train rows (10 % forget) + 50,000 test + 50,000 validation rows x 1000 classes
   of synthetic logits, for the unlearned model on every split and the original on the test split, then the metrics
   (accuracies, MIA with AUC, RF-JSD). ``matches_non_streaming``: on the Fashion-MNIST benchmark splits, the streamed
@@ -133,7 +133,7 @@ def worker_selection(a):
     for name, kwargs in rules.items():
         start = time.perf_counter()
         if kwargs is None:  # the CLI's ids-file path: read the file, then select by id
-            from hf_unlearn.cli import _read_ids
+            from hf_unlearn.cli.main import _read_ids
 
             kwargs = dict(ids=_read_ids(ids_file))
         split = select_forget(ds, num_labels=a.classes, **kwargs)
@@ -150,8 +150,8 @@ def worker_evaluation(a):
     import numpy as np
     import torch
 
-    from hf_unlearn.evaluation import unlearning_metrics
-    from hf_unlearn.streaming import CLASS_SUM_SPLITS, SplitStats, StreamingPredictions
+    from hf_unlearn.evaluation.metrics import unlearning_metrics
+    from hf_unlearn.evaluation.streaming import CLASS_SUM_SPLITS, SplitStats, StreamingPredictions
 
     c, batch = a.classes, 256
     n_forget = a.rows // 10
@@ -187,10 +187,10 @@ def worker_match(a):
     import torch
 
     from hf_unlearn import UnlearningArguments, UnlearningTrainer
-    from hf_unlearn.builtin import build_image_classifier
-    from hf_unlearn.datasets_fashion import FASHION_MNIST_DIR, FILES, ensure_fashion_mnist_files, read_idx
-    from hf_unlearn.evaluation import predict_splits, unlearning_metrics
-    from hf_unlearn.splits import ImageSplit
+    from hf_unlearn.data.builtin import build_image_classifier
+    from hf_unlearn.data.fashion_mnist import FASHION_MNIST_DIR, FILES, ensure_fashion_mnist_files, read_idx
+    from hf_unlearn.evaluation.metrics import predict_splits, unlearning_metrics
+    from hf_unlearn.data.splits import ImageSplit
 
     torch.set_num_threads(a.threads)
     root = ensure_fashion_mnist_files(FASHION_MNIST_DIR)
@@ -234,7 +234,7 @@ def worker_vit(a):
 
     from hf_unlearn import UnlearningArguments, UnlearningTrainer
     from hf_unlearn.methods.lotus import lotus_targets, soft_cross_entropy
-    from hf_unlearn.splits import ImageSplit, MixtureDataset, collate_rows
+    from hf_unlearn.data.splits import ImageSplit, MixtureDataset, collate_rows
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)

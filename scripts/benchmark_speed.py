@@ -59,8 +59,8 @@ def loadavg():
 
 
 def build_data(train_size: int, seed: int = 0):
-    from hf_unlearn.datasets_fashion import FASHION_MNIST_DIR, FILES, ensure_fashion_mnist_files, read_idx
-    from hf_unlearn.splits import ImageSplit
+    from hf_unlearn.data.fashion_mnist import FASHION_MNIST_DIR, FILES, ensure_fashion_mnist_files, read_idx
+    from hf_unlearn.data.splits import ImageSplit
 
     root = ensure_fashion_mnist_files(FASHION_MNIST_DIR)
     x = read_idx(os.path.join(root, FILES["train_images"]))
@@ -85,7 +85,7 @@ def build_digits_data(train_size: int, seed: int = 0):
     """scikit-learn's digits (shipped with it), bilinearly upsampled to 28x28 so the model does Fashion-MNIST's work."""
     from sklearn.datasets import load_digits
 
-    from hf_unlearn.splits import ImageSplit
+    from hf_unlearn.data.splits import ImageSplit
 
     d = load_digits()
     x = torch.from_numpy(d.images).float().div(16).sub(0.5).div(0.5).unsqueeze(1)
@@ -136,7 +136,7 @@ def register_speed_ce():
 
 
 def build_model(seed: int = 0):
-    from hf_unlearn.builtin import build_image_classifier
+    from hf_unlearn.data.builtin import build_image_classifier
 
     model, _ = build_image_classifier("resnet", 10, 28, seed=seed)
     return model
@@ -188,7 +188,7 @@ def plain_run(forget, retain, calib, *, epochs, batch_size, seed, loss="lotus", 
     import copy
 
     from hf_unlearn.methods.lotus import lotus_targets, soft_cross_entropy
-    from hf_unlearn.modeling import logits_of
+    from hf_unlearn.modeling.classifiers import logits_of
 
     torch.manual_seed(seed)
     model = build_model(seed)

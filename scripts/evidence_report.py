@@ -10,7 +10,7 @@ For every (results file, family): the summaries are recomputed with this checkou
 * the alpha the estimate picks is within 0.01 Avg Gap of the hindsight-best alpha in at least 2 of 3 seeds;
 * the pick is never worse than the default alpha beyond the 95 % interval over seeds.
 
-The rule (hf_unlearn.evaluation.RETRAIN_FREE_RULE, hf_unlearn.alpha_search.SELECTION_RULE) was frozen before any of
+The rule (hf_unlearn.evaluation.metrics.RETRAIN_FREE_RULE, hf_unlearn.training.alpha_search.SELECTION_RULE) was frozen before any of
 these runs, after a development run on digits seeds 0 and 1 at a 10 % forget fraction; these files use other seeds
 and fractions. Writes ``<out>.json`` and ``<out>.md``; a target missed is reported as plainly as one met.
 """
@@ -29,7 +29,7 @@ WITHIN = 0.01
 
 
 def cell_report(path: str) -> list[dict]:
-    from hf_unlearn.benchmark_grid import _write
+    from hf_unlearn.benchmark.grid import _write
 
     with open(path) as f:
         out = json.load(f)

@@ -44,7 +44,7 @@ def run_method(method: str, size: str, batch: int, steps: int, warmup: int, bf16
     from transformers import TrainerCallback, ViTConfig, ViTForImageClassification
 
     from hf_unlearn import UnlearningArguments, UnlearningTrainer
-    from hf_unlearn.splits import ImageSplit
+    from hf_unlearn.data.splits import ImageSplit
 
     config = ViTConfig(num_labels=10, **SIZES[size])
     torch.manual_seed(0)

@@ -2,7 +2,7 @@
 """Regenerate the originals that ship inside the package (``hf_unlearn/originals/``) from their recipes.
 
 The embedded default starts from these weights, so the first run trains nothing and every machine prints the
-same numbers. They come from ``hf_unlearn.builtin.DIGITS_RECIPES`` (seed 0) with one torch thread, so a rerun on
+same numbers. They come from ``hf_unlearn.data.builtin.DIGITS_RECIPES`` (seed 0) with one torch thread, so a rerun on
 the same machine writes the same bytes (training with another thread count or on another CPU may differ in the
 last bits; that is why the weights are shipped rather than trained on first use).
 
@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 
 def main() -> None:
-    from hf_unlearn import builtin
+    from hf_unlearn.data import builtin
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", nargs="+", default=sorted(builtin.DIGITS_RECIPES), choices=sorted(builtin.DIGITS_RECIPES))

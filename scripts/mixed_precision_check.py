@@ -25,7 +25,7 @@ def main(argv=None) -> int:
 
     import hf_unlearn
     from hf_unlearn import UnlearningArguments, UnlearningTrainer, load_classifier, select_forget
-    from hf_unlearn.builtin import load_digits_dataset, original_model
+    from hf_unlearn.data.builtin import load_digits_dataset, original_model
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="results/mixed_precision.json")

@@ -10,7 +10,7 @@ The result loads with ``datasets.load_from_disk`` or ``scripts/unlearn.py --data
 import argparse
 import sys
 
-from hf_unlearn.datasets_fashion import FASHION_MNIST_DIR, load_fashion_mnist
+from hf_unlearn.data.fashion_mnist import FASHION_MNIST_DIR, load_fashion_mnist
 
 
 def main(argv=None) -> int:

@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from hf_unlearn.cli import run_unlearning  # noqa: E402
+from hf_unlearn.cli.main import run_unlearning  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(run_unlearning(sys.argv[1:]))

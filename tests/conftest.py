@@ -34,7 +34,7 @@ def cache_root(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def digits():
-    from hf_unlearn.builtin import load_digits_dataset
+    from hf_unlearn.data.builtin import load_digits_dataset
 
     return load_digits_dataset()
 
@@ -42,7 +42,7 @@ def digits():
 @pytest.fixture(scope="session")
 def original_path(cache_root, digits):
     """The shipped ResNet (8x8 input) trained on digits' train split: 1.00 train / 0.985 test accuracy."""
-    from hf_unlearn.builtin import original_model
+    from hf_unlearn.data.builtin import original_model
 
     return original_model("resnet", seed=0, dataset=digits, progress=None)
 
@@ -50,7 +50,7 @@ def original_path(cache_root, digits):
 @pytest.fixture(scope="session")
 def vit_original_path(cache_root, digits):
     """The embedded default's shipped ViT (16x16 input): 1.00 train / 0.963 test accuracy."""
-    from hf_unlearn.builtin import original_model
+    from hf_unlearn.data.builtin import original_model
 
     return original_model("vit", seed=0, dataset=digits, progress=None)
 
@@ -86,7 +86,7 @@ def make_trainer(original_path, digits, forget_split, tmp_path):
 @pytest.fixture
 def test_split(original_path, digits):
     from hf_unlearn import load_classifier
-    from hf_unlearn.splits import to_image_split
+    from hf_unlearn.data.splits import to_image_split
 
     return to_image_split(digits["test"], load_classifier(original_path).transform, name="test")
 

@@ -9,8 +9,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from hf_unlearn.cli import run_unlearning  # noqa: E402
-from hf_unlearn.trainer import UnlearningTrainer  # noqa: E402
+from hf_unlearn.cli.main import run_unlearning  # noqa: E402
+from hf_unlearn.training.trainer import UnlearningTrainer  # noqa: E402
 
 _train = UnlearningTrainer.train
 

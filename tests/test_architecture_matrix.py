@@ -1,6 +1,6 @@
 """The architecture matrix in CI (issue 22), and one test per root cause of the architectures that failed.
 
-The full cross product (every architecture of ``hf_unlearn.architecture_matrix.CASES`` x all 11 methods, ~600 runs)
+The full cross product (every architecture of ``hf_unlearn.benchmark.architecture_matrix.CASES`` x all 11 methods, ~600 runs)
 is ``scripts/architecture_matrix.py`` (results/architecture_matrix.json, docs/SUPPORTED_MODELS.md). CI runs a fixed
 subset that still covers every root cause:
 
@@ -23,7 +23,7 @@ import os
 import pytest
 import torch
 
-from hf_unlearn.architecture_matrix import CASES, SKIPPED, build, case_named, run_cell, save_case, tiny_image_dataset
+from hf_unlearn.benchmark.architecture_matrix import CASES, SKIPPED, build, case_named, run_cell, save_case, tiny_image_dataset
 from hf_unlearn.methods.base import list_methods
 from test_trust_fs import cli, no_work  # noqa: F401  (no_work: a fixture; neither evaluation nor a step may run)
 
@@ -39,7 +39,7 @@ ROOT_CAUSE_CELLS = [
 
 
 def _rotation() -> list[tuple[str, str]]:
-    from hf_unlearn.architectures import refusal_reason
+    from hf_unlearn.modeling.architectures import refusal_reason
 
     timm_models = [c.name for c in CASES if c.library == "timm"]
     transformers = [c.name for c in CASES if c.library == "transformers" and c.name not in SKIPPED
@@ -89,7 +89,7 @@ def test_rotation_covers_every_method():
 def test_supported_models_doc_is_generated_from_the_committed_sweep():
     from pathlib import Path
 
-    from hf_unlearn.architecture_matrix import render_supported_models
+    from hf_unlearn.benchmark.architecture_matrix import render_supported_models
 
     root = Path(__file__).resolve().parents[1]
     results = json.loads((root / "results" / "architecture_matrix.json").read_text())
@@ -104,7 +104,7 @@ def test_batch_gradients_recompute_cached_attention_biases(architecture):
     """Each batch's gradient equals that batch's gradient computed alone: nothing is carried from the batch before
     (neither a freed graph nor a stale bias), BatchNorm keeps its running statistics, the mode comes back."""
     from hf_unlearn.methods._masking import batch_gradients
-    from hf_unlearn.splits import ImageSplit
+    from hf_unlearn.data.splits import ImageSplit
 
     model, _ = build(case_named(architecture))
     model.train()
@@ -124,7 +124,7 @@ def test_batch_gradients_recompute_cached_attention_biases(architecture):
 
 
 def _logits(model, x):
-    from hf_unlearn.modeling import logits_of
+    from hf_unlearn.modeling.classifiers import logits_of
 
     return logits_of(model, x)
 
@@ -146,8 +146,8 @@ def _mixed_shapes(rows: int = 6):
 
 def test_siglip2_gets_every_processor_output_on_the_cached_and_the_streamed_path(workdir):
     from hf_unlearn import load_classifier
-    from hf_unlearn.architectures import input_layout
-    from hf_unlearn.splits import to_image_split
+    from hf_unlearn.modeling.architectures import input_layout
+    from hf_unlearn.data.splits import to_image_split
 
     path = os.path.join(workdir, "siglip2")
     if not os.path.isdir(path):
@@ -174,7 +174,7 @@ def test_refused_architectures_are_named_before_any_weights_are_read(tmp_path, m
     import transformers
 
     from hf_unlearn import load_classifier
-    from hf_unlearn.modeling import save_classifier
+    from hf_unlearn.modeling.classifiers import save_classifier
 
     model, processor = build(case_named("imagegpt"))
     save_classifier(model, str(tmp_path / "imagegpt"), processor)
@@ -202,7 +202,7 @@ def test_the_trainer_refuses_them_before_preprocessing(tmp_path):
 
 
 def test_a_classifier_whose_forward_takes_no_pixel_values_is_refused():
-    from hf_unlearn.architectures import check_supported
+    from hf_unlearn.modeling.architectures import check_supported
 
     class TokenClassifier(torch.nn.Module):
         config = type("C", (), {"model_type": "token-thing"})()
@@ -220,7 +220,7 @@ def test_a_classifier_whose_forward_takes_no_pixel_values_is_refused():
     ("swiftformer", {"head", "dist_head"}), ("timm/deit_tiny_distilled_patch16_224", {"head", "head_dist"}),
     ("timm/levit_128s", {"head", "head_dist"}), ("vit", {"classifier"}), ("timm/test_convnext", {"head"})])
 def test_every_output_head_is_head(architecture, heads):
-    from hf_unlearn.modeling import head_parameter_names
+    from hf_unlearn.modeling.classifiers import head_parameter_names
 
     model, _ = build(case_named(architecture))
     assert {n.split(".")[0] for n in head_parameter_names(model)} == heads
@@ -251,7 +251,7 @@ def test_a_saved_timm_wrapper_reloads_with_its_processor(tmp_path):
     from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
 
     from hf_unlearn import load_classifier
-    from hf_unlearn.modeling import save_classifier
+    from hf_unlearn.modeling.classifiers import save_classifier
 
     torch.manual_seed(0)
     model = TimmWrapperForImageClassification(TimmWrapperConfig(architecture="test_resnet", num_labels=3)).eval()

@@ -8,7 +8,7 @@ import pytest
 
 
 def test_quick_benchmark_writes_json_markdown_png(cache_root, tmp_path):
-    from hf_unlearn.benchmark import run_benchmark
+    from hf_unlearn.benchmark.protocol import run_benchmark
 
     run_benchmark(dataset="digits", families=["resnet"], seeds=[0], methods=["finetune", "ssd"],
                         method_epochs=1, recipe_overrides={"epochs": 2}, name="tiny", results_dir=str(tmp_path),
@@ -42,7 +42,7 @@ def _metrics(mia, f, r, t, jsd=0.01, rf=0.02):
 
 
 def test_avg_gap_is_the_mean_of_per_seed_gaps_with_an_interval():
-    from hf_unlearn.benchmark import markdown_report, summarize
+    from hf_unlearn.benchmark.protocol import markdown_report, summarize
 
     gold = [_metrics(0.5, 0.8, 0.9, 0.8, jsd=0.0), _metrics(0.7, 0.9, 1.0, 0.9, jsd=0.0)]
     # m is above gold on seed 0 and below on seed 1: each seed's gap is 0.1 (the gap of seed means would be 0)
@@ -71,7 +71,7 @@ def test_avg_gap_is_the_mean_of_per_seed_gaps_with_an_interval():
 
 
 def test_bootstrap_interval_is_deterministic_and_brackets_the_mean():
-    from hf_unlearn.benchmark_summary import bootstrap_ci95
+    from hf_unlearn.benchmark.summary import bootstrap_ci95
 
     values = [0.03, 0.05, 0.04, 0.09]
     a, b = bootstrap_ci95(values), bootstrap_ci95(values)

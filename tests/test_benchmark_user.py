@@ -15,7 +15,7 @@ FLAGS = ["--seeds", "0", "--recipe_epochs", "1", "--method_epochs", "1", "--no_p
 
 @pytest.fixture(scope="module")
 def small_digits():
-    from hf_unlearn.builtin import load_digits_dataset
+    from hf_unlearn.data.builtin import load_digits_dataset
 
     data = load_digits_dataset()
     return {"train": data["train"].select(range(300)), "validation": data["validation"].select(range(80)),
@@ -24,9 +24,9 @@ def small_digits():
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, small_digits):
-    from hf_unlearn.builtin import build_image_classifier, train_classifier
-    from hf_unlearn.modeling import save_classifier
-    from hf_unlearn.splits import to_image_split
+    from hf_unlearn.data.builtin import build_image_classifier, train_classifier
+    from hf_unlearn.modeling.classifiers import save_classifier
+    from hf_unlearn.data.splits import to_image_split
 
     names = small_digits["train"].features["label"].names
     model, processor = build_image_classifier("resnet", len(names), 8, label_names=names, seed=0)
@@ -59,14 +59,14 @@ def folder_dir(tmp_path_factory, small_digits):
 
 
 def _bench(*argv):
-    from hf_unlearn.commands import main
+    from hf_unlearn.cli.commands import main
 
     return main(["benchmark", *argv])
 
 
 def _args(*argv):
-    from hf_unlearn.benchmark import PAPER_SEEDS
-    from hf_unlearn.benchmark_cli import _parser
+    from hf_unlearn.benchmark.protocol import PAPER_SEEDS
+    from hf_unlearn.benchmark.command import _parser
 
     a = _parser("test").parse_args(list(argv))
     a.seeds = a.seeds or list(PAPER_SEEDS)
@@ -104,7 +104,7 @@ def test_user_model_and_data_write_json_markdown_png(cache_root, tmp_path, model
 
 
 def test_forget_ids_file_and_classes_select_what_they_say(cache_root, tmp_path, model_dir, saved_dir, small_digits):
-    from hf_unlearn.benchmark_user import prepare_user_grid
+    from hf_unlearn.benchmark.user import prepare_user_grid
 
     ids = small_digits["train"]["id"][:7]
     (tmp_path / "ids.txt").write_text("\n".join(ids) + "\n")
@@ -125,8 +125,8 @@ def test_forget_ids_file_and_classes_select_what_they_say(cache_root, tmp_path, 
 
 
 def test_resume_skips_what_is_done(cache_root, tmp_path, model_dir, saved_dir, capsys):
-    from hf_unlearn.benchmark_grid import _resume_from
-    from hf_unlearn.benchmark_user import prepare_user_grid
+    from hf_unlearn.benchmark.grid import _resume_from
+    from hf_unlearn.benchmark.user import prepare_user_grid
 
     argv = ["--model", model_dir, "--dataset", saved_dir, "--forget_fraction", "0.1", "--methods", "finetune", "ssd",
             "--name", "res", "--results_dir", str(tmp_path), *FLAGS]
@@ -214,8 +214,8 @@ def other_classes_dir(tmp_path_factory, small_digits):
 def test_new_head_for_other_classes_is_drawn_from_each_seed(cache_root, tmp_path, model_dir, other_classes_dir, capsys):
     import torch
 
-    from hf_unlearn.benchmark_user import prepare_user_grid
-    from hf_unlearn.modeling import classifier_head, load_classifier
+    from hf_unlearn.benchmark.user import prepare_user_grid
+    from hf_unlearn.modeling.classifiers import classifier_head, load_classifier
 
     argv = ["--model", model_dir, "--dataset", other_classes_dir, "--forget_fraction", "0.1", *FLAGS]
     assert _bench(*argv, "--results_dir", str(tmp_path / "r")) == 2  # the model's classes are 0..9: refused, with the fix
@@ -237,7 +237,7 @@ def test_new_head_for_other_classes_is_drawn_from_each_seed(cache_root, tmp_path
 def test_model_identity_names_the_weights_and_the_hub_revision(tmp_path, model_dir):
     import shutil
 
-    from hf_unlearn.benchmark_user import model_identity
+    from hf_unlearn.benchmark.user import model_identity
 
     copy = tmp_path / "copy"
     shutil.copytree(model_dir, copy)
@@ -251,7 +251,7 @@ def test_model_identity_names_the_weights_and_the_hub_revision(tmp_path, model_d
 
 
 def test_builtin_datasets_keep_their_flags(monkeypatch, tmp_path, capsys):
-    import hf_unlearn.benchmark as benchmark
+    import hf_unlearn.benchmark.protocol as benchmark
 
     calls = []
 
@@ -275,7 +275,7 @@ def test_builtin_datasets_keep_their_flags(monkeypatch, tmp_path, capsys):
 
 
 def test_a_user_model_on_builtin_digits(cache_root, model_dir):
-    from hf_unlearn.benchmark_user import prepare_user_grid
+    from hf_unlearn.benchmark.user import prepare_user_grid
 
     grid, config, name, _ = prepare_user_grid(_args("--model", model_dir, "--dataset", "digits", "--forget_fraction",
                                                     "0.1", *FLAGS), lambda m: None)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hf_unlearn import list_methods
-from hf_unlearn.cli import run_unlearning
+from hf_unlearn.cli.main import run_unlearning
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--default_arch", "resnet", "--max_steps", "2", "--use_cpu", "--disable_tqdm", "true"]

@@ -70,12 +70,12 @@ def test_predicate(toy):
 
 
 def test_commitment_is_sha256_over_sorted_ids(toy):
-    from hf_unlearn.ledger import commit_ids
+    from hf_unlearn.records.ledger import commit_ids
 
     split = select_forget(toy, ids=["s010", "s001"])
     expected = hashlib.sha256("s001\ns010".encode()).hexdigest()
     assert commitment(["s010", "s001"]) == expected  # the legacy unsalted hash, kept for older cards
-    # the record commits with a salted Merkle tree (hf_unlearn.ledger): reproducible only with the salts
+    # the record commits with a salted Merkle tree (hf_unlearn.records.ledger): reproducible only with the salts
     assert split.record.commitment["algorithm"] == "merkle-sha256" and split.record.commitment["value"] != expected
     assert commit_ids(["s010", "s001"], split.salts).root == split.record.commitment["value"]
     assert "s001" not in str(split.record.to_dict())  # the record never carries the ids themselves
@@ -94,7 +94,7 @@ def test_without_id_column_commits_to_row_indices(toy):
     no_ids = toy.remove_columns("id")
     split = select_forget(no_ids, indices=[3, 1], id_column="id")
     assert split.record.id_column is None
-    from hf_unlearn.ledger import commit_ids
+    from hf_unlearn.records.ledger import commit_ids
 
     assert sorted(split.salts) == [1, 3]
     assert split.record.commitment["value"] == commit_ids([1, 3], split.salts).root

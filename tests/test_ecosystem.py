@@ -16,8 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # hub_server
 
-from hf_unlearn.cli import EMBEDDED_DEFAULT_PRESET, UsageError, parse_args, run_unlearning  # noqa: E402
-from hf_unlearn.commands import SUBCOMMANDS, main  # noqa: E402
+from hf_unlearn.cli.main import EMBEDDED_DEFAULT_PRESET, UsageError, parse_args, run_unlearning  # noqa: E402
+from hf_unlearn.cli.commands import SUBCOMMANDS, main  # noqa: E402
 
 FAST = ["--default_arch", "resnet", "--max_steps", "2", "--use_cpu", "--disable_tqdm", "true"]
 PAPER = {"alpha": 2.0, "per_device_train_batch_size": 128, "learning_rate": 1e-4}  # lotus's own defaults
@@ -62,7 +62,7 @@ def test_embedded_preset_applies_without_model_and_dataset_and_flags_override_it
 # ---- item 2: console script, python -m, subcommands, config files ------------------------------------------------
 def test_console_script_is_declared_and_points_at_commands_main():
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert '[project.scripts]\nhf-unlearn = "hf_unlearn.commands:main"' in pyproject
+    assert '[project.scripts]\nhf-unlearn = "hf_unlearn.cli.commands:main"' in pyproject
     assert set(SUBCOMMANDS) >= {"unlearn", "push", "push-metrics", "benchmark", "proof", "verify"}
 
 
@@ -110,12 +110,12 @@ def test_push_and_benchmark_subcommands_keep_the_scripts_flags(capsys):
     import dataclasses
     import runpy
 
-    from hf_unlearn.push_cli import PushArguments
+    from hf_unlearn.cli.push import PushArguments
 
     fields = {f.name for f in dataclasses.fields(PushArguments)}
     assert fields >= {"output_dir", "repo_id", "private", "revision", "create_pr", "token", "push_removed_ids",
                       "commit_message", "endpoint"}
-    assert runpy.run_path(str(ROOT / "scripts" / "push_to_hub.py"))["main"].__module__ == "hf_unlearn.push_cli"
+    assert runpy.run_path(str(ROOT / "scripts" / "push_to_hub.py"))["main"].__module__ == "hf_unlearn.cli.push"
     assert main(["push", "--help"]) == 0
     assert "--repo_id" in capsys.readouterr().out
     assert main(["benchmark", "--help"]) == 0
@@ -190,7 +190,7 @@ def test_help_starts_with_method_and_script_options_then_the_trainer(capsys):
 
 # ---- item 5: progress of the embedded original's training --------------------------------------------------------
 def test_embedded_original_training_reports_epochs_loss_and_accuracy(monkeypatch, tmp_path, digits, capsys):
-    from hf_unlearn import builtin
+    from hf_unlearn.data import builtin
 
     monkeypatch.setenv("HF_UNLEARN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setitem(builtin.DIGITS_RECIPES, "resnet", (8, 2, 3e-3))  # 2 epochs: a different cache key
@@ -217,7 +217,7 @@ def test_embedded_original_training_reports_epochs_loss_and_accuracy(monkeypatch
 @pytest.mark.parametrize("flags,bar,quiet", [(["--disable_tqdm", "false"], True, False), (["--disable_tqdm", "true"], False, False),
                                              (["--log_level", "error", "--disable_tqdm", "false"], True, True)])
 def test_cli_passes_progress_settings_to_the_embedded_original(monkeypatch, tmp_path, flags, bar, quiet):
-    from hf_unlearn import builtin
+    from hf_unlearn.data import builtin
 
     seen = {}
 
@@ -232,7 +232,7 @@ def test_cli_passes_progress_settings_to_the_embedded_original(monkeypatch, tmp_
 
 # ---- item 6: the card's license, base_model, datasets, metrics ---------------------------------------------------
 def _card(original, dataset_id=None):
-    from hf_unlearn.card import build_model_card
+    from hf_unlearn.publishing.card import build_model_card
 
     record = {"dataset": {"name": dataset_id or "local-data", "split": "train"}, "num_removed": 3, "num_retained": 7,
               "selection": {"rule": "ids"}, "commitment": {"algorithm": "sha256", "value": "ab" * 32}}
@@ -243,7 +243,7 @@ def _card(original, dataset_id=None):
 
 
 def test_describe_original_reads_license_and_base_model_from_a_local_directory(tmp_path):
-    from hf_unlearn.card_metadata import describe_original
+    from hf_unlearn.publishing.card_metadata import describe_original
 
     hf = tmp_path / "hf"
     hf.mkdir()
@@ -378,7 +378,7 @@ def test_push_metrics_private_and_bad_input(tmp_path, monkeypatch, capsys):
     import huggingface_hub.constants as hf_constants
     from hub_server import HubServer
 
-    from hf_unlearn.push_metrics import push_metric_spaces
+    from hf_unlearn.cli.push_metrics import push_metric_spaces
 
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)  # conftest: offline; this only talks to 127.0.0.1
     with HubServer() as hub:

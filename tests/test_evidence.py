@@ -23,8 +23,8 @@ RECIPE_SEEDS = (0, 1, 12, 13, 42, 3407)
 def test_reinitialisation_never_reproduces_a_recipe_starting_point(family, size):
     """DEL's reset values and Bad Teacher's teacher come from fresh_model_like; none of its randomly initialised
     tensors may equal the starting tensors of any model the benchmark's recipe builds (originals and golds)."""
-    from hf_unlearn.builtin import build_image_classifier
-    from hf_unlearn.modeling import fresh_model_like
+    from hf_unlearn.data.builtin import build_image_classifier
+    from hf_unlearn.modeling.classifiers import fresh_model_like
 
     starts = {s: dict(build_image_classifier(family, 10, size, seed=s)[0].named_parameters()) for s in RECIPE_SEEDS}
     # the tensors the recipe draws at random (deterministic ones, e.g. LayerNorm weights = 1, match anyway)
@@ -39,8 +39,8 @@ def test_reinitialisation_never_reproduces_a_recipe_starting_point(family, size)
 
 
 def test_reinit_seed_stream_is_disjoint_from_every_user_seed():
-    from hf_unlearn.modeling import REINIT_SEED_FLOOR, reinit_seed
-    from hf_unlearn.ranges import SEED_RANGE
+    from hf_unlearn.modeling.classifiers import REINIT_SEED_FLOOR, reinit_seed
+    from hf_unlearn.training.ranges import SEED_RANGE
 
     assert SEED_RANGE == "[0, 4294967295]" and REINIT_SEED_FLOOR == 2**32
     seeds = [0, 1, 12, 13, 3407, 2**31, 2**32 - 1]
@@ -51,7 +51,7 @@ def test_reinit_seed_stream_is_disjoint_from_every_user_seed():
 
 def test_del_reset_differs_from_the_gold_starting_weights(make_trainer, original_path):
     """End to end: the entries DEL resets hold none of the values the benchmark's gold started from (same seed)."""
-    from hf_unlearn.builtin import build_image_classifier
+    from hf_unlearn.data.builtin import build_image_classifier
 
     trainer = make_trainer("del", seed=0)
     trainer.method.prepare(trainer)
@@ -80,7 +80,7 @@ def test_cost_counts_training_rows_and_preparation_passes(make_trainer, one_thre
 # ---- (a) independent seeds -----------------------------------------------------------------------------------
 def _epoch_orders(seed: int, epochs: int, digits, forget_split, original_path, derived: bool = True):
     from hf_unlearn import UnlearningArguments, UnlearningTrainer, load_classifier
-    from hf_unlearn.benchmark import _method_overrides
+    from hf_unlearn.benchmark.protocol import _method_overrides
 
     settings, _ = _method_overrides("digits", "finetune", seed, None, False)
     if not derived:
@@ -108,7 +108,7 @@ def test_consecutive_seeds_get_independent_data_orders(digits, forget_split, ori
 
 
 def test_held_out_partition_is_drawn_per_seed(digits):
-    from hf_unlearn.benchmark import heldout_for_seed
+    from hf_unlearn.benchmark.protocol import heldout_for_seed
 
     a, b, a2 = heldout_for_seed(digits, 12), heldout_for_seed(digits, 13), heldout_for_seed(digits, 12)
     pool = sorted(list(digits["validation"]["id"]) + list(digits["test"]["id"]))
@@ -123,7 +123,7 @@ def test_held_out_partition_is_drawn_per_seed(digits):
 
 # ---- (a) the equal-budget view and cost vs Gold, end to end -------------------------------------------------------
 def test_benchmark_records_cost_and_cuts_methods_to_lotus_budget(cache_root, tmp_path):
-    from hf_unlearn.benchmark import run_benchmark
+    from hf_unlearn.benchmark.protocol import run_benchmark
 
     data = run_benchmark(dataset="digits", families=["resnet"], seeds=[0], methods=["lotus", "finetune", "ssd"],
                          method_epochs=2, recipe_overrides={"epochs": 2}, name="budget", results_dir=str(tmp_path),
@@ -151,7 +151,7 @@ def test_benchmark_records_cost_and_cuts_methods_to_lotus_budget(cache_root, tmp
 # ---- (b) the retrain-free estimate -------------------------------------------------------------------------------
 def _predictions(rng, n, accuracy, confidence, num_labels=4):
     """Logits of n rows: the right class with probability ``accuracy``, peaked by ``confidence``."""
-    from hf_unlearn.evaluation import ModelPredictions
+    from hf_unlearn.evaluation.metrics import ModelPredictions
 
     labels = torch.as_tensor(rng.integers(0, num_labels, n))
     right = torch.as_tensor(rng.random(n) < accuracy)
@@ -162,7 +162,7 @@ def _predictions(rng, n, accuracy, confidence, num_labels=4):
 
 
 def _model(rng, forget, retain, test, validation):
-    from hf_unlearn.evaluation import ModelPredictions
+    from hf_unlearn.evaluation.metrics import ModelPredictions
 
     p = ModelPredictions()
     for name, (n, acc, conf) in {"forget": forget, "retain": retain, "test": test, "validation": validation}.items():
@@ -171,7 +171,7 @@ def _model(rng, forget, retain, test, validation):
 
 
 def test_retrain_free_estimate_follows_its_rule():
-    from hf_unlearn.evaluation import retrain_free_estimate, unlearning_metrics
+    from hf_unlearn.evaluation.metrics import retrain_free_estimate, unlearning_metrics
 
     rng = np.random.default_rng(0)
     original = _model(rng, (300, 1.0, 8.0), (900, 1.0, 8.0), (600, 0.8, 3.0), (600, 0.8, 3.0))
@@ -192,7 +192,7 @@ def test_retrain_free_estimate_follows_its_rule():
 
 
 def test_selection_estimate_never_reads_the_test_split():
-    from hf_unlearn.evaluation import retrain_free_estimate
+    from hf_unlearn.evaluation.metrics import retrain_free_estimate
 
     rng = np.random.default_rng(1)
     original = _model(rng, (200, 1.0, 8.0), (600, 1.0, 8.0), (400, 0.8, 3.0), (400, 0.8, 3.0))
@@ -208,7 +208,7 @@ def test_selection_estimate_never_reads_the_test_split():
 def test_heldout_member_rate_estimates_the_mia_of_a_model_that_never_saw_the_rows():
     """Forget rows drawn like held-out rows (what a retrained model sees): the attack's member rate on them and
     on held-out rows it was not fitted on agree; the module reports it."""
-    from hf_unlearn.metric_modules import load_metric
+    from hf_unlearn.evaluation.metric_modules import load_metric
 
     rng = np.random.default_rng(2)
     retain, _ = _predictions(rng, 2000, 1.0, 6.0)
@@ -223,7 +223,7 @@ def test_heldout_member_rate_estimates_the_mia_of_a_model_that_never_saw_the_row
 
 
 def test_ideal_values_name_the_gold_for_rf_jsd_and_mia():
-    from hf_unlearn.metrics_table import METRICS
+    from hf_unlearn.evaluation.metrics_table import METRICS
 
     for key in ("rf_jsd", "mia", "acc_forget"):
         assert "gold" in METRICS[key].ideal_gold and "→ 0" not in METRICS[key].ideal_gold, key
@@ -232,7 +232,7 @@ def test_ideal_values_name_the_gold_for_rf_jsd_and_mia():
 
 
 def test_cli_run_records_the_retrain_free_verdict(original_path, tmp_path, capsys):
-    from hf_unlearn.cli import run_unlearning
+    from hf_unlearn.cli.main import run_unlearning
 
     out = tmp_path / "run"
     code = run_unlearning(["--method", "finetune", "--default_arch", "resnet", "--max_steps", "2", "--use_cpu",
@@ -250,7 +250,7 @@ def test_cli_run_records_the_retrain_free_verdict(original_path, tmp_path, capsy
 
 # ---- (c) validation statistics -----------------------------------------------------------------------------------
 def test_alpha_pick_is_compared_with_best_default_and_original():
-    from hf_unlearn.benchmark_summary import alpha_search_summary
+    from hf_unlearn.benchmark.summary import alpha_search_summary
 
     def cand(alpha, gap, est, selected):
         return {"alpha": alpha, "avg_gap": gap, "avg_gap_estimate_selection": est, "selected": selected}
@@ -267,7 +267,7 @@ def test_alpha_pick_is_compared_with_best_default_and_original():
 
 
 def test_verdict_spearman_over_methods_and_alpha_candidates():
-    from hf_unlearn.benchmark_summary import verdict_summary
+    from hf_unlearn.benchmark.summary import verdict_summary
 
     runs = []
     for seed in (0, 1):

@@ -171,7 +171,7 @@ def test_every_registered_method_carries_its_facts():
 
 @pytest.mark.parametrize("method", sorted(EXPECTED_FACTS))
 def test_card_names_and_cites_the_method_and_lotus_for_rf_jsd(method):
-    from hf_unlearn.card import build_model_card
+    from hf_unlearn.publishing.card import build_model_card
 
     display, arxiv = EXPECTED_FACTS[method]
     card = str(build_model_card(method=method, hyperparameters={}, removal_record={"num_removed": 5},
@@ -190,7 +190,7 @@ def test_card_names_and_cites_the_method_and_lotus_for_rf_jsd(method):
 
 
 def test_help_lists_display_names_and_papers(capsys):
-    from hf_unlearn.cli import parse_args
+    from hf_unlearn.cli.main import parse_args
 
     with pytest.raises(SystemExit):
         parse_args(["--method", "finetune", "--help"])
@@ -202,7 +202,7 @@ def test_help_lists_display_names_and_papers(capsys):
 
 
 def test_benchmark_table_names_the_method_from_its_class():
-    from hf_unlearn.benchmark import markdown_report, summarize
+    from hf_unlearn.benchmark.protocol import markdown_report, summarize
 
     m = {"mia": 0.5, "acc_forget": 0.9, "acc_retain": 1.0, "acc_test": 0.9, "jsd": 0.0, "rf_jsd": 0.01, "runtime_s": 1.0}
     runs = [{"seed": 0, "method": name, "unlearned": m, "original": m, "gold": m} for name in ("scrub", "finetune")]
@@ -220,7 +220,7 @@ FAST = ["--default_arch", "resnet", "--max_steps", "3", "--use_cpu", "--disable_
 
 
 def test_alpha_search_on_the_command_line_keeps_the_lowest_rf_jsd(original_path, tmp_path, capsys):
-    from hf_unlearn.cli import run_unlearning
+    from hf_unlearn.cli.main import run_unlearning
 
     out = tmp_path / "search"
     code = run_unlearning(["--method", "lotus", "--alpha_search", "2", "64", "--output_dir", str(out), *FAST])
@@ -259,7 +259,7 @@ def test_alpha_search_on_the_command_line_keeps_the_lowest_rf_jsd(original_path,
      "graded on the data it was made on"),
 ])
 def test_alpha_search_bad_input_is_one_line_before_any_work(extra, message, original_path, tmp_path, capsys):
-    from hf_unlearn.cli import run_unlearning
+    from hf_unlearn.cli.main import run_unlearning
 
     out = tmp_path / "bad"
     assert run_unlearning(["--method", "lotus", *extra, "--output_dir", str(out), *FAST]) == 2
@@ -294,7 +294,7 @@ def test_search_alpha_in_python_keeps_the_best_and_frees_the_rest(make_trainer, 
 
 
 def test_benchmark_alpha_search_column(cache_root, tmp_path):
-    from hf_unlearn.benchmark import run_benchmark
+    from hf_unlearn.benchmark.protocol import run_benchmark
 
     data = run_benchmark(dataset="digits", families=["resnet"], seeds=[0], methods=["lotus"], method_epochs=1,
                          recipe_overrides={"epochs": 2}, name="alpha", results_dir=str(tmp_path),
@@ -317,7 +317,7 @@ def test_benchmark_alpha_search_column(cache_root, tmp_path):
 
 def test_benchmark_searches_alpha_only_for_lotus_configs():
     from hf_unlearn import list_methods
-    from hf_unlearn.benchmark import searches_alpha
+    from hf_unlearn.benchmark.protocol import searches_alpha
 
     # SCRUB's config has an unrelated "alpha" (KL weight): it must not be swept
     assert [m for m in list_methods() if searches_alpha(m)] == ["lotus", "salun_lotus"]

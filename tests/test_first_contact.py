@@ -17,7 +17,7 @@ RESULTS = ROOT / "results" / "embedded_default.json"
 
 
 def test_the_embedded_originals_ship_inside_the_package_and_train_nothing(tmp_path, monkeypatch):
-    from hf_unlearn import builtin
+    from hf_unlearn.data import builtin
 
     monkeypatch.setenv("HF_UNLEARN_CACHE", str(tmp_path / "cache"))
     for arch in builtin.DIGITS_RECIPES:
@@ -34,13 +34,13 @@ def test_the_embedded_originals_ship_inside_the_package_and_train_nothing(tmp_pa
 
 @pytest.mark.parametrize("argv", [["--model", "some-org/some-model"], ["--model_name_or_path", "{local}"]])
 def test_a_model_without_dataset_is_refused_before_any_work(argv, tmp_path, capsys, monkeypatch):
-    import hf_unlearn.cli
-    from hf_unlearn.cli import run_unlearning
+    import hf_unlearn.cli.main
+    from hf_unlearn.cli.main import run_unlearning
 
     local = tmp_path / "model"
     local.mkdir()
     (local / "config.json").write_text("{}")
-    monkeypatch.setattr(hf_unlearn.cli, "load_original", lambda *a, **k: pytest.fail("the run went on to a model"))
+    monkeypatch.setattr(hf_unlearn.cli.main, "load_original", lambda *a, **k: pytest.fail("the run went on to a model"))
     monkeypatch.setenv("HF_UNLEARN_CACHE", str(tmp_path / "cache"))
     argv = [a.replace("{local}", str(local)) for a in argv]
     assert run_unlearning([*argv, "--output_dir", str(tmp_path / "out")]) == 2
@@ -106,7 +106,7 @@ def test_each_split_is_evaluated_once_and_calibration_reuses_the_validation_pass
 @pytest.mark.parametrize("rows, configured, expected", [(180, 256, 23), (1137, 256, 143), (5000, 256, 256),
                                                         (40, 256, 16), (3, 256, 16), (1137, 64, 64), (40, 8, 8)])
 def test_the_evaluation_batch_adapts_to_the_split_size(rows, configured, expected):
-    from hf_unlearn.trainer_eval import MIN_BATCHES_PER_PASS, MIN_EVAL_BATCH, eval_batch_size
+    from hf_unlearn.training.trainer_eval import MIN_BATCHES_PER_PASS, MIN_EVAL_BATCH, eval_batch_size
 
     batch = eval_batch_size(rows, configured)
     assert batch == expected
@@ -115,7 +115,7 @@ def test_the_evaluation_batch_adapts_to_the_split_size(rows, configured, expecte
 
 
 def test_the_embedded_default_runs_on_one_cpu_thread_unless_told():
-    from hf_unlearn.threads import launcher_cpu_threads
+    from hf_unlearn.cli.threads import launcher_cpu_threads
 
     assert launcher_cpu_threads({}, True, 16, tiny=True) == 1
     assert launcher_cpu_threads({"OMP_NUM_THREADS": "8"}, True, 16, tiny=True) == 1
@@ -129,7 +129,7 @@ def test_an_in_process_run_leaves_the_callers_thread_count(tmp_path, monkeypatch
 
     import torch
 
-    from hf_unlearn.cli_run import check_arguments
+    from hf_unlearn.cli.run import check_arguments
 
     before = torch.get_num_threads()
     monkeypatch.delenv("HF_UNLEARN_NUM_THREADS", raising=False)

@@ -1,6 +1,6 @@
 """Issue 7 guarantees: nothing lost (original untouched, no half-written output), determinism, bad-input matrix.
 
-Everything runs the CLI in-process (``hf_unlearn.cli.run_unlearning``) on the embedded digits default with a few
+Everything runs the CLI in-process (``hf_unlearn.cli.main.run_unlearning``) on the embedded digits default with a few
 optimiser steps, so the whole file stays small on 2 CPU cores.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from hf_unlearn.cli import run_unlearning
+from hf_unlearn.cli.main import run_unlearning
 
 FAST = ["--use_cpu", "--disable_tqdm", "true", "--seed", "0", "--per_device_eval_batch_size", "512"]
 
@@ -127,7 +127,7 @@ def _register_failing_method():
     ("interrupt", "KeyboardInterrupt", None),
 ])
 def test_failed_run_leaves_nothing_finished(original_path, tmp_path, monkeypatch, how, exc, match):
-    from hf_unlearn.trainer import NonFiniteLossError
+    from hf_unlearn.training.trainer import NonFiniteLossError
 
     monkeypatch.setenv("HF_UNLEARN_DEBUG", "1")  # re-raise instead of the one-line error (tests/test_trust_fs.py)
 
@@ -148,7 +148,7 @@ def test_failed_run_leaves_nothing_finished(original_path, tmp_path, monkeypatch
 def test_huge_learning_rate_stops_with_step_and_method(tmp_path, original_path, monkeypatch):
     out = tmp_path / "out"
     monkeypatch.setenv("HF_UNLEARN_DEBUG", "1")  # re-raise instead of the one-line error (tests/test_trust_fs.py)
-    from hf_unlearn.trainer import NonFiniteLossError
+    from hf_unlearn.training.trainer import NonFiniteLossError
 
     with pytest.raises(NonFiniteLossError, match=r"the neggrad_plus loss is (nan|inf|-inf) at step \d+"):
         run_unlearning(["--method", "neggrad_plus", "--learning_rate", "1e30", "--max_steps", "6",
@@ -164,7 +164,7 @@ def bad_inputs(original_path, tmp_path_factory):
     from safetensors.torch import load_file
     from transformers import ViTConfig, ViTModel
 
-    from hf_unlearn.builtin import load_digits_dataset
+    from hf_unlearn.data.builtin import load_digits_dataset
 
     root = tmp_path_factory.mktemp("bad")
     small = datasets.DatasetDict({k: v.select(range(60)) for k, v in load_digits_dataset().items()})
@@ -228,7 +228,7 @@ MATRIX = [
 
 @pytest.mark.parametrize("fragment, expected", [row[1:] for row in MATRIX], ids=[row[0] for row in MATRIX])
 def test_bad_input_one_line_exit_2_no_files(bad_inputs, original_path, tmp_path, capsys, monkeypatch, fragment, expected):
-    from hf_unlearn.trainer import UnlearningTrainer
+    from hf_unlearn.training.trainer import UnlearningTrainer
 
     def no_training(*a, **k):
         raise AssertionError("a training step ran before the input was rejected")

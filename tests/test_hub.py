@@ -27,8 +27,8 @@ from hub_server import HubServer, free_port  # noqa: E402
 from huggingface_hub import HfApi, ModelCard  # noqa: E402
 from huggingface_hub.errors import RepositoryNotFoundError  # noqa: E402
 
-from hf_unlearn.card import build_model_card, model_card_from_output_dir  # noqa: E402
-from hf_unlearn.hub import HubPushError, files_to_push, push_unlearned_to_hub  # noqa: E402
+from hf_unlearn.publishing.card import build_model_card, model_card_from_output_dir  # noqa: E402
+from hf_unlearn.publishing.hub import HubPushError, files_to_push, push_unlearned_to_hub  # noqa: E402
 
 TOKEN = "hf_dummy_test_token"
 CLASSES = ["cat", "dog", "bird"]
@@ -37,15 +37,15 @@ REMOVED_IDS = [f"subject-{c}-{k:03d}-zq7x" for c in CLASSES for k in range(4)]
 
 
 def commitment(ids) -> str:
-    """The removal commitment (same definition as hf_unlearn.data.commitment)."""
+    """The removal commitment (same definition as hf_unlearn.data.selection.commitment)."""
     return hashlib.sha256("\n".join(str(i) for i in sorted(ids)).encode("utf-8")).hexdigest()
 
 
 def test_commitment_matches_library():
     try:
-        from hf_unlearn.data import commitment as library_commitment
-    except ImportError:  # pragma: no cover - hf_unlearn.data is written separately
-        pytest.skip("hf_unlearn.data.commitment not available")
+        from hf_unlearn.data.selection import commitment as library_commitment
+    except ImportError:  # pragma: no cover - hf_unlearn.data.selection is written separately
+        pytest.skip("hf_unlearn.data.selection.commitment not available")
     assert library_commitment(REMOVED_IDS) == commitment(REMOVED_IDS)
     assert library_commitment([10, 9, 100]) == commitment([10, 9, 100])  # numbers sort numerically
 
@@ -132,7 +132,7 @@ def template_output_dir(tmp_path_factory) -> Path:
     (out / "checkpoint-10" / "model.safetensors").write_bytes(b"not a real checkpoint")
     (out / "trainer_state.json").write_text(json.dumps({"global_step": 10}))
     (out / "forget_set.csv").write_text("id,label\n" + "\n".join(f"{i},0" for i in REMOVED_IDS))
-    (out / ".incomplete").mkdir()  # staging folder of a run that died (hf_unlearn.output)
+    (out / ".incomplete").mkdir()  # staging folder of a run that died (hf_unlearn.publishing.output)
     (out / ".incomplete" / "removed_ids.json").write_text(json.dumps({"ids": REMOVED_IDS}))
     return out
 

@@ -76,7 +76,7 @@ def test_every_config_says_what_it_needs_and_how_to_launch_it():
 
 def test_fsdp_fallback_is_warned_and_recorded(monkeypatch):
     """accelerate runs FSDP as DDP on CPU (--use_cpu) without a word: the run says so and records both."""
-    from hf_unlearn.engines import describe_engine, engine_fallback_warning, engine_of
+    from hf_unlearn.training.engines import describe_engine, engine_fallback_warning, engine_of
 
     accelerator = SimpleNamespace(state=SimpleNamespace(distributed_type=DistributedType.MULTI_CPU,
                                                         deepspeed_plugin=None, fsdp_plugin=None),
@@ -96,8 +96,8 @@ def test_fsdp_fallback_is_warned_and_recorded(monkeypatch):
 def test_weights_not_whole_on_this_process_are_refused_before_any_work(make_trainer, monkeypatch):
     """Rank-0-only loading (fsdp_cpu_ram_efficient_loading) leaves meta tensors on the other ranks: a teacher copied
     from them, a mask or an accuracy would be meaningless, so the trainer refuses with the setting to change."""
-    import hf_unlearn.trainer as trainer_module
-    from hf_unlearn.engines import weights_not_local
+    import hf_unlearn.training.trainer as trainer_module
+    from hf_unlearn.training.engines import weights_not_local
 
     assert weights_not_local(torch.nn.Linear(2, 2)) is None
     assert "fsdp_cpu_ram_efficient_loading: false" in weights_not_local(torch.nn.Linear(2, 2, device="meta"))

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hf_unlearn.modeling import logits_of
+from hf_unlearn.modeling.classifiers import logits_of
 
 
 def _params(model) -> dict[str, torch.Tensor]:
@@ -170,7 +170,7 @@ def test_del_reset_takes_values_from_a_seeded_fresh_initialisation(make_trainer)
     model = trainer.model
     before = _params(model)
     trainer.method.prepare(trainer)  # the reset alone, without the finetuning
-    from hf_unlearn.modeling import reinit_seed
+    from hf_unlearn.modeling.classifiers import reinit_seed
 
     torch.manual_seed(reinit_seed(123))
     fresh = dict(type(model)(model.config).named_parameters())
@@ -217,7 +217,7 @@ def test_del_works_on_a_timm_model(tmp_path, digits, forget_split):
     trainer = UnlearningTrainer(again.model, args, forget_dataset=forget_split.forget,
                                 retain_dataset=forget_split.retain, image_transform=again.transform)
     trainer.method.prepare(trainer)
-    from hf_unlearn.modeling import reinit_seed
+    from hf_unlearn.modeling.classifiers import reinit_seed
 
     torch.manual_seed(reinit_seed(args.seed))  # the re-initialisation stream, never the run's own seed
     fresh = dict(timm.create_model("test_resnet", pretrained=False, num_classes=10, in_chans=1).named_parameters())

@@ -51,7 +51,7 @@ def assert_unlearned(before, after, *, retain_tolerance=0.03):
 def vit_path(tmp_path):
     """A small untrained HF ViT on 8x8 digits (no dropout, no BatchNorm: per-row independent)."""
     from hf_unlearn import save_classifier
-    from hf_unlearn.builtin import build_image_classifier
+    from hf_unlearn.data.builtin import build_image_classifier
 
     model, processor = build_image_classifier("vit", 10, 8, seed=0)
     path = str(tmp_path / "vit")
@@ -170,8 +170,8 @@ def test_bad_teacher_incompetent_teacher_is_fresh_and_frozen(make_trainer):
     assert fresh.keys() == original.keys()
     assert not torch.allclose(fresh["classifier.1.weight"], original["classifier.1.weight"])
     # Nothing pretrained: it is exactly the config's random initialisation under the run's seed's re-initialisation
-    # stream (hf_unlearn.modeling.reinit_seed: never the stream an original or gold is built from) ...
-    from hf_unlearn.modeling import reinit_seed
+    # stream (hf_unlearn.modeling.classifiers.reinit_seed: never the stream an original or gold is built from) ...
+    from hf_unlearn.modeling.classifiers import reinit_seed
 
     torch.manual_seed(reinit_seed(3))
     reference = type(trainer.model)(trainer.model.config).state_dict()
@@ -336,7 +336,7 @@ def test_unsir_end_to_end(make_trainer, test_split):
 def test_methods_run_on_a_timm_model(method, digits, tmp_path):
     timm = pytest.importorskip("timm")
     from hf_unlearn import UnlearningArguments, UnlearningTrainer
-    from hf_unlearn.splits import ImageSplit
+    from hf_unlearn.data.splits import ImageSplit
 
     rows = digits["train"][:160]
     pixels = torch.stack([torch.tensor(np.asarray(im), dtype=torch.float32) for im in rows["image"]])

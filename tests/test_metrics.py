@@ -23,10 +23,10 @@ METRICS_DIR = REPO_ROOT / "metrics"
 NAMES = ("rf_jsd", "jsd", "mia")
 
 try:
-    from hf_unlearn.metric_modules import load_metric, metric_path
+    from hf_unlearn.evaluation.metric_modules import load_metric, metric_path
 except ImportError:  # the package is not installed: use the source checkout
     sys.path.insert(0, str(REPO_ROOT))
-    from hf_unlearn.metric_modules import load_metric, metric_path
+    from hf_unlearn.evaluation.metric_modules import load_metric, metric_path
 
 
 # --------------------------------------------------------------------------------------------------
@@ -36,7 +36,7 @@ except ImportError:  # the package is not installed: use the source checkout
 
 @pytest.fixture(scope="module", params=["repo_path", "metric_path"])
 def modules(request):
-    """The three modules, loaded by repo-relative folder and through hf_unlearn.metric_modules."""
+    """The three modules, loaded by repo-relative folder and through hf_unlearn.evaluation.metric_modules."""
     if request.param == "repo_path":
         return {name: evaluate.load(str(METRICS_DIR / name)) for name in NAMES}
     return {name: evaluate.load(metric_path(name)) for name in NAMES}

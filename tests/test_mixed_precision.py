@@ -1,6 +1,6 @@
 """Issue 21: every method trains with ``--bf16 true`` on CPU; the LoTUS NaN at step 3 is gone.
 
-Root cause (hf_unlearn/precision.py): torch 2.14's oneDNN bfloat16 convolution backward leaves the weight gradient
+Root cause (hf_unlearn/training/precision.py): torch 2.14's oneDNN bfloat16 convolution backward leaves the weight gradient
 of kernel taps that only read padding uninitialised (NaN, 1e30, stale values). The embedded ResNet's later stages
 convolve 1x1 maps with 3x3 stride-2 kernels, so those taps are most of the kernel; the garbage gradient reached the
 weights and the next loss was NaN. Those convolutions now run in float32. Each method below trains 2 steps in
@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 
 import hf_unlearn
-from hf_unlearn.checks import first_nonfinite_tensor
-from hf_unlearn.precision import guard_cpu_bf16_convolutions, padding_only_taps
+from hf_unlearn.training.checks import first_nonfinite_tensor
+from hf_unlearn.training.precision import guard_cpu_bf16_convolutions, padding_only_taps
 
 TOLERANCE = 0.02  # accuracy (fraction) of the bf16 run minus the float32 run, per split
 
@@ -27,7 +27,7 @@ TOLERANCE = 0.02  # accuracy (fraction) of the bf16 run minus the float32 run, p
 def embedded(original_path, vit_original_path, digits, forget_split):
     """Both embedded originals with their splits built once (the split cache is per trainer)."""
     from hf_unlearn import load_classifier
-    from hf_unlearn.splits import to_image_split
+    from hf_unlearn.data.splits import to_image_split
 
     out = {}
     for arch, path in (("resnet", original_path), ("vit", vit_original_path)):

@@ -53,7 +53,7 @@ def test_two_processes_agree_and_match_single_process(original_path, tmp_path):
 
     # the metrics equal a single-process evaluation of the saved model (no sample counted twice)
     from hf_unlearn import UnlearningArguments, UnlearningTrainer, load_classifier, select_forget
-    from hf_unlearn.builtin import load_digits_dataset
+    from hf_unlearn.data.builtin import load_digits_dataset
 
     data = load_digits_dataset()
     selection = select_forget(data["train"], fraction_per_class=0.1, seed=0, num_labels=10, id_column="id")

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from hf_unlearn.ledger import (
+from hf_unlearn.records.ledger import (
     Commitment, LedgerError, canonical_id, check_ledger, commit_ids, leaf_hash, make_proof, merkle_proof, read_ledger,
     verify_proof,
 )
-from hf_unlearn.provenance import exclude_earlier
-from hf_unlearn.provenance_cli import proof_main, verify_main
+from hf_unlearn.publishing.provenance import exclude_earlier
+from hf_unlearn.cli.provenance_commands import proof_main, verify_main
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # hub_server
@@ -142,7 +142,7 @@ def test_altered_ledger_is_refused(tmp_path):
 
 
 def test_ledger_is_never_pushed(tmp_path):
-    from hf_unlearn.hub import files_to_push
+    from hf_unlearn.publishing.hub import files_to_push
 
     for name in ("config.json", "model.safetensors", "metrics.json", "ledger.json", "removed_ids.json"):
         (tmp_path / name).write_text("{}")
@@ -189,7 +189,7 @@ def test_exclude_earlier_by_id_and_by_index(digits):
 @pytest.fixture(scope="module")
 def chain(original_path, digits, tmp_path_factory):
     """Request 1: 10% per class from the digits ResNet original; request 2: three ids, from request 1's output."""
-    from hf_unlearn.cli import run_unlearning
+    from hf_unlearn.cli.main import run_unlearning
 
     root = tmp_path_factory.mktemp("chain")
     first = root / "request1"
@@ -307,7 +307,7 @@ def test_tampered_proof_foreign_root_and_swapped_weights_are_rejected(chain, tmp
 
 
 def test_chain_refusals(chain, tmp_path, capsys):
-    from hf_unlearn.cli import run_unlearning
+    from hf_unlearn.cli.main import run_unlearning
 
     first, second = chain["first"], chain["second"]
     # an id that request 1 already removed
@@ -361,7 +361,7 @@ def test_card_without_provenance_fails_verify(tmp_path, capsys):
 
 
 def test_previous_ledger_continues_the_chain(chain, digits, tmp_path):
-    from hf_unlearn.cli import run_unlearning
+    from hf_unlearn.cli.main import run_unlearning
 
     bare = tmp_path / "bare"  # stands in for the Hub copy of request 1: no local ledger
     shutil.copytree(chain["first"], bare)
@@ -384,7 +384,7 @@ def test_hub_round_trip_push_request_2_and_verify(chain, digits, tmp_path, monke
     import huggingface_hub.constants as hf_constants
     from hub_server import HubServer
 
-    from hf_unlearn.hub import push_unlearned_to_hub
+    from hf_unlearn.publishing.hub import push_unlearned_to_hub
 
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
@@ -405,7 +405,7 @@ def test_hub_round_trip_push_request_2_and_verify(chain, digits, tmp_path, monke
         removed = set(chain["removed1"] + chain["removed2"])
         (tmp_path / "ids3.txt").write_text(next(i for i in digits["train"]["id"] if i not in removed))
         script = (
-            "import sys, json; from hf_unlearn.cli import run_unlearning\n"
+            "import sys, json; from hf_unlearn.cli.main import run_unlearning\n"
             "base = ['--model_name_or_path', 'test-user/digits-request2', *sys.argv[3:]]\n"
             "codes = [run_unlearning(base + ['--output_dir', sys.argv[1] + '/a']),\n"
             "         run_unlearning(base + ['--previous_ledger', sys.argv[2] + '/request1/ledger.json',\n"
@@ -449,7 +449,7 @@ def test_recompute_matches_the_card_and_catches_a_false_metric(chain, tmp_path, 
     assert verify_main(["--model", str(second), "--recompute"]) == 2  # needs --output_dir
     # a card that overstates a metric, by a forger who also redid the ledger and the chain hash (an edit of the card
     # alone is caught before any recomputation: tests/test_trust_records.py)
-    from hf_unlearn.ledger import record_sha256
+    from hf_unlearn.records.ledger import record_sha256
 
     lied = tmp_path / "lied"
     shutil.copytree(second, lied)

@@ -82,8 +82,8 @@ def test_epoch_state_method_resume(make_trainer, tmp_path, test_split):
 
 def test_cli_resume_same_metrics(original_path, tmp_path, monkeypatch):
     """Through scripts/unlearn.py's logic: crash, --resume_from_checkpoint into the same output_dir."""
-    from hf_unlearn.cli import run_unlearning
-    from hf_unlearn.trainer import UnlearningTrainer
+    from hf_unlearn.cli.main import run_unlearning
+    from hf_unlearn.training.trainer import UnlearningTrainer
 
     base = ["--default_arch", "resnet", "--use_cpu", "--disable_tqdm", "true", "--seed", "0", "--max_steps", "6",
             "--per_device_train_batch_size", "128", "--save_strategy", "steps", "--save_steps", "2"]

@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from hf_unlearn import select_forget
-from hf_unlearn.evaluation import ModelPredictions, predict_splits, unlearning_metrics
-from hf_unlearn.streaming import CLASS_SUM_SPLITS, SplitStats, StreamingPredictions
-from hf_unlearn.threads import launcher_cpu_threads
+from hf_unlearn.evaluation.metrics import ModelPredictions, predict_splits, unlearning_metrics
+from hf_unlearn.evaluation.streaming import CLASS_SUM_SPLITS, SplitStats, StreamingPredictions
+from hf_unlearn.cli.threads import launcher_cpu_threads
 
 SPLITS = ("forget", "retain", "test", "validation")
 
@@ -135,7 +135,7 @@ def test_zero_budget_keeps_every_split_lazy_and_negative_is_refused(make_trainer
 
 
 def test_cli_rejects_a_negative_budget_in_one_line(tmp_path, capsys):
-    from hf_unlearn.cli import run_unlearning
+    from hf_unlearn.cli.main import run_unlearning
 
     code = run_unlearning(["--materialize_budget_mb", "-5", "--output_dir", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip().splitlines()

@@ -3,7 +3,7 @@
 Under DeepSpeed ZeRO configured through an accelerate config (not ``--deepspeed``) no parameter has a ``.grad`` when the
 mask is applied, so the masking did nothing; the guard read only ``args.deepspeed`` / ``args.fsdp``. The engine is now
 read from the accelerate environment variables, the training arguments and the accelerator's state
-(hf_unlearn.engines). deepspeed is not installed here: the detection is tested with faked environments and stub
+(hf_unlearn.training.engines). deepspeed is not installed here: the detection is tested with faked environments and stub
 accelerator states, the command line's refusal through a real process with the launcher's variables set.
 """
 
@@ -18,7 +18,7 @@ import pytest
 from accelerate.utils import DistributedType
 
 import hf_unlearn
-from hf_unlearn.engines import sharded_engine
+from hf_unlearn.training.engines import sharded_engine
 
 MASKING = [m for m in hf_unlearn.list_methods() if hf_unlearn.get_method_class(m).needs_full_gradients]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -117,7 +117,7 @@ def test_the_trainer_refuses_the_engine_its_accelerator_set_up(method, make_trai
 
 
 def test_other_methods_are_not_refused(monkeypatch):
-    from hf_unlearn.cli_args import parse_args
+    from hf_unlearn.cli.args import parse_args
 
     monkeypatch.setattr("transformers.TrainingArguments.__post_init__", _post_init_without("ACCELERATE_USE_FSDP"))
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")

@@ -2,7 +2,7 @@
 
 BatchNorm in training mode refuses a batch of one row once a feature map is 1x1 (the embedded ResNet on 8x8 digits):
 12 forget ids with LoTUS' defaults made 385 training rows, 3 x 128 + 1, and the run failed after the original was
-evaluated. A one-row forward in training mode now normalises with the running statistics (hf_unlearn.norms); no row
+evaluated. A one-row forward in training mode now normalises with the running statistics (hf_unlearn.training.norms); no row
 is dropped. Every registered method runs on the embedded ResNet with a last training batch of one row, with a forget
 set of one row and with a larger one.
 """
@@ -63,7 +63,7 @@ def test_a_one_row_forward_in_training_mode_uses_the_running_statistics(original
     before = [m.running_mean.clone() for m in norms]
     pixels = torch.stack([loaded.transform({"image": [digits["train"][0]["image"]]})["pixel_values"][0]])
     with pytest.raises(ValueError, match="more than 1 value per channel"):
-        hf_unlearn.modeling.logits_of(model, pixels)  # what PyTorch does without the rule
+        hf_unlearn.modeling.classifiers.logits_of(model, pixels)  # what PyTorch does without the rule
     model.load_state_dict(load_classifier(original_path).model.state_dict())  # undo the failed forward's updates
     before = [m.running_mean.clone() for m in norms]
     logits = UnlearningTrainer.logits(model, pixels)
@@ -76,7 +76,7 @@ def test_a_one_row_forward_in_training_mode_uses_the_running_statistics(original
 
 def test_the_reported_request_runs_through_the_cli(original_path, digits, tmp_path, capsys):
     """The issue's case: 12 forget ids, LoTUS' settings, the embedded ResNet: 385 rows = 12 x 32 + 1 (preset batch)."""
-    from hf_unlearn.cli import run_unlearning
+    from hf_unlearn.cli.main import run_unlearning
 
     ids = tmp_path / "ids.txt"
     ids.write_text("\n".join(digits["train"]["id"][:12]) + "\n")

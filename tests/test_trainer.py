@@ -99,8 +99,8 @@ def test_neggrad_plus_is_refused_without_ascent(make_trainer):
 @pytest.fixture(scope="module")
 def vit_path(tmp_path_factory):
     """An untrained small ViT (no BatchNorm, no dropout): batch composition cannot change its forward pass."""
-    from hf_unlearn.builtin import build_image_classifier
-    from hf_unlearn.modeling import save_classifier
+    from hf_unlearn.data.builtin import build_image_classifier
+    from hf_unlearn.modeling.classifiers import save_classifier
 
     model, processor = build_image_classifier("vit", 10, image_size=8, seed=0)
     path = tmp_path_factory.mktemp("vit")
@@ -169,7 +169,7 @@ def test_nan_loss_stops_with_step_and_method(make_trainer):
 
 
 def test_main_job_on_the_embedded_default(original_path, tmp_path, capsys):
-    from hf_unlearn.cli import run_unlearning
+    from hf_unlearn.cli.main import run_unlearning
 
     out = tmp_path / "out"
     code = run_unlearning(["--default_arch", "resnet", "--output_dir", str(out), "--num_train_epochs", "2",

@@ -1,7 +1,7 @@
 """Issue 10 "Trust", part A: the original is never written, no card claims a removal that did not happen,
 everything is checked before the first step, no traceback for input problems, one run per output directory.
 
-Every case goes through the CLI in-process (``hf_unlearn.cli.run_unlearning``) and asserts the exit code, exactly one
+Every case goes through the CLI in-process (``hf_unlearn.cli.main.run_unlearning``) and asserts the exit code, exactly one
 ``error:`` line on stderr, no traceback, and what is left on disk. Up-front refusals run with training and the
 original's evaluation patched to fail, so they prove that no work happened; a few cases train (``--max_steps 1``).
 """
@@ -21,7 +21,7 @@ import sys
 import pytest
 import torch
 
-from hf_unlearn.cli import run_unlearning
+from hf_unlearn.cli.main import run_unlearning
 
 FAST = ["--use_cpu", "--disable_tqdm", "true", "--per_device_eval_batch_size", "512"]
 TINY = ["--default_arch", "resnet", "--max_steps", "1", "--per_device_train_batch_size", "64", *FAST]
@@ -58,7 +58,7 @@ def cli(argv, capsys, code: int, expected: str | None = None) -> str:
 @pytest.fixture
 def no_work(monkeypatch):
     """Up-front refusals: neither the original's evaluation nor a training step may run."""
-    from hf_unlearn.trainer import UnlearningTrainer
+    from hf_unlearn.training.trainer import UnlearningTrainer
 
     def forbidden(*a, **k):
         raise AssertionError("work started before the input was rejected")
@@ -73,8 +73,8 @@ def inputs(original_path, tmp_path_factory):
     import datasets
     from safetensors.torch import load_file, save_file
 
-    from hf_unlearn.builtin import build_image_classifier, load_digits_dataset
-    from hf_unlearn.modeling import save_classifier
+    from hf_unlearn.data.builtin import build_image_classifier, load_digits_dataset
+    from hf_unlearn.modeling.classifiers import save_classifier
 
     root = tmp_path_factory.mktemp("trust_fs")
     small = datasets.DatasetDict({k: v.select(range(80)) for k, v in load_digits_dataset().items()})
@@ -163,7 +163,7 @@ def test_output_dir_aliasing_the_original_is_refused(inputs, tmp_path, capsys, n
 
 
 def _protected_cases():
-    from hf_unlearn.builtin import cache_dir
+    from hf_unlearn.data.builtin import cache_dir
 
     return [
         ("cache-originals", lambda root, orig: os.path.join(cache_dir(), "originals"), [], "cache of trained originals"),
@@ -180,7 +180,7 @@ def _protected_cases():
 
 @pytest.mark.parametrize("case", _protected_cases(), ids=lambda c: c[0])
 def test_protected_directories_are_never_an_output(inputs, original_path, capsys, no_work, case):
-    from hf_unlearn.builtin import cache_dir
+    from hf_unlearn.data.builtin import cache_dir
 
     _, target, fragment, expected = case
     watched = {p: tree(p) for p in (cache_dir(), inputs / "digits", inputs / "model")}
@@ -204,7 +204,7 @@ def test_cli_run_writes_nothing_into_the_dataset_directory(inputs, tmp_path, cap
 
 # ---- 2. the card never claims a removal that did not happen: every numeric flag range-checked --------------------
 def _invalid(interval: str | None, integer: bool) -> list[str]:
-    from hf_unlearn.ranges import Interval
+    from hf_unlearn.training.ranges import Interval
 
     values = ["nan", "inf"]  # invalid for every field (finite-only), also for ints (argparse rejects them)
     iv = Interval.parse(interval) if interval else None
@@ -215,7 +215,7 @@ def _invalid(interval: str | None, integer: bool) -> list[str]:
 
 
 def _training_flag_cases():
-    from hf_unlearn.ranges import TRAINING_ARGUMENT_RANGES
+    from hf_unlearn.training.ranges import TRAINING_ARGUMENT_RANGES
 
     cases = []
     for name, interval in TRAINING_ARGUMENT_RANGES.items():
@@ -236,7 +236,7 @@ def test_every_numeric_training_flag_is_range_checked(tmp_path, capsys, no_work,
 
 def _method_field_cases():
     from hf_unlearn import get_method_class, list_methods
-    from hf_unlearn.ranges import declared_ranges
+    from hf_unlearn.training.ranges import declared_ranges
 
     cases = []
     for method in list_methods():
@@ -265,7 +265,7 @@ def test_every_numeric_method_setting_is_range_checked(tmp_path, capsys, no_work
 
 def test_every_numeric_method_setting_declares_a_range():
     from hf_unlearn import get_method_class, list_methods
-    from hf_unlearn.ranges import declared_ranges
+    from hf_unlearn.training.ranges import declared_ranges
 
     missing = []
     for method in list_methods():
@@ -276,7 +276,7 @@ def test_every_numeric_method_setting_declares_a_range():
         missing += [f"{method}.{f.name}" for f in dataclasses.fields(cls)
                     if any(t in str(f.type) for t in ("int", "float")) and "bool" not in str(f.type)
                     and f.name not in ranges]
-    assert not missing, f"declare a range (hf_unlearn.ranges) for {missing}"
+    assert not missing, f"declare a range (hf_unlearn.training.ranges) for {missing}"
 
 
 def test_python_users_get_the_same_checks(make_trainer):
@@ -420,12 +420,12 @@ def _disk_full(*a, **k):
 
 
 def test_disk_full_at_the_final_save_keeps_the_earlier_output(finished, tmp_path, capsys, monkeypatch):
-    import hf_unlearn.modeling
+    import hf_unlearn.modeling.classifiers
 
     out = tmp_path / "out"
     shutil.copytree(finished, out)
     before = tree(out)
-    monkeypatch.setattr(hf_unlearn.modeling, "save_classifier", _disk_full)
+    monkeypatch.setattr(hf_unlearn.modeling.classifiers, "save_classifier", _disk_full)
     line = cli([*TINY, "--method", "finetune", "--output_dir", out, "--overwrite_output_dir"], capsys, 1,
                "no space left on the device while writing model.safetensors")
     assert "HF_UNLEARN_DEBUG=1" in line
@@ -453,7 +453,7 @@ def test_disk_full_at_a_checkpoint_leaves_nothing_finished(tmp_path, capsys, mon
     (KeyboardInterrupt(), 130, "error: interrupted; no finished output was written"),
 ], ids=["unexpected-error", "ctrl-c"])
 def test_failures_are_one_line_and_leave_nothing(tmp_path, capsys, monkeypatch, raised, code, expected):
-    from hf_unlearn.trainer import UnlearningTrainer
+    from hf_unlearn.training.trainer import UnlearningTrainer
 
     def fail(self, *a, **k):
         raise raised
@@ -469,19 +469,19 @@ def test_failures_are_one_line_and_leave_nothing(tmp_path, capsys, monkeypatch, 
 
 
 def test_interrupt_during_the_final_save_keeps_the_earlier_output(finished, tmp_path, capsys, monkeypatch):
-    import hf_unlearn.output
+    import hf_unlearn.publishing.output
 
     out = tmp_path / "out"
     shutil.copytree(finished, out)
     before = tree(out)
-    real_json = hf_unlearn.output._json
+    real_json = hf_unlearn.publishing.output._json
 
     def interrupt_at_metrics(path, obj):
         if path.endswith("metrics.json"):
             raise KeyboardInterrupt
         return real_json(path, obj)
 
-    monkeypatch.setattr(hf_unlearn.output, "_json", interrupt_at_metrics)
+    monkeypatch.setattr(hf_unlearn.publishing.output, "_json", interrupt_at_metrics)
     cli([*TINY, "--method", "finetune", "--output_dir", out, "--overwrite_output_dir"], capsys, 130, "interrupted")
     assert tree(out) == before
 
@@ -511,7 +511,7 @@ def test_a_held_lock_refuses_the_second_run(tmp_path, capsys, no_work, holder):
 
 
 def test_a_stale_lock_is_replaced_and_removed(tmp_path, capsys, monkeypatch):
-    from hf_unlearn.trainer import UnlearningTrainer
+    from hf_unlearn.training.trainer import UnlearningTrainer
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()  # its pid no longer exists: the lock of a crashed run
@@ -530,7 +530,7 @@ def test_a_stale_lock_is_replaced_and_removed(tmp_path, capsys, monkeypatch):
 
 
 def test_two_runs_at_once_the_second_is_refused(tmp_path, capsys, monkeypatch):
-    from hf_unlearn.trainer import UnlearningTrainer
+    from hf_unlearn.training.trainer import UnlearningTrainer
 
     out = tmp_path / "out"
     second = {}
@@ -554,7 +554,7 @@ def test_two_runs_at_once_the_second_is_refused(tmp_path, capsys, monkeypatch):
 
 
 def test_lock_helpers_agree_on_liveness(tmp_path):
-    from hf_unlearn.fs_safety import OutputDirLock, OutputDirLocked, lock_is_live
+    from hf_unlearn.cli.fs_safety import OutputDirLock, OutputDirLocked, lock_is_live
 
     assert lock_is_live({"pid": os.getpid(), "hostname": socket.gethostname()})
     assert lock_is_live({})  # unreadable: never stolen
@@ -576,7 +576,7 @@ def test_lock_helpers_agree_on_liveness(tmp_path):
     (ValueError("first\nsecond"), "ValueError: first"),
 ], ids=["enospc", "safetensors-disk-full", "eacces", "multi-line"])
 def test_failure_lines_name_the_file_and_the_fix(error, expected):
-    from hf_unlearn.cli import describe_failure
+    from hf_unlearn.cli.main import describe_failure
 
     line = describe_failure(error)
     assert line.startswith(expected) and "\n" not in line, line

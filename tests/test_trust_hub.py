@@ -1,4 +1,4 @@
-"""Issue 10 "Trust", part C: what leaves the machine on a Hub push (hf_unlearn.hub, hf_unlearn.hub_guard).
+"""Issue 10 "Trust", part C: what leaves the machine on a Hub push (hf_unlearn.publishing.hub, hf_unlearn.publishing.hub_guard).
 
 Table-driven, against the loopback Hub of tests/hub_server.py: what the fake Hub received, no raw id and no local
 path in any uploaded byte, one-line errors, bounded time when the Hub hangs, and the local output directory
@@ -32,8 +32,8 @@ from test_hub import (  # noqa: E402,F401 - fixtures and helpers shared with the
     template_output_dir,
 )
 
-from hf_unlearn.hub import HubPushError, check_repo_id, push_unlearned_to_hub  # noqa: E402
-from hf_unlearn.hub_guard import (  # noqa: E402
+from hf_unlearn.publishing.hub import HubPushError, check_repo_id, push_unlearned_to_hub  # noqa: E402
+from hf_unlearn.publishing.hub_guard import (  # noqa: E402
     ALLOW_PATTERNS,
     hub_session,
     plan_upload,
@@ -52,7 +52,7 @@ PUSHED = {".gitattributes", "README.md", "config.json", "metrics.json", "model.s
 
 @pytest.fixture
 def run_dir(template_output_dir, tmp_path) -> Path:
-    """An output directory as hf_unlearn.output.finalize_output_dir writes it: with the `files` manifest."""
+    """An output directory as hf_unlearn.publishing.output.finalize_output_dir writes it: with the `files` manifest."""
     dst = tmp_path / "unlearned-run"
     shutil.copytree(template_output_dir, dst)
     config = json.loads((dst / "unlearning_config.json").read_text())
@@ -109,7 +109,7 @@ def test_allowlist_uploads_only_the_run_files(hub, run_dir, extra, caplog):
     for rel, content in EXTRAS[extra].items():
         _write(run_dir, rel, content)
     before = dir_hashes(run_dir)
-    with caplog.at_level(logging.WARNING, logger="hf_unlearn.hub"):
+    with caplog.at_level(logging.WARNING, logger="hf_unlearn.publishing.hub"):
         push_unlearned_to_hub(run_dir, "test-user/allow", token=TOKEN, endpoint=hub.url)
     files = _uploaded(hub, "test-user/allow")
     assert set(files) == PUSHED
@@ -170,7 +170,7 @@ def test_a_clean_run_directory_warns_about_nothing(hub, run_dir, caplog):
     for junk in ("trainer_state.json", "forget_set.csv"):
         (run_dir / junk).unlink()
     assert sorted(p.name for p in run_dir.iterdir()) == sorted(set(RUN_FILES) - {"README.md"})
-    with caplog.at_level(logging.WARNING, logger="hf_unlearn.hub"):
+    with caplog.at_level(logging.WARNING, logger="hf_unlearn.publishing.hub"):
         push_unlearned_to_hub(run_dir, "test-user/clean", token=TOKEN, endpoint=hub.url)
     assert caplog.records == []  # removed_ids.json is withheld by design, not "skipped"
     assert set(_uploaded(hub, "test-user/clean")) == PUSHED
@@ -203,7 +203,7 @@ def test_symlinks_are_never_followed(hub, run_dir, tmp_path, link, target, refus
             push_unlearned_to_hub(run_dir, "test-user/links", token=TOKEN, endpoint=hub.url)
         assert hub.requests == []
     else:
-        with caplog.at_level(logging.WARNING, logger="hf_unlearn.hub"):
+        with caplog.at_level(logging.WARNING, logger="hf_unlearn.publishing.hub"):
             push_unlearned_to_hub(run_dir, "test-user/links", token=TOKEN, endpoint=hub.url)
         files = _uploaded(hub, "test-user/links")
         assert set(files) == PUSHED
@@ -301,7 +301,7 @@ def test_push_refuses_files_naming_local_paths(hub, run_dir, tmp_path, monkeypat
 def test_card_never_shows_a_local_path_recorded_by_an_older_run(recorded, shown):
     from huggingface_hub import ModelCard
 
-    from hf_unlearn.card import build_model_card
+    from hf_unlearn.publishing.card import build_model_card
     from test_hub import removal_record
 
     card = build_model_card(method="finetune", hyperparameters={}, removal_record=removal_record(), metrics=METRICS,
@@ -321,7 +321,7 @@ def test_urls_and_relative_names_are_not_local_paths(hub, run_dir, monkeypatch):
 
 
 def test_a_file_swapped_for_a_link_after_the_check_is_not_read(tmp_path):
-    from hf_unlearn.hub_guard import open_no_follow, read_no_follow
+    from hf_unlearn.publishing.hub_guard import open_no_follow, read_no_follow
 
     (tmp_path / "config.json").write_text("{}")
     assert read_no_follow(tmp_path / "config.json") == b"{}"
@@ -333,9 +333,9 @@ def test_a_file_swapped_for_a_link_after_the_check_is_not_read(tmp_path):
 
 @pytest.mark.parametrize("form", ["embedded-default", "symlink", "relative", "dotdot", "home"])
 def test_recorded_names_are_base_names(form, original_path, digits, tmp_path, monkeypatch):
-    """What hf_unlearn.output / hf_unlearn.data record for the model and the dataset given five ways."""
+    """What hf_unlearn.publishing.output / hf_unlearn.data.selection record for the model and the dataset given five ways."""
     from hf_unlearn import select_forget
-    from hf_unlearn.output import original_model_info
+    from hf_unlearn.publishing.output import original_model_info
 
     home = tmp_path / "home"
     (home / "work" / "models").mkdir(parents=True)
@@ -369,7 +369,7 @@ def test_run_then_push_publishes_no_local_path(original_path, cache_root, digits
     """A real run (scripts/unlearn.py in-process, --push_to_hub) with a symlinked model directory and a local
     dataset directory under $HOME: no uploaded byte names a local path or a removed id; names are base names; the
     uploaded files are exactly the run's manifest minus removed_ids.json."""
-    from hf_unlearn.cli import run_unlearning
+    from hf_unlearn.cli.main import run_unlearning
 
     import huggingface_hub.constants as hf_constants
 
@@ -537,7 +537,7 @@ def test_unlearn_push_to_silent_hub_fails_in_one_line(cache_root, original_path,
     never answers: exit 1, one `error:` line, the finished output directory intact and free of local paths."""
     import huggingface_hub.constants as hf_constants
 
-    from hf_unlearn.cli import run_unlearning
+    from hf_unlearn.cli.main import run_unlearning
 
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     monkeypatch.setattr(hf_constants, "ENDPOINT", silent_endpoint)
@@ -616,7 +616,7 @@ def test_push_refuses_bad_repo_id_before_any_request(hub, run_dir, repo_id, caps
 )
 def test_unlearn_push_target_checked_before_any_work(flags, expected, tmp_path, monkeypatch, capsys):
     import hf_unlearn
-    import hf_unlearn.cli as cli
+    import hf_unlearn.cli.main as cli
 
     def no_work(*args, **kwargs):  # the check must come before the data or the model loads
         raise AssertionError("work started before the Hub target was checked")

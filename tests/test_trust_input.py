@@ -19,10 +19,10 @@ import torch
 from PIL import Image
 
 from hf_unlearn import commitment, read_ids_file, select_forget
-from hf_unlearn.ledger import commit_ids, read_ledger
-from hf_unlearn.cli import run_unlearning
-from hf_unlearn.images import ImageDataError, convert_image
-from hf_unlearn.labels import align_labels, check_integer_labels, class_names_of
+from hf_unlearn.records.ledger import commit_ids, read_ledger
+from hf_unlearn.cli.main import run_unlearning
+from hf_unlearn.data.images import ImageDataError, convert_image
+from hf_unlearn.data.labels import align_labels, check_integer_labels, class_names_of
 
 FAST = ["--use_cpu", "--disable_tqdm", "true", "--seed", "0", "--per_device_eval_batch_size", "512"]
 NAMES = [str(i) for i in range(10)]
@@ -58,7 +58,7 @@ def _rebuild(small, *, labels=None, label_feature=None, ids=None, id_type="strin
 
 @pytest.fixture(scope="module")
 def small():
-    from hf_unlearn.builtin import load_digits_dataset
+    from hf_unlearn.data.builtin import load_digits_dataset
 
     return datasets.DatasetDict({k: v.select(range(N)) for k, v in load_digits_dataset().items()})
 
@@ -160,7 +160,7 @@ def _cli(argv, capsys):
 
 @pytest.fixture
 def no_training(monkeypatch):
-    from hf_unlearn.trainer import UnlearningTrainer
+    from hf_unlearn.training.trainer import UnlearningTrainer
 
     def refuse(*a, **k):
         raise AssertionError("a training step ran before the input was rejected")
@@ -175,7 +175,7 @@ class _Stop(BaseException):  # not an Exception: the CLI's top-level handler mus
 @pytest.fixture
 def stop_at_train(monkeypatch):
     """Runs the CLI up to ``trainer.train`` and hands back the trainer (selection, record and splits built)."""
-    from hf_unlearn.trainer import UnlearningTrainer
+    from hf_unlearn.training.trainer import UnlearningTrainer
 
     seen = {}
 
@@ -257,7 +257,7 @@ def test_refused_one_line_exit_2_nothing_written(root, original_path, tmp_path, 
 
 def test_image_path_that_does_not_exist(small, original_path, tmp_path, capsys, no_training, monkeypatch):
     """A dataset whose image is a path to a file that is gone (datasets keeps local paths unembedded in memory)."""
-    import hf_unlearn.cli as cli
+    import hf_unlearn.cli.main as cli
 
     picture = tmp_path / "pictures" / "p.png"
     picture.parent.mkdir()
@@ -341,7 +341,7 @@ class _Generic(torch.nn.Module):
 
 def test_trainer_and_splits_refuse_non_integer_labels(small, original_path, tmp_path):
     from hf_unlearn import UnlearningArguments, UnlearningTrainer, load_classifier
-    from hf_unlearn.splits import to_image_split
+    from hf_unlearn.data.splits import to_image_split
 
     floats = _rebuild(small, labels=lambda s, y: [v + 0.7 for v in y], label_feature=datasets.Value("float32"))
     loaded = load_classifier(str(original_path))
@@ -509,7 +509,7 @@ def test_hf_three_channel_processor_and_timm_transform_convert_every_mode(tmp_pa
 
 def test_lazy_split_names_the_bad_row(small, original_path):
     from hf_unlearn import load_classifier
-    from hf_unlearn.splits import to_image_split
+    from hf_unlearn.data.splits import to_image_split
 
     broken = _rebuild(small, images=lambda s, ims: [{"bytes": b"\x89PNG broken", "path": "x/y.png"} if i == 11 else im
                                                     for i, im in enumerate(ims)])["train"]

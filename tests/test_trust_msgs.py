@@ -34,7 +34,7 @@ def _dead_pid() -> int:
 
 
 def _race_worker(rounds, start, done, results):
-    from hf_unlearn.fs_safety import OutputDirLock, OutputDirLocked
+    from hf_unlearn.cli.fs_safety import OutputDirLock, OutputDirLocked
 
     for directory in iter(rounds.get, None):
         start.wait()
@@ -49,7 +49,7 @@ def _race_worker(rounds, start, done, results):
 
 
 def test_two_processes_never_both_take_over_a_stale_lock(tmp_path):
-    import hf_unlearn.fs_safety  # noqa: F401  (imported before the fork: the workers start at once)
+    import hf_unlearn.cli.fs_safety  # noqa: F401  (imported before the fork: the workers start at once)
 
     ctx = multiprocessing.get_context("fork")
     rounds, results = ctx.Queue(), ctx.Queue()
@@ -200,19 +200,19 @@ def _tree(root: Path) -> dict:
 @pytest.fixture
 def no_work(monkeypatch, tmp_path):
     """Bad input must be refused before any loading: reaching the loading stage fails the test at once."""
-    import hf_unlearn.cli
+    import hf_unlearn.cli.main
 
     def refuse(*a, **k):
         raise AssertionError("the run went on to load data: the bad argument was not refused up front")
 
-    monkeypatch.setattr(hf_unlearn.cli, "load_training_data", refuse)
+    monkeypatch.setattr(hf_unlearn.cli.main, "load_training_data", refuse)
     monkeypatch.setenv("HF_UNLEARN_CACHE", str(tmp_path / "cache"))
 
 
 @pytest.mark.parametrize("argv, flag, kind", PATH_CASES, ids=[f"{a[0]}{f}-{k}" for a, f, k in PATH_CASES])
 def test_every_path_argument_is_checked_by_kind(argv, flag, kind, tmp_path, no_work, template_output_dir, capsys,
                                                 monkeypatch):
-    from hf_unlearn.commands import main
+    from hf_unlearn.cli.commands import main
 
     if kind == "unwritable" and not _sys_is_read_only():
         pytest.skip("/sys accepts new files here")
@@ -359,15 +359,15 @@ EMPTY_DATA = [  # (how the data arrives, which split is empty, what the line mus
 
 @pytest.mark.parametrize("how, empty, expected", EMPTY_DATA)
 def test_an_empty_dataset_or_split_is_named_not_an_index_error(how, empty, expected, tmp_path, monkeypatch, capsys):
-    import hf_unlearn.cli
-    from hf_unlearn.commands import main
+    import hf_unlearn.cli.main
+    from hf_unlearn.cli.commands import main
 
     monkeypatch.setenv("HF_UNLEARN_CACHE", str(tmp_path / "cache"))
     data = _empty_dataset(tmp_path, empty)
     if how == "saved":
         data.save_to_disk(str(tmp_path / "data"))
     else:
-        monkeypatch.setattr(hf_unlearn.cli, "load_training_data", lambda script: (data, "data"))
+        monkeypatch.setattr(hf_unlearn.cli.main, "load_training_data", lambda script: (data, "data"))
     argv = ["unlearn", "--model", "test-user/model", "--dataset", str(tmp_path / "data"),
             "--output_dir", str(tmp_path / "out")]
     assert main(argv) == 2
@@ -379,10 +379,10 @@ def test_an_empty_dataset_or_split_is_named_not_an_index_error(how, empty, expec
 def _fast_original(monkeypatch, tmp_path):
     """The embedded default's original, trained for no epochs: the test is about writing it to the cache (the
     shipped originals are hidden, as for a recipe the package does not ship)."""
-    import hf_unlearn.builtin
+    import hf_unlearn.data.builtin
 
-    monkeypatch.setattr(hf_unlearn.builtin, "train_classifier", lambda *a, **k: 0.0)
-    monkeypatch.setattr(hf_unlearn.builtin, "SHIPPED_ORIGINALS_DIR", str(tmp_path / "no-shipped-originals"))
+    monkeypatch.setattr(hf_unlearn.data.builtin, "train_classifier", lambda *a, **k: 0.0)
+    monkeypatch.setattr(hf_unlearn.data.builtin, "SHIPPED_ORIGINALS_DIR", str(tmp_path / "no-shipped-originals"))
 
 
 CACHE_FAILURES = ["disk-full-safetensors", "disk-full-oserror", "read-only-cache"]
@@ -392,12 +392,12 @@ CACHE_FAILURES = ["disk-full-safetensors", "disk-full-oserror", "read-only-cache
 def test_a_cache_write_failure_names_the_cache_and_leaves_no_tmp_folder(failure, tmp_path, monkeypatch, capsys):
     import errno
 
-    import hf_unlearn.modeling
-    from hf_unlearn.commands import main
+    import hf_unlearn.modeling.classifiers
+    from hf_unlearn.cli.commands import main
 
     cache = tmp_path / "cache"
     _fast_original(monkeypatch, tmp_path)
-    real_save = hf_unlearn.modeling.save_classifier
+    real_save = hf_unlearn.modeling.classifiers.save_classifier
 
     def full_disk(model, path, processor=None, **kwargs):
         real_save(model, path, processor, **kwargs)  # a half-written folder, then the disk is full
@@ -411,7 +411,7 @@ def test_a_cache_write_failure_names_the_cache_and_leaves_no_tmp_folder(failure,
             pytest.skip("/sys accepts new files here")
         cache = Path("/sys/hf_unlearn_cache")
     else:
-        monkeypatch.setattr(hf_unlearn.modeling, "save_classifier", full_disk)
+        monkeypatch.setattr(hf_unlearn.modeling.classifiers, "save_classifier", full_disk)
     monkeypatch.setenv("HF_UNLEARN_CACHE", str(cache))
     code = main(["unlearn", "--default_arch", "resnet", "--output_dir", str(tmp_path / "out"), "--disable_tqdm",
                  "true"])
@@ -430,7 +430,7 @@ def test_a_read_only_hugging_face_cache_is_named_with_its_variable(variable, tmp
 
     import huggingface_hub.constants as hub_constants
 
-    from hf_unlearn.cli import describe_failure
+    from hf_unlearn.cli.main import describe_failure
 
     root = tmp_path / "hf"
     monkeypatch.setenv(variable, str(root))
@@ -450,8 +450,8 @@ def test_a_read_only_hugging_face_cache_is_named_with_its_variable(variable, tmp
 def test_a_wrong_shape_head_is_named_not_called_damaged(tmp_path, num_labels):
     import json
 
-    from hf_unlearn.builtin import build_image_classifier
-    from hf_unlearn.modeling import load_classifier, save_classifier
+    from hf_unlearn.data.builtin import build_image_classifier
+    from hf_unlearn.modeling.classifiers import load_classifier, save_classifier
 
     model, processor = build_image_classifier("resnet", 10, 8)
     save_classifier(model, str(tmp_path), processor)

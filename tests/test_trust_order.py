@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from hf_unlearn.cli import run_unlearning
+from hf_unlearn.cli.main import run_unlearning
 
 FAST = ["--use_cpu", "--disable_tqdm", "true", "--max_steps", "1"]
 LIMIT_S = 30

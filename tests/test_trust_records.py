@@ -13,7 +13,7 @@ import shutil
 
 import pytest
 
-from hf_unlearn.cli import run_unlearning
+from hf_unlearn.cli.main import run_unlearning
 
 FAST = ["--use_cpu", "--disable_tqdm", "true", "--per_device_eval_batch_size", "512"]
 
@@ -104,10 +104,10 @@ def _crash_at_second_save(monkeypatch, target, name):
 
 @pytest.mark.parametrize("where", ["trainer-files", "method-state"])
 def test_interrupted_checkpoint_save_is_not_a_checkpoint(make_trainer, tmp_path, capsys, monkeypatch, where):
-    import hf_unlearn.trainer as trainer_module
+    import hf_unlearn.training.trainer as trainer_module
     from transformers import Trainer
 
-    from hf_unlearn.method_state import METHOD_STATE_NAME, last_complete_checkpoint
+    from hf_unlearn.training.method_state import METHOD_STATE_NAME, last_complete_checkpoint
 
     out = tmp_path / "run"
     settings = dict(method_config={"alpha": 8.0}, per_device_train_batch_size=128, max_steps=3, save_strategy="steps",
@@ -196,7 +196,7 @@ EDITS = [(k, *f) for k in (1, 2) for f in FIELDS] + [(2, "previous_sha256", "0" 
 
 @pytest.mark.parametrize("request_no, field, value, named", EDITS, ids=[f"request{e[0]}-{e[1]}" for e in EDITS])
 def test_edited_ledger_field_is_refused_and_named(chain2, tmp_path, capsys, no_work, request_no, field, value, named):
-    from hf_unlearn.provenance_cli import verify_main
+    from hf_unlearn.cli.provenance_commands import verify_main
 
     parent = tmp_path / "parent"
     shutil.copytree(chain2, parent)
@@ -214,7 +214,7 @@ def test_edited_ledger_field_is_refused_and_named(chain2, tmp_path, capsys, no_w
 @pytest.mark.parametrize("request_no, field, value", [(1, "num_removed", 13), (1, "metrics.acc_forget", 0.5),
                                                       (2, "num_removed", 1), (2, "date", "1999-01-01")])
 def test_same_edit_in_ledger_and_card_breaks_the_chain(chain2, tmp_path, capsys, no_work, request_no, field, value):
-    from hf_unlearn.provenance_cli import verify_main
+    from hf_unlearn.cli.provenance_commands import verify_main
 
     parent = tmp_path / "parent"
     shutil.copytree(chain2, parent)
@@ -235,9 +235,9 @@ def test_same_edit_in_ledger_and_card_breaks_the_chain(chain2, tmp_path, capsys,
 def test_intact_chain_verifies_and_carries_the_totals(chain2, capsys):
     import json
 
-    from hf_unlearn.ledger import read_ledger, record_sha256
-    from hf_unlearn.provenance import load_card_unlearning
-    from hf_unlearn.provenance_cli import verify_main
+    from hf_unlearn.records.ledger import read_ledger, record_sha256
+    from hf_unlearn.publishing.provenance import load_card_unlearning
+    from hf_unlearn.cli.provenance_commands import verify_main
 
     requests = read_ledger(str(chain2 / "ledger.json"))
     assert requests[0]["previous_sha256"] is None and requests[1]["previous_sha256"] == record_sha256(requests[0])
@@ -254,7 +254,7 @@ def test_intact_chain_verifies_and_carries_the_totals(chain2, capsys):
 # ---- 3. config-file values are type-checked against the dataclass fields ----------------------------------------
 def _config_classes(method="lotus"):
     from hf_unlearn import UnlearningArguments, get_method_class
-    from hf_unlearn.cli_args import ScriptArguments
+    from hf_unlearn.cli.args import ScriptArguments
 
     return ScriptArguments, UnlearningArguments, get_method_class(method).config_class
 
@@ -329,7 +329,7 @@ def _config_type_cases():
 def test_config_value_of_the_wrong_type_is_refused(tmp_path, method, key, value):
     import json
 
-    from hf_unlearn.cli_args import UsageError, parse_args
+    from hf_unlearn.cli.args import UsageError, parse_args
 
     path = tmp_path / "run.json"
     path.write_text(json.dumps({"method": method, key: value}))
@@ -360,7 +360,7 @@ def test_wrong_config_types_exit_2_before_any_work(tmp_path, capsys, no_work, te
 
 
 def test_config_values_converted_as_flags_would_be(tmp_path):
-    from hf_unlearn.cli_args import parse_args
+    from hf_unlearn.cli.args import parse_args
 
     path = tmp_path / "run.yaml"
     path.write_text("learning_rate: 1e-4\nper_device_train_batch_size: 8.0\nforget_classes: 3\nuse_cpu: 'true'\n"
@@ -392,7 +392,7 @@ DEFAULT_CASES = [
 def _method_default_cases():
     """For every method, each training default it sets that has a range: the error quotes it."""
     from hf_unlearn import get_method_class, list_methods
-    from hf_unlearn.ranges import TRAINING_ARGUMENT_RANGES, Interval
+    from hf_unlearn.training.ranges import TRAINING_ARGUMENT_RANGES, Interval
 
     cases = []
     for method in [m for m in list_methods() if not m.startswith("_")]:
@@ -422,7 +422,7 @@ def test_range_errors_quote_the_default_that_applies(original_path, digits_dir, 
 def digits_dir(tmp_path_factory):
     import datasets
 
-    from hf_unlearn.builtin import load_digits_dataset
+    from hf_unlearn.data.builtin import load_digits_dataset
 
     root = tmp_path_factory.mktemp("digits_small")
     small = datasets.DatasetDict({k: v.select(range(60)) for k, v in load_digits_dataset().items()})
@@ -468,7 +468,7 @@ def test_ignored_flag_combinations_are_refused(original_path, tmp_path, capsys, 
     ["--forget_fraction", "0.2", "--forget_selection", "first"],
 ])
 def test_meaningful_combinations_pass_the_checks(tmp_path, flags):
-    from hf_unlearn.cli_run import check_arguments
+    from hf_unlearn.cli.run import check_arguments
 
     run = check_arguments([*flags, "--default_arch", "resnet", "--output_dir", str(tmp_path / "out"), *FAST])
     assert run.script is not None
@@ -506,7 +506,7 @@ def test_ranks_that_did_not_form_a_group_are_refused(tmp_path, launch):
     (1, {"WORLD_SIZE": "two"}, False),
 ])
 def test_process_group_check(world_size, environ, ok):
-    from hf_unlearn.checks import check_process_group
+    from hf_unlearn.training.checks import check_process_group
 
     if ok:
         check_process_group(world_size, environ)
@@ -520,7 +520,7 @@ def _no_weights(model, folder, processor=None, **kwargs):  # what a process that
 
 
 def _finalize(make_trainer, forget_split, out):
-    from hf_unlearn.output import finalize_output_dir
+    from hf_unlearn.publishing.output import finalize_output_dir
 
     trainer = make_trainer("finetune", max_steps=1, output_dir=str(out))
     return finalize_output_dir(trainer, {}, forget_split)
@@ -528,13 +528,13 @@ def _finalize(make_trainer, forget_split, out):
 
 @pytest.mark.parametrize("fault", ["no-weights", "weights-changed"])
 def test_output_is_never_finished_without_its_weights(make_trainer, forget_split, tmp_path, monkeypatch, fault):
-    import hf_unlearn.modeling
-    import hf_unlearn.output as output
-    from hf_unlearn.output import IncompleteOutputError
+    import hf_unlearn.modeling.classifiers
+    import hf_unlearn.publishing.output as output
+    from hf_unlearn.publishing.output import IncompleteOutputError
 
     out = tmp_path / "out"
     if fault == "no-weights":
-        monkeypatch.setattr(hf_unlearn.modeling, "save_classifier", _no_weights)
+        monkeypatch.setattr(hf_unlearn.modeling.classifiers, "save_classifier", _no_weights)
         expected = "no weights file was written"
     else:
         write = output._write_staging
@@ -553,8 +553,8 @@ def test_output_is_never_finished_without_its_weights(make_trainer, forget_split
 
 
 def test_finished_output_holds_the_weights_its_card_records(make_trainer, forget_split, tmp_path):
-    from hf_unlearn.output import weights_sha256
-    from hf_unlearn.provenance import load_card_unlearning
+    from hf_unlearn.publishing.output import weights_sha256
+    from hf_unlearn.publishing.provenance import load_card_unlearning
 
     out = _finalize(make_trainer, forget_split, tmp_path / "out")
     block = load_card_unlearning(os.path.join(out, "README.md"))

@@ -1,5 +1,5 @@
 """Trust, round 2: a run writes nothing into a local dataset directory, nor into the HF datasets cache for a local
-dataset, whatever kind of run it is (hf_unlearn.scratch).
+dataset, whatever kind of run it is (hf_unlearn.data.scratch).
 
 Before, ``datasets`` wrote ``cache-*.arrow`` next to a ``save_to_disk`` dataset's own files: a chained request's
 kept row indices (from which the earlier request's removed rows can be read off) and the relabelled train split of a
@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from hf_unlearn.cli import run_unlearning
+from hf_unlearn.cli.main import run_unlearning
 
 FAST = ["--use_cpu", "--disable_tqdm", "true", "--per_device_eval_batch_size", "512",
         "--per_device_train_batch_size", "32", "--log_level", "error"]
@@ -40,7 +40,7 @@ def data(original_path, tmp_path_factory):
     """Small saved datasets: the digits as saved, and the same with the label names in reverse order."""
     import datasets
 
-    from hf_unlearn.builtin import load_digits_dataset
+    from hf_unlearn.data.builtin import load_digits_dataset
 
     root = tmp_path_factory.mktemp("trust_writes")
     small = datasets.DatasetDict({k: v.select(range(80)) for k, v in load_digits_dataset().items()})
@@ -121,7 +121,7 @@ def test_label_remap_from_python_writes_nothing_beside_the_data(data, original_p
     import datasets
 
     from hf_unlearn import load_classifier
-    from hf_unlearn.labels import align_labels, class_names_of
+    from hf_unlearn.data.labels import align_labels, class_names_of
 
     before = snapshot(data / "reversed")
     model = load_classifier(original_path).model
@@ -137,7 +137,7 @@ def test_an_image_folder_leaves_nothing_in_the_hf_datasets_cache(original_path, 
     """Through a real process with its own, empty HF cache: the image folder is prepared in a temporary directory."""
     from PIL import Image
 
-    from hf_unlearn.builtin import load_digits_dataset
+    from hf_unlearn.data.builtin import load_digits_dataset
 
     folder = tmp_path / "folder"
     digits = load_digits_dataset()

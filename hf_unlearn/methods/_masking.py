@@ -20,7 +20,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
-from .base import UnlearningMethod
+from ..methods.base import UnlearningMethod
 
 __all__ = ["batch_gradients", "summed_gradients", "top_fraction_mask", "score_or_never", "mask_summary",
            "MaskedUpdateMixin", "NEVER"]
@@ -38,9 +38,9 @@ def batch_gradients(trainer, model, split, batch_size: int, *, sign: float = 1.0
     The model is in eval mode during the pass (BN uses its running statistics, as the reference code, which
     never switches the loaded model to train mode) and gets its previous mode back afterwards. Tensors that
     attention layers cache outside training mode (LeViT-style attention biases) are dropped around every batch:
-    they would carry one batch's graph into the next (hf_unlearn.architectures.drop_graph_caches).
+    they would carry one batch's graph into the next (hf_unlearn.modeling.architectures.drop_graph_caches).
     """
-    from ..architectures import drop_graph_caches
+    from ..modeling.architectures import drop_graph_caches
 
     named = _trainable(model)
     params = [p for _, p in named]

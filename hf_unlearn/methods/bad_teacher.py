@@ -12,7 +12,7 @@ every epoch sees all forget rows first, a defect the paper's own code does not h
 batch mean (sum over classes, mean over rows) instead of ``F.kl_div``'s default element mean, which also
 divides by the number of classes C (a constant factor Adam all but ignores); the incompetent teacher is
 always randomly initialised from the model's config (the reference's ViT "incompetent" teacher loads a
-pretrained backbone); it is seeded by ``TrainingArguments.seed`` through :func:`hf_unlearn.modeling.reinit_seed`
+pretrained backbone); it is seeded by ``TrainingArguments.seed`` through :func:`hf_unlearn.modeling.classifiers.reinit_seed`
 (a seed stream no original or retrained model is built from), so a resumed run rebuilds the same one.
 """
 
@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..modeling import fresh_model_like
-from ..teacher_cache import FORGET, RETAIN
-from ._papers import BAD_TEACHER
-from .base import MixtureSpec, UnlearningMethod, register_method
+from ..modeling.classifiers import fresh_model_like
+from ..training.teacher_cache import FORGET, RETAIN
+from ..methods._papers import BAD_TEACHER
+from ..methods.base import MixtureSpec, UnlearningMethod, register_method
 
 __all__ = ["BadTeacher", "BadTeacherConfig", "plain_adam_optimizer", "kl_rows"]
 
@@ -41,7 +41,7 @@ class BadTeacherConfig:
     retain_subset_fraction: float = field(default=0.3, metadata={"help": "Fraction of the retain set (fixed, seeded random subset) mixed with the whole forget set (paper and reference: 0.3)."})
     plain_adam: bool = field(default=True, metadata={"help": "Optimise with plain torch.optim.Adam (learning rate, betas, epsilon and weight decay from the TrainingArguments; decay is an L2 term in the gradient) as the paper and the reference; False uses TrainingArguments.optim instead."})
     cache_teacher_logits: bool = field(default=True, metadata={"help": "Compute both frozen teachers' logits on the training mixture once (the incompetent one on forget rows, the original on retain rows) and reuse them every epoch (only when the image transform is deterministic)."})
-    # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.ranges.
+    # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.training.ranges.
     ranges = {"temperature": "(0, inf)", "retain_subset_fraction": "[0, 1]"}
 
 
@@ -105,7 +105,7 @@ class BadTeacher(UnlearningMethod):
         return plain_adam_optimizer(trainer, self.name) if self.config.plain_adam else None
 
     def build_incompetent_teacher(self, trainer) -> nn.Module:
-        from ..engines import whole_weights
+        from ..training.engines import whole_weights
 
         with whole_weights():  # its own whole module: under ZeRO-3 from_config would partition it, unmanaged
             fresh = fresh_model_like(trainer.model, trainer.args.seed)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..trainer import UnlearningTrainer
+    from ..training.trainer import UnlearningTrainer
 
 __all__ = [
     "UnlearningMethod",
@@ -105,7 +105,7 @@ class UnlearningMethod:
     * ``display_name`` / ``papers``: how cards, benchmark tables and ``--help`` name and cite the method
       (``papers`` empty: no paper of its own).
     * ``needs_full_gradients``: the method reads or edits whole gradients entry by entry; sharded engines are
-      refused (hf_unlearn.engines).
+      refused (hf_unlearn.training.engines).
     * ``decay_all_parameters``: apply ``weight_decay`` to every parameter, biases and norm weights included, as
       ``torch.optim.X(model.parameters(), weight_decay=...)`` in the reference code does; ``False`` keeps the
       Trainer's convention (biases and norms exempt).
@@ -124,7 +124,7 @@ class UnlearningMethod:
     papers: ClassVar[tuple[Paper, ...]] = ()
     decay_all_parameters: ClassVar[bool] = False
     #: The method edits gradients entry by entry (a mask): engines that shard parameters and gradients (DeepSpeed
-    #: ZeRO, FSDP, Megatron-LM, however configured) are refused before any work (hf_unlearn.engines).
+    #: ZeRO, FSDP, Megatron-LM, however configured) are refused before any work (hf_unlearn.training.engines).
     needs_full_gradients: ClassVar[bool] = False
     #: Set by the method to end the run before its next epoch (e.g. LoTUS' stopping rule).
     finished: bool = False
@@ -138,7 +138,7 @@ class UnlearningMethod:
             raise TypeError(
                 f"method '{self.name}' takes a {self.config_class.__name__}, got {type(config).__name__}."
             )
-        from ..ranges import check_dataclass_ranges
+        from ..training.ranges import check_dataclass_ranges
 
         check_dataclass_ranges(config)  # declared ranges + finiteness, for Python users as for the CLI
         self.config = config

@@ -10,7 +10,7 @@ Departures from the reference code: the top-k of a channel uses k = 10 % of the 
 sizes k by the number of rows, which gives k = 0 and NaN scores for layers with fewer than 10 output channels);
 the head is found structurally (timm ``get_classifier()``, HF ``classifier``), not by names containing "fc"
 (which would also catch a ViT's MLP ``fc1``/``fc2``); the fresh initialisation is seeded (``init_seed``, default
-``args.seed``) through :func:`hf_unlearn.modeling.reinit_seed`, a stream no model's starting weights come from (with
+``args.seed``) through :func:`hf_unlearn.modeling.classifiers.reinit_seed`, a stream no model's starting weights come from (with
 the plain seed, the reset restored the benchmark gold's own initial weights); the cosine schedule to 0.01·lr is stepped per optimiser step (``cosine_with_min_lr``), not per
 epoch. Defaults are the paper's CIFAR-10/ResNet-18 recipe (no gradient clipping); for ViTs the paper uses lr 0.05.
 """
@@ -24,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..modeling import classifier_head, family_of, fresh_model_like, head_parameter_names  # noqa: F401 (re-exported)
-from ._common import SGD_BASELINE_DEFAULTS
-from ._masking import MaskedUpdateMixin, mask_summary, score_or_never, summed_gradients, top_fraction_mask
-from ._papers import DEL as DEL_PAPER
-from .base import MixtureSpec, register_method
+from ..modeling.classifiers import classifier_head, family_of, fresh_model_like, head_parameter_names  # noqa: F401 (re-exported)
+from ..methods._common import SGD_BASELINE_DEFAULTS
+from ..methods._masking import MaskedUpdateMixin, mask_summary, score_or_never, summed_gradients, top_fraction_mask
+from ..methods._papers import DEL as DEL_PAPER
+from ..methods.base import MixtureSpec, register_method
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +40,8 @@ class DelConfig:
     reset_fraction: float = field(default=0.3, metadata={"help": "DEL: fraction of all weight entries (ranked globally by localisation score) reset to a fresh initialisation and then finetuned. Paper default 0.3."})
     channel_aggregation: str = field(default="topk_mean", metadata={"help": "DEL: how entries of a >= 2-dim tensor share their output channel's score: 'topk_mean' (mean of the row's top channel_topk_fraction entries; the paper's ResNet setting), 'mean' (row mean; the paper's ViT setting) or 'none' (element-wise scores, SalUn-style)."})
     channel_topk_fraction: float = field(default=0.1, metadata={"help": "DEL, channel_aggregation='topk_mean': k = max(1, int(fraction * row length)) top entries are averaged per output channel."})
-    init_seed: int | None = field(default=None, metadata={"help": "DEL: seed of the fresh initialisation the reset entries are taken from (default: the run's --seed); hashed into a seed stream that no original or retrained model is built from (hf_unlearn.modeling.reinit_seed)."})
-    # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.ranges.
+    init_seed: int | None = field(default=None, metadata={"help": "DEL: seed of the fresh initialisation the reset entries are taken from (default: the run's --seed); hashed into a seed stream that no original or retrained model is built from (hf_unlearn.modeling.classifiers.reinit_seed)."})
+    # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.training.ranges.
     ranges = {"reset_fraction": "(0, 1]", "channel_topk_fraction": "(0, 1]", "init_seed": "[0, 4294967295]"}
 
 
@@ -63,7 +63,7 @@ def channel_scores(score: torch.Tensor, aggregation: str = "topk_mean", topk_fra
 
 def fresh_initialisation(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
     """Parameters of a freshly initialised, seeded model of ``model``'s architecture (CPU), keyed like
-    ``model.named_parameters()`` (see :func:`hf_unlearn.modeling.fresh_model_like`)."""
+    ``model.named_parameters()`` (see :func:`hf_unlearn.modeling.classifiers.fresh_model_like`)."""
     model = getattr(model, "module", model)
     fresh = dict(fresh_model_like(model, seed).named_parameters())
     return {name: fresh[name].detach().cpu() for name, _ in model.named_parameters()}

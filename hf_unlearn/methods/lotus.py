@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ._papers import LOTUS
-from .base import MixtureSpec, UnlearningMethod, register_method
+from ..methods._papers import LOTUS
+from ..methods.base import MixtureSpec, UnlearningMethod, register_method
 
 
 @dataclass
@@ -44,7 +44,7 @@ class LotusConfig:
     target_sampling: str = field(default="gumbel", metadata={"help": "'gumbel' (paper): hard retain targets are Gumbel-max samples, soft forget targets Gumbel-softmax samples. 'softmax': teacher argmax and softmax(z / tau), no noise."})
     cache_teacher_logits: bool = field(default=True, metadata={"help": "Compute the frozen teacher's logits on the training mixture once and reuse them every epoch (only when the image transform is deterministic; Gumbel noise is still drawn fresh every step)."})
     alpha_search: list[float] | None = field(default=None, metadata={"help": "Retrain-free alpha search: run LoTUS once per listed alpha from the same original, score each by RF-JSD on the validation split (the test split when there is none; no retrained model needed), keep the lowest; every candidate is recorded in metrics.json 'alpha_search' and the card. Not with an --alpha of its own (refused: it would be ignored). Python: hf_unlearn.search_alpha."})
-    # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.ranges.
+    # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.training.ranges.
     ranges = {"alpha": "(0, inf)", "retain_subset_fraction": "(0, 1]", "alpha_search": "(0, inf)"}
 
 
@@ -103,7 +103,7 @@ class Lotus(UnlearningMethod):
         self.tau: float | None = None
         self.calibration_accuracy: float | None = None
         self.history: list[dict] = []
-        self._cache = None  # the trainer's TeacherLogitCache once read (hf_unlearn.teacher_cache)
+        self._cache = None  # the trainer's TeacherLogitCache once read (hf_unlearn.training.teacher_cache)
 
     def check_config(self) -> None:
         super().check_config()

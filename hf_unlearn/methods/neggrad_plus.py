@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ._common import SGD_BASELINE_DEFAULTS
-from ._papers import SCRUB
-from .base import UnlearningMethod, register_method
+from ..methods._common import SGD_BASELINE_DEFAULTS
+from ..methods._papers import SCRUB
+from ..methods.base import UnlearningMethod, register_method
 
 
 @dataclass
 class NegGradPlusConfig:
     forget_weight: float = field(default=1.0, metadata={"help": "NegGrad+ weight of each forget row's ascent term relative to a retain row's descent term."})
-    # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.ranges.
+    # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.training.ranges.
     ranges = {"forget_weight": "(0, inf)"}
 
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ._common import SGD_BASELINE_DEFAULTS
-from ._papers import LOTUS, SALUN
-from ._masking import MaskedUpdateMixin, mask_summary, score_or_never, summed_gradients, top_fraction_mask
-from .base import register_method
-from .lotus import Lotus, LotusConfig
-from .random_label import RandomLabel
+from ..methods._common import SGD_BASELINE_DEFAULTS
+from ..methods._papers import LOTUS, SALUN
+from ..methods._masking import MaskedUpdateMixin, mask_summary, score_or_never, summed_gradients, top_fraction_mask
+from ..methods.base import register_method
+from ..methods.lotus import Lotus, LotusConfig
+from ..methods.random_label import RandomLabel
 
 _MASK_FRACTION_HELP = ("SalUn: fraction of all weight entries (ranked globally by |sum of forget-set gradients|) "
                        "that are updated; the rest stay exactly at their original values. Paper default 0.5.")
@@ -34,7 +34,7 @@ _MASK_FRACTION_HELP = ("SalUn: fraction of all weight entries (ranked globally b
 @dataclass
 class SalUnConfig:
     mask_fraction: float = field(default=0.5, metadata={"help": _MASK_FRACTION_HELP})
-    # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.ranges.
+    # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.training.ranges.
     ranges = {"mask_fraction": "(0, 1]"}
 
 

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .bad_teacher import kl_rows, plain_adam_optimizer
-from ._papers import SCRUB
-from .base import UnlearningMethod, register_method
+from ..methods.bad_teacher import kl_rows, plain_adam_optimizer
+from ..methods._papers import SCRUB
+from ..methods.base import UnlearningMethod, register_method
 
 __all__ = ["Scrub", "ScrubConfig"]
 
@@ -42,7 +42,7 @@ class ScrubConfig:
     temperature: float = field(default=4.0, metadata={"help": "SCRUB distillation temperature T; the KL is computed on softmax(logits / T) and scaled by T^2 (upstream and reference: 4)."})
     plain_adam: bool = field(default=True, metadata={"help": "Optimise with plain torch.optim.Adam (learning rate, betas, epsilon and weight decay from the TrainingArguments; decay is an L2 term in the gradient) as SCRUB and the reference; False uses TrainingArguments.optim instead."})
     cache_teacher_logits: bool = field(default=True, metadata={"help": "Compute the frozen teacher's logits on the training mixture once and reuse them every epoch (only when the image transform is deterministic)."})
-    # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.ranges.
+    # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.training.ranges.
     ranges = {"scrub_max_steps": "[0, inf)", "alpha": "[0, inf)", "gamma": "[0, inf)", "temperature": "(0, inf)"}
 
 

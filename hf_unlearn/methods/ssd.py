@@ -19,16 +19,16 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ._masking import batch_gradients
-from ._papers import SSD as SSD_PAPER
-from .base import UnlearningMethod, register_method
+from ..methods._masking import batch_gradients
+from ..methods._papers import SSD as SSD_PAPER
+from ..methods.base import UnlearningMethod, register_method
 
 
 @dataclass
 class SSDConfig:
     selection_weighting: float = field(default=10.0, metadata={"help": "SSD alpha (selection weighting): dampen the entries whose forget-set importance exceeds alpha times their importance on all training data. Paper default 10."})
     dampening_constant: float = field(default=1.0, metadata={"help": "SSD lambda (dampening constant): a selected entry is multiplied by min(lambda * I_D / I_f, 1). Paper default 1."})
-    # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.ranges.
+    # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.training.ranges.
     ranges = {"selection_weighting": "(0, inf)", "dampening_constant": "(0, inf)"}
 
 

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ..architectures import input_layout
-from ._common import SGD_BASELINE_DEFAULTS
-from ._papers import UNSIR
-from .base import MixtureSpec, UnlearningMethod, register_method
+from ..modeling.architectures import input_layout
+from ..methods._common import SGD_BASELINE_DEFAULTS
+from ..methods._papers import UNSIR
+from ..methods.base import MixtureSpec, UnlearningMethod, register_method
 
 __all__ = ["Unsir", "UnsirConfig", "error_maximising_noise"]
 
@@ -43,7 +43,7 @@ class UnsirConfig:
     noise_lr: float = field(default=0.01, metadata={"help": "UNSIR: learning rate of the noise's Adam optimiser (reference: 0.01; the paper's class-unlearning code uses 0.1 with 40 steps)."})
     noise_l2_weight: float = field(default=0.1, metadata={"help": "UNSIR: lambda of the noise regulariser lambda * mean over rows of the squared L2 norm of the noise (paper: 0.1)."})
     retain_per_class: int = field(default=1000, metadata={"help": "UNSIR: at most this many retain rows per class (a seeded random choice) are used; 0 uses the whole retain set (reference: 1000, or 100 for CIFAR-100 / Tiny-ImageNet)."})
-    # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.ranges.
+    # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.training.ranges.
     ranges = {"impair_epochs": "[0, inf)", "repair_epochs": "[0, inf)", "noise_steps": "[0, inf)", "noise_lr": "(0, inf)", "noise_l2_weight": "[0, inf)", "retain_per_class": "[0, inf)"}
 
 

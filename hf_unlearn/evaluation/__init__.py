@@ -1,0 +1,1 @@
+"""Unlearning metrics computed once from streamed predictions, and the table of every metric's facts."""
