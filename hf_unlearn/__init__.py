@@ -3,13 +3,13 @@
     from hf_unlearn import UnlearningArguments, UnlearningTrainer, select_forget
 """
 
-from .training.arguments import UnlearningArguments
 from .data.selection import ForgetSplit, RemovalRecord, commitment, read_ids_file, select_forget
 from .methods import MixtureSpec, UnlearningMethod, get_method_class, list_methods, register_method
 from .modeling.classifiers import load_classifier, save_classifier
-from .training.trainer import NonFiniteLossError, UnlearningTrainer
-from .training.alpha_search import search_alpha  # noqa: E402  (needs the trainer)
 from .publishing import register as publishing  # noqa: E402,F401  registers the card renderer and Hub publisher (hf_unlearn.training.hooks)
+from .training.alpha_search import search_alpha  # noqa: E402  (needs the trainer)
+from .training.arguments import UnlearningArguments
+from .training.trainer import NonFiniteLossError, UnlearningTrainer
 
 __version__ = "0.1.0"
 

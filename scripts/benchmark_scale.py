@@ -147,7 +147,6 @@ def worker_selection(a):
 
 
 def worker_evaluation(a):
-    import numpy as np
     import torch
 
     from hf_unlearn.evaluation.metrics import unlearning_metrics
@@ -189,8 +188,8 @@ def worker_match(a):
     from hf_unlearn import UnlearningArguments, UnlearningTrainer
     from hf_unlearn.data.builtin import build_image_classifier
     from hf_unlearn.data.fashion_mnist import FASHION_MNIST_DIR, FILES, ensure_fashion_mnist_files, read_idx
-    from hf_unlearn.evaluation.metrics import predict_splits, unlearning_metrics
     from hf_unlearn.data.splits import ImageSplit
+    from hf_unlearn.evaluation.metrics import predict_splits, unlearning_metrics
 
     torch.set_num_threads(a.threads)
     root = ensure_fashion_mnist_files(FASHION_MNIST_DIR)
@@ -229,12 +228,11 @@ def worker_match(a):
 
 def worker_vit(a):
     import torch
-    import torch.nn.functional as F
     from transformers import TrainerCallback, ViTConfig, ViTForImageClassification
 
     from hf_unlearn import UnlearningArguments, UnlearningTrainer
-    from hf_unlearn.methods.lotus import lotus_targets, soft_cross_entropy
     from hf_unlearn.data.splits import ImageSplit, MixtureDataset, collate_rows
+    from hf_unlearn.methods.lotus import lotus_targets, soft_cross_entropy
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -272,7 +270,7 @@ def worker_vit(a):
                                     method_config={"class_unlearning": True}, callbacks=[timer])
         trainer.train()
         mixture_rows = len(trainer.train_dataset)
-        times = [b - a_ for a_, b in zip(timer.ends, timer.ends[1:])]  # step 1 also fills the teacher cache
+        times = [b - a_ for a_, b in zip(timer.ends, timer.ends[1:], strict=False)]  # step 1 also fills the teacher cache
         eval_split = retain.subset(range(a.eval_rows))
         start = time.perf_counter()
         trainer.summarize(trainer.model, eval_split, "retain", batch_size=bs)
@@ -316,7 +314,7 @@ def worker_vit(a):
         with torch.inference_mode():
             for lo in range(0, a.eval_rows, bs):
                 model(pixel_values=eval_split.pixel_values[lo : lo + bs]).logits.float()
-        return [b - a_ for a_, b in zip(ends, ends[1:])], time.perf_counter() - start
+        return [b - a_ for a_, b in zip(ends, ends[1:], strict=False)], time.perf_counter() - start
 
     trainer_steps, hand_steps, trainer_eval, hand_eval, ratios, eval_ratios = [], [], [], [], [], []
     for rep in range(a.vit_repeats):  # interleaved: a load change hits both alike
@@ -352,7 +350,7 @@ def run_worker(name, a):
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     sys.stderr.write(proc.stderr[-3000:] if proc.returncode else "")
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+    lines = [row for row in proc.stdout.splitlines() if row.startswith("{")]
     result = json.loads(lines[-1]) if proc.returncode == 0 and lines else {"error": proc.stderr[-3000:]}
     print(f"{name}: {time.perf_counter() - start:.0f} s, load {loadavg()}", flush=True)
     return result

@@ -325,7 +325,7 @@ def main(argv=None):
     med = {k: statistics.median(steady(r) for r in v) for k, v in runs.items()}
     first = {k: statistics.median(r["epoch_s"][0] for r in v) for k, v in runs.items()}
     # per-repeat ratios (variants of one repeat ran back to back, so they saw similar load)
-    rep_ratio = lambda x, y: [steady(rx) / steady(ry) for rx, ry in zip(runs[x], runs[y])]
+    rep_ratio = lambda x, y: [steady(rx) / steady(ry) for rx, ry in zip(runs[x], runs[y], strict=False)]
     teachers = {}
     for method in TEACHER_METHODS:
         ce = f"trainer_ce_{METHOD_ROWS[method]}"
@@ -371,7 +371,7 @@ def main(argv=None):
             out = subprocess.run([sys.executable, os.path.abspath(__file__), "--_memory_child", method,
                                   "--train_size", str(a.train_size), "--batch_size", str(a.batch_size),
                                   "--threads", str(a.threads)], capture_output=True, text=True)
-            line = [l for l in out.stdout.splitlines() if l.startswith("{")]
+            line = [row for row in out.stdout.splitlines() if row.startswith("{")]
             mem[method] = json.loads(line[-1]) if line else {"error": out.stderr[-2000:]}
             print(f"  memory {method}: {mem[method]}", flush=True)
         result["memory"] = {"how": "peak RSS (VmHWM, reset via /proc/self/clear_refs after data+imports) in a fresh "

@@ -155,7 +155,7 @@ class HubServer:
         self._counter = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> "HubServer":
+    def start(self) -> HubServer:
         if self._server is not None:
             return self
         handler = type("_BoundHandler", (_Handler,), {"hub": self})
@@ -177,7 +177,7 @@ class HubServer:
         self._server = None
         self._thread = None
 
-    def __enter__(self) -> "HubServer":
+    def __enter__(self) -> HubServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

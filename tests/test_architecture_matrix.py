@@ -22,10 +22,18 @@ import os
 
 import pytest
 import torch
-
-from hf_unlearn.benchmark.architecture_matrix import CASES, SKIPPED, build, case_named, run_cell, save_case, tiny_image_dataset
-from hf_unlearn.methods.base import list_methods
 from test_trust_fs import cli, no_work  # noqa: F401  (no_work: a fixture; neither evaluation nor a step may run)
+
+from hf_unlearn.benchmark.architecture_matrix import (
+    CASES,
+    SKIPPED,
+    build,
+    case_named,
+    run_cell,
+    save_case,
+    tiny_image_dataset,
+)
+from hf_unlearn.methods.base import list_methods
 
 OTHERS = [m for m in list_methods() if m != "lotus"]
 #: root cause -> (architecture, method): 1 = eval-mode attention caches in the gradient passes (SSD, SalUn, SalUn +
@@ -103,8 +111,8 @@ def test_supported_models_doc_is_generated_from_the_committed_sweep():
 def test_batch_gradients_recompute_cached_attention_biases(architecture):
     """Each batch's gradient equals that batch's gradient computed alone: nothing is carried from the batch before
     (neither a freed graph nor a stale bias), BatchNorm keeps its running statistics, the mode comes back."""
-    from hf_unlearn.methods._masking import batch_gradients
     from hf_unlearn.data.splits import ImageSplit
+    from hf_unlearn.methods._masking import batch_gradients
 
     model, _ = build(case_named(architecture))
     model.train()
@@ -146,8 +154,8 @@ def _mixed_shapes(rows: int = 6):
 
 def test_siglip2_gets_every_processor_output_on_the_cached_and_the_streamed_path(workdir):
     from hf_unlearn import load_classifier
-    from hf_unlearn.modeling.architectures import input_layout
     from hf_unlearn.data.splits import to_image_split
+    from hf_unlearn.modeling.architectures import input_layout
 
     path = os.path.join(workdir, "siglip2")
     if not os.path.isdir(path):

@@ -25,8 +25,8 @@ def small_digits():
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, small_digits):
     from hf_unlearn.data.builtin import build_image_classifier, train_classifier
-    from hf_unlearn.modeling.classifiers import save_classifier
     from hf_unlearn.data.splits import to_image_split
+    from hf_unlearn.modeling.classifiers import save_classifier
 
     names = small_digits["train"].features["label"].names
     model, processor = build_image_classifier("resnet", len(names), 8, label_names=names, seed=0)
@@ -65,8 +65,8 @@ def _bench(*argv):
 
 
 def _args(*argv):
-    from hf_unlearn.benchmark.protocol import PAPER_SEEDS
     from hf_unlearn.benchmark.command import _parser
+    from hf_unlearn.benchmark.protocol import PAPER_SEEDS
 
     a = _parser("test").parse_args(list(argv))
     a.seeds = a.seeds or list(PAPER_SEEDS)

@@ -73,7 +73,7 @@ def test_commitment_is_sha256_over_sorted_ids(toy):
     from hf_unlearn.records.ledger import commit_ids
 
     split = select_forget(toy, ids=["s010", "s001"])
-    expected = hashlib.sha256("s001\ns010".encode()).hexdigest()
+    expected = hashlib.sha256(b"s001\ns010").hexdigest()
     assert commitment(["s010", "s001"]) == expected  # the legacy unsalted hash, kept for older cards
     # the record commits with a salted Merkle tree (hf_unlearn.records.ledger): reproducible only with the salts
     assert split.record.commitment["algorithm"] == "merkle-sha256" and split.record.commitment["value"] != expected

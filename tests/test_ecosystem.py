@@ -16,8 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # hub_server
 
-from hf_unlearn.cli.main import EMBEDDED_DEFAULT_PRESET, UsageError, parse_args, run_unlearning  # noqa: E402
 from hf_unlearn.cli.commands import SUBCOMMANDS, main  # noqa: E402
+from hf_unlearn.cli.main import EMBEDDED_DEFAULT_PRESET, UsageError, parse_args, run_unlearning  # noqa: E402
 
 FAST = ["--default_arch", "resnet", "--max_steps", "2", "--use_cpu", "--disable_tqdm", "true"]
 PAPER = {"alpha": 2.0, "per_device_train_batch_size": 128, "learning_rate": 1e-4}  # lotus's own defaults
@@ -197,7 +197,7 @@ def test_embedded_original_training_reports_epochs_loss_and_accuracy(monkeypatch
     lines = []
     path = builtin.original_model("resnet", dataset=digits, progress=lines.append)
     assert [re.sub(r"[\d.]+", "N", line) for line in lines[1:3]] == [
-        f"original resnet (digits): epoch N/N: loss N, train accuracy N, N s"] * 2
+        "original resnet (digits): epoch N/N: loss N, train accuracy N, N s"] * 2
     assert lines[1].startswith("original resnet (digits): epoch 1/2") and lines[2].split("epoch ")[1].startswith("2/2")
     accuracy = float(re.search(r"train accuracy ([\d.]+)", lines[2]).group(1))
     assert 0.0 < accuracy <= 1.0

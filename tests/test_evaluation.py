@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hf_unlearn.evaluation.metrics import ModelPredictions, avg_gap, unlearning_metrics
 from hf_unlearn.evaluation.metric_modules import load_metric
+from hf_unlearn.evaluation.metrics import ModelPredictions, avg_gap, unlearning_metrics
 
 
 def test_pipeline_accuracies_equal_a_direct_computation(make_trainer, digits, test_split):

@@ -151,7 +151,6 @@ def test_benchmark_records_cost_and_cuts_methods_to_lotus_budget(cache_root, tmp
 # ---- (b) the retrain-free estimate -------------------------------------------------------------------------------
 def _predictions(rng, n, accuracy, confidence, num_labels=4):
     """Logits of n rows: the right class with probability ``accuracy``, peaked by ``confidence``."""
-    from hf_unlearn.evaluation.metrics import ModelPredictions
 
     labels = torch.as_tensor(rng.integers(0, num_labels, n))
     right = torch.as_tensor(rng.random(n) < accuracy)

@@ -6,17 +6,24 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: these models are tiny
 
 
 # ---- the family adapter ----------------------------------------------------------------------------------------
 def test_family_of_a_transformers_classifier(tmp_path):
     from hf_unlearn.data.builtin import build_image_classifier
-    from hf_unlearn.publishing.card import detect_library_name
     from hf_unlearn.methods.del_method import classifier_head, head_parameter_names
-    from hf_unlearn.modeling.classifiers import (TRANSFORMERS, family_of, family_of_config, is_timm_model, load_classifier,
-                                     logits_of, num_labels_of, save_classifier)
+    from hf_unlearn.modeling.classifiers import (
+        TRANSFORMERS,
+        family_of,
+        family_of_config,
+        is_timm_model,
+        load_classifier,
+        logits_of,
+        num_labels_of,
+        save_classifier,
+    )
+    from hf_unlearn.publishing.card import detect_library_name
 
     model, processor = build_image_classifier("resnet", 10, 8, seed=0)
     family = family_of(model)
@@ -36,8 +43,15 @@ def test_family_of_a_transformers_classifier(tmp_path):
 
 def test_family_of_a_timm_classifier(tmp_path):
     timm = pytest.importorskip("timm")
+    from hf_unlearn.modeling.classifiers import (
+        TIMM,
+        family_of,
+        family_of_config,
+        fresh_model_like,
+        load_classifier,
+        save_classifier,
+    )
     from hf_unlearn.publishing.card import detect_library_name
-    from hf_unlearn.modeling.classifiers import TIMM, family_of, family_of_config, fresh_model_like, load_classifier, save_classifier
 
     torch.manual_seed(0)
     model = timm.create_model("test_resnet", pretrained=False, num_classes=10, in_chans=1)

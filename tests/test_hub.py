@@ -23,7 +23,6 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from hub_server import HubServer, free_port  # noqa: E402
-
 from huggingface_hub import HfApi, ModelCard  # noqa: E402
 from huggingface_hub.errors import RepositoryNotFoundError  # noqa: E402
 

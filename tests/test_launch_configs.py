@@ -20,7 +20,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 from accelerate.utils import DistributedType
-
 from test_multiprocess import ROOT, free_port
 
 CONFIGS = os.path.join(ROOT, "examples", "accelerate")

@@ -6,7 +6,6 @@ import dataclasses
 import math
 
 import numpy as np
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -257,7 +256,7 @@ def test_unsir_noise_maximises_forget_error_and_leaves_model_alone(make_trainer)
                                                        lr=0.01, l2_weight=0.1)
     assert len(errors) == len(objectives) == 5 and noise.shape == pixels.shape
     assert errors[-1] > errors[0] and objectives[-1] < objectives[0]
-    assert all(b > a for a, b in zip(errors, errors[1:])), errors
+    assert all(b > a for a, b in zip(errors, errors[1:], strict=False)), errors
     assert model.training  # mode restored
     assert all(p.grad is None for p in model.parameters())  # only the noise got gradients
     assert noise.min() < 0  # not clamped to [0, 1]: inputs are normalised

@@ -10,13 +10,12 @@ import pathlib
 import sys
 import time
 
+import evaluate
 import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.special import softmax
 from scipy.stats import entropy as scipy_entropy
-
-import evaluate
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 METRICS_DIR = REPO_ROOT / "metrics"

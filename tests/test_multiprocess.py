@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 EXPECTED_FILES = {"README.md", "config.json", "metrics.json", "model.safetensors", "preprocessor_config.json",

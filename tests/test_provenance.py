@@ -12,12 +12,20 @@ from pathlib import Path
 
 import pytest
 
+from hf_unlearn.cli.provenance_commands import proof_main, verify_main
+from hf_unlearn.publishing.provenance import exclude_earlier
 from hf_unlearn.records.ledger import (
-    Commitment, LedgerError, canonical_id, check_ledger, commit_ids, leaf_hash, make_proof, merkle_proof, read_ledger,
+    Commitment,
+    LedgerError,
+    canonical_id,
+    check_ledger,
+    commit_ids,
+    leaf_hash,
+    make_proof,
+    merkle_proof,
+    read_ledger,
     verify_proof,
 )
-from hf_unlearn.publishing.provenance import exclude_earlier
-from hf_unlearn.cli.provenance_commands import proof_main, verify_main
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # hub_server
@@ -43,7 +51,7 @@ def _independent_root(ids, salts) -> str:
     def canon(i):
         return (b"int:" + str(i).encode()) if isinstance(i, int) else (b"str:" + i.encode("utf-8"))
 
-    level = sorted(hashlib.sha256(s + canon(i)).digest() for i, s in zip(ids, salts))
+    level = sorted(hashlib.sha256(s + canon(i)).digest() for i, s in zip(ids, salts, strict=False))
     while len(level) > 1:
         nxt = [hashlib.sha256(b"\x01" + level[j] + level[j + 1]).digest() for j in range(0, len(level) - 1, 2)]
         level = nxt + ([level[-1]] if len(level) % 2 else [])
@@ -55,7 +63,7 @@ def _independent_root(ids, salts) -> str:
 # ----------------------------------------------------------------------------------------------------------------
 def test_merkle_test_vector_matches_docs():
     tree = Commitment(VECTOR_IDS, VECTOR_SALTS)
-    assert {i: leaf_hash(s, i).hex() for i, s in zip(VECTOR_IDS, VECTOR_SALTS)} == VECTOR_LEAVES
+    assert {i: leaf_hash(s, i).hex() for i, s in zip(VECTOR_IDS, VECTOR_SALTS, strict=False)} == VECTOR_LEAVES
     assert tree.ids == ["bob", "alice", 1, 3, 2]
     assert tree.root == VECTOR_ROOT == _independent_root(VECTOR_IDS, VECTOR_SALTS)
     assert Commitment([7], [bytes([9]) * 32]).root == SINGLE_ROOT
@@ -81,7 +89,7 @@ def test_every_leaf_has_a_proof(n):
     ids = [f"sample-{k}" for k in range(n)] if n % 2 else list(range(100, 100 + n))
     tree = commit_ids(ids)
     assert tree.root == _independent_root(tree.ids, tree.salts)
-    requests = [{"commitment": tree.root, "leaves": [{"id": i, "salt": s.hex()} for i, s in zip(tree.ids, tree.salts)]}]
+    requests = [{"commitment": tree.root, "leaves": [{"id": i, "salt": s.hex()} for i, s in zip(tree.ids, tree.salts, strict=False)]}]
     for i in ids:
         proof = make_proof(requests, str(i))
         assert proof["id"] == i and proof["root"] == tree.root and verify_proof(proof, tree.root)
@@ -94,13 +102,13 @@ def test_every_leaf_has_a_proof(n):
 def test_salts_are_fresh_and_hide_small_integer_ids():
     a, b = commit_ids([1, 2, 3]), commit_ids([1, 2, 3])
     assert a.root != b.root  # new random salts: the unsalted hash of the sorted ids cannot be recomputed by guessing
-    assert commit_ids([1, 2, 3], dict(zip(a.ids, a.salts))).root == a.root
+    assert commit_ids([1, 2, 3], dict(zip(a.ids, a.salts, strict=False))).root == a.root
     assert len(commit_ids([5, 5, 6]).ids) == 2  # unique ids
 
 
 def _proof_for(ids, which):
     tree = commit_ids(ids)
-    requests = [{"commitment": tree.root, "leaves": [{"id": i, "salt": s.hex()} for i, s in zip(tree.ids, tree.salts)]}]
+    requests = [{"commitment": tree.root, "leaves": [{"id": i, "salt": s.hex()} for i, s in zip(tree.ids, tree.salts, strict=False)]}]
     return make_proof(requests, which), tree.root
 
 
@@ -128,7 +136,7 @@ def test_tampered_proofs_are_rejected(tamper):
 def test_altered_ledger_is_refused(tmp_path):
     tree = commit_ids(["a", "b", "c"])
     entry = {"commitment": tree.root, "id_column": "id",
-             "leaves": [{"id": i, "salt": s.hex()} for i, s in zip(tree.ids, tree.salts)]}
+             "leaves": [{"id": i, "salt": s.hex()} for i, s in zip(tree.ids, tree.salts, strict=False)]}
     ledger = {"format": "hf-unlearn-ledger", "version": 1, "requests": [entry]}
     assert check_ledger(ledger, "x") == [entry]
     entry["leaves"][0]["id"] = "z"
@@ -160,7 +168,7 @@ def test_exclude_earlier_by_id_and_by_index(digits):
     first = select_forget(train, fraction_per_class=0.1, seed=0, num_labels=10)
     tree = commit_ids(first.removed_ids, first.salts)
     requests = [{"id_column": "id", "commitment": tree.root, "dataset": first.record.dataset,
-                 "leaves": [{"id": i, "salt": s.hex()} for i, s in zip(tree.ids, tree.salts)]}]
+                 "leaves": [{"id": i, "salt": s.hex()} for i, s in zip(tree.ids, tree.salts, strict=False)]}]
     earlier = set(first.removed_ids)
     # validation ids are disjoint from train ids in digits: plant one earlier id there to see it dropped
     planted = validation.map(lambda row, i: {"id": first.removed_ids[0] if i == 0 else row["id"]}, with_indices=True)
@@ -372,7 +380,7 @@ def test_previous_ledger_continues_the_chain(chain, digits, tmp_path):
     requests = read_ledger(str(out / "ledger.json"))
     first_ledger = read_ledger(str(chain["first"] / "ledger.json"))
     assert len(requests) == 2 and requests[0]["commitment"] == first_ledger[0]["commitment"]
-    class3 = [i for i, y in zip(digits["train"]["id"], digits["train"]["label"]) if y == 3]
+    class3 = [i for i, y in zip(digits["train"]["id"], digits["train"]["label"], strict=False) if y == 3]
     ids2 = {leaf["id"] for leaf in requests[1]["leaves"]}
     assert ids2 == set(class3) - set(chain["removed1"])  # class 3 minus the rows request 1 already removed
 

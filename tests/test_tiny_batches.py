@@ -69,9 +69,9 @@ def test_a_one_row_forward_in_training_mode_uses_the_running_statistics(original
     logits = UnlearningTrainer.logits(model, pixels)
     logits.sum().backward()  # gradients flow as in any training step
     assert logits.shape == (1, 10) and all(m.training for m in norms) and model.training
-    assert all(torch.equal(m.running_mean, b) for m, b in zip(norms, before))  # the one row updates nothing
+    assert all(torch.equal(m.running_mean, b) for m, b in zip(norms, before, strict=False))  # the one row updates nothing
     two = UnlearningTrainer.logits(model, pixels.repeat(2, 1, 1, 1))  # larger batches: batch statistics as before
-    assert two.shape == (2, 10) and not all(torch.equal(m.running_mean, b) for m, b in zip(norms, before))
+    assert two.shape == (2, 10) and not all(torch.equal(m.running_mean, b) for m, b in zip(norms, before, strict=False))
 
 
 def test_the_reported_request_runs_through_the_cli(original_path, digits, tmp_path, capsys):

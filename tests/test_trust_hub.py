@@ -20,7 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # hub_server, test_hub
 
-from hub_server import HubServer, free_port  # noqa: E402
+from hub_server import HubServer  # noqa: E402
 from test_hub import (  # noqa: E402,F401 - fixtures and helpers shared with the push tests
     METRICS,
     REMOVED_IDS,
@@ -300,9 +300,9 @@ def test_push_refuses_files_naming_local_paths(hub, run_dir, tmp_path, monkeypat
                                               ("../../m/orig", "orig"), ("runs/original", "runs/original")])
 def test_card_never_shows_a_local_path_recorded_by_an_older_run(recorded, shown):
     from huggingface_hub import ModelCard
+    from test_hub import removal_record
 
     from hf_unlearn.publishing.card import build_model_card
-    from test_hub import removal_record
 
     card = build_model_card(method="finetune", hyperparameters={}, removal_record=removal_record(), metrics=METRICS,
                             original_model={"name_or_path": recorded, "sha256": "ab"}, original_is_hub=False,
@@ -369,9 +369,9 @@ def test_run_then_push_publishes_no_local_path(original_path, cache_root, digits
     """A real run (scripts/unlearn.py in-process, --push_to_hub) with a symlinked model directory and a local
     dataset directory under $HOME: no uploaded byte names a local path or a removed id; names are base names; the
     uploaded files are exactly the run's manifest minus removed_ids.json."""
-    from hf_unlearn.cli.main import run_unlearning
-
     import huggingface_hub.constants as hf_constants
+
+    from hf_unlearn.cli.main import run_unlearning
 
     home = tmp_path / "home"
     (home / "work" / "models").mkdir(parents=True)

@@ -20,7 +20,6 @@ FAST = ["--use_cpu", "--disable_tqdm", "true", "--per_device_eval_batch_size", "
 
 from test_trust_fs import cli, no_work, tree  # noqa: E402,F401 - the CLI runner, no_work fixture, tree snapshot
 
-
 # ---- 2. a resume with another training setting is refused --------------------------------------------------------
 RUN = ["--default_arch", "resnet", "--max_steps", "1", *FAST]
 
@@ -104,9 +103,9 @@ def _crash_at_second_save(monkeypatch, target, name):
 
 @pytest.mark.parametrize("where", ["trainer-files", "method-state"])
 def test_interrupted_checkpoint_save_is_not_a_checkpoint(make_trainer, tmp_path, capsys, monkeypatch, where):
-    import hf_unlearn.training.trainer as trainer_module
     from transformers import Trainer
 
+    import hf_unlearn.training.trainer as trainer_module
     from hf_unlearn.training.method_state import METHOD_STATE_NAME, last_complete_checkpoint
 
     out = tmp_path / "run"
@@ -235,9 +234,9 @@ def test_same_edit_in_ledger_and_card_breaks_the_chain(chain2, tmp_path, capsys,
 def test_intact_chain_verifies_and_carries_the_totals(chain2, capsys):
     import json
 
-    from hf_unlearn.records.ledger import read_ledger, record_sha256
-    from hf_unlearn.publishing.provenance import load_card_unlearning
     from hf_unlearn.cli.provenance_commands import verify_main
+    from hf_unlearn.publishing.provenance import load_card_unlearning
+    from hf_unlearn.records.ledger import read_ledger, record_sha256
 
     requests = read_ledger(str(chain2 / "ledger.json"))
     assert requests[0]["previous_sha256"] is None and requests[1]["previous_sha256"] == record_sha256(requests[0])

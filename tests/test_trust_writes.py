@@ -135,7 +135,6 @@ def test_label_remap_from_python_writes_nothing_beside_the_data(data, original_p
 
 def test_an_image_folder_leaves_nothing_in_the_hf_datasets_cache(original_path, tmp_path):
     """Through a real process with its own, empty HF cache: the image folder is prepared in a temporary directory."""
-    from PIL import Image
 
     from hf_unlearn.data.builtin import load_digits_dataset
 

@@ -206,7 +206,7 @@ def build(case: ArchitectureCase, seed: int = 0) -> tuple[Any, Any]:
     return model.eval(), processor
 
 
-@functools.lru_cache(maxsize=None)  # built once per process: every cell reads the same rows, none writes them
+@functools.cache  # built once per process: every cell reads the same rows, none writes them
 def tiny_image_dataset(rows: int = 12, seed: int = 0):
     """A ``datasets.Dataset`` of ``rows`` random 32 x 32 RGB images, labels 0..NUM_LABELS-1 in turn, and an id."""
     import datasets

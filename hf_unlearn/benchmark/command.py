@@ -88,7 +88,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
 def main(argv=None, prog: str = "hf-unlearn benchmark") -> int:
     import sys
 
-    from ..benchmark.user import BUILTIN_DATASETS
+    from .user import BUILTIN_DATASETS
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -106,7 +106,7 @@ def main(argv=None, prog: str = "hf-unlearn benchmark") -> int:
     # (scripts/benchmark.py sets them at its top), and never override the caller's settings.
     for key, value in (("HF_HUB_OFFLINE", "1"), ("HF_DATASETS_OFFLINE", "1"), ("TRANSFORMERS_VERBOSITY", "error")):
         os.environ.setdefault(key, value)
-    from ..benchmark.protocol import PAPER_SEEDS, run_benchmark
+    from .protocol import PAPER_SEEDS, run_benchmark
 
     own = [f for f, v in (("--forget_ids_file", a.forget_ids_file), ("--new_head", a.new_head or None), ("--forget_classes", a.forget_classes),
                           ("--image_size", a.image_size), ("--recipe_learning_rate", a.recipe_learning_rate),
@@ -146,10 +146,10 @@ def _main_user(a) -> int:
     import sys
 
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    from ..benchmark.protocol import PAPER_SEEDS
-    from ..benchmark.user import run_user_benchmark
     from ..cli.args import UsageError
     from ..data.images import ImageDataError
+    from .protocol import PAPER_SEEDS
+    from .user import run_user_benchmark
 
     a.seeds = a.seeds or list(PAPER_SEEDS)
     if a.threads:

@@ -13,16 +13,16 @@ import os
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from ..benchmark.report import markdown_report, plot_gap_vs_runtime
-from ..benchmark.summary import alpha_search_summary, summarize, verdict_summary
-from ..benchmark.models import (  # noqa: F401  (derived_seed, heldout_for_seed: re-exported)
-    _loadavg, _predict, _train_or_load, _training_cost, derived_seed, heldout_for_seed)
 from ..evaluation.metrics import predict_splits
+from .models import _loadavg, _predict, _train_or_load, _training_cost, derived_seed, heldout_for_seed  # noqa: F401  (derived_seed, heldout_for_seed: re-exported)
+from .report import markdown_report, plot_gap_vs_runtime
+from .summary import alpha_search_summary, summarize, verdict_summary
 
 #: Small-dataset overrides (documented in the module docstring): digits has 125 forget images.
 SMALL_DATASET_OVERRIDES = {"digits": {"lotus": {"alpha": 32.0, "per_device_train_batch_size": 32, "learning_rate": 5e-4},
@@ -362,7 +362,7 @@ def _write(out: dict, results_dir: str, name: str, families) -> None:
     for r in ok:
         gold_cost = ((out["models"].get(f"{r['family']}/{r['seed']}") or {}).get("gold") or {}).get("cost")
         if r.get("cost") and gold_cost:
-            from ..benchmark.summary import run_cost
+            from .summary import run_cost
 
             r["cost"] = run_cost(r, gold_cost)
     out["summary"] = {}

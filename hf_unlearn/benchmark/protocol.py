@@ -38,9 +38,9 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
-from ..benchmark.grid import (  # noqa: F401  (re-exported: callers import them from here)
+from .grid import (  # noqa: F401  (re-exported: callers import them from here)
     BUDGET_METHOD,
     CLASS_UNLEARNING_CONFIG,
     EQUAL_BUDGET_RULE,
@@ -56,8 +56,8 @@ from ..benchmark.grid import (  # noqa: F401  (re-exported: callers import them 
     run_grid,
     searches_alpha,
 )
-from ..benchmark.report import _fmt, _method_label, markdown_report, plot_gap_vs_runtime  # noqa: F401  (re-exported)
-from ..benchmark.summary import _mean, _stats, alpha_search_summary, summarize, verdict_summary  # noqa: F401
+from .report import _fmt, _method_label, markdown_report, plot_gap_vs_runtime  # noqa: F401  (re-exported)
+from .summary import _mean, _stats, alpha_search_summary, summarize, verdict_summary  # noqa: F401
 
 __all__ = ["RECIPES", "PAPER_SEEDS", "run_benchmark", "summarize", "markdown_report", "plot_gap_vs_runtime",
            "load_benchmark_dataset", "derived_seed", "heldout_for_seed", "BUDGET_METHOD"]

@@ -32,7 +32,7 @@ def default_recipe(train_rows: int, model) -> tuple[tuple[str, str], dict]:
     """``((dataset, family), recipe)``: the built-in recipe (hf_unlearn.benchmark.protocol.RECIPES) of the built-in dataset
     closest in size (digits up to :data:`SMALL_TRAIN_ROWS` training images, else Fashion-MNIST) and of the built-in
     family closest in kind (``vit`` for attention models, else ``resnet``)."""
-    from ..benchmark.protocol import RECIPES
+    from .protocol import RECIPES
 
     dataset = "digits" if train_rows <= SMALL_TRAIN_ROWS else "fashion_mnist"
     kind = type(getattr(model, "module", model)).__name__.lower()
@@ -171,7 +171,7 @@ def _load(a, say):
     _check_selection(script)
     run = UnlearningRun(script=script, args=args, method_config=method_config, alphas=None, say=say, is_main=True)
     if a.dataset in BUILTIN_DATASETS:  # the built-in data (Fashion-MNIST: its 10,000-image train subset)
-        from ..benchmark.protocol import load_benchmark_dataset
+        from .protocol import load_benchmark_dataset
 
         run.data, run.dataset_id = load_benchmark_dataset(a.dataset), a.dataset
     else:
@@ -199,9 +199,9 @@ def _load_with_new_head(run) -> None:
     import datasets
 
     from .. import load_classifier
-    from ..training.checks import check_model_finite
     from ..data.labels import align_labels, check_integer_labels
     from ..publishing.provenance import read_parent_chain
+    from ..training.checks import check_model_finite
 
     script, column = run.script, run.args.label_column_name
     feature = run.train.features[column]
@@ -286,10 +286,10 @@ def prepare_user_grid(a, say):
     import torch
 
     from .. import list_methods
-    from ..benchmark.grid import GridSource, _benchmark_config, heldout_for_seed
     from ..data.labels import class_names_of
     from ..modeling.classifiers import logits_of
     from ..records.naming import public_name
+    from .grid import GridSource, _benchmark_config, heldout_for_seed
 
     _check_flags(a)
     a.methods = list(a.methods or list_methods())
@@ -343,7 +343,7 @@ def prepare_user_grid(a, say):
 
     defaults = sorted({"epochs", "learning_rate", "batch_size"} - set(given))
     recipe_text = (f"{recipe['epochs']} epoch{'s' if recipe['epochs'] != 1 else ''}, learning rate {recipe['learning_rate']:g}, batch {recipe['batch_size']}"
-                   f", images at {'%d px' % a.image_size if a.image_size else 'the model processor’s size'}; AdamW "
+                   f", images at {f'{a.image_size} px' if a.image_size else 'the model processor’s size'}; AdamW "
                    "(weight decay 5e-4) with a one-cycle schedule (hf_unlearn.data.builtin.train_classifier)")
     if defaults:
         recipe_text += (f"; {', '.join(defaults)} from the built-in recipe ({source}, {kind}): the built-in dataset "
@@ -382,7 +382,7 @@ def run_user_benchmark(a, progress=print) -> dict:
     before any model is trained or any file written."""
     import time
 
-    from ..benchmark.grid import run_grid
+    from .grid import run_grid
 
     def say(msg: str) -> None:
         progress(f"[benchmark {time.strftime('%H:%M:%S')}] {msg}")

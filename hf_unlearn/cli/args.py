@@ -97,13 +97,13 @@ def parse_args(argv: list[str], prog: str = "hf-unlearn unlearn"):
     from transformers import HfArgumentParser
 
     from .. import UnlearningArguments, get_method_class, list_methods
-    from ..cli.config_file import ConfigFileError, check_config_types, read_config_file, split_config_argument
     from ..methods import methods_help
+    from .config_file import ConfigFileError, check_config_types, read_config_file, split_config_argument
 
     try:
         argv, config_path = split_config_argument(argv)
         if config_path is not None:
-            from ..cli.fs_safety import check_input_file
+            from .fs_safety import check_input_file
 
             check_input_file("--config", config_path, "a .json or .yaml config file")
         file_values = read_config_file(config_path) if config_path else {}
@@ -153,7 +153,7 @@ def parse_args(argv: list[str], prog: str = "hf-unlearn unlearn"):
             raise UsageError(full_gradients_refusal(known.method, engine))
     preset = {k: v for k, v in EMBEDDED_DEFAULT_PRESET.get(known.method, {}).items() if k not in file_values}
     if wants_help:
-        from ..cli.help_text import format_unlearn_help
+        from .help_text import format_unlearn_help
 
         print(format_unlearn_help(parser, prog=prog, method=known.method, method_cls=method_cls,
                                   script_cls=ScriptArguments, arguments_cls=UnlearningArguments,

@@ -11,7 +11,7 @@ import os
 import re
 
 from ..failures import first_line
-from ..cli.args import DEFAULT_FORGET_FRACTION, ScriptArguments, UsageError
+from .args import DEFAULT_FORGET_FRACTION, ScriptArguments, UsageError
 
 
 def _check_ranges(script: ScriptArguments, method_config) -> None:
@@ -95,7 +95,7 @@ def _check_ignored_flags(script: ScriptArguments, args) -> None:
 def _check_path_arguments(script: ScriptArguments) -> None:
     """Every file or directory flag of the script, by kind (hf_unlearn.cli.fs_safety): given but empty, missing, a
     directory where a file is expected or the reverse, unreadable. The output directory: :func:`_check_output_dir`."""
-    from ..cli.fs_safety import check_input_file
+    from .fs_safety import check_input_file
 
     try:
         if script.forget_ids_file is not None:
@@ -134,7 +134,7 @@ def _protected_dirs(script: ScriptArguments) -> list[tuple[str, str]]:
 
 def _check_output_dir(script: ScriptArguments, args) -> None:
     from ..data.builtin import cache_dir
-    from ..cli.fs_safety import OutputDirLocked, check_not_locked, check_output_location, relation
+    from .fs_safety import OutputDirLocked, check_not_locked, check_output_location, relation
 
     if not str(args.output_dir or "").strip():
         raise UsageError(f"--output_dir is empty ({args.output_dir!r}); give the directory to write the unlearned "
@@ -160,7 +160,7 @@ def _check_output_dir(script: ScriptArguments, args) -> None:
 
 
 def _not_empty(out: str) -> bool:
-    from ..cli.fs_safety import LOCK_NAME
+    from .fs_safety import LOCK_NAME
 
     return os.path.isdir(out) and any(n != LOCK_NAME for n in os.listdir(out))  # a stale lock alone is nothing
 
@@ -174,7 +174,7 @@ def _check_resume_checkpoint(args, method_config=None) -> None:
     if not str(ckpt).strip():
         raise UsageError("--resume_from_checkpoint is empty (''); pass a checkpoint-N folder written by an earlier run "
                          "of the same command (or drop --resume_from_checkpoint).")
-    from ..training.trainer import METHOD_STATE_NAME, read_method_state
+    from ..training.method_state import METHOD_STATE_NAME, read_method_state
 
     fix = "pass a checkpoint-N folder written by an earlier run of the same command (or drop --resume_from_checkpoint)."
     if not os.path.isdir(ckpt):
@@ -215,9 +215,8 @@ def _check_resume_checkpoint(args, method_config=None) -> None:
     try:
         saved = read_method_state(ckpt, args.method)
         if method_config is not None:
-            from ..training.trainer import check_resume_matches
-
             from .. import get_method_class
+            from ..training.method_state import check_resume_matches
 
             # as the trainer saves it (a method may describe its config beyond the dataclass fields)
             check_resume_matches(ckpt, saved, config=get_method_class(args.method)(method_config).hyperparameters(),
@@ -284,7 +283,7 @@ def _alpha_default(method_config, script, method: str):
     method config's field default."""
     import dataclasses
 
-    from ..cli.args import EMBEDDED_DEFAULT_PRESET
+    from .args import EMBEDDED_DEFAULT_PRESET
 
     field = {f.name: f for f in dataclasses.fields(method_config)}["alpha"]
     if script.model_name_or_path is None and script.dataset_name is None:

@@ -121,7 +121,7 @@ def _fit(value, tp, convert: bool):
         if isinstance(value, (list, tuple)):
             out = [_fit(v, item, False) for v in value]
             if convert:
-                out = [o if o is not _NO else _fit(v, item, True) for o, v in zip(out, value)]
+                out = [o if o is not _NO else _fit(v, item, True) for o, v in zip(out, value, strict=False)]
             return _NO if any(o is _NO for o in out) else out
         if convert:  # one value for a list field: a one-element list (documented above)
             got = _fit(value, item, True)

@@ -273,7 +273,7 @@ class OutputDirLock:
         self.held = False
         self._identity = None
 
-    def acquire(self) -> "OutputDirLock":
+    def acquire(self) -> OutputDirLock:
         if not os.path.isdir(self.output_dir):
             os.makedirs(self.output_dir, exist_ok=True)
             self.created_dir = True
@@ -316,7 +316,7 @@ class OutputDirLock:
             except OSError:
                 pass
 
-    def __enter__(self) -> "OutputDirLock":
+    def __enter__(self) -> OutputDirLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 
-from ..cli.args import DEFAULT_FORGET_FRACTION, ScriptArguments, UsageError
-from ..cli.checks import _read_ids
-from ..cli.run import UnlearningRun
+from .args import DEFAULT_FORGET_FRACTION, ScriptArguments, UsageError
+from .checks import _read_ids
+from .run import UnlearningRun
 
 __all__ = ["load_training_data", "load_splits", "check_request", "load_original", "select", "load_gold"]
 
@@ -23,7 +23,7 @@ def load_training_data(script: ScriptArguments):
     from ..data.sources import DataSourceError, load_dataset_source
 
     if script.dataset_name is None:
-        from ..cli.checks import _check_dataset_given
+        from .checks import _check_dataset_given
 
         _check_dataset_given(script)  # --model without --dataset: only the embedded default's models
 
@@ -103,8 +103,8 @@ def load_original(run: UnlearningRun) -> None:
     description for the card; every split's labels aligned with the model's classes, the held-out splits and the
     model's weights checked."""
     from .. import load_classifier
-    from ..training.engines import whole_weights
     from ..publishing.output import original_model_info
+    from ..training.engines import whole_weights
 
     script, args, say = run.script, run.args, run.say
     model_path = script.model_name_or_path
@@ -213,12 +213,12 @@ def select(run: UnlearningRun) -> None:
         if kept is not None:  # row-index ids: back to positions in the loaded split, with fresh salts
             selection.removed_ids = [kept[i] for i in selection.removed_ids]
             tree = commit_ids(selection.removed_ids)
-            selection.salts = dict(zip(tree.ids, tree.salts))
+            selection.salts = dict(zip(tree.ids, tree.salts, strict=False))
             selection.record.commitment = tree.to_record()
     selection.record.label_alignment = run.label_alignment
     run.selection = selection
     if args.resume_from_checkpoint:  # the same removal request as the checkpoint's run, or nothing
-        from ..training.trainer import check_resume_matches, read_method_state
+        from ..training.method_state import check_resume_matches, read_method_state
 
         try:
             check_resume_matches(args.resume_from_checkpoint, read_method_state(args.resume_from_checkpoint, args.method),

@@ -13,19 +13,43 @@ import contextlib
 import os
 import sys
 
-from ..cli.args import (  # noqa: F401  (re-exported: hf_unlearn.cli is where callers import them from)
-    _CONFIG_ALIASES, DEFAULT_FORGET_FRACTION, EMBEDDED_DEFAULT_PRESET, FINAL_FILES_MARKER, ScriptArguments,
-    UsageError, _parser_error, parse_args)
-from ..cli.checks import (  # noqa: F401  (re-exported)
-    _alpha_search_plan, _check_output_dir, _check_push_target, _check_ranges, _check_resume_checkpoint,
-    _check_selection, _not_empty, _protected_dirs, _read_ids)
-from ..cli.load import (  # noqa: F401  (re-exported)
-    _split, check_request, load_gold, load_original, load_splits, load_training_data, logger, select)
 from ..failures import describe_failure  # noqa: F401  (one line for an unexpected failure)
 from ..records.versions import library_versions  # noqa: F401  (re-exported; it lives in hf_unlearn.records.versions)
-from ..cli.run import (  # noqa: F401  (re-exported)
-    UnlearningRun, _lock_output_dir, _remove_if_empty, _run_alpha_search, check_arguments, evaluate, format_table,
-    predict_references, prepare_trainer, publish, unlearn)
+from .args import (  # noqa: F401  (re-exported: hf_unlearn.cli is where callers import them from)
+    _CONFIG_ALIASES,
+    DEFAULT_FORGET_FRACTION,
+    EMBEDDED_DEFAULT_PRESET,
+    FINAL_FILES_MARKER,
+    ScriptArguments,
+    UsageError,
+    _parser_error,
+    parse_args,
+)
+from .checks import (  # noqa: F401  (re-exported)
+    _alpha_search_plan,
+    _check_output_dir,
+    _check_push_target,
+    _check_ranges,
+    _check_resume_checkpoint,
+    _check_selection,
+    _not_empty,
+    _protected_dirs,
+    _read_ids,
+)
+from .load import _split, check_request, load_gold, load_original, load_splits, load_training_data, logger, select  # noqa: F401  (re-exported)
+from .run import (  # noqa: F401  (re-exported)
+    UnlearningRun,
+    _lock_output_dir,
+    _remove_if_empty,
+    _run_alpha_search,
+    check_arguments,
+    evaluate,
+    format_table,
+    predict_references,
+    prepare_trainer,
+    publish,
+    unlearn,
+)
 
 __all__ = ["ScriptArguments", "parse_args", "run_unlearning", "load_training_data", "UsageError"]
 

@@ -11,11 +11,26 @@ import json
 import os
 import sys
 
-from ..records.ledger import HEAD_KEY, LEDGER_NAME, LedgerError, check_against_card, check_card_chain, make_proof, read_ledger, \
-    root_from_proof
-from ..cli.args import OneLineParser
-from ..publishing.provenance import (RECOMPUTE_TOLERANCE, _BadInput, _card_path, _Failed, _hub_failure, _Unreachable,
-                         load_card_unlearning)
+from ..publishing.provenance import (
+    RECOMPUTE_TOLERANCE,
+    _BadInput,
+    _card_path,
+    _Failed,
+    _hub_failure,
+    _Unreachable,
+    load_card_unlearning,
+)
+from ..records.ledger import (
+    HEAD_KEY,
+    LEDGER_NAME,
+    LedgerError,
+    check_against_card,
+    check_card_chain,
+    make_proof,
+    read_ledger,
+    root_from_proof,
+)
+from .args import OneLineParser
 
 __all__ = ["proof_main", "verify_main", "check_weights", "check_requests"]
 
@@ -35,7 +50,7 @@ def proof_main(argv: list[str]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse already printed the usage line
         return 0 if e.code == 0 else 2
-    from ..cli.fs_safety import check_input_dir, check_output_file
+    from .fs_safety import check_input_dir, check_output_file
 
     path = os.path.join(args.output_dir, LEDGER_NAME)
     try:
@@ -221,7 +236,7 @@ def verify_main(argv: list[str]) -> int:
 
 def _check_verify_paths(args) -> None:
     """verify's path flags, by kind (hf_unlearn.cli.fs_safety), before anything is read or downloaded."""
-    from ..cli.fs_safety import check_input_dir, check_input_file
+    from .fs_safety import check_input_dir, check_input_file
 
     for flag, value in (("--model", args.model), ("--parent_model", args.parent_model)):
         if value is None:

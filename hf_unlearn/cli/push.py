@@ -48,8 +48,7 @@ def main(argv: list[str] | None = None, prog: str = "hf-unlearn push") -> int:
     from transformers import HfArgumentParser
 
     from ..publishing.hub import HubPushError, check_repo_id, push_unlearned_to_hub
-
-    from ..cli.args import one_line_errors
+    from .args import one_line_errors
 
     parser = one_line_errors(HfArgumentParser(PushArguments, prog=prog, description=__doc__.split("\n\n")[0]))
     try:
@@ -57,7 +56,7 @@ def main(argv: list[str] | None = None, prog: str = "hf-unlearn push") -> int:
     except ValueError as err:  # flags the parser does not know
         parser.error(str(err))
 
-    from ..cli.fs_safety import check_input_dir
+    from .fs_safety import check_input_dir
 
     try:  # before anything is read or sent
         check_input_dir("--output_dir", args.output_dir, "a finished output directory (hf-unlearn unlearn --output_dir)")

@@ -73,7 +73,7 @@ def push_metric_spaces(namespace: str, *, private: bool = False, names: list[str
 
 
 def main(argv: list[str] | None = None, prog: str = "hf-unlearn push-metrics") -> int:
-    from ..cli.args import OneLineParser
+    from .args import OneLineParser
 
     parser = OneLineParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--namespace", required=True, help="Hub user or organisation that will own the Spaces.")

@@ -16,13 +16,22 @@ import copy
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from ..cli.args import ScriptArguments, UsageError, parse_args
-from ..cli.checks import (_alpha_search_plan, _check_ignored_flags, _check_method_config, _check_output_dir,
-                         _check_push_target,
-                         _check_ranges, _check_resume_checkpoint, _check_selection, _not_empty)
+from .args import ScriptArguments, UsageError, parse_args
+from .checks import (
+    _alpha_search_plan,
+    _check_ignored_flags,
+    _check_method_config,
+    _check_output_dir,
+    _check_push_target,
+    _check_ranges,
+    _check_resume_checkpoint,
+    _check_selection,
+    _not_empty,
+)
 
 __all__ = ["UnlearningRun", "check_arguments", "prepare_trainer", "predict_references", "unlearn", "evaluate",
            "publish", "format_table"]
@@ -92,9 +101,9 @@ def check_arguments(argv: list[str], cleanup: contextlib.ExitStack | None = None
     transformers.set_seed(args.seed)
     is_main = args.process_index == 0
     say = print if is_main else (lambda *a, **k: None)
-    from ..cli.threads import apply_launcher_cpu_threads
-
     import torch
+
+    from .threads import apply_launcher_cpu_threads
 
     if cleanup is not None:  # an in-process run (tests, a notebook) leaves the caller's thread count as it was
         cleanup.callback(torch.set_num_threads, torch.get_num_threads())
@@ -170,7 +179,7 @@ def _remove_if_empty(path: str) -> None:
 def _lock_output_dir(args, trainer, is_main: bool, cleanup: contextlib.ExitStack | None) -> None:
     """Only the main process takes the output directory's lock; every process learns whether it got it (a
     refusal on rank 0 alone would leave the other ranks waiting in a collective forever)."""
-    from ..cli.fs_safety import OutputDirLock, OutputDirLocked
+    from .fs_safety import OutputDirLock, OutputDirLocked
 
     lock, problem = None, None
     if is_main:

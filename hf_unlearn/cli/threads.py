@@ -13,7 +13,7 @@ and one float reduction order, so it prints the same numbers on every machine (R
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 __all__ = ["launcher_cpu_threads", "apply_launcher_cpu_threads"]
 

@@ -15,14 +15,14 @@ import json
 import os
 import shutil
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import datasets
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.splits import ImageSplit
+from .splits import ImageSplit
 
 __all__ = [
     "load_digits_dataset",
@@ -115,7 +115,13 @@ def build_image_classifier(arch: str, num_labels: int, image_size: int, num_chan
     ``arch``: ``"resnet"`` (ResNetForImageClassification, ~0.3M parameters) or ``"vit"``
     (ViTForImageClassification, hidden 64, 4 layers, patch ``image_size // 4``).
     """
-    from transformers import ResNetConfig, ResNetForImageClassification, ViTConfig, ViTForImageClassification, ViTImageProcessor
+    from transformers import (
+        ResNetConfig,
+        ResNetForImageClassification,
+        ViTConfig,
+        ViTForImageClassification,
+        ViTImageProcessor,
+    )
 
     torch.manual_seed(seed)
     names = label_names or [str(i) for i in range(num_labels)]
@@ -244,7 +250,7 @@ def original_model(arch: str = "resnet", seed: int = 0, *, dataset: datasets.Dat
     ``preprocessor_config.json``) loaded back through :func:`hf_unlearn.load_classifier`, like a Hub model.
     """
     from ..modeling.classifiers import save_classifier
-    from ..data.splits import to_image_split
+    from .splits import to_image_split
 
     shipped = shipped_original(arch, seed) if use_shipped else None
     if shipped is not None:

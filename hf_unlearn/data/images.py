@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["ImageDataError", "convert_image", "locate_bad_image", "processor_channels"]
 

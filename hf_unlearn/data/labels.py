@@ -23,7 +23,7 @@ from typing import Any
 
 import datasets
 
-from ..data.scratch import writes_stay_temporary
+from .scratch import writes_stay_temporary
 
 __all__ = ["align_labels", "class_names_of", "check_integer_labels"]
 
@@ -118,7 +118,7 @@ def _align_split(ds: datasets.Dataset, split: str, column: str, names, num_label
                 )
             to_model = [names.index(n) for n in ds_names]
             ds = _map_labels(ds, column, lambda y: None if y is None else to_model[y], names)
-            changed = {n: [old, new] for old, (n, new) in enumerate(zip(ds_names, to_model)) if old != new}
+            changed = {n: [old, new] for old, (n, new) in enumerate(zip(ds_names, to_model, strict=False)) if old != new}
             actions.append({"split": split, "action": "remapped_by_name", "mapping": changed,
                             "detail": f"{where}: labels remapped to the model's ids by class name "
                                       f"({len(changed)} of {len(ds_names)} classes moved, e.g. "

@@ -12,16 +12,17 @@ import hashlib
 import json
 import random
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import datasets
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..data.ids_file import read_ids_file  # noqa: F401  (moved; re-exported here)
 from ..records.naming import public_name
+from .ids_file import read_ids_file  # noqa: F401  (moved; re-exported here)
 
 __all__ = ["ForgetSplit", "RemovalRecord", "commitment", "select_forget", "read_ids_file", "FORGET_FLAG_COLUMN"]
 
@@ -280,7 +281,7 @@ def select_forget(
         classes_sorted, starts = np.unique(label_array[order], return_index=True)
         rng = random.Random(seed)
         chosen = []
-        for y, rows in zip(classes_sorted.tolist(), np.split(order, starts[1:])):
+        for _y, rows in zip(classes_sorted.tolist(), np.split(order, starts[1:]), strict=False):
             k = int(fraction_per_class * len(rows))  # floor, as the reference code
             chosen.append(rows[:k] if mode == "first" else np.asarray(rng.sample(rows.tolist(), k), dtype=np.int64))
         selected = np.unique(np.concatenate(chosen))
@@ -340,4 +341,4 @@ def select_forget(
         rows_per_id=rows_per_id,
     )
     return ForgetSplit(forget=forget, retain=retain, record=record, removed_ids=removed_ids,
-                       salts=dict(zip(tree.ids, tree.salts)))
+                       salts=dict(zip(tree.ids, tree.salts, strict=False)))

@@ -25,10 +25,10 @@ def load_dataset_source(name: str | None, config: str | None = None, revision: s
     import datasets
 
     if name is None:
-        from ..data.builtin import DIGITS_DATASET_ID, load_digits_dataset
+        from .builtin import DIGITS_DATASET_ID, load_digits_dataset
 
         return load_digits_dataset(), DIGITS_DATASET_ID
-    from ..data.scratch import builder_cache_dir
+    from .scratch import builder_cache_dir
 
     try:
         if os.path.isdir(name) and (os.path.isfile(os.path.join(name, "dataset_dict.json"))

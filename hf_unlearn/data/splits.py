@@ -8,14 +8,14 @@ project's default (NOTES.md), so a split whose transform is deterministic is pre
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import datasets
 import torch
 from torch.utils.data import Dataset as TorchDataset
 
-from ..data.images import ImageDataError, locate_bad_image
-from ..data.labels import check_integer_labels
+from .images import ImageDataError, locate_bad_image
+from .labels import check_integer_labels
 
 __all__ = ["ImageSplit", "MixtureDataset", "to_image_split", "collate_rows"]
 
@@ -69,7 +69,7 @@ class ImageSplit:
             chunk = idx[start : start + batch_size]
             yield chunk, self.pixels(chunk), self.labels[chunk]
 
-    def subset(self, indices: Sequence[int]) -> "ImageSplit":
+    def subset(self, indices: Sequence[int]) -> ImageSplit:
         idx = torch.as_tensor(list(indices), dtype=torch.long)
         if self.materialized:
             return ImageSplit(self.pixel_values[idx], self.labels[idx], label_column=self.label_column, name=self.name)

@@ -9,13 +9,13 @@ processes without the sampler's padding, so every rank computes the same numbers
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
-from ..evaluation.metrics_table import GAP_KEYS  # SPEC §4.8: MIA and the forget / retain / test accuracies
 from ..data.splits import ImageSplit
+from .metrics_table import GAP_KEYS  # SPEC §4.8: MIA and the forget / retain / test accuracies
 
 __all__ = ["ModelPredictions", "predict_splits", "unlearning_metrics", "avg_gap", "retrain_free_estimate",
            "SPLIT_TO_SUBSET", "RETRAIN_FREE_RULE"]
@@ -72,8 +72,8 @@ def unlearning_metrics(
     (:class:`~hf_unlearn.evaluation.streaming.StreamingPredictions`, what ``UnlearningTrainer.predictions`` returns) give the
     same numbers from per-row floats and per-class sums (:func:`hf_unlearn.evaluation.streaming.streaming_metrics`).
     """
-    from ..evaluation.metric_modules import load_metric
-    from ..evaluation.streaming import StreamingPredictions, streaming_metrics
+    from .metric_modules import load_metric
+    from .streaming import StreamingPredictions, streaming_metrics
 
     if any(isinstance(p, StreamingPredictions) for p in (model, original, gold)):
         as_streamed = [p if p is None or isinstance(p, StreamingPredictions) else StreamingPredictions.from_logits(p)
@@ -128,7 +128,7 @@ def retrain_free_estimate(model, original, *, heldout: tuple[str, ...] = ("test"
     """
     import numpy as np
 
-    from ..evaluation.streaming import StreamingPredictions, _mia, _module
+    from .streaming import StreamingPredictions, _mia, _module
 
     m, o = (p if isinstance(p, StreamingPredictions) else StreamingPredictions.from_logits(p) for p in (model, original))
     splits = tuple(h for h in heldout if h in m.stats and h in o.stats)

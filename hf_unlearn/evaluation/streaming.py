@@ -32,10 +32,10 @@ CLASS_SUM_SPLITS = ("forget", "test", "validation")  # validation: the alpha sea
 KEEP_FORGET_LOGITS_MAX_BYTES = 64 * 1024**2  # RF-JSD compares the forget split (model) with the test split (original)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _module(name: str):
     """The Python module of a shipped ``evaluate`` metric (its helper functions are reused here)."""
-    from ..evaluation.metric_modules import load_metric
+    from .metric_modules import load_metric
 
     return inspect.getmodule(type(load_metric(name)))
 
@@ -80,7 +80,7 @@ class SplitStats:
         for attack in ATTACKS:
             self._features[attack].append(self._mia._attack_feature(probs, log_probs, labels_np, attack))
 
-    def finish(self, accelerator=None, total_rows: int | None = None) -> "SplitStats":
+    def finish(self, accelerator=None, total_rows: int | None = None) -> SplitStats:
         """Concatenate the per-batch pieces; in a multi-process run, combine the ranks' shards."""
         for attack in ATTACKS:
             parts = self._features[attack]
@@ -126,7 +126,7 @@ class StreamingPredictions:
     stats: dict[str, SplitStats] = field(default_factory=dict)
 
     @classmethod
-    def from_logits(cls, predictions, *, keep_logits: bool = True) -> "StreamingPredictions":
+    def from_logits(cls, predictions, *, keep_logits: bool = True) -> StreamingPredictions:
         """Summarise a ``ModelPredictions`` (full logits), e.g. to combine it with streamed predictions."""
         out = cls()
         for name, logits in predictions.logits.items():
@@ -198,7 +198,7 @@ def streaming_metrics(model: StreamingPredictions, original: StreamingPrediction
         if mine is None or theirs is None:
             raise ValueError("JSD against a gold model needs the forget logits of both models: take their "
                              "predictions with trainer.predictions(..., keep_forget_logits=True).")
-        from ..evaluation.metric_modules import load_metric
+        from .metric_modules import load_metric
 
         jsd = load_metric("jsd").compute(predictions=mine.numpy(), gold_predictions=theirs.numpy(), variant=variant)
         result["jsd"] = float(jsd["jsd"])

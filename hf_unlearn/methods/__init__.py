@@ -3,8 +3,16 @@
 import importlib
 import pkgutil
 
-from ..methods._papers import method_facts, methods_help
-from ..methods.base import MethodConfig, MixtureSpec, Paper, UnlearningMethod, get_method_class, list_methods, register_method
+from ._papers import method_facts, methods_help
+from .base import (
+    MethodConfig,
+    MixtureSpec,
+    Paper,
+    UnlearningMethod,
+    get_method_class,
+    list_methods,
+    register_method,
+)
 
 # Import every module in this package so its @register_method runs.
 for _module in pkgutil.iter_modules(__path__):

@@ -15,12 +15,12 @@ stay frozen.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 
-from ..methods.base import UnlearningMethod
+from .base import UnlearningMethod
 
 __all__ = ["batch_gradients", "summed_gradients", "top_fraction_mask", "score_or_never", "mask_summary",
            "MaskedUpdateMixin", "NEVER"]
@@ -55,7 +55,7 @@ def batch_gradients(trainer, model, split, batch_size: int, *, sign: float = 1.0
                 loss = sign * F.cross_entropy(logits.float(), labels.to(device))
                 grads = torch.autograd.grad(loss, params, allow_unused=True)
             trainer.count_examples(len(labels), "preparation")
-            yield {n: (None if g is None else g.detach()) for (n, _), g in zip(named, grads)}
+            yield {n: (None if g is None else g.detach()) for (n, _), g in zip(named, grads, strict=False)}
     finally:
         drop_graph_caches(model)  # no graph outlives the pass
         model.train(was_training)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..methods.base import Paper
+from .base import Paper
 
 LOTUS = Paper("LoTUS: Large-Scale Machine Unlearning with a Taste of Uncertainty", "2503.18314", "Christoforos N. Spartalis",
               2025, "CVPR 2025", "inproceedings")
@@ -22,7 +22,7 @@ def method_facts(name: str) -> dict:
     """``{"name", "display_name", "papers": [{"title", "arxiv_id", "url", "venue", "bibtex"}]}`` of a registered
     method, read from its class; an unknown name (a card of a method not installed here) gets its raw name and no
     papers rather than an error."""
-    from ..methods.base import _REGISTRY
+    from .base import _REGISTRY
 
     cls = _REGISTRY.get(str(name))
     papers = getattr(cls, "papers", ()) if cls else ()
@@ -33,7 +33,7 @@ def method_facts(name: str) -> dict:
 
 def methods_help() -> str:
     """One line per registered method: name, display name and arXiv id (for ``--help``)."""
-    from ..methods.base import _REGISTRY
+    from .base import _REGISTRY
 
     parts = []
     for name in sorted(_REGISTRY):

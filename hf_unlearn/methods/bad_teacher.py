@@ -29,8 +29,8 @@ from torch import nn
 
 from ..modeling.classifiers import fresh_model_like
 from ..training.teacher_cache import FORGET, RETAIN
-from ..methods._papers import BAD_TEACHER
-from ..methods.base import MixtureSpec, UnlearningMethod, register_method
+from ._papers import BAD_TEACHER
+from .base import MixtureSpec, UnlearningMethod, register_method
 
 __all__ = ["BadTeacher", "BadTeacherConfig", "plain_adam_optimizer", "kl_rows"]
 

@@ -43,7 +43,7 @@ __all__ = [
     "Paper",
 ]
 
-_REGISTRY: dict[str, type["UnlearningMethod"]] = {}
+_REGISTRY: dict[str, type[UnlearningMethod]] = {}
 
 
 @dataclass(frozen=True)
@@ -151,42 +151,42 @@ class UnlearningMethod:
         command line refuses it before any model is loaded or trained; checks that need the trainer go in
         :meth:`validate`."""
 
-    def validate(self, trainer: "UnlearningTrainer") -> None:
+    def validate(self, trainer: UnlearningTrainer) -> None:
         """Raise a ``ValueError`` for settings this method cannot run with. Called before any work."""
 
-    def mixture(self, trainer: "UnlearningTrainer") -> MixtureSpec:
+    def mixture(self, trainer: UnlearningTrainer) -> MixtureSpec:
         """The rows to train on. Default: forget and retain sets, all rows."""
         return MixtureSpec()
 
-    def optimizer_cls_and_kwargs(self, trainer: "UnlearningTrainer") -> tuple[type, dict] | None:
+    def optimizer_cls_and_kwargs(self, trainer: UnlearningTrainer) -> tuple[type, dict] | None:
         """An optimiser the ``TrainingArguments.optim`` names cannot express (e.g. plain Adam), or ``None``."""
         return None
 
-    def prepare(self, trainer: "UnlearningTrainer") -> None:
+    def prepare(self, trainer: UnlearningTrainer) -> None:
         """Run once before the first training step of a fresh run (not on resume): masks, weight edits."""
 
     # ---- training -------------------------------------------------------------------------------------
-    def compute_loss(self, trainer: "UnlearningTrainer", model, inputs: dict) -> torch.Tensor:
+    def compute_loss(self, trainer: UnlearningTrainer, model, inputs: dict) -> torch.Tensor:
         """The batch-mean loss. ``inputs`` holds ``pixel_values``, ``labels``, ``forget_flag``, ``sample_index``."""
         raise NotImplementedError(f"method '{self.name}' trains but defines no compute_loss")
 
-    def on_train_begin(self, trainer: "UnlearningTrainer", state, control) -> None:
+    def on_train_begin(self, trainer: UnlearningTrainer, state, control) -> None:
         """After the optimiser exists (and after a resume has restored it)."""
 
-    def on_epoch_begin(self, trainer: "UnlearningTrainer", state, control) -> None:
+    def on_epoch_begin(self, trainer: UnlearningTrainer, state, control) -> None:
         """Before each epoch; set ``control.should_training_stop`` to stop before it runs."""
 
-    def on_epoch_end(self, trainer: "UnlearningTrainer", state, control) -> None:
+    def on_epoch_end(self, trainer: UnlearningTrainer, state, control) -> None:
         """After each epoch; the place for "evaluate, then maybe stop before the next epoch" rules
         (set ``self.finished = True`` and ``control.should_training_stop = True``)."""
 
-    def on_pre_optimizer_step(self, trainer: "UnlearningTrainer", model) -> None:
+    def on_pre_optimizer_step(self, trainer: UnlearningTrainer, model) -> None:
         """Gradients are complete (and clipped); e.g. mask them."""
 
-    def on_optimizer_step(self, trainer: "UnlearningTrainer", model) -> None:
+    def on_optimizer_step(self, trainer: UnlearningTrainer, model) -> None:
         """Right after each optimiser step; e.g. restore masked-out weights."""
 
-    def on_train_end(self, trainer: "UnlearningTrainer", state, control) -> None:
+    def on_train_end(self, trainer: UnlearningTrainer, state, control) -> None:
         """After the last step."""
 
     # ---- state for checkpoints ------------------------------------------------------------------------

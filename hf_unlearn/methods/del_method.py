@@ -25,10 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..modeling.classifiers import classifier_head, family_of, fresh_model_like, head_parameter_names  # noqa: F401 (re-exported)
-from ..methods._common import SGD_BASELINE_DEFAULTS
-from ..methods._masking import MaskedUpdateMixin, mask_summary, score_or_never, summed_gradients, top_fraction_mask
-from ..methods._papers import DEL as DEL_PAPER
-from ..methods.base import MixtureSpec, register_method
+from ._common import SGD_BASELINE_DEFAULTS
+from ._masking import MaskedUpdateMixin, mask_summary, score_or_never, summed_gradients, top_fraction_mask
+from ._papers import DEL as DEL_PAPER
+from .base import MixtureSpec, register_method
 
 logger = logging.getLogger(__name__)
 

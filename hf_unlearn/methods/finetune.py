@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from ..methods._common import SGD_BASELINE_DEFAULTS
-from ..methods.base import MixtureSpec, UnlearningMethod, register_method
+from ._common import SGD_BASELINE_DEFAULTS
+from .base import MixtureSpec, UnlearningMethod, register_method
 
 
 @register_method("finetune")

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ..methods._papers import LOTUS
-from ..methods.base import MixtureSpec, UnlearningMethod, register_method
+from ._papers import LOTUS
+from .base import MixtureSpec, UnlearningMethod, register_method
 
 
 @dataclass

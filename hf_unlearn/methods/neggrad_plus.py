@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ..methods._common import SGD_BASELINE_DEFAULTS
-from ..methods._papers import SCRUB
-from ..methods.base import UnlearningMethod, register_method
+from ._common import SGD_BASELINE_DEFAULTS
+from ._papers import SCRUB
+from .base import UnlearningMethod, register_method
 
 
 @dataclass

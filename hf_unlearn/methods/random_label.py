@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..methods._common import SGD_BASELINE_DEFAULTS, random_other_labels
-from ..methods.base import UnlearningMethod, register_method
+from ._common import SGD_BASELINE_DEFAULTS, random_other_labels
+from .base import UnlearningMethod, register_method
 
 
 @register_method("random_label")

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..methods._common import SGD_BASELINE_DEFAULTS
-from ..methods._papers import LOTUS, SALUN
-from ..methods._masking import MaskedUpdateMixin, mask_summary, score_or_never, summed_gradients, top_fraction_mask
-from ..methods.base import register_method
-from ..methods.lotus import Lotus, LotusConfig
-from ..methods.random_label import RandomLabel
+from ._common import SGD_BASELINE_DEFAULTS
+from ._masking import MaskedUpdateMixin, mask_summary, score_or_never, summed_gradients, top_fraction_mask
+from ._papers import LOTUS, SALUN
+from .base import register_method
+from .lotus import Lotus, LotusConfig
+from .random_label import RandomLabel
 
 _MASK_FRACTION_HELP = ("SalUn: fraction of all weight entries (ranked globally by |sum of forget-set gradients|) "
                        "that are updated; the rest stay exactly at their original values. Paper default 0.5.")

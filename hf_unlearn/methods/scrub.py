@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ..methods.bad_teacher import kl_rows, plain_adam_optimizer
-from ..methods._papers import SCRUB
-from ..methods.base import UnlearningMethod, register_method
+from ._papers import SCRUB
+from .bad_teacher import kl_rows, plain_adam_optimizer
+from .base import UnlearningMethod, register_method
 
 __all__ = ["Scrub", "ScrubConfig"]
 

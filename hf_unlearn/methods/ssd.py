@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..methods._masking import batch_gradients
-from ..methods._papers import SSD as SSD_PAPER
-from ..methods.base import UnlearningMethod, register_method
+from ._masking import batch_gradients
+from ._papers import SSD as SSD_PAPER
+from .base import UnlearningMethod, register_method
 
 
 @dataclass

@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 
 from ..modeling.architectures import input_layout
-from ..methods._common import SGD_BASELINE_DEFAULTS
-from ..methods._papers import UNSIR
-from ..methods.base import MixtureSpec, UnlearningMethod, register_method
+from ._common import SGD_BASELINE_DEFAULTS
+from ._papers import UNSIR
+from .base import MixtureSpec, UnlearningMethod, register_method
 
 __all__ = ["Unsir", "UnsirConfig", "error_maximising_noise"]
 

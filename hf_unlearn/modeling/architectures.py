@@ -178,7 +178,7 @@ class PackedInputs:
         self.sizes = [int(torch.Size(shape).numel()) for _, shape, _ in layout]
 
     @classmethod
-    def from_outputs(cls, outputs, keys: list[str]) -> "PackedInputs":
+    def from_outputs(cls, outputs, keys: list[str]) -> PackedInputs:
         return cls([(k, tuple(torch.as_tensor(outputs[k]).shape[1:]), torch.as_tensor(outputs[k]).dtype)
                     for k in ["pixel_values", *keys]])
 
@@ -194,7 +194,7 @@ class PackedInputs:
 
     def unpack(self, packed: torch.Tensor) -> dict[str, torch.Tensor]:
         out = {}
-        for (name, shape, dtype), part in zip(self.layout, packed.reshape(len(packed), -1).split(self.sizes, dim=1)):
+        for (name, shape, dtype), part in zip(self.layout, packed.reshape(len(packed), -1).split(self.sizes, dim=1), strict=False):
             part = part.reshape(len(packed), *shape)
             # pixels keep the dtype they arrive in (autocast, bf16); integer inputs get theirs back
             out[name] = part if dtype.is_floating_point else part.round().to(dtype)

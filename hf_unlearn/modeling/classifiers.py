@@ -12,13 +12,14 @@ import copy
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..modeling.reinit import _fresh_timm, _reinitialised_copy
+from .reinit import _fresh_timm, _reinitialised_copy
 
 __all__ = ["LoadedClassifier", "load_classifier", "logits_of", "save_classifier", "num_labels_of", "is_timm_model",
            "fresh_model_like", "reinit_seed", "REINIT_SEED_FLOOR", "ClassifierFamily", "TransformersFamily", "TimmFamily", "family_of", "family_of_config",
@@ -73,14 +74,14 @@ class ClassifierFamily:
     def classifier_head(self, model: nn.Module) -> nn.Module | None:
         """The classification head (found structurally: never by names such as "fc", which would also catch a
         ViT's MLP ``fc1``/``fc2``); a distilled model's class head (:meth:`head_parameter_names` has both)."""
-        from ..modeling.architectures import find_head
+        from .architectures import find_head
 
         return find_head(_unwrap(model), self.num_labels)
 
     def head_parameter_names(self, model: nn.Module) -> set[str]:
         """Names (as in ``model.named_parameters()``, unwrapped) of every output head's parameters: both heads of
         a distilled model (hf_unlearn.modeling.architectures.output_heads)."""
-        from ..modeling.architectures import output_heads
+        from .architectures import output_heads
 
         owned = {id(p) for head in output_heads(_unwrap(model), self.classifier_head(model)) for p in head.parameters()}
         return {n for n, p in _unwrap(model).named_parameters() if id(p) in owned}
@@ -109,7 +110,7 @@ class TransformersFamily(ClassifierFamily):
         return not TIMM.owns_config(config)
 
     def logits(self, model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
-        from ..modeling.architectures import input_layout
+        from .architectures import input_layout
 
         layout = input_layout(model)  # other processor outputs packed behind the pixels (SigLIP 2)
         out = model(pixel_values=pixel_values) if layout is None else model(**layout.unpack(pixel_values))
@@ -261,7 +262,7 @@ def load_classifier(
             f"cannot load a model config from '{name_or_path}' ({type(e).__name__}: {str(e).splitlines()[0]}); "
             "check the model id or path (and your network / HF_HUB_OFFLINE settings)."
         ) from e
-    from ..modeling.architectures import check_supported
+    from .architectures import check_supported
 
     check_supported(config, name_or_path)  # before any weights are read
     kwargs: dict[str, Any] = {"revision": revision, "trust_remote_code": trust_remote_code, "use_safetensors": True}
@@ -300,8 +301,8 @@ def load_classifier(
             "(processor.save_pretrained(dir))."
         ) from e
 
-    from ..modeling.architectures import processor_pixels
     from ..data.images import processor_channels
+    from .architectures import processor_pixels
 
     # every image in the model's channel count first: processors pass other modes through (hf_unlearn.data.images)
     to_pixels = processor_pixels(processor, model, processor_channels(processor, config))
@@ -348,7 +349,7 @@ def save_classifier(model: nn.Module, output_dir: str, processor: Any = None) ->
     family_of(model).save(model, output_dir)
     if processor is not None:
         processor.save_pretrained(output_dir)
-    from ..modeling.architectures import write_pretrained_cfg
+    from .architectures import write_pretrained_cfg
 
     write_pretrained_cfg(model, output_dir, processor)  # a timm_wrapper's processor is rebuilt from config.json
 
@@ -382,7 +383,7 @@ def fresh_model_like(model: nn.Module, seed: int) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(reinit_seed(seed))
         fresh = family_of(model).fresh_like(model)
-    from ..modeling.architectures import input_layout, set_input_layout
+    from .architectures import input_layout, set_input_layout
 
     set_input_layout(fresh, input_layout(model))  # called like the model (Bad Teacher's incompetent teacher)
     reference = next(model.parameters(), None)

@@ -24,7 +24,9 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard, ModelCardData
 
-from ..publishing.card_sections import (
+from ..evaluation.metrics_table import METRICS
+from ..records.run_record import RunRecord, detect_library_name, load_run_record
+from .card_sections import (
     ID_LIST_KEYS,
     PAPER_URL,  # noqa: F401  (re-exported)
     eval_results,
@@ -36,8 +38,6 @@ from ..publishing.card_sections import (
     today,
     unlearning_block,
 )
-from ..evaluation.metrics_table import METRICS
-from ..records.run_record import RunRecord, detect_library_name, load_run_record
 
 __all__ = [
     "TEMPLATE_NAME",

@@ -28,7 +28,7 @@ __all__ = ["describe_original", "hub_id_of", "license_from_model_dir"]
 
 def hub_id_of(name_or_path: str | None) -> str | None:
     """``name_or_path`` as a Hub repo id when it is one (``timm`` prefixes removed), else None."""
-    from ..publishing.card import is_hub_repo_id
+    from .card import is_hub_repo_id
 
     if not name_or_path:
         return None

@@ -17,8 +17,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult
 
-from ..training.engines import describe_engine
 from ..evaluation.metrics_table import METRICS
+from ..training.engines import describe_engine
 
 __all__ = ["ID_LIST_KEYS", "PAPER_URL", "is_hub_repo_id", "sanitize_removal_record", "original_names",
            "unlearning_block", "eval_results", "metric_rows", "alpha_search_view", "template_kwargs"]

@@ -24,8 +24,8 @@ import logging
 import os
 from pathlib import Path
 
-from ..publishing import hub_guard as _guard
-from ..publishing.hub_guard import check_repo_id
+from . import hub_guard as _guard
+from .hub_guard import check_repo_id
 
 __all__ = [
     "HubPushError",
@@ -74,9 +74,9 @@ def check_output_dir(output_dir: str | os.PathLike) -> Path:
     output: config.json, weights, metrics.json, removal_record.json and unlearning_config.json."""
     path = Path(output_dir)
     how = (
-        "produce it with `python scripts/unlearn.py ... --output_dir {p}` (or `UnlearningTrainer.save_unlearned`), "
+        f"produce it with `python scripts/unlearn.py ... --output_dir {path}` (or `UnlearningTrainer.save_unlearned`), "
         "which writes the model, metrics.json, removal_record.json and unlearning_config.json (docs/FORMATS.md)"
-    ).format(p=path)
+    )
     if not path.is_dir():
         raise ValueError(f"{path} is not a directory: {how}")
     missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
@@ -94,7 +94,7 @@ def files_to_push(output_dir: str | os.PathLike, *, push_removed_ids: bool = Fal
 
 
 def _contains_id_lists(obj) -> bool:
-    from ..publishing.card import ID_LIST_KEYS
+    from .card import ID_LIST_KEYS
 
     if isinstance(obj, dict):
         return any(str(k).lower() in ID_LIST_KEYS for k in obj) or any(_contains_id_lists(v) for v in obj.values())
@@ -278,7 +278,7 @@ def push_unlearned_to_hub(
     """
     from huggingface_hub import CommitOperationAdd, HfApi, get_token
 
-    from ..publishing.card import model_card_from_output_dir
+    from .card import model_card_from_output_dir
 
     root = check_output_dir(output_dir).resolve()
     check_repo_id(repo_id)
@@ -344,7 +344,7 @@ def _commit(api, root: Path, repo_id: str, operations: list, timeout: float, *, 
     from huggingface_hub import CommitOperationAdd
     from huggingface_hub.errors import HfHubHTTPError
 
-    from ..publishing.card import model_card_from_output_dir
+    from .card import model_card_from_output_dir
 
     network_errors = (HfHubHTTPError, _guard.HubRedirectError, _guard.HubStatusError,
                       _guard.HubRetryError) + _transport_errors()

@@ -128,7 +128,7 @@ def check_weights_staged(staging: str, recorded: dict | None) -> None:
 def config_json(record, files: list[str]) -> dict:
     """``unlearning_config.json``: the record's method, training, versions, original model, dataset, date and
     provenance, with the ``files`` manifest (docs/FORMATS.md)."""
-    from ..publishing.hub_guard import MANIFEST_KEY
+    from .hub_guard import MANIFEST_KEY
 
     return {
         "method": record.method,
@@ -148,7 +148,15 @@ def config_json(record, files: list[str]) -> dict:
 
 def _write_staging(trainer, staging, record, selection, original_info, dataset_id, save_classifier,
                    chain: dict | None = None) -> None:
-    from ..records.ledger import HEAD_KEY, LEDGER_NAME, commit_ids, new_request, public_requests, record_sha256, write_ledger
+    from ..records.ledger import (
+        HEAD_KEY,
+        LEDGER_NAME,
+        commit_ids,
+        new_request,
+        public_requests,
+        record_sha256,
+        write_ledger,
+    )
     from ..records.naming import public_name
 
     save_classifier(trainer.model, staging, trainer.processing_class)
@@ -178,7 +186,7 @@ def _write_staging(trainer, staging, record, selection, original_info, dataset_i
     _json(os.path.join(staging, "unlearning_config.json"), config_json(record, files))
     _json(os.path.join(staging, "metrics.json"), record.metrics_json())
     try:
-        from ..publishing.card import model_card_from_output_dir
+        from .card import model_card_from_output_dir
 
         # the card of the saved record, read back as the Hub push reads it (the same bytes as at push time)
         model_card_from_output_dir(staging).save(os.path.join(staging, "README.md"))

@@ -20,8 +20,8 @@ import logging
 import os
 from typing import Any
 
-from ..records.ledger import HEAD_KEY, LEDGER_NAME, LedgerError, check_against_card, read_ledger
 from ..data.scratch import writes_stay_temporary
+from ..records.ledger import HEAD_KEY, LEDGER_NAME, LedgerError, check_against_card, read_ledger
 
 __all__ = ["read_parent_chain", "exclude_earlier", "load_card_unlearning", "RECOMPUTE_TOLERANCE"]
 
@@ -49,8 +49,8 @@ class _Unreachable(_BadInput):
 
 def _hub_failure(e: Exception, what: str, endpoint: str | None) -> _BadInput:
     """``_Unreachable`` (one line: the request, the timeout, the fix) when the Hub did not answer, else ``_BadInput``."""
-    from ..publishing.hub import describe_hub_error
-    from ..publishing.hub_guard import active_session, unreachable_cause
+    from .hub import describe_hub_error
+    from .hub_guard import active_session, unreachable_cause
 
     cause = unreachable_cause(e)
     if cause is not None:
@@ -114,10 +114,10 @@ def read_parent_chain(model_path: str, revision: str | None, previous_ledger: st
     lists requests, their commitments must equal the ledger's. Raises ValueError (one line, with the fix) when the
     parent is an hf-unlearn output and no ledger is available, or when the ledger does not belong to it.
     """
-    from ..publishing.output import sha256_of_dir, weights_sha256
+    from .output import sha256_of_dir, weights_sha256
 
     local = os.path.isdir(model_path)
-    from ..publishing.hub_guard import public_name
+    from .hub_guard import public_name
 
     # published in the card: a Hub id, or a local directory's base name (never a local path)
     parent = {"name_or_path": public_name(model_path), "revision": revision,

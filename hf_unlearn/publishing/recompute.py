@@ -19,7 +19,7 @@ def _find_parent(block: dict, output_dir: str) -> str | None:
     looked for as given, next to the ledger directory, and among the embedded default's cached originals; a
     candidate counts only when its weights hash equals the card's ``parent_model.sha256`` (when the card has one)."""
     from ..data.builtin import cache_dir
-    from ..publishing.output import sha256_of_dir
+    from .output import sha256_of_dir
 
     info = block.get("parent_model") or block.get("original_model") or {}
     name = info.get("name_or_path")
@@ -39,7 +39,7 @@ def recompute_table(model: str, block: dict, output_dir: str, dataset_name: str 
     from .. import UnlearningArguments, UnlearningTrainer, load_classifier, select_forget
     from ..data.sources import DataSourceError, load_dataset_source, split_of
     from ..records.ledger import LEDGER_NAME, LedgerError, read_ledger
-    from ..publishing.provenance import _BadInput, _Failed, exclude_earlier
+    from .provenance import _BadInput, _Failed, exclude_earlier
 
     try:
         requests = read_ledger(os.path.join(output_dir, LEDGER_NAME))

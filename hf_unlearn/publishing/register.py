@@ -13,19 +13,19 @@ __all__ = ["render_card", "publish", "write_output"]
 
 
 def render_card(record):
-    from ..publishing.card import render_model_card
+    from .card import render_model_card
 
     return render_model_card(record)
 
 
 def publish(output_dir, repo_id, **kwargs):
-    from ..publishing.hub import push_unlearned_to_hub
+    from .hub import push_unlearned_to_hub
 
     return push_unlearned_to_hub(output_dir, repo_id, **kwargs)
 
 
 def write_output(trainer, output_dir, selection, metrics=None, **kwargs):
-    from ..publishing.saving import save_unlearned
+    from .saving import save_unlearned
 
     return save_unlearned(trainer, output_dir, selection, metrics, **kwargs)
 

@@ -25,7 +25,7 @@ def save_unlearned(trainer, output_dir: str, selection, metrics: dict | None = N
     earlier deletion requests (:func:`hf_unlearn.publishing.provenance.read_parent_chain`), for a model that is itself an
     hf-unlearn output. Every argument is checked before anything is written.
     """
-    from ..publishing.output import finalize_output_dir, original_model_info
+    from .output import finalize_output_dir, original_model_info
 
     if not output_dir:
         raise ValueError("save_unlearned needs an output directory; pass e.g. trainer.save_unlearned('runs/x/final', split).")

@@ -27,7 +27,8 @@ import json
 import numbers
 import os
 import secrets
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
     "LEDGER_NAME", "LEDGER_FORMAT", "LEDGER_VERSION", "PROOF_FORMAT", "SCHEME", "ALGORITHM",
@@ -142,7 +143,7 @@ class Commitment:
     """The salted tree of one request: ``ids`` and ``salts`` in leaf order, ``root`` (hex)."""
 
     def __init__(self, ids: list, salts: list[bytes]):
-        pairs = sorted(((leaf_hash(s, i), i, s) for i, s in zip(ids, salts)), key=lambda t: t[0])
+        pairs = sorted(((leaf_hash(s, i), i, s) for i, s in zip(ids, salts, strict=False)), key=lambda t: t[0])
         self.leaves = [p[0] for p in pairs]
         self.ids = [p[1] for p in pairs]
         self.salts = [p[2] for p in pairs]
@@ -209,7 +210,7 @@ def compare_with_card(requests: list[dict], card_requests: list, where: str, car
     if ours != [r.get("commitment") if isinstance(r, dict) else None for r in card_requests]:
         raise LedgerError(f"{where} does not belong to this model: its {len(ours)} request commitment(s) differ from "
                           f"the {len(card_requests)} in {card}")
-    for k, (ours, theirs) in enumerate(zip(requests, card_requests), 1):
+    for k, (ours, theirs) in enumerate(zip(requests, card_requests, strict=False), 1):
         if not isinstance(theirs, dict):
             raise LedgerError(f"{card}: request {k} is not a mapping")
         a, b = public_record(ours), public_record(theirs)
@@ -283,7 +284,7 @@ def new_request(commitment: Commitment, *, method: str, record: dict, metrics: d
         "metrics": {k: round(float(unlearned[k]), 6) for k in REQUEST_METRICS
                     if isinstance(unlearned.get(k), (int, float)) and not isinstance(unlearned.get(k), bool)},
         CHAIN_KEY: record_sha256(previous) if previous is not None else None,
-        "leaves": [{"id": i, "salt": s.hex()} for i, s in zip(commitment.ids, commitment.salts)],
+        "leaves": [{"id": i, "salt": s.hex()} for i, s in zip(commitment.ids, commitment.salts, strict=False)],
     }
 
 

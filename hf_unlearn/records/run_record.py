@@ -87,7 +87,7 @@ class RunRecord:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RunRecord":
+    def from_dict(cls, data: dict) -> RunRecord:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -99,14 +99,14 @@ def _plain(obj: Any) -> Any:
 
 def record_from_trainer(trainer, metrics: dict | None = None) -> RunRecord:
     """The record of ``trainer``'s run; ``metrics`` default to its last ``evaluate_unlearning`` results."""
-    from ..training.engines import engine_of
     from ..modeling.classifiers import family_of
+    from ..training.engines import engine_of
 
     args = trainer.args
     metrics = metrics or trainer.last_unlearning_metrics or {}
     removal = trainer.removal_record
     removal = removal.to_dict() if hasattr(removal, "to_dict") else dict(removal or {})
-    from ..records.versions import library_versions
+    from .versions import library_versions
 
     return RunRecord(
         method=trainer.method.name,

@@ -48,7 +48,7 @@ class UnlearningArguments(TrainingArguments):
     )
 
     def __post_init__(self):
-        from ..training.ranges import check_training_arguments
+        from .ranges import check_training_arguments
 
         # every numeric flag, before TrainingArguments acts on it (hf_unlearn.training.ranges); a refusal quotes the method's
         # defaults, not TrainingArguments' (an unknown method is reported where the method is looked up)
@@ -70,7 +70,7 @@ class UnlearningArguments(TrainingArguments):
         super().__post_init__()
 
     @classmethod
-    def for_method(cls, method: str, **kwargs) -> "UnlearningArguments":
+    def for_method(cls, method: str, **kwargs) -> UnlearningArguments:
         """Arguments with ``method``'s training defaults (optimiser, learning rate, epochs...), then ``kwargs``.
 
         No intermediate checkpoints unless asked (``save_strategy="no"``, as on the command line): a run ends with

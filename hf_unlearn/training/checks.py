@@ -110,7 +110,7 @@ def check_gold_model(gold: torch.nn.Module, model: torch.nn.Module, path: str) -
                          "retrained on the same dataset (same classes).")
     a, b = label_names_of(gold), label_names_of(model)
     if a is not None and b is not None and a != b:
-        diff = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+        diff = next(i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y)
         raise ValueError(f"--gold_model {path} names class {diff} '{a[diff]}' but the model names it '{b[diff]}'; "
                          "pass a gold model retrained on the same dataset (same label order).")
     check_model_finite(gold, f"--gold_model {path}")

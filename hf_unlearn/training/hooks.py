@@ -19,7 +19,8 @@ publishing layer (``card*``, ``hub*``, ``output``, ``provenance``, ``push_*``, `
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["register_card_renderer", "register_publisher", "register_output_writer", "card_renderer", "publisher",
            "output_writer"]

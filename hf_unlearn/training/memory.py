@@ -48,7 +48,7 @@ class MaterializationBudget:
         self.decisions: dict[str, dict] = {}  # split name -> {"materialized", "bytes", "rows"}
 
     @classmethod
-    def from_megabytes(cls, megabytes: float | None) -> "MaterializationBudget":
+    def from_megabytes(cls, megabytes: float | None) -> MaterializationBudget:
         """``megabytes`` (``--materialize_budget_mb``), or by default half the RAM available now."""
         if megabytes is None:
             return cls(int(available_memory_bytes() * DEFAULT_BUDGET_FRACTION))

@@ -56,10 +56,10 @@ def padding_only_taps(conv: nn.Module, spatial: tuple[int, ...]) -> bool:
     """Whether some kernel tap of ``conv`` reads only padding for an input of this spatial size."""
     padding = conv.padding
     if isinstance(padding, str):
-        padding = tuple(d * (k - 1) // 2 for k, d in zip(conv.kernel_size, conv.dilation)) if padding == "same" \
+        padding = tuple(d * (k - 1) // 2 for k, d in zip(conv.kernel_size, conv.dilation, strict=False)) if padding == "same" \
             else (0,) * len(spatial)
     return any(_dim_has_padding_only_tap(int(n), k, s, p, d) for n, k, s, p, d in
-               zip(spatial, conv.kernel_size, conv.stride, padding, conv.dilation))
+               zip(spatial, conv.kernel_size, conv.stride, padding, conv.dilation, strict=False))
 
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)

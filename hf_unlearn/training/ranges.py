@@ -61,7 +61,7 @@ class Interval:
     text: str
 
     @classmethod
-    def parse(cls, text: str) -> "Interval":
+    def parse(cls, text: str) -> Interval:
         m = _INTERVAL.match(text)
         if not m:
             raise ValueError(f"bad range {text!r}; write an interval such as '(0, 1]' or '[0, inf)'.")

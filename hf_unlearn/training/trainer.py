@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import datasets
 import torch
@@ -14,21 +15,20 @@ from torch import nn
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput, rotate_checkpoints
 
-from ..training import hooks
-from ..training.arguments import UnlearningArguments
-from ..training.memory import MaterializationBudget
-from ..training.method_state import (METHOD_STATE_NAME, check_resume_matches, last_complete_checkpoint, read_method_state,
-                           removal_identity, training_identity, write_method_state)
+from ..data.splits import ImageSplit, MixtureDataset, collate_rows, to_image_split
 from ..methods import UnlearningMethod, get_method_class
 from ..modeling.classifiers import family_of, image_transform_from, logits_of
-from ..training.norms import single_row_safe
 from ..records.run_record import RunRecord, record_from_trainer
-from ..data.splits import ImageSplit, MixtureDataset, collate_rows, to_image_split
-from ..training.teacher_cache import TeacherLogitsMixin
-from ..training.trainer_eval import EvaluationMixin
-from ..training.trainer_save import SaveMixin
+from . import hooks, method_state
+from .arguments import UnlearningArguments
+from .memory import MaterializationBudget
+from .norms import single_row_safe
+from .teacher_cache import TeacherLogitsMixin
+from .trainer_eval import EvaluationMixin
+from .trainer_save import SaveMixin
 
-__all__ = ["UnlearningTrainer", "NonFiniteLossError", "read_method_state", "check_resume_matches", "removal_identity"]
+__all__ = ["UnlearningTrainer", "NonFiniteLossError"]
+
 
 class NonFiniteLossError(RuntimeError):
     """A loss became NaN or infinite; the run stops before the optimiser applies it."""
@@ -37,7 +37,7 @@ class NonFiniteLossError(RuntimeError):
 class _MethodEvents(TrainerCallback):
     """Forwards the Trainer's events to the unlearning method (kept first among the callbacks)."""
 
-    def __init__(self, trainer: "UnlearningTrainer"):
+    def __init__(self, trainer: UnlearningTrainer):
         self.trainer = trainer
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -104,7 +104,7 @@ class UnlearningTrainer(EvaluationMixin, SaveMixin, TeacherLogitsMixin, Trainer)
     ):
         if not isinstance(args, UnlearningArguments):
             raise TypeError(f"args must be UnlearningArguments, got {type(args).__name__}.")
-        from ..training.checks import check_process_group
+        from .checks import check_process_group
 
         check_process_group(args.world_size)  # every rank alone would write the output as the main process
         if isinstance(method, UnlearningMethod):
@@ -120,8 +120,8 @@ class UnlearningTrainer(EvaluationMixin, SaveMixin, TeacherLogitsMixin, Trainer)
         self.removal_record = removal_record
 
         if image_transform is None and processing_class is not None:
-            from ..modeling.architectures import processor_pixels
             from ..data.images import processor_channels
+            from ..modeling.architectures import processor_pixels
 
             channels = processor_channels(processing_class, getattr(model, "config", None))
             image_transform = image_transform_from(processor_pixels(processing_class, model, channels), image_column)
@@ -140,7 +140,7 @@ class UnlearningTrainer(EvaluationMixin, SaveMixin, TeacherLogitsMixin, Trainer)
         # Frozen copy of the original model, for methods that distil from it; also the basis of metrics.
         self.teacher = copy.deepcopy(model).eval().requires_grad_(False) if self.method.needs_teacher else None
         if args.bf16 and args.device.type == "cpu":
-            from ..training.precision import guard_cpu_bf16_convolutions
+            from .precision import guard_cpu_bf16_convolutions
 
             guard_cpu_bf16_convolutions(model)  # oneDNN's bf16 conv gradient bug (hf_unlearn.training.precision)
 
@@ -183,7 +183,7 @@ class UnlearningTrainer(EvaluationMixin, SaveMixin, TeacherLogitsMixin, Trainer)
 
     def _check_engine(self, accelerator=None, model=None) -> None:
         """Refusals by engine (masks, teachers of partitioned weights) and the fallback warning (hf_unlearn.training.engines)."""
-        from ..training.engines import check_engine
+        from .engines import check_engine
 
         check_engine(self, model if model is not None else self.model, accelerator)
 
@@ -300,7 +300,7 @@ class UnlearningTrainer(EvaluationMixin, SaveMixin, TeacherLogitsMixin, Trainer)
         start = time.perf_counter()
         if resume_from_checkpoint is True:
             # a checkpoint whose save was interrupted (no method state, written last) is not a checkpoint
-            resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir)
+            resume_from_checkpoint = method_state.last_complete_checkpoint(self.args.output_dir)
             if resume_from_checkpoint is None:
                 raise ValueError(f"no complete checkpoint found in {self.args.output_dir} to resume from.")
         if resume_from_checkpoint:
@@ -349,17 +349,17 @@ class UnlearningTrainer(EvaluationMixin, SaveMixin, TeacherLogitsMixin, Trainer)
         if self.args.should_save:
             os.makedirs(folder, exist_ok=True)
             self._write_card(folder)
-            write_method_state(folder, {
+            method_state.write_method_state(folder, {
                 "method": self.method.name, "config": self.method.hyperparameters(),
                 "finished": bool(getattr(self.method, "finished", False)), "state": self.method.state_dict(),
-                "epochs_ended": self._epochs_ended, "removal_identity": removal_identity(self.removal_record),
-                "training": training_identity(self.args)})
+                "epochs_ended": self._epochs_ended, "removal_identity": method_state.removal_identity(self.removal_record),
+                "training": method_state.training_identity(self.args)})
             rotate_checkpoints(output_dir=run_dir, save_total_limit=limit,
                                best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
 
     def _load_method_state(self, checkpoint: str) -> None:
-        saved = read_method_state(checkpoint, self.method.name)
-        check_resume_matches(checkpoint, saved, config=self.method.hyperparameters(), record=self.removal_record,
+        saved = method_state.read_method_state(checkpoint, self.method.name)
+        method_state.check_resume_matches(checkpoint, saved, config=self.method.hyperparameters(), record=self.removal_record,
                              args=self.args)
         self.method.finished = saved.get("finished", False)
         self.method.load_state_dict(saved["state"])

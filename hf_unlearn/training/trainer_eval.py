@@ -8,8 +8,8 @@ import math
 import torch
 from torch import nn
 
-from ..evaluation.metrics import ModelPredictions, avg_gap, retrain_free_estimate, unlearning_metrics
 from ..data.splits import ImageSplit
+from ..evaluation.metrics import ModelPredictions, avg_gap, retrain_free_estimate, unlearning_metrics
 
 __all__ = ["EvaluationMixin"]
 
@@ -83,7 +83,7 @@ class EvaluationMixin:
         # Counted batch by batch (no N x C logits); in a multi-process run the ranks' counts are added.
         # correct / total in float64: a float32 mean can cross a 2-decimal rounding boundary (LoTUS' stop rule);
         # the forward in float32 too: a bf16 argmax can flip near-ties and move the decision (hf_unlearn.training.precision)
-        from ..training.precision import float32_forward
+        from .precision import float32_forward
 
         with float32_forward(model):
             stats = self.summarize(model, split, batch_size=batch_size, features=False)

@@ -3,7 +3,7 @@ counterpart of the CLI's finished output directory (the same function writes bot
 
 from __future__ import annotations
 
-from ..training import hooks
+from . import hooks
 
 __all__ = ["SaveMixin"]
 

@@ -8,7 +8,6 @@ import datasets
 import evaluate
 import numpy as np
 
-
 _CITATION = """\
 @inproceedings{spartalis2025lotus,
   title     = {LoTUS: Large-Scale Machine Unlearning with a Taste of Uncertainty},

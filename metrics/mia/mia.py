@@ -8,7 +8,6 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-
 _CITATION = """\
 @inproceedings{spartalis2025lotus,
   title     = {LoTUS: Large-Scale Machine Unlearning with a Taste of Uncertainty},
