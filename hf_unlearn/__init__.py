@@ -1,6 +1,6 @@
 """hf-unlearn: machine unlearning for Hugging Face image classifiers.
 
-    from hf_unlearn import UnlearningArguments, UnlearningTrainer, select_forget
+from hf_unlearn import UnlearningArguments, UnlearningTrainer, select_forget
 """
 
 from .data.selection import ForgetSplit, RemovalRecord, commitment, read_ids_file, select_forget

@@ -20,15 +20,19 @@ def describe_failure(e: BaseException) -> str:
     # safetensors and torch.save report a full disk in their own exception types, with the OS message inside
     filename = getattr(e, "filename", None)
     if (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)) or any(
-            s in str(e) for s in ("No space left on device", "StorageFull")):
+        s in str(e) for s in ("No space left on device", "StorageFull")
+    ):
         what, setting = _whose_location(filename)
         where = f"{filename} ({what})" if filename and what != "the output" else filename or what
-        return (f"no space left on the device while writing {where}; free some disk space (or {setting} on "
-                "another disk) and re-run. Nothing was presented as finished.")
+        return (
+            f"no space left on the device while writing {where}; free some disk space (or {setting} on "
+            "another disk) and re-run. Nothing was presented as finished."
+        )
     if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         what, setting = _whose_location(filename)
         writable = setting.replace("choose an --output_dir", "choose a writable --output_dir").replace(
-            " to a directory", " to a writable directory")
+            " to a directory", " to a writable directory"
+        )
         return f"cannot write {filename or what} ({e.strerror}); {writable} and re-run. Nothing was presented as finished."
     return f"{type(e).__name__}: {first_line(e)}" if first_line(e) else type(e).__name__
 
@@ -36,6 +40,7 @@ def describe_failure(e: BaseException) -> str:
 def _whose_location(filename) -> tuple[str, str]:
     """``(what, setting to change)`` for a path that could not be written: hf-unlearn's cache (``HF_UNLEARN_CACHE``), the Hugging
     Face cache (``HF_HOME`` and the variables under it), else the output (``--output_dir``)."""
+
     def inside(path, root) -> bool:
         if not path or not root:
             return False
@@ -45,7 +50,10 @@ def _whose_location(filename) -> tuple[str, str]:
     from .data.builtin import cache_dir
 
     if inside(filename, cache_dir()):
-        return f"the hf-unlearn cache, {cache_dir()}", "set HF_UNLEARN_CACHE (the cache of trained originals) to a directory"
+        return (
+            f"the hf-unlearn cache, {cache_dir()}",
+            "set HF_UNLEARN_CACHE (the cache of trained originals) to a directory",
+        )
     try:
         import huggingface_hub.constants as hub_constants
 

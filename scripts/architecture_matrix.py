@@ -62,14 +62,27 @@ def main() -> None:
                 status, message = run_cell(case, method, work)
                 message = message.replace(work + os.sep, "")  # the temporary checkpoint folder is not a result
                 cells[method] = {"status": status, "message": message, "seconds": round(time.time() - t0, 2)}
-                print(f"{status:9s} {case.name:40s} {method:12s} {cells[method]['seconds']:5.1f}s {message[:160]}",
-                      flush=True)
-            rows.append({"name": case.name, "library": case.library, "model_type": case.model_type,
-                         "model_class": case.model_class, "timm_name": case.timm_name, "cells": cells})
+                print(
+                    f"{status:9s} {case.name:40s} {method:12s} {cells[method]['seconds']:5.1f}s {message[:160]}",
+                    flush=True,
+                )
+            rows.append(
+                {
+                    "name": case.name,
+                    "library": case.library,
+                    "model_type": case.model_type,
+                    "model_class": case.model_class,
+                    "timm_name": case.timm_name,
+                    "cells": cells,
+                }
+            )
     results = {
         "commit": commit,
         "versions": f"transformers {transformers.__version__}, timm {timm.__version__}, torch {torch.__version__}",
-        "image_size": IMAGE_SIZE, "max_steps": 2, "methods": methods, "wall_seconds": round(time.time() - started, 1),
+        "image_size": IMAGE_SIZE,
+        "max_steps": 2,
+        "methods": methods,
+        "wall_seconds": round(time.time() - started, 1),
         "architectures": rows,
         "counts": {
             "architectures": len(rows),

@@ -35,7 +35,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200, help="vit-b16: images in the dataset (train/validation/test)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch_size", type=int, default=256)
-    parser.add_argument("--replicate", type=int, default=4, help="repeat the digits splits this many times (more rows)")
+    parser.add_argument(
+        "--replicate", type=int, default=4, help="repeat the digits splits this many times (more rows)"
+    )
     parser.add_argument("--output", default="results/eval_speed.json")
     opts = parser.parse_args()
 
@@ -53,10 +55,22 @@ def main() -> None:
         data = datasets.DatasetDict({k: datasets.concatenate_datasets([v] * opts.replicate) for k, v in data.items()})
     loaded = load_classifier(original_model(opts.arch))
     selection = select_forget(data["train"], fraction_per_class=0.1, seed=0, id_column=None)
-    args = UnlearningArguments.for_method("finetune", output_dir=tempfile.mkdtemp(), report_to="none", use_cpu=True,
-                                          per_device_eval_batch_size=opts.batch_size, disable_tqdm=True)
-    trainer = UnlearningTrainer(loaded.model, args, forget_dataset=selection.forget, retain_dataset=selection.retain,
-                                calibration_dataset=data["validation"], image_transform=loaded.transform)
+    args = UnlearningArguments.for_method(
+        "finetune",
+        output_dir=tempfile.mkdtemp(),
+        report_to="none",
+        use_cpu=True,
+        per_device_eval_batch_size=opts.batch_size,
+        disable_tqdm=True,
+    )
+    trainer = UnlearningTrainer(
+        loaded.model,
+        args,
+        forget_dataset=selection.forget,
+        retain_dataset=selection.retain,
+        calibration_dataset=data["validation"],
+        image_transform=loaded.transform,
+    )
     test = trainer.as_split(data["test"], "test")
     splits = [trainer.forget_split, trainer.retain_split, test, trainer.calibration_split]
     model = trainer.model.eval()
@@ -90,13 +104,23 @@ def main() -> None:
     b, p = statistics.median(bare_times), statistics.median(pipeline_times)
     metric_only = statistics.median(timed(lambda: unlearning_metrics(original, original)))
     result = {
-        "arch": opts.arch, "rows": rows, "batch_size": opts.batch_size, "repeats": opts.repeats,
-        "bare_forward_s": b, "pipeline_s": p, "ratio": p / b, "metrics_only_s": metric_only,
-        "bare_times": bare_times, "pipeline_times": pipeline_times,
-        "loadavg": open("/proc/loadavg").read().split()[:3], "torch_threads": torch.get_num_threads(),
+        "arch": opts.arch,
+        "rows": rows,
+        "batch_size": opts.batch_size,
+        "repeats": opts.repeats,
+        "bare_forward_s": b,
+        "pipeline_s": p,
+        "ratio": p / b,
+        "metrics_only_s": metric_only,
+        "bare_times": bare_times,
+        "pipeline_times": pipeline_times,
+        "loadavg": open("/proc/loadavg").read().split()[:3],
+        "torch_threads": torch.get_num_threads(),
     }
-    print(f"{opts.arch}: {rows} rows, bare forward {b:.3f}s, pipeline {p:.3f}s -> ratio {p / b:.2f} "
-          f"(metrics alone {metric_only:.3f}s); loadavg {result['loadavg']}")
+    print(
+        f"{opts.arch}: {rows} rows, bare forward {b:.3f}s, pipeline {p:.3f}s -> ratio {p / b:.2f} "
+        f"(metrics alone {metric_only:.3f}s); loadavg {result['loadavg']}"
+    )
     _write(opts, result)
 
 
@@ -114,21 +138,38 @@ def _whole_run_evaluation(opts) -> dict:
     rows = datasets.concatenate_datasets([digits["train"], digits["validation"], digits["test"]]).shuffle(seed=0)
     rows = rows.select(range(opts.rows))
     n_val = n_test = opts.rows // 5
-    data = {"train": rows.select(range(opts.rows - n_val - n_test)),
-            "validation": rows.select(range(opts.rows - n_val - n_test, opts.rows - n_test)),
-            "test": rows.select(range(opts.rows - n_test, opts.rows))}
+    data = {
+        "train": rows.select(range(opts.rows - n_val - n_test)),
+        "validation": rows.select(range(opts.rows - n_val - n_test, opts.rows - n_test)),
+        "test": rows.select(range(opts.rows - n_test, opts.rows)),
+    }
     torch.manual_seed(0)
     model = ViTForImageClassification(ViTConfig(num_labels=10)).eval()  # ViT-B/16, 224 px, 86M parameters
     processor = ViTImageProcessor(size={"height": 224, "width": 224})
-    transform = lambda b: {"pixel_values": processor(images=[im.convert("RGB") for im in b["image"]],
-                                                     return_tensors="pt")["pixel_values"], "label": b["label"]}
+    transform = lambda b: {
+        "pixel_values": processor(images=[im.convert("RGB") for im in b["image"]], return_tensors="pt")[
+            "pixel_values"
+        ],
+        "label": b["label"],
+    }
     selection = select_forget(data["train"], fraction_per_class=0.1, seed=0, id_column=None)
-    args = UnlearningArguments.for_method("lotus", output_dir=tempfile.mkdtemp(), report_to="none", use_cpu=True,
-                                          disable_tqdm=True)
-    trainer = UnlearningTrainer(model, args, forget_dataset=selection.forget, retain_dataset=selection.retain,
-                                calibration_dataset=data["validation"], image_transform=transform)
-    splits = [trainer.forget_split, trainer.retain_split, trainer.as_split(data["test"], "test"),
-              trainer.calibration_split]
+    args = UnlearningArguments.for_method(
+        "lotus", output_dir=tempfile.mkdtemp(), report_to="none", use_cpu=True, disable_tqdm=True
+    )
+    trainer = UnlearningTrainer(
+        model,
+        args,
+        forget_dataset=selection.forget,
+        retain_dataset=selection.retain,
+        calibration_dataset=data["validation"],
+        image_transform=transform,
+    )
+    splits = [
+        trainer.forget_split,
+        trainer.retain_split,
+        trainer.as_split(data["test"], "test"),
+        trainer.calibration_split,
+    ]
     passes = {"count": 0}
     real_summarize = trainer.summarize
 
@@ -148,17 +189,28 @@ def _whole_run_evaluation(opts) -> dict:
     pipeline = time.perf_counter() - start
     bare_after = _bare_forward(trainer, splits)
     bare = (bare_before + bare_after) / 2
-    result = {"arch": "vit-b16", "image_size": 224, "parameters": sum(p.numel() for p in model.parameters()),
-              "rows": {s.name: len(s) for s in splits}, "eval_batch_size_setting": args.per_device_eval_batch_size,
-              "split_passes": passes["count"], "calibration_accuracy": calibration,
-              "evaluation_s": pipeline, "bare_forward_s": bare, "bare_forward_runs_s": [bare_before, bare_after],
-              "ratio": pipeline / bare,
-              "loadavg": open("/proc/loadavg").read().split()[:3], "torch_threads": torch.get_num_threads(),
-              "note": "machine shared with other jobs; evaluation_s = the original's 4 passes + LoTUS calibration "
-                      "(reused) + the unlearned model's 4 passes + metrics; bare_forward_s = 2 x 4 plain forward "
-                      "passes at batch 32 on the same pre-built tensors, the mean of one run before and one after"}
-    print(f"vit-b16: {result['rows']}, {passes['count']} split passes, evaluation {pipeline:.1f}s, bare forward "
-          f"{bare:.1f}s -> ratio {pipeline / bare:.2f}; loadavg {result['loadavg']}")
+    result = {
+        "arch": "vit-b16",
+        "image_size": 224,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "rows": {s.name: len(s) for s in splits},
+        "eval_batch_size_setting": args.per_device_eval_batch_size,
+        "split_passes": passes["count"],
+        "calibration_accuracy": calibration,
+        "evaluation_s": pipeline,
+        "bare_forward_s": bare,
+        "bare_forward_runs_s": [bare_before, bare_after],
+        "ratio": pipeline / bare,
+        "loadavg": open("/proc/loadavg").read().split()[:3],
+        "torch_threads": torch.get_num_threads(),
+        "note": "machine shared with other jobs; evaluation_s = the original's 4 passes + LoTUS calibration "
+        "(reused) + the unlearned model's 4 passes + metrics; bare_forward_s = 2 x 4 plain forward "
+        "passes at batch 32 on the same pre-built tensors, the mean of one run before and one after",
+    }
+    print(
+        f"vit-b16: {result['rows']}, {passes['count']} split passes, evaluation {pipeline:.1f}s, bare forward "
+        f"{bare:.1f}s -> ratio {pipeline / bare:.2f}; loadavg {result['loadavg']}"
+    )
     return result
 
 

@@ -93,15 +93,23 @@ def build_dataset(rows, classes):
         pngs.append(buf.getvalue())
     rng = np.random.default_rng(0)
     labels = rng.permutation(np.arange(rows) % classes)
-    table = pa.table({
-        "id": pa.array([f"n{i:07d}" for i in range(rows)]),
-        "label": pa.array(labels, type=pa.int64()),
-        "image": pa.StructArray.from_arrays([pa.array([pngs[i % 16] for i in range(rows)], type=pa.binary()),
-                                             pa.nulls(rows, type=pa.string())], names=["bytes", "path"]),
-    })
-    features = datasets.Features({"id": datasets.Value("string"),
-                                  "label": datasets.ClassLabel(names=[f"c{i}" for i in range(classes)]),
-                                  "image": datasets.Image()})
+    table = pa.table(
+        {
+            "id": pa.array([f"n{i:07d}" for i in range(rows)]),
+            "label": pa.array(labels, type=pa.int64()),
+            "image": pa.StructArray.from_arrays(
+                [pa.array([pngs[i % 16] for i in range(rows)], type=pa.binary()), pa.nulls(rows, type=pa.string())],
+                names=["bytes", "path"],
+            ),
+        }
+    )
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "label": datasets.ClassLabel(names=[f"c{i}" for i in range(classes)]),
+            "image": datasets.Image(),
+        }
+    )
     ds = datasets.Dataset(table.cast(features.arrow_schema), info=datasets.DatasetInfo(features=features))
     ds.save_to_disk(path + ".tmp", max_shard_size="500MB")
     os.replace(path + ".tmp", path)
@@ -141,9 +149,14 @@ def worker_selection(a):
         del split, kwargs
         gc.collect()
     os.remove(ids_file)
-    return {"rows": len(ds), "num_labels": a.classes, "seconds": max(r["seconds"] for r in per_rule.values()),
-            "peak_rss_delta_mb": _peak_delta_mb(base), "per_rule": per_rule,
-            "how": "max over the rules of one select_forget call each; dataset memory-mapped from disk"}
+    return {
+        "rows": len(ds),
+        "num_labels": a.classes,
+        "seconds": max(r["seconds"] for r in per_rule.values()),
+        "peak_rss_delta_mb": _peak_delta_mb(base),
+        "per_rule": per_rule,
+        "how": "max over the rules of one select_forget call each; dataset memory-mapped from disk",
+    }
 
 
 def worker_evaluation(a):
@@ -174,10 +187,16 @@ def worker_evaluation(a):
         model.stats[split] = stream(split, n, 6.0 if split in ("forget", "retain") else 4.0)
     original.stats["test"] = stream("test", sizes["test"], 4.0)
     metrics = unlearning_metrics(model, original)
-    return {"rows": sum(sizes.values()) + sizes["test"], "num_labels": c, "seconds": time.perf_counter() - start,
-            "peak_rss_delta_mb": _peak_delta_mb(base), "splits": sizes, "metrics": metrics,
-            "how": "synthetic logits streamed through SplitStats in batches of 256 (unlearned model: all splits; "
-                   "original: test), then accuracies, MIA + AUC, RF-JSD"}
+    return {
+        "rows": sum(sizes.values()) + sizes["test"],
+        "num_labels": c,
+        "seconds": time.perf_counter() - start,
+        "peak_rss_delta_mb": _peak_delta_mb(base),
+        "splits": sizes,
+        "metrics": metrics,
+        "how": "synthetic logits streamed through SplitStats in batches of 256 (unlearned model: all splits; "
+        "original: test), then accuracies, MIA + AUC, RF-JSD",
+    }
 
 
 def worker_match(a):
@@ -210,20 +229,33 @@ def worker_match(a):
     test, val = split(xt[:half], yt[:half], "test"), split(xt[half:], yt[half:], "validation")
     model, _ = build_image_classifier("resnet", 10, 28, seed=0)
     original, _ = build_image_classifier("resnet", 10, 28, seed=1)
-    args = UnlearningArguments.for_method("finetune", output_dir=os.path.join(ROOT, "results", "cache", "scale-match"),
-                                          use_cpu=True, report_to="none", save_strategy="no", disable_tqdm=True)
+    args = UnlearningArguments.for_method(
+        "finetune",
+        output_dir=os.path.join(ROOT, "results", "cache", "scale-match"),
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,
+    )
     trainer = UnlearningTrainer(model, args, forget_dataset=forget, retain_dataset=retain, calibration_dataset=val)
     splits = {"forget": forget, "retain": retain, "test": test, "validation": val}
     worst, out = 0.0, {}
     for variant in ("standard", "reference"):
-        full = unlearning_metrics(*(predict_splits(lambda s, m=m: trainer.predict_logits(m, s), splits)
-                                    for m in (model, original)), variant=variant)
-        streamed = unlearning_metrics(trainer.predictions(model, test), trainer.predictions(original, test),
-                                      variant=variant)
+        full = unlearning_metrics(
+            *(predict_splits(lambda s, m=m: trainer.predict_logits(m, s), splits) for m in (model, original)),
+            variant=variant,
+        )
+        streamed = unlearning_metrics(
+            trainer.predictions(model, test), trainer.predictions(original, test), variant=variant
+        )
         worst = max(worst, max(abs(full[k] - streamed[k]) for k in full))
         out[variant] = {"logits_pipeline": full, "streaming": streamed}
-    return {"matches_non_streaming": worst <= 1e-6, "max_abs_difference": worst,
-            "rows": {k: len(v) for k, v in splits.items()}, "metrics": out}
+    return {
+        "matches_non_streaming": worst <= 1e-6,
+        "max_abs_difference": worst,
+        "rows": {k: len(v) for k, v in splits.items()},
+        "metrics": out,
+    }
 
 
 def worker_vit(a):
@@ -236,8 +268,15 @@ def worker_vit(a):
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    config = ViTConfig(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-                       image_size=224, patch_size=16, num_labels=1000)
+    config = ViTConfig(
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        image_size=224,
+        patch_size=16,
+        num_labels=1000,
+    )
     model = ViTForImageClassification(config).eval()
     params = sum(p.numel() for p in model.parameters())
     bs, steps = a.vit_batch, a.vit_steps
@@ -247,7 +286,9 @@ def worker_vit(a):
     g = torch.Generator().manual_seed(0)
 
     def split(n, name):
-        return ImageSplit(torch.randn(n, 3, 224, 224, generator=g), torch.randint(0, 1000, (n,), generator=g), name=name)
+        return ImageSplit(
+            torch.randn(n, 3, 224, 224, generator=g), torch.randint(0, 1000, (n,), generator=g), name=name
+        )
 
     forget, retain, calib = split(n_forget, "forget"), split(n_retain, "retain"), split(bs, "calibration")
     state0 = {k: v.clone() for k, v in model.state_dict().items()}
@@ -262,15 +303,34 @@ def worker_vit(a):
     def trainer_run():
         model.load_state_dict(state0)
         args = UnlearningArguments.for_method(
-            "lotus", output_dir=os.path.join(ROOT, "results", "cache", "scale-vit"), use_cpu=True, report_to="none",
-            save_strategy="no", disable_tqdm=True, per_device_train_batch_size=bs, num_train_epochs=1,
-            logging_strategy="no", per_device_eval_batch_size=bs, seed=0, dataloader_num_workers=0)
+            "lotus",
+            output_dir=os.path.join(ROOT, "results", "cache", "scale-vit"),
+            use_cpu=True,
+            report_to="none",
+            save_strategy="no",
+            disable_tqdm=True,
+            per_device_train_batch_size=bs,
+            num_train_epochs=1,
+            logging_strategy="no",
+            per_device_eval_batch_size=bs,
+            seed=0,
+            dataloader_num_workers=0,
+        )
         timer = StepTimes()
-        trainer = UnlearningTrainer(model, args, forget_dataset=forget, retain_dataset=retain, calibration_dataset=calib,
-                                    method_config={"class_unlearning": True}, callbacks=[timer])
+        trainer = UnlearningTrainer(
+            model,
+            args,
+            forget_dataset=forget,
+            retain_dataset=retain,
+            calibration_dataset=calib,
+            method_config={"class_unlearning": True},
+            callbacks=[timer],
+        )
         trainer.train()
         mixture_rows = len(trainer.train_dataset)
-        times = [b - a_ for a_, b in zip(timer.ends, timer.ends[1:], strict=False)]  # step 1 also fills the teacher cache
+        times = [
+            b - a_ for a_, b in zip(timer.ends, timer.ends[1:], strict=False)
+        ]  # step 1 also fills the teacher cache
         eval_split = retain.subset(range(a.eval_rows))
         start = time.perf_counter()
         trainer.summarize(trainer.model, eval_split, "retain", batch_size=bs)
@@ -291,8 +351,10 @@ def worker_vit(a):
         r_idx = sorted(pyrandom.Random(0).sample(range(len(retain)), k))
         mixture = MixtureDataset(forget, retain, r_idx)
         with torch.inference_mode():
-            rows = [collate_rows(mixture.__getitems__(list(range(i, min(i + bs, len(mixture))))))
-                    for i in range(0, len(mixture), bs)]
+            rows = [
+                collate_rows(mixture.__getitems__(list(range(i, min(i + bs, len(mixture))))))
+                for i in range(0, len(mixture), bs)
+            ]
             cache = torch.cat([teacher(pixel_values=r["pixel_values"]).logits.float() for r in rows])
         del teacher
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=5e-4)
@@ -326,27 +388,60 @@ def worker_vit(a):
         hand_eval.append(h_eval)
         ratios.append(statistics.median(t_times) / statistics.median(h_times))
         eval_ratios.append(t_eval / h_eval)
-        print(f"  vit rep {rep}: trainer {statistics.median(t_times):.2f} s/step, hand {statistics.median(h_times):.2f} "
-              f"s/step, eval {t_eval:.2f} vs forward {h_eval:.2f} s, load {loadavg()}", file=sys.stderr, flush=True)
-    return {"params": params, "batch_size": bs, "steps": len(trainer_steps),
-            "trainer_step_s": statistics.median(trainer_steps), "hand_step_s": statistics.median(hand_steps),
-            "trainer_step_min_s": min(trainer_steps), "hand_step_min_s": min(hand_steps),
-            "trainer_over_hand_loop": statistics.median(ratios), "trainer_over_hand_loop_per_repeat": ratios,
-            "eval_rows": a.eval_rows, "trainer_eval_s": statistics.median(trainer_eval),
-            "forward_eval_s": statistics.median(hand_eval), "eval_over_forward": statistics.median(eval_ratios),
-            "eval_over_forward_per_repeat": eval_ratios, "repeats": a.vit_repeats, "threads": a.threads,
-            "how": "LoTUS steps 2..N of one epoch through UnlearningTrainer (wall time between on_step_end events) vs the "
-                   "same steps in a hand loop; evaluation = trainer.summarize vs a bare inference_mode forward loop"}
+        print(
+            f"  vit rep {rep}: trainer {statistics.median(t_times):.2f} s/step, hand {statistics.median(h_times):.2f} "
+            f"s/step, eval {t_eval:.2f} vs forward {h_eval:.2f} s, load {loadavg()}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return {
+        "params": params,
+        "batch_size": bs,
+        "steps": len(trainer_steps),
+        "trainer_step_s": statistics.median(trainer_steps),
+        "hand_step_s": statistics.median(hand_steps),
+        "trainer_step_min_s": min(trainer_steps),
+        "hand_step_min_s": min(hand_steps),
+        "trainer_over_hand_loop": statistics.median(ratios),
+        "trainer_over_hand_loop_per_repeat": ratios,
+        "eval_rows": a.eval_rows,
+        "trainer_eval_s": statistics.median(trainer_eval),
+        "forward_eval_s": statistics.median(hand_eval),
+        "eval_over_forward": statistics.median(eval_ratios),
+        "eval_over_forward_per_repeat": eval_ratios,
+        "repeats": a.vit_repeats,
+        "threads": a.threads,
+        "how": "LoTUS steps 2..N of one epoch through UnlearningTrainer (wall time between on_step_end events) vs the "
+        "same steps in a hand loop; evaluation = trainer.summarize vs a bare inference_mode forward loop",
+    }
 
 
 WORKERS = {"selection": worker_selection, "evaluation": worker_evaluation, "match": worker_match, "vit": worker_vit}
 
 
 def run_worker(name, a):
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", name, "--rows", str(a.rows), "--classes",
-           str(a.classes), "--threads", str(a.threads), "--vit_steps", str(a.vit_steps), "--vit_repeats",
-           str(a.vit_repeats), "--vit_batch", str(a.vit_batch), "--eval_rows", str(a.eval_rows), "--fashion_train",
-           str(a.fashion_train)]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        name,
+        "--rows",
+        str(a.rows),
+        "--classes",
+        str(a.classes),
+        "--threads",
+        str(a.threads),
+        "--vit_steps",
+        str(a.vit_steps),
+        "--vit_repeats",
+        str(a.vit_repeats),
+        "--vit_batch",
+        str(a.vit_batch),
+        "--eval_rows",
+        str(a.eval_rows),
+        "--fashion_train",
+        str(a.fashion_train),
+    ]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     sys.stderr.write(proc.stderr[-3000:] if proc.returncode else "")
@@ -368,8 +463,11 @@ def main(argv=None):
     p.add_argument("--vit_batch", type=int, default=4)
     p.add_argument("--eval_rows", type=int, default=None, help="rows of the ViT evaluation pass")
     p.add_argument("--fashion_train", type=int, default=None)
-    p.add_argument("--parts", default="selection,evaluation,match,vit",
-                   help="comma-separated subset to (re)measure; the others are kept from an existing --out file")
+    p.add_argument(
+        "--parts",
+        default="selection,evaluation,match,vit",
+        help="comma-separated subset to (re)measure; the others are kept from an existing --out file",
+    )
     p.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     a.vit_steps = a.vit_steps or (2 if a.quick else 6)
@@ -402,15 +500,28 @@ def main(argv=None):
         result["evaluation"]["non_streaming_check"] = match
     import torch
 
-    result["machine"] = {"cpus": os.cpu_count(), "torch_threads": a.threads, "platform": platform.platform(),
-                         "python": platform.python_version(), "torch": torch.__version__,
-                         "loadavg_start": load_start, "loadavg_end": loadavg(), "quick": a.quick, "parts_measured": parts,
-                         "total_s": time.perf_counter() - t0}
+    result["machine"] = {
+        "cpus": os.cpu_count(),
+        "torch_threads": a.threads,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "loadavg_start": load_start,
+        "loadavg_end": loadavg(),
+        "quick": a.quick,
+        "parts_measured": parts,
+        "total_s": time.perf_counter() - t0,
+    }
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(result, f, indent=2, default=float)
-    print(json.dumps({k: {kk: vv for kk, vv in v.items() if not isinstance(vv, (dict, list))} for k, v in result.items()},
-                     indent=1, default=float))
+    print(
+        json.dumps(
+            {k: {kk: vv for kk, vv in v.items() if not isinstance(vv, (dict, list))} for k, v in result.items()},
+            indent=1,
+            default=float,
+        )
+    )
     return 0
 
 

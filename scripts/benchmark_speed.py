@@ -118,16 +118,23 @@ def register_speed_ce():
     class SpeedCE(UnlearningMethod):
         config_class = SpeedCEConfig
         # the teacher methods' optimiser setting (Adam(W), constant lr, no clipping): only the loss differs
-        training_defaults = {"optim": "adamw_torch", "learning_rate": 1e-4, "weight_decay": 5e-4,
-                             "lr_scheduler_type": "constant", "warmup_steps": 0, "max_grad_norm": 0.0}
+        training_defaults = {
+            "optim": "adamw_torch",
+            "learning_rate": 1e-4,
+            "weight_decay": 5e-4,
+            "lr_scheduler_type": "constant",
+            "warmup_steps": 0,
+            "max_grad_norm": 0.0,
+        }
 
         def mixture(self, trainer):
             n = len(trainer.retain_split)
             if self.config.retain_subset_fraction >= 1.0:
                 return MixtureSpec(include_forget=True)
             k = max(1, math.floor(self.config.retain_subset_fraction * n))
-            return MixtureSpec(include_forget=True,
-                               retain_indices=sorted(random.Random(trainer.args.seed).sample(range(n), k)))
+            return MixtureSpec(
+                include_forget=True, retain_indices=sorted(random.Random(trainer.args.seed).sample(range(n), k))
+            )
 
         def compute_loss(self, trainer, model, inputs):
             return F.cross_entropy(trainer.logits(model, inputs["pixel_values"]).float(), inputs["labels"])
@@ -171,15 +178,35 @@ def trainer_run(method, forget, retain, calib, *, epochs, batch_size, seed, cach
         config = None
     with tempfile.TemporaryDirectory() as tmp:
         args = UnlearningArguments.for_method(
-            method, output_dir=tmp, report_to="none", save_strategy="no", logging_strategy="no", disable_tqdm=True,
-            use_cpu=True, seed=seed, num_train_epochs=epochs, per_device_train_batch_size=batch_size)
-        trainer = UnlearningTrainer(build_model(seed), args, forget_dataset=forget, retain_dataset=retain,
-                                    calibration_dataset=calib, method_config=config, callbacks=[timer])
+            method,
+            output_dir=tmp,
+            report_to="none",
+            save_strategy="no",
+            logging_strategy="no",
+            disable_tqdm=True,
+            use_cpu=True,
+            seed=seed,
+            num_train_epochs=epochs,
+            per_device_train_batch_size=batch_size,
+        )
+        trainer = UnlearningTrainer(
+            build_model(seed),
+            args,
+            forget_dataset=forget,
+            retain_dataset=retain,
+            calibration_dataset=calib,
+            method_config=config,
+            callbacks=[timer],
+        )
         t0 = time.perf_counter()
         trainer.train()
         total = time.perf_counter() - t0
-    return {"epoch_s": timer.times, "total_s": total, "steps": trainer.state.global_step,
-            "rows_per_epoch": len(trainer.train_dataset)}
+    return {
+        "epoch_s": timer.times,
+        "total_s": total,
+        "steps": trainer.state.global_step,
+        "rows_per_epoch": len(trainer.train_dataset),
+    }
 
 
 # ---- (a)/(b) the plain loop -------------------------------------------------------------------------------------
@@ -202,7 +229,9 @@ def plain_run(forget, retain, calib, *, epochs, batch_size, seed, loss="lotus", 
     def accuracy(m, split):
         m.eval()
         with torch.inference_mode():
-            pred = torch.cat([logits_of(m, split.pixel_values[i : i + 64]).argmax(-1) for i in range(0, len(split), 64)])
+            pred = torch.cat(
+                [logits_of(m, split.pixel_values[i : i + 64]).argmax(-1) for i in range(0, len(split), 64)]
+            )
         return (pred == split.labels).float().mean().item()
 
     times = []
@@ -215,7 +244,9 @@ def plain_run(forget, retain, calib, *, epochs, batch_size, seed, loss="lotus", 
         t0 = time.perf_counter()
         if loss == "lotus" and teacher_logits is None:  # the cache, filled in the first epoch like the Trainer's
             with torch.inference_mode():
-                teacher_logits = torch.cat([logits_of(teacher, pixels[i : i + 64]).float() for i in range(0, len(pixels), 64)])
+                teacher_logits = torch.cat(
+                    [logits_of(teacher, pixels[i : i + 64]).float() for i in range(0, len(pixels), 64)]
+                )
         model.train()
         for rows in torch.randperm(len(pixels)).split(batch_size):
             logits = logits_of(model, pixels[rows])
@@ -257,11 +288,22 @@ def memory_child(method, train_size, epochs, batch_size, threads):
     base_maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     run = trainer_run(method, forget, retain, calib, epochs=epochs, batch_size=batch_size, seed=0)
     hwm = _status_kib("VmHWM")
-    print(json.dumps({"method": method, "peak_reset": reset, "rss_before_mib": base_rss / 1024,
-                      "hwm_before_mib": base_hwm / 1024, "peak_mib": hwm / 1024, "delta_mib": (hwm - base_rss) / 1024,
-                      "ru_maxrss_before_mib": base_maxrss / 1024,
-                      "ru_maxrss_after_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "rows_per_epoch": run["rows_per_epoch"], "steps": run["steps"]}))
+    print(
+        json.dumps(
+            {
+                "method": method,
+                "peak_reset": reset,
+                "rss_before_mib": base_rss / 1024,
+                "hwm_before_mib": base_hwm / 1024,
+                "peak_mib": hwm / 1024,
+                "delta_mib": (hwm - base_rss) / 1024,
+                "ru_maxrss_before_mib": base_maxrss / 1024,
+                "ru_maxrss_after_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "rows_per_epoch": run["rows_per_epoch"],
+                "steps": run["steps"],
+            }
+        )
+    )
 
 
 def _status_kib(field):
@@ -299,19 +341,27 @@ def main(argv=None):
         return memory_child(a._memory_child, a.train_size, 1, a.batch_size, a.threads)
     torch.set_num_threads(a.threads)
     forget, retain, calib = (build_digits_data if a.data == "digits" else build_data)(a.train_size)
-    print(f"speed: forget {len(forget)}, retain {len(retain)}, batch {a.batch_size}, {a.epochs} epochs x {a.repeats} "
-          f"repeats, {a.threads} torch thread(s); load {loadavg()}", flush=True)
+    print(
+        f"speed: forget {len(forget)}, retain {len(retain)}, batch {a.batch_size}, {a.epochs} epochs x {a.repeats} "
+        f"repeats, {a.threads} torch thread(s); load {loadavg()}",
+        flush=True,
+    )
     kw = dict(epochs=a.epochs, batch_size=a.batch_size, seed=0)
-    variants = {} if a.only_teachers else {
-        "plain_lotus_cached": lambda: plain_run(forget, retain, calib, loss="lotus", **kw),
-        "plain_ce_floor": lambda: plain_run(forget, retain, calib, loss="ce", **kw),
-    }
+    variants = (
+        {}
+        if a.only_teachers
+        else {
+            "plain_lotus_cached": lambda: plain_run(forget, retain, calib, loss="lotus", **kw),
+            "plain_ce_floor": lambda: plain_run(forget, retain, calib, loss="ce", **kw),
+        }
+    )
     # (t) each teacher method cached / uncached, and the CE epoch on its rows (LoTUS and Bad Teacher: forget + 30 %
     # of retain with the same seeded sample; SCRUB: forget + all of retain), all through the Trainer
     for method in TEACHER_METHODS:
         for cache in (True, False):
-            variants[f"trainer_{method}_{'cached' if cache else 'uncached'}"] = (
-                lambda m=method, c=cache: trainer_run(m, forget, retain, calib, cache=c, **kw))
+            variants[f"trainer_{method}_{'cached' if cache else 'uncached'}"] = lambda m=method, c=cache: trainer_run(
+                m, forget, retain, calib, cache=c, **kw
+            )
     for rows, fraction in CE_ROWS.items():
         variants[f"trainer_ce_{rows}"] = lambda f=fraction: trainer_run(f"speed_ce:{f}", forget, retain, calib, **kw)
     runs = {k: [] for k in variants}
@@ -320,8 +370,11 @@ def main(argv=None):
             r = fn()
             r["loadavg"] = loadavg()
             runs[name].append(r)
-            print(f"  repeat {rep + 1}/{a.repeats} {name:<24} steady epoch {steady(r):.3f}s  first {r['epoch_s'][0]:.3f}s  "
-                  f"(load {r['loadavg']})", flush=True)
+            print(
+                f"  repeat {rep + 1}/{a.repeats} {name:<24} steady epoch {steady(r):.3f}s  first {r['epoch_s'][0]:.3f}s  "
+                f"(load {r['loadavg']})",
+                flush=True,
+            )
     med = {k: statistics.median(steady(r) for r in v) for k, v in runs.items()}
     first = {k: statistics.median(r["epoch_s"][0] for r in v) for k, v in runs.items()}
     # per-repeat ratios (variants of one repeat ran back to back, so they saw similar load)
@@ -330,28 +383,52 @@ def main(argv=None):
     for method in TEACHER_METHODS:
         ce = f"trainer_ce_{METHOD_ROWS[method]}"
         cached, uncached = f"trainer_{method}_cached", f"trainer_{method}_uncached"
-        pairs = {"cached_over_ce": (cached, ce), "uncached_over_ce": (uncached, ce), "uncached_over_cached": (uncached, cached)}
-        teachers[method] = {"ce_variant": ce, "rows_per_epoch": runs[cached][0]["rows_per_epoch"],
-                            "first_epoch_cached_over_ce": first[cached] / first[ce]}
+        pairs = {
+            "cached_over_ce": (cached, ce),
+            "uncached_over_ce": (uncached, ce),
+            "uncached_over_cached": (uncached, cached),
+        }
+        teachers[method] = {
+            "ce_variant": ce,
+            "rows_per_epoch": runs[cached][0]["rows_per_epoch"],
+            "first_epoch_cached_over_ce": first[cached] / first[ce],
+        }
         for name, (x, y) in pairs.items():
             per = rep_ratio(x, y)
             teachers[method][name] = {"min": min(per), "median": statistics.median(per), "per_repeat": per}
         teachers[method]["meets_1_1x_target"] = teachers[method]["cached_over_ce"]["median"] <= 1.1
-        print(f"  {method:<12} cached/CE min {teachers[method]['cached_over_ce']['min']:.3f} median "
-              f"{teachers[method]['cached_over_ce']['median']:.3f};  uncached/cached median "
-              f"{teachers[method]['uncached_over_cached']['median']:.3f}", flush=True)
+        print(
+            f"  {method:<12} cached/CE min {teachers[method]['cached_over_ce']['min']:.3f} median "
+            f"{teachers[method]['cached_over_ce']['median']:.3f};  uncached/cached median "
+            f"{teachers[method]['uncached_over_cached']['median']:.3f}",
+            flush=True,
+        )
     lotus_rows = runs["trainer_lotus_cached"][0]["rows_per_epoch"]
     result = {
-        "setup": {"data": ("Fashion-MNIST subset (raw IDX, 28x28)" if a.data == "fashion_mnist" else
-                           "scikit-learn digits upsampled to 28x28"), "train_size": a.train_size, "forget": len(forget),
-                  "retain": len(retain), "mixture_rows": lotus_rows,
-                  "batch_size": a.batch_size, "epochs": a.epochs, "repeats": a.repeats, "torch_threads": a.threads,
-                  "model": "HF ResNetForImageClassification via build_image_classifier('resnet', 10, 28)",
-                  "lotus_config": {"class_unlearning": True, "alpha": 2.0}, "cpus": os.cpu_count(),
-                  "epoch_time": "median over repeats of the median of epochs 2..E (wall seconds)"},
+        "setup": {
+            "data": (
+                "Fashion-MNIST subset (raw IDX, 28x28)"
+                if a.data == "fashion_mnist"
+                else "scikit-learn digits upsampled to 28x28"
+            ),
+            "train_size": a.train_size,
+            "forget": len(forget),
+            "retain": len(retain),
+            "mixture_rows": lotus_rows,
+            "batch_size": a.batch_size,
+            "epochs": a.epochs,
+            "repeats": a.repeats,
+            "torch_threads": a.threads,
+            "model": "HF ResNetForImageClassification via build_image_classifier('resnet', 10, 28)",
+            "lotus_config": {"class_unlearning": True, "alpha": 2.0},
+            "cpus": os.cpu_count(),
+            "epoch_time": "median over repeats of the median of epochs 2..E (wall seconds)",
+        },
         "epoch_s_median": med,
         "first_epoch_s_median": first,
-        "ratios": {} if a.only_teachers else {
+        "ratios": {}
+        if a.only_teachers
+        else {
             "a_trainer_over_plain_lotus": med["trainer_lotus_cached"] / med["plain_lotus_cached"],
             "a_per_repeat": rep_ratio("trainer_lotus_cached", "plain_lotus_cached"),
             "b_uncached_over_cached": med["trainer_lotus_uncached"] / med["trainer_lotus_cached"],
@@ -359,27 +436,48 @@ def main(argv=None):
             "b_plain_lotus_over_ce_floor": med["plain_lotus_cached"] / med["plain_ce_floor"],
             "b_uncached_over_ce_floor": med["trainer_lotus_uncached"] / med["plain_ce_floor"],
         },
-        "teacher_methods": {"how": "per repeat: steady epoch of the method (Trainer, cache on / off) over the steady "
-                                   "epoch of speed_ce (Trainer, cross-entropy on the same rows); min and median over "
-                                   "repeats. LoTUS' epoch includes its end-of-epoch forget-accuracy pass; target: "
-                                   "cached <= 1.1x CE", **teachers},
+        "teacher_methods": {
+            "how": "per repeat: steady epoch of the method (Trainer, cache on / off) over the steady "
+            "epoch of speed_ce (Trainer, cross-entropy on the same rows); min and median over "
+            "repeats. LoTUS' epoch includes its end-of-epoch forget-accuracy pass; target: "
+            "cached <= 1.1x CE",
+            **teachers,
+        },
         "runs": runs,
     }
     if not a.skip_memory:
         mem = {}
         for method in ("lotus", "finetune"):
-            out = subprocess.run([sys.executable, os.path.abspath(__file__), "--_memory_child", method,
-                                  "--train_size", str(a.train_size), "--batch_size", str(a.batch_size),
-                                  "--threads", str(a.threads)], capture_output=True, text=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    os.path.abspath(__file__),
+                    "--_memory_child",
+                    method,
+                    "--train_size",
+                    str(a.train_size),
+                    "--batch_size",
+                    str(a.batch_size),
+                    "--threads",
+                    str(a.threads),
+                ],
+                capture_output=True,
+                text=True,
+            )
             line = [row for row in out.stdout.splitlines() if row.startswith("{")]
             mem[method] = json.loads(line[-1]) if line else {"error": out.stderr[-2000:]}
             print(f"  memory {method}: {mem[method]}", flush=True)
-        result["memory"] = {"how": "peak RSS (VmHWM, reset via /proc/self/clear_refs after data+imports) in a fresh "
-                                   "subprocess per method, 1 epoch through UnlearningTrainer; delta = peak - VmRSS just "
-                                   "before the trainer is built", **mem}
+        result["memory"] = {
+            "how": "peak RSS (VmHWM, reset via /proc/self/clear_refs after data+imports) in a fresh "
+            "subprocess per method, 1 epoch through UnlearningTrainer; delta = peak - VmRSS just "
+            "before the trainer is built",
+            **mem,
+        }
         if "delta_mib" in mem.get("lotus", {}) and "delta_mib" in mem.get("finetune", {}):
             result["ratios"]["c_peak_rss_lotus_over_finetune"] = mem["lotus"]["peak_mib"] / mem["finetune"]["peak_mib"]
-            result["ratios"]["c_delta_rss_lotus_over_finetune"] = mem["lotus"]["delta_mib"] / max(mem["finetune"]["delta_mib"], 1e-9)
+            result["ratios"]["c_delta_rss_lotus_over_finetune"] = mem["lotus"]["delta_mib"] / max(
+                mem["finetune"]["delta_mib"], 1e-9
+            )
     result["loadavg_end"] = loadavg()
     os.makedirs(os.path.dirname(a.output) or ".", exist_ok=True)
     with open(a.output, "w") as f:

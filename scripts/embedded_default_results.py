@@ -33,14 +33,22 @@ def main() -> None:
     runs, metrics = [], None
     for threads in opts.threads:
         with tempfile.TemporaryDirectory() as tmp:
-            env = dict(os.environ, HF_UNLEARN_CACHE=os.path.join(tmp, "cache"), OMP_NUM_THREADS=threads,
-                       PYTHONPATH=os.path.abspath(ROOT))
+            env = dict(
+                os.environ,
+                HF_UNLEARN_CACHE=os.path.join(tmp, "cache"),
+                OMP_NUM_THREADS=threads,
+                PYTHONPATH=os.path.abspath(ROOT),
+            )
             env.pop("HF_UNLEARN_NUM_THREADS", None)
             out = os.path.join(tmp, "out")
             load = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else None
             start = time.perf_counter()
-            done = subprocess.run([sys.executable, "-m", "hf_unlearn", "unlearn", "--output_dir", out,
-                                   "--overwrite_output_dir"], env=env, capture_output=True, text=True)
+            done = subprocess.run(
+                [sys.executable, "-m", "hf_unlearn", "unlearn", "--output_dir", out, "--overwrite_output_dir"],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             wall = time.perf_counter() - start
             if done.returncode != 0:
                 sys.exit(f"the run failed under OMP_NUM_THREADS={threads}:\n{done.stderr[-3000:]}")
@@ -50,13 +58,24 @@ def main() -> None:
             if metrics is not None and got != metrics:
                 sys.exit(f"OMP_NUM_THREADS={threads} printed other numbers: {got} != {metrics}")
             metrics = got
-            runs.append({"omp_num_threads": threads, "wall_s": round(wall, 2), "loadavg_before": load,
-                         "unlearning_runtime_s": round(saved["unlearned"]["runtime_s"], 2)})
+            runs.append(
+                {
+                    "omp_num_threads": threads,
+                    "wall_s": round(wall, 2),
+                    "loadavg_before": load,
+                    "unlearning_runtime_s": round(saved["unlearned"]["runtime_s"], 2),
+                }
+            )
             print(f"OMP_NUM_THREADS={threads}: {wall:.1f} s (load {load}); {got}")
-    result = {"command": "hf-unlearn unlearn --output_dir outputs/default --overwrite_output_dir",
-              "what": "the embedded default: the shipped digits ViT original, LoTUS (embedded preset), 10% of each "
-                      "class forgotten, one CPU thread", "decimals": opts.decimals, "metrics": metrics, "runs": runs,
-              "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}}
+    result = {
+        "command": "hf-unlearn unlearn --output_dir outputs/default --overwrite_output_dir",
+        "what": "the embedded default: the shipped digits ViT original, LoTUS (embedded preset), 10% of each "
+        "class forgotten, one CPU thread",
+        "decimals": opts.decimals,
+        "metrics": metrics,
+        "runs": runs,
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+    }
     with open(opts.output, "w") as f:
         json.dump(result, f, indent=2)
         f.write("\n")

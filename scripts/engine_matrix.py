@@ -35,13 +35,38 @@ def free_port() -> int:
 def launch(config: str, method: str, work: str, steps: int, extra: list[str]) -> dict:
     out, hist = os.path.join(work, "out"), os.path.join(work, "hist")
     os.makedirs(hist, exist_ok=True)
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", MP_HISTORY_DIR=hist,
-               PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-           os.path.join(ROOT, "examples", "accelerate", config), "--num_processes", "2", "--main_process_port",
-           str(free_port()), os.path.join(ROOT, "tests", "mp_driver.py"), "--use_cpu", "--ddp_find_unused_parameters",
-           "false", "--method", method, "--default_arch", "resnet", "--max_steps", str(steps), "--disable_tqdm", "true",
-           "--output_dir", out, *extra]
+    env = dict(
+        os.environ,
+        CUDA_VISIBLE_DEVICES="",
+        MP_HISTORY_DIR=hist,
+        PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        os.path.join(ROOT, "examples", "accelerate", config),
+        "--num_processes",
+        "2",
+        "--main_process_port",
+        str(free_port()),
+        os.path.join(ROOT, "tests", "mp_driver.py"),
+        "--use_cpu",
+        "--ddp_find_unused_parameters",
+        "false",
+        "--method",
+        method,
+        "--default_arch",
+        "resnet",
+        "--max_steps",
+        str(steps),
+        "--disable_tqdm",
+        "true",
+        "--output_dir",
+        out,
+        *extra,
+    ]
     start = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
     row = {"rc": done.returncode, "wall_s": round(time.perf_counter() - start, 1)}
@@ -91,8 +116,11 @@ def main(argv=None) -> int:
                 with tempfile.TemporaryDirectory() as work:
                     row = launch(config, method, work, a.steps, a.extra)
             table.setdefault(config, {})[method] = row
-            print(f"{config:24s} {method:14s} {row['result']:8s} {row.get('wall_s', '')} "
-                  f"{(row.get('engine') or {}).get('name', row.get('reason', ''))[:150]}", flush=True)
+            print(
+                f"{config:24s} {method:14s} {row['result']:8s} {row.get('wall_s', '')} "
+                f"{(row.get('engine') or {}).get('name', row.get('reason', ''))[:150]}",
+                flush=True,
+            )
             os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
             with open(a.out, "w") as f:
                 json.dump(table, f, indent=1)

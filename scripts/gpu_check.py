@@ -31,10 +31,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METHODS = ["finetune", "lotus", "scrub", "salun"]
 ENGINES = {"ddp": "ddp.yaml", "fsdp": "fsdp.yaml", "zero2": "deepspeed_zero2.yaml"}
 SIZES = {  # ViT-B/16 as in the LoTUS paper's ImageNet setting; toy: seconds on CPU
-    "vit-b16": dict(image_size=224, patch_size=16, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                    intermediate_size=3072),
-    "toy": dict(image_size=16, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                intermediate_size=64),
+    "vit-b16": dict(
+        image_size=224,
+        patch_size=16,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+    ),
+    "toy": dict(
+        image_size=16, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    ),
 }
 
 
@@ -50,17 +57,31 @@ def run_method(method: str, size: str, batch: int, steps: int, warmup: int, bf16
     torch.manual_seed(0)
     model = ViTForImageClassification(config)
     args = UnlearningArguments.for_method(
-        method, output_dir=tempfile.mkdtemp(prefix="gpu_check-"), report_to="none", save_strategy="no",
-        use_cpu=use_cpu, bf16=bf16, max_steps=steps, per_device_train_batch_size=batch,
-        per_device_eval_batch_size=batch, logging_steps=10**6, disable_tqdm=True, seed=0,
-        ddp_find_unused_parameters=False, dataloader_drop_last=True)
+        method,
+        output_dir=tempfile.mkdtemp(prefix="gpu_check-"),
+        report_to="none",
+        save_strategy="no",
+        use_cpu=use_cpu,
+        bf16=bf16,
+        max_steps=steps,
+        per_device_train_batch_size=batch,
+        per_device_eval_batch_size=batch,
+        logging_steps=10**6,
+        disable_tqdm=True,
+        seed=0,
+        ddp_find_unused_parameters=False,
+        dataloader_drop_last=True,
+    )
     world = max(1, args.world_size)
     side = config.image_size
     generator = torch.Generator().manual_seed(0)
 
     def split(rows, name):
-        return ImageSplit(torch.randn(rows, 3, side, side, generator=generator),
-                          torch.randint(0, 10, (rows,), generator=generator), name=name)
+        return ImageSplit(
+            torch.randn(rows, 3, side, side, generator=generator),
+            torch.randint(0, 10, (rows,), generator=generator),
+            name=name,
+        )
 
     forget, retain = split(batch * world, "forget"), split(9 * batch * world, "retain")  # 10 % forgotten
     calibration = split(batch, "calibration")
@@ -72,16 +93,27 @@ def run_method(method: str, size: str, batch: int, steps: int, warmup: int, bf16
                 torch.cuda.synchronize()
             times.append(time.perf_counter())
 
-    trainer = UnlearningTrainer(model, args, forget_dataset=forget, retain_dataset=retain,
-                                calibration_dataset=calibration, method=method, callbacks=[Clock()])
+    trainer = UnlearningTrainer(
+        model,
+        args,
+        forget_dataset=forget,
+        retain_dataset=retain,
+        calibration_dataset=calibration,
+        method=method,
+        callbacks=[Clock()],
+    )
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     trainer.train()
     measured = times[warmup:]
     seconds = measured[-1] - measured[0] if len(measured) > 1 else float("nan")
     images = (len(measured) - 1) * batch * world * args.gradient_accumulation_steps
-    row = {"images_per_s": images / seconds if seconds > 0 else None, "steps_timed": len(measured) - 1,
-           "world_size": world, "engine": trainer.run_record().engine}
+    row = {
+        "images_per_s": images / seconds if seconds > 0 else None,
+        "steps_timed": len(measured) - 1,
+        "world_size": world,
+        "engine": trainer.run_record().engine,
+    }
     if torch.cuda.is_available():
         row["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
     else:
@@ -114,19 +146,46 @@ def free_port() -> int:
 
 def launch(engine: str, a, gpus: int, timeout: int) -> dict:
     out = tempfile.mktemp(suffix=".json")
-    common = ["--worker", "--worker_out", out, "--size", a.size, "--batch", str(a.batch), "--steps", str(a.steps),
-              "--warmup", str(a.warmup), "--methods", *a.methods] + (["--bf16"] if a.bf16 else []) + \
-             (["--use_cpu"] if a.use_cpu else [])
+    common = (
+        [
+            "--worker",
+            "--worker_out",
+            out,
+            "--size",
+            a.size,
+            "--batch",
+            str(a.batch),
+            "--steps",
+            str(a.steps),
+            "--warmup",
+            str(a.warmup),
+            "--methods",
+            *a.methods,
+        ]
+        + (["--bf16"] if a.bf16 else [])
+        + (["--use_cpu"] if a.use_cpu else [])
+    )
     if engine == "single" and a.toy:  # in this process: the CPU test pays no second interpreter start
         worker(argparse.Namespace(**{**vars(a), "worker_out": out}))
         cmd = None
     elif engine == "single":
         cmd = [sys.executable, os.path.abspath(__file__), *common]
     else:
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-               os.path.join(ROOT, "examples", "accelerate", ENGINES[engine]), "--num_processes", str(gpus),
-               "--main_process_port", str(free_port()), "--mixed_precision", "bf16" if a.bf16 else "no",
-               os.path.abspath(__file__), *common]
+        cmd = [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--config_file",
+            os.path.join(ROOT, "examples", "accelerate", ENGINES[engine]),
+            "--num_processes",
+            str(gpus),
+            "--main_process_port",
+            str(free_port()),
+            "--mixed_precision",
+            "bf16" if a.bf16 else "no",
+            os.path.abspath(__file__),
+            *common,
+        ]
     start = time.perf_counter()
     if cmd is not None:
         try:
@@ -170,13 +229,22 @@ def main(argv=None) -> int:
         a.size, a.use_cpu, a.bf16, a.engines, a.batch = "toy", True, False, ["single"], min(a.batch, 8)
         a.steps, a.warmup = min(a.steps, 4), min(a.warmup, 1)
     elif gpus == 0:
-        print("error: no CUDA device: scripts/gpu_check.py runs on a GPU machine (--toy runs a tiny CPU version).",
-              file=sys.stderr)
+        print(
+            "error: no CUDA device: scripts/gpu_check.py runs on a GPU machine (--toy runs a tiny CPU version).",
+            file=sys.stderr,
+        )
         return 2
     else:
         a.bf16 = True
-    report = {"size": a.size, "batch_per_device": a.batch, "steps": a.steps, "warmup": a.warmup, "gpus": gpus,
-              "device": torch.cuda.get_device_name(0) if gpus else "cpu", "engines": {}}
+    report = {
+        "size": a.size,
+        "batch_per_device": a.batch,
+        "steps": a.steps,
+        "warmup": a.warmup,
+        "gpus": gpus,
+        "device": torch.cuda.get_device_name(0) if gpus else "cpu",
+        "engines": {},
+    }
     for engine in a.engines:
         if engine == "zero2" and importlib.util.find_spec("deepspeed") is None:
             result = {"skipped": "deepspeed is not installed (pip install 'hf-unlearn[deepspeed]')"}
@@ -185,9 +253,16 @@ def main(argv=None) -> int:
         report["engines"][engine] = result
         for method, row in (result.get("methods") or {}).items():
             mem = row.get("peak_memory_gb", row.get("peak_rss_gb"))
-            print(f"{engine:7s} {method:9s} " + (f"refused: {row['refused']}" if "refused" in row else
-                  f"{row['images_per_s'] or 0:9.1f} img/s  {row.get('fraction_of_finetune', float('nan')):5.2f}x "
-                  f"finetune  peak {mem:6.2f} GB  {(row.get('engine') or {}).get('name')}"), flush=True)
+            print(
+                f"{engine:7s} {method:9s} "
+                + (
+                    f"refused: {row['refused']}"
+                    if "refused" in row
+                    else f"{row['images_per_s'] or 0:9.1f} img/s  {row.get('fraction_of_finetune', float('nan')):5.2f}x "
+                    f"finetune  peak {mem:6.2f} GB  {(row.get('engine') or {}).get('name')}"
+                ),
+                flush=True,
+            )
         if "methods" not in result:
             print(f"{engine:7s} {result}", flush=True)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)

@@ -27,7 +27,9 @@ def main() -> None:
     from hf_unlearn.data import builtin
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", nargs="+", default=sorted(builtin.DIGITS_RECIPES), choices=sorted(builtin.DIGITS_RECIPES))
+    parser.add_argument(
+        "--arch", nargs="+", default=sorted(builtin.DIGITS_RECIPES), choices=sorted(builtin.DIGITS_RECIPES)
+    )
     opts = parser.parse_args()
 
     import torch

@@ -46,16 +46,31 @@ def main(argv=None) -> int:
                 start = time.perf_counter()
                 loaded = load_classifier(path)
                 args = UnlearningArguments.for_method(
-                    method, output_dir="/tmp/mixed_precision_check", report_to="none", save_strategy="no",
-                    use_cpu=True, disable_tqdm=True, logging_steps=10**6, seed=0, bf16=precision == "bf16",
-                    max_steps=a.steps)
-                trainer = UnlearningTrainer(loaded.model, args, forget_dataset=selection.forget,
-                                            retain_dataset=selection.retain, calibration_dataset=data["validation"],
-                                            image_transform=loaded.transform, removal_record=selection.record)
+                    method,
+                    output_dir="/tmp/mixed_precision_check",
+                    report_to="none",
+                    save_strategy="no",
+                    use_cpu=True,
+                    disable_tqdm=True,
+                    logging_steps=10**6,
+                    seed=0,
+                    bf16=precision == "bf16",
+                    max_steps=a.steps,
+                )
+                trainer = UnlearningTrainer(
+                    loaded.model,
+                    args,
+                    forget_dataset=selection.forget,
+                    retain_dataset=selection.retain,
+                    calibration_dataset=data["validation"],
+                    image_transform=loaded.transform,
+                    removal_record=selection.record,
+                )
                 trainer.train()
                 metrics = trainer.evaluate_unlearning(data["test"], data["validation"], original=original, log=False)
-                row[precision] = {k: v for k, v in metrics["unlearned"].items()
-                                  if isinstance(v, float) and k != "runtime_s"}
+                row[precision] = {
+                    k: v for k, v in metrics["unlearned"].items() if isinstance(v, float) and k != "runtime_s"
+                }
                 row[f"{precision}_wall_s"] = round(time.perf_counter() - start, 2)
             row["abs_diff"] = {k: abs(row["bf16"][k] - v) for k, v in row["fp32"].items() if k in row["bf16"]}
             rows[method] = row

@@ -16,7 +16,9 @@ from hf_unlearn.data.fashion_mnist import FASHION_MNIST_DIR, load_fashion_mnist
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output_dir", default="data/fashion-mnist-10k")
-    p.add_argument("--train_size", type=int, default=10_000, help="stratified subset of the 60k train images (0 = all)")
+    p.add_argument(
+        "--train_size", type=int, default=10_000, help="stratified subset of the 60k train images (0 = all)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--root", default=FASHION_MNIST_DIR, help="folder with the IDX files")
     a = p.parse_args(argv)

@@ -70,13 +70,25 @@ def make_trainer(original_path, digits, forget_split, tmp_path):
 
     def factory(method: str, method_config=None, model_path=None, **overrides):
         loaded = load_classifier(model_path or original_path)
-        settings = dict(output_dir=str(tmp_path / f"run-{method}"), report_to="none", save_strategy="no",
-                        use_cpu=True, disable_tqdm=True, logging_steps=1000, seed=0)
+        settings = dict(
+            output_dir=str(tmp_path / f"run-{method}"),
+            report_to="none",
+            save_strategy="no",
+            use_cpu=True,
+            disable_tqdm=True,
+            logging_steps=1000,
+            seed=0,
+        )
         settings.update(overrides)
         args = UnlearningArguments.for_method(method, **settings)
         return UnlearningTrainer(
-            loaded.model, args, forget_dataset=forget_split.forget, retain_dataset=forget_split.retain,
-            calibration_dataset=digits["validation"], method_config=method_config, image_transform=loaded.transform,
+            loaded.model,
+            args,
+            forget_dataset=forget_split.forget,
+            retain_dataset=forget_split.retain,
+            calibration_dataset=digits["validation"],
+            method_config=method_config,
+            image_transform=loaded.transform,
             removal_record=forget_split.record,
         )
 

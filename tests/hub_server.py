@@ -48,7 +48,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 __all__ = ["HubServer", "Repo", "Commit", "git_blob_sha1"]
 
-DEFAULT_GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n*.bin filter=lfs diff=lfs merge=lfs -text\n"
+DEFAULT_GITATTRIBUTES = (
+    b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n*.bin filter=lfs diff=lfs merge=lfs -text\n"
+)
 
 
 def git_blob_sha1(content: bytes) -> str:
@@ -95,10 +97,16 @@ class Repo:
         """The pull requests: {"num", "ref" ("refs/pr/N"), "target" (branch), "title", "sha"}."""
         return [d for d in self.discussions if d["is_pr"]]
 
-    def open_discussion(self, title: str, description: str = "", pull_request: bool = False,
-                        target: str = "main") -> dict:
-        entry = {"num": len(self.discussions) + 1, "title": title, "description": description,
-                 "is_pr": pull_request, "date": _now()}
+    def open_discussion(
+        self, title: str, description: str = "", pull_request: bool = False, target: str = "main"
+    ) -> dict:
+        entry = {
+            "num": len(self.discussions) + 1,
+            "title": title,
+            "description": description,
+            "is_pr": pull_request,
+            "date": _now(),
+        }
         if pull_request:
             entry.update(ref=f"refs/pr/{entry['num']}", target=target, sha=self.branches[target])
         self.discussions.append(entry)
@@ -394,8 +402,9 @@ class _Handler(BaseHTTPRequestHandler):
                     pending = hub._failures.get("validate")
                     status = pending.pop(0) if pending else None
                 if status is not None:  # the Hub's answer to invalid metadata
-                    return self._json(status, {"errors": [{"message": "Injected metadata error (test server)"}],
-                                               "warnings": []})
+                    return self._json(
+                        status, {"errors": [{"message": "Injected metadata error (test server)"}], "warnings": []}
+                    )
                 return self._json(200, {"errors": [], "warnings": []})
             if len(rest) >= 3 and rest[0] in ("models", "datasets", "spaces"):
                 repo_id = f"{unquote(rest[1])}/{unquote(rest[2])}"
@@ -449,9 +458,18 @@ class _Handler(BaseHTTPRequestHandler):
         with hub._lock:
             if (space_key(repo_id) if repo_type == "space" else repo_id) in hub.repos:
                 # The Hub answers the existing repo's url too (create_repo(exist_ok=True) reads it).
-                raise _HTTPError(409, f"You already created this {repo_type} repo", extra={"url": f"{hub.url}/{repo_id}"})
+                raise _HTTPError(
+                    409, f"You already created this {repo_type} repo", extra={"url": f"{hub.url}/{repo_id}"}
+                )
             hub.create_repo(repo_id, private=private, repo_type=repo_type)
-        self._json(200, {"url": f"{hub.url}/{'spaces/' if repo_type == 'space' else ''}{repo_id}", "name": repo_id, "id": hashlib.sha1(repo_id.encode()).hexdigest()[:24]})
+        self._json(
+            200,
+            {
+                "url": f"{hub.url}/{'spaces/' if repo_type == 'space' else ''}{repo_id}",
+                "name": repo_id,
+                "id": hashlib.sha1(repo_id.encode()).hexdigest()[:24],
+            },
+        )
 
     def _repo_api(self, method: str, repo_id: str, rest: list[str], query: dict, body: bytes) -> None:
         hub = self.hub
@@ -520,13 +538,17 @@ class _Handler(BaseHTTPRequestHandler):
                 sha = self._resolve_rev(repo, unquote(args[0]))
                 prefix = unquote("/".join(args[1:])).strip("/")
                 files = repo.commits[sha].files
-            return self._json(200, self._tree(files, prefix, recursive=query.get("recursive") in ("1", "true", "True")))
+            return self._json(
+                200, self._tree(files, prefix, recursive=query.get("recursive") in ("1", "true", "True"))
+            )
         if action == "discussions" and method == "POST" and not args:
             payload = json.loads(body or b"{}")
             with hub._lock:
                 repo = self._get_repo(repo_id, write=True)
                 entry = repo.open_discussion(
-                    payload.get("title") or "untitled", payload.get("description") or "", bool(payload.get("pullRequest"))
+                    payload.get("title") or "untitled",
+                    payload.get("description") or "",
+                    bool(payload.get("pullRequest")),
                 )
             return self._json(200, {"num": entry["num"], "url": f"{hub.url}/{repo_id}/discussions/{entry['num']}"})
         if action == "discussions" and method == "GET" and len(args) == 1:
@@ -597,7 +619,8 @@ class _Handler(BaseHTTPRequestHandler):
                     break
                 folder = base + "/".join(parts[:depth])
                 entries.setdefault(
-                    folder, {"type": "directory", "oid": hashlib.sha1(folder.encode()).hexdigest(), "size": 0, "path": folder}
+                    folder,
+                    {"type": "directory", "oid": hashlib.sha1(folder.encode()).hexdigest(), "size": 0, "path": folder},
                 )
             if recursive or len(parts) == 1:
                 entries[path] = {"type": "file", "oid": git_blob_sha1(content), "size": len(content), "path": path}
@@ -745,7 +768,9 @@ def _misbehave(handler: _Handler, method: str, raw_path: str) -> bool:
     elif how == "html":
         handler._send(200, b"<!doctype html><html><body><h1>Sign in</h1></body></html>", {"Content-Type": "text/html"})
     elif how == "retry_after":  # rate limited, "come back in an hour"
-        handler._json(429, {"error": "slow down"}, {"Retry-After": "3600", "X-Error-Message": "slow down (test server)"})
+        handler._json(
+            429, {"error": "slow down"}, {"Retry-After": "3600", "X-Error-Message": "slow down (test server)"}
+        )
     elif how == "missing_keys":
         handler._json(200, {"ok": True})
     elif how == "truncated":

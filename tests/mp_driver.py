@@ -19,8 +19,15 @@ def train_and_dump(self, *args, **kwargs):
     output = _train(self, *args, **kwargs)
     rank = self.accelerator.process_index
     with open(os.path.join(os.environ["MP_HISTORY_DIR"], f"rank{rank}.json"), "w") as f:
-        json.dump({"world_size": self.accelerator.num_processes, "history": getattr(self.method, "history", None),
-                   "finished": bool(self.method.finished), "global_step": self.state.global_step}, f)
+        json.dump(
+            {
+                "world_size": self.accelerator.num_processes,
+                "history": getattr(self.method, "history", None),
+                "finished": bool(self.method.finished),
+                "global_step": self.state.global_step,
+            },
+            f,
+        )
     return output
 
 

@@ -24,14 +24,30 @@ MAX_LINES = 400
 
 #: The layers of docs/ARCHITECTURE.md, bottom up, as module patterns relative to hf_unlearn. A module may import
 #: from its own layer and the layers below; every module a layer imports joins that layer's closure.
-CORE = ["training", "training.*", "methods", "methods.*", "data", "data.*", "modeling", "modeling.*", "evaluation",
-        "evaluation.*", "records", "records.*", "failures"]
+CORE = [
+    "training",
+    "training.*",
+    "methods",
+    "methods.*",
+    "data",
+    "data.*",
+    "modeling",
+    "modeling.*",
+    "evaluation",
+    "evaluation.*",
+    "records",
+    "records.*",
+    "failures",
+]
 PUBLISHING = ["publishing", "publishing.*"]
 CLI = ["cli", "cli.*"]
 BENCHMARK = ["benchmark", "benchmark.*"]
 #: What each layer must not import (not even inside a function): every layer above it.
-LAYERS = {"core": (CORE, PUBLISHING + CLI + BENCHMARK), "publishing": (PUBLISHING, CLI + BENCHMARK),
-          "cli": (CLI, BENCHMARK)}
+LAYERS = {
+    "core": (CORE, PUBLISHING + CLI + BENCHMARK),
+    "publishing": (PUBLISHING, CLI + BENCHMARK),
+    "cli": (CLI, BENCHMARK),
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -55,16 +71,16 @@ def _resolve(module: str, node: ast.ImportFrom | ast.Import) -> list[str]:
     if isinstance(node, ast.Import):
         for alias in node.names:
             if alias.name == "hf_unlearn" or alias.name.startswith("hf_unlearn."):
-                found.append(alias.name[len("hf_unlearn."):] if "." in alias.name else "")
+                found.append(alias.name[len("hf_unlearn.") :] if "." in alias.name else "")
         return [m for m in found if m in MODULES]
     if node.level:
         base = module.split(".") if module else []
         if not is_package:
             base = base[:-1]
-        base = base[:len(base) - (node.level - 1)] if node.level > 1 else base
+        base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
         target = ".".join(base + ([node.module] if node.module else []))
     elif node.module and (node.module == "hf_unlearn" or node.module.startswith("hf_unlearn.")):
-        target = node.module[len("hf_unlearn."):] if "." in node.module else ""
+        target = node.module[len("hf_unlearn.") :] if "." in node.module else ""
     else:
         return []
     for alias in node.names:  # `from .cli import main` loads the submodule hf_unlearn.cli.main
@@ -76,7 +92,8 @@ def _resolve(module: str, node: ast.ImportFrom | ast.Import) -> list[str]:
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _imports(module: str, *, top_level_only: bool) -> list[tuple[str, int]]:
@@ -128,8 +145,9 @@ def test_a_layer_imports_nothing_from_the_layers_above(layer):
         module = queue.pop()
         for target, line in _imports(module, top_level_only=False):
             if _matches(target, above):
-                violations.append(f"hf_unlearn/{MODULES[module].relative_to(PACKAGE)}:{line} imports "
-                                  f"hf_unlearn.{target}")
+                violations.append(
+                    f"hf_unlearn/{MODULES[module].relative_to(PACKAGE)}:{line} imports hf_unlearn.{target}"
+                )
             elif target not in closure:
                 closure.add(target)
                 queue.append(target)
@@ -183,7 +201,8 @@ def test_no_import_cycle_at_any_depth():
     graph = {m: sorted({t for t, _ in _imports(m, top_level_only=False)}) for m in MODULES}
     cycles = _cycles(graph)
     assert not cycles, "import cycles (hf_unlearn.<name>, '' = the package; imports inside functions count):\n" + (
-        "\n".join(cycles))
+        "\n".join(cycles)
+    )
 
 
 def test_the_cycle_finder_sees_a_loop_through_function_imports():
@@ -202,8 +221,9 @@ def test_the_import_parser_sees_relative_and_function_imports():
 
 # ---- (c) no file over 400 lines ---------------------------------------------------------------------------------
 def test_no_module_over_400_lines():
-    long = {str(p.relative_to(ROOT)): n for p in MODULES.values()
-            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    long = {
+        str(p.relative_to(ROOT)): n for p in MODULES.values() if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
     assert not long, f"files over {MAX_LINES} lines (split them along their stages): {long}"
 
 
@@ -212,12 +232,35 @@ def test_split_modules_keep_their_names_importable():
     import hf_unlearn.benchmark.protocol as benchmark
     import hf_unlearn.cli.main as cli
 
-    for name in ("ScriptArguments", "UsageError", "parse_args", "run_unlearning", "load_training_data", "_split",
-                 "_read_ids", "describe_failure", "library_versions", "format_table", "EMBEDDED_DEFAULT_PRESET",
-                 "DEFAULT_FORGET_FRACTION", "FINAL_FILES_MARKER", "DEBUG_ENV", "_run"):
+    for name in (
+        "ScriptArguments",
+        "UsageError",
+        "parse_args",
+        "run_unlearning",
+        "load_training_data",
+        "_split",
+        "_read_ids",
+        "describe_failure",
+        "library_versions",
+        "format_table",
+        "EMBEDDED_DEFAULT_PRESET",
+        "DEFAULT_FORGET_FRACTION",
+        "FINAL_FILES_MARKER",
+        "DEBUG_ENV",
+        "_run",
+    ):
         assert hasattr(cli, name), name
-    for name in ("run_benchmark", "summarize", "markdown_report", "plot_gap_vs_runtime", "load_benchmark_dataset",
-                 "searches_alpha", "alpha_search_summary", "RECIPES", "PAPER_SEEDS"):
+    for name in (
+        "run_benchmark",
+        "summarize",
+        "markdown_report",
+        "plot_gap_vs_runtime",
+        "load_benchmark_dataset",
+        "searches_alpha",
+        "alpha_search_summary",
+        "RECIPES",
+        "PAPER_SEEDS",
+    ):
         assert hasattr(benchmark, name), name
 
 
@@ -259,8 +302,9 @@ def test_readme_method_example_registers_parses_and_trains(readme_method, make_t
     # the config's fields are flags of the CLI, the training defaults its defaults
     field = next(iter(cls.config_class.__dataclass_fields__))
     default = getattr(cls.config_class(), field)
-    script, args, config = parse_args(["--method", readme_method, f"--{field}", str(default / 2),
-                                       "--output_dir", str(tmp_path / "cli")])
+    script, args, config = parse_args(
+        ["--method", readme_method, f"--{field}", str(default / 2), "--output_dir", str(tmp_path / "cli")]
+    )
     assert getattr(config, field) == default / 2
     for key, value in cls.training_defaults.items():
         if key in ("learning_rate", "num_train_epochs", "per_device_train_batch_size"):

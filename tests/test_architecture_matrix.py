@@ -40,9 +40,14 @@ OTHERS = [m for m in list_methods() if m != "lotus"]
 #: LoTUS, DEL), 3 = two output heads (DEL treats the head specially; the two-head unit test checks what it trains).
 ROOT_CAUSE_CELLS = [
     *[("levit", m) for m in ("ssd", "salun", "salun_lotus", "del")],
-    ("levit_teacher", "del"), ("timm/levit_128s", "ssd"), ("timm/efficientvit_m0", "del"),
-    ("timm/efficientformerv2_s0", "salun"), ("timm/tiny_vit_5m_224", "salun_lotus"),
-    ("deit_teacher", "del"), ("swiftformer", "del"), ("timm/deit_tiny_distilled_patch16_224", "del"),
+    ("levit_teacher", "del"),
+    ("timm/levit_128s", "ssd"),
+    ("timm/efficientvit_m0", "del"),
+    ("timm/efficientformerv2_s0", "salun"),
+    ("timm/tiny_vit_5m_224", "salun_lotus"),
+    ("deit_teacher", "del"),
+    ("swiftformer", "del"),
+    ("timm/deit_tiny_distilled_patch16_224", "del"),
 ]
 
 
@@ -50,10 +55,14 @@ def _rotation() -> list[tuple[str, str]]:
     from hf_unlearn.modeling.architectures import refusal_reason
 
     timm_models = [c.name for c in CASES if c.library == "timm"]
-    transformers = [c.name for c in CASES if c.library == "transformers" and c.name not in SKIPPED
-                    and not refusal_reason(c.model_type)][::3]
-    return ([(a, OTHERS[k % len(OTHERS)]) for k, a in enumerate(timm_models)]
-            + [(a, OTHERS[k % len(OTHERS)]) for k, a in enumerate(transformers)])
+    transformers = [
+        c.name
+        for c in CASES
+        if c.library == "transformers" and c.name not in SKIPPED and not refusal_reason(c.model_type)
+    ][::3]
+    return [(a, OTHERS[k % len(OTHERS)]) for k, a in enumerate(timm_models)] + [
+        (a, OTHERS[k % len(OTHERS)]) for k, a in enumerate(transformers)
+    ]
 
 
 ROTATION = _rotation()
@@ -116,7 +125,9 @@ def test_batch_gradients_recompute_cached_attention_biases(architecture):
 
     model, _ = build(case_named(architecture))
     model.train()
-    split = ImageSplit(torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 2] * 2))
+    split = ImageSplit(
+        torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 2] * 2)
+    )
     trainer = type("T", (), {"logits": staticmethod(lambda m, x: _logits(m, x)), "count_examples": lambda *a: None})()
     stats = {n: b.clone() for n, b in model.named_buffers()}
     got = list(batch_gradients(trainer, model, split, 2))
@@ -145,11 +156,14 @@ def _mixed_shapes(rows: int = 6):
 
     g = torch.Generator().manual_seed(0)
     sizes = [(32, 32), (32, 8), (8, 32)]
-    images = [Image.fromarray((torch.rand(h, w, 3, generator=g) * 255).byte().numpy())
-              for h, w in (sizes[i % 3] for i in range(rows))]
-    return datasets.Dataset.from_dict({"image": images, "label": [i % 3 for i in range(rows)]},
-                                      features=datasets.Features({"image": datasets.Image(),
-                                                                  "label": datasets.ClassLabel(3)}))
+    images = [
+        Image.fromarray((torch.rand(h, w, 3, generator=g) * 255).byte().numpy())
+        for h, w in (sizes[i % 3] for i in range(rows))
+    ]
+    return datasets.Dataset.from_dict(
+        {"image": images, "label": [i % 3 for i in range(rows)]},
+        features=datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(3)}),
+    )
 
 
 def test_siglip2_gets_every_processor_output_on_the_cached_and_the_streamed_path(workdir):
@@ -223,10 +237,18 @@ def test_a_classifier_whose_forward_takes_no_pixel_values_is_refused():
 
 
 # ---- root cause 3: two output heads --------------------------------------------------------------------------------
-@pytest.mark.parametrize("architecture,heads", [
-    ("deit_teacher", {"cls_classifier", "distillation_classifier"}), ("levit_teacher", {"classifier", "classifier_distill"}),
-    ("swiftformer", {"head", "dist_head"}), ("timm/deit_tiny_distilled_patch16_224", {"head", "head_dist"}),
-    ("timm/levit_128s", {"head", "head_dist"}), ("vit", {"classifier"}), ("timm/test_convnext", {"head"})])
+@pytest.mark.parametrize(
+    "architecture,heads",
+    [
+        ("deit_teacher", {"cls_classifier", "distillation_classifier"}),
+        ("levit_teacher", {"classifier", "classifier_distill"}),
+        ("swiftformer", {"head", "dist_head"}),
+        ("timm/deit_tiny_distilled_patch16_224", {"head", "head_dist"}),
+        ("timm/levit_128s", {"head", "head_dist"}),
+        ("vit", {"classifier"}),
+        ("timm/test_convnext", {"head"}),
+    ],
+)
 def test_every_output_head_is_head(architecture, heads):
     from hf_unlearn.modeling.classifiers import head_parameter_names
 
@@ -242,11 +264,20 @@ def test_del_finetunes_both_heads_of_a_distilled_model(workdir):
         save_case(case_named("deit_teacher"), path)
     loaded = load_classifier(path)
     split = select_forget(tiny_image_dataset(12), indices=[0, 1, 2, 3, 4, 5], id_column="id", num_labels=3)
-    args = UnlearningArguments.for_method("del", output_dir=os.path.join(workdir, "o"), max_steps=2,
-                                          per_device_train_batch_size=3, report_to="none", use_cpu=True,
-                                          save_strategy="no", disable_tqdm=True, seed=0)
-    trainer = UnlearningTrainer(loaded.model, args, forget_dataset=split.forget, retain_dataset=split.retain,
-                                image_transform=loaded.transform)
+    args = UnlearningArguments.for_method(
+        "del",
+        output_dir=os.path.join(workdir, "o"),
+        max_steps=2,
+        per_device_train_batch_size=3,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        disable_tqdm=True,
+        seed=0,
+    )
+    trainer = UnlearningTrainer(
+        loaded.model, args, forget_dataset=split.forget, retain_dataset=split.retain, image_transform=loaded.transform
+    )
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train()
     for name in ("cls_classifier.weight", "distillation_classifier.weight"):
@@ -280,23 +311,62 @@ def cli_data(tmp_path_factory):
     import datasets
 
     root = tmp_path_factory.mktemp("matrix_cli")
-    datasets.DatasetDict({"train": tiny_image_dataset(12), "validation": tiny_image_dataset(6, seed=1),
-                          "test": tiny_image_dataset(6, seed=2)}).save_to_disk(str(root / "data"))
+    datasets.DatasetDict(
+        {
+            "train": tiny_image_dataset(12),
+            "validation": tiny_image_dataset(6, seed=1),
+            "test": tiny_image_dataset(6, seed=2),
+        }
+    ).save_to_disk(str(root / "data"))
     for name in ("levit", "imagegpt"):
         save_case(case_named(name), str(root / name))
     return root
 
 
 def test_cli_unlearns_a_levit_with_del(cli_data, tmp_path, capsys):
-    cli(["--method", "del", "--model_name_or_path", cli_data / "levit", "--dataset_name", cli_data / "data",
-         "--forget_fraction", "0.5", "--max_steps", "2", "--per_device_train_batch_size", "2",
-         "--output_dir", tmp_path / "out", "--use_cpu", "--disable_tqdm", "true"], capsys, 0)
+    cli(
+        [
+            "--method",
+            "del",
+            "--model_name_or_path",
+            cli_data / "levit",
+            "--dataset_name",
+            cli_data / "data",
+            "--forget_fraction",
+            "0.5",
+            "--max_steps",
+            "2",
+            "--per_device_train_batch_size",
+            "2",
+            "--output_dir",
+            tmp_path / "out",
+            "--use_cpu",
+            "--disable_tqdm",
+            "true",
+        ],
+        capsys,
+        0,
+    )
     assert (tmp_path / "out" / "model.safetensors").is_file()
 
 
 def test_cli_refuses_imagegpt_in_one_line_before_any_work(cli_data, tmp_path, capsys, no_work):
-    line = cli(["--method", "lotus", "--model_name_or_path", cli_data / "imagegpt", "--dataset_name", cli_data / "data",
-                "--forget_fraction", "0.5", "--output_dir", tmp_path / "out", "--use_cpu"], capsys, 2,
-               "cannot unlearn the 'imagegpt' architecture")
+    line = cli(
+        [
+            "--method",
+            "lotus",
+            "--model_name_or_path",
+            cli_data / "imagegpt",
+            "--dataset_name",
+            cli_data / "data",
+            "--forget_fraction",
+            "0.5",
+            "--output_dir",
+            tmp_path / "out",
+            "--use_cpu",
+        ],
+        capsys,
+        2,
+        "cannot unlearn the 'imagegpt' architecture",
+    )
     assert "input_ids" in line and not (tmp_path / "out").exists()
-

@@ -18,8 +18,11 @@ def small_digits():
     from hf_unlearn.data.builtin import load_digits_dataset
 
     data = load_digits_dataset()
-    return {"train": data["train"].select(range(300)), "validation": data["validation"].select(range(80)),
-            "test": data["test"].select(range(80))}
+    return {
+        "train": data["train"].select(range(300)),
+        "validation": data["validation"].select(range(80)),
+        "test": data["test"].select(range(80)),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +33,10 @@ def model_dir(tmp_path_factory, small_digits):
 
     names = small_digits["train"].features["label"].names
     model, processor = build_image_classifier("resnet", len(names), 8, label_names=names, seed=0)
-    transform = lambda b: {"pixel_values": processor(images=b["image"], return_tensors="pt")["pixel_values"],  # noqa: E731
-                           "label": b["label"]}
+    transform = lambda b: {
+        "pixel_values": processor(images=b["image"], return_tensors="pt")["pixel_values"],  # noqa: E731
+        "label": b["label"],
+    }
     train_classifier(model, to_image_split(small_digits["train"], transform), epochs=2, seed=0)
     path = tmp_path_factory.mktemp("user") / "my-model"
     save_classifier(model, str(path), processor)
@@ -74,15 +79,33 @@ def _args(*argv):
 
 
 @pytest.mark.parametrize("data", ["saved", "folder"])
-def test_user_model_and_data_write_json_markdown_png(cache_root, tmp_path, model_dir, saved_dir, folder_dir, data,
-                                                      small_digits, capsys):
+def test_user_model_and_data_write_json_markdown_png(
+    cache_root, tmp_path, model_dir, saved_dir, folder_dir, data, small_digits, capsys
+):
     dataset = saved_dir if data == "saved" else folder_dir
-    rc = _bench("--model", model_dir, "--dataset", dataset, "--forget_fraction", "0.1", "--methods", "finetune", "ssd",
-                "--name", "mine", "--results_dir", str(tmp_path), *FLAGS)
+    rc = _bench(
+        "--model",
+        model_dir,
+        "--dataset",
+        dataset,
+        "--forget_fraction",
+        "0.1",
+        "--methods",
+        "finetune",
+        "ssd",
+        "--name",
+        "mine",
+        "--results_dir",
+        str(tmp_path),
+        *FLAGS,
+    )
     assert rc == 0, capsys.readouterr().err
     out = json.loads((tmp_path / "mine.json").read_text())
     assert not out["failures"], out["failures"]
-    assert {(r["method"], r["family"], r["seed"]) for r in out["runs"]} == {("finetune", "model", 0), ("ssd", "model", 0)}
+    assert {(r["method"], r["family"], r["seed"]) for r in out["runs"]} == {
+        ("finetune", "model", 0),
+        ("ssd", "model", 0),
+    }
     for r in out["runs"]:
         assert {"cost", "unlearned"} <= r.keys()
         assert {"avg_gap", "avg_gap_estimate"} <= r["unlearned"].keys()
@@ -110,16 +133,33 @@ def test_forget_ids_file_and_classes_select_what_they_say(cache_root, tmp_path, 
     (tmp_path / "ids.txt").write_text("\n".join(ids) + "\n")
     grid, config, name, class_mode = prepare_user_grid(
         _args("--model", model_dir, "--dataset", saved_dir, "--forget_ids_file", str(tmp_path / "ids.txt"), *FLAGS),
-        lambda m: None)
+        lambda m: None,
+    )
     assert grid.selection.record.num_removed == 7 and config["forget"]["num_removed"] == 7 and not class_mode
     assert len(grid.data["train"]) == 300 and len(grid.selection.retain) == 293
     # class unlearning, run end to end: the forget set is every train row of classes 3 and 5
     want = sum(1 for y in small_digits["train"]["label"] if y in (3, 5))
-    rc = _bench("--model", model_dir, "--dataset", saved_dir, "--forget_classes", "3", "5", "--methods", "ssd",
-                "--name", "cls", "--results_dir", str(tmp_path), *FLAGS)
+    rc = _bench(
+        "--model",
+        model_dir,
+        "--dataset",
+        saved_dir,
+        "--forget_classes",
+        "3",
+        "5",
+        "--methods",
+        "ssd",
+        "--name",
+        "cls",
+        "--results_dir",
+        str(tmp_path),
+        *FLAGS,
+    )
     assert rc == 0
     out = json.loads((tmp_path / "cls.json").read_text())
-    assert out["config"]["forget"]["num_removed"] == want and out["config"]["forget"]["params"] == {"classes": ["3", "5"]}
+    assert out["config"]["forget"]["num_removed"] == want and out["config"]["forget"]["params"] == {
+        "classes": ["3", "5"]
+    }
     assert out["models"]["model/0"]["gold"]["train_rows"] == 300 - want
     assert out["runs"][0]["unlearned"]["acc_forget"] <= 1.0 and not out["failures"]
 
@@ -128,8 +168,22 @@ def test_resume_skips_what_is_done(cache_root, tmp_path, model_dir, saved_dir, c
     from hf_unlearn.benchmark.grid import _resume_from
     from hf_unlearn.benchmark.user import prepare_user_grid
 
-    argv = ["--model", model_dir, "--dataset", saved_dir, "--forget_fraction", "0.1", "--methods", "finetune", "ssd",
-            "--name", "res", "--results_dir", str(tmp_path), *FLAGS]
+    argv = [
+        "--model",
+        model_dir,
+        "--dataset",
+        saved_dir,
+        "--forget_fraction",
+        "0.1",
+        "--methods",
+        "finetune",
+        "ssd",
+        "--name",
+        "res",
+        "--results_dir",
+        str(tmp_path),
+        *FLAGS,
+    ]
     assert _bench(*argv) == 0
     path = tmp_path / "res.json"
     first = json.loads(path.read_text())
@@ -152,8 +206,9 @@ def test_resume_skips_what_is_done(cache_root, tmp_path, model_dir, saved_dir, c
     assert len(_resume_from({"config": config}, str(path), lambda m: None)) == 2
 
 
-def test_bad_inputs_are_one_error_line_exit_2_nothing_written(cache_root, tmp_path, model_dir, saved_dir,
-                                                              small_digits, capsys):
+def test_bad_inputs_are_one_error_line_exit_2_nothing_written(
+    cache_root, tmp_path, model_dir, saved_dir, small_digits, capsys
+):
     import datasets
 
     only_train = tmp_path / "only-train"
@@ -205,23 +260,40 @@ def other_classes_dir(tmp_path_factory, small_digits):
 
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=list("abcde"))})
     path = tmp_path_factory.mktemp("user") / "other-classes"
-    datasets.DatasetDict({k: datasets.Dataset.from_dict(
-        {"image": [r["image"] for r in ds if r["label"] < 5], "label": [r["label"] for r in ds if r["label"] < 5]},
-        features=features) for k, ds in small_digits.items()}).save_to_disk(str(path))
+    datasets.DatasetDict(
+        {
+            k: datasets.Dataset.from_dict(
+                {
+                    "image": [r["image"] for r in ds if r["label"] < 5],
+                    "label": [r["label"] for r in ds if r["label"] < 5],
+                },
+                features=features,
+            )
+            for k, ds in small_digits.items()
+        }
+    ).save_to_disk(str(path))
     return str(path)
 
 
-def test_new_head_for_other_classes_is_drawn_from_each_seed(cache_root, tmp_path, model_dir, other_classes_dir, capsys):
+def test_new_head_for_other_classes_is_drawn_from_each_seed(
+    cache_root, tmp_path, model_dir, other_classes_dir, capsys
+):
     import torch
 
     from hf_unlearn.benchmark.user import prepare_user_grid
     from hf_unlearn.modeling.classifiers import classifier_head, load_classifier
 
     argv = ["--model", model_dir, "--dataset", other_classes_dir, "--forget_fraction", "0.1", *FLAGS]
-    assert _bench(*argv, "--results_dir", str(tmp_path / "r")) == 2  # the model's classes are 0..9: refused, with the fix
+    assert (
+        _bench(*argv, "--results_dir", str(tmp_path / "r")) == 2
+    )  # the model's classes are 0..9: refused, with the fix
     assert "pass --new_head" in capsys.readouterr().err and not (tmp_path / "r").exists()
     grid, config, _, _ = prepare_user_grid(_args(*argv, "--new_head"), lambda m: None)
-    assert grid.names == list("abcde") and config["model"]["new_head"] is True and "new classification head" in grid.description
+    assert (
+        grid.names == list("abcde")
+        and config["model"]["new_head"] is True
+        and "new classification head" in grid.description
+    )
     a0, _ = grid.build("model", grid.recipe("model"), grid.names, 0)
     a1, _ = grid.build("model", grid.recipe("model"), grid.names, 1)
     again, _ = grid.build("model", grid.recipe("model"), grid.names, 0)
@@ -264,7 +336,12 @@ def test_builtin_datasets_keep_their_flags(monkeypatch, tmp_path, capsys):
     assert _bench("--results_dir", str(tmp_path), "--seeds", "0") == 0
     kw = calls[-1]
     assert (kw["dataset"], kw["families"], kw["forget_class"], kw["train_size"], kw["name"]) == (
-        "digits", ["resnet", "vit"], None, 10_000, "digits")
+        "digits",
+        ["resnet", "vit"],
+        None,
+        10_000,
+        "digits",
+    )
     assert _bench("--results_dir", str(tmp_path), "--dataset", "fashion_mnist", "--class_unlearning", "--quick") == 0
     kw = calls[-1]
     assert (kw["dataset"], kw["forget_class"], kw["seeds"], kw["method_epochs"]) == ("digits", 3, [3407], 3)
@@ -277,6 +354,7 @@ def test_builtin_datasets_keep_their_flags(monkeypatch, tmp_path, capsys):
 def test_a_user_model_on_builtin_digits(cache_root, model_dir):
     from hf_unlearn.benchmark.user import prepare_user_grid
 
-    grid, config, name, _ = prepare_user_grid(_args("--model", model_dir, "--dataset", "digits", "--forget_fraction",
-                                                    "0.1", *FLAGS), lambda m: None)
+    grid, config, name, _ = prepare_user_grid(
+        _args("--model", model_dir, "--dataset", "digits", "--forget_fraction", "0.1", *FLAGS), lambda m: None
+    )
     assert len(grid.data["train"]) == 1257 and config["data"]["name"] == "digits" and name == "my-model-on-digits"

@@ -31,8 +31,12 @@ def test_every_registered_method_runs_through_the_main_job(method, original_path
 
 def test_method_flags_come_from_the_method_config(original_path, tmp_path, capsys):
     out = tmp_path / "lotus"
-    assert run_unlearning(["--method", "lotus", "--alpha", "3.5", "--retain_subset_fraction", "0.5",
-                           "--output_dir", str(out), *FAST]) == 0
+    assert (
+        run_unlearning(
+            ["--method", "lotus", "--alpha", "3.5", "--retain_subset_fraction", "0.5", "--output_dir", str(out), *FAST]
+        )
+        == 0
+    )
     hyper = json.loads((out / "unlearning_config.json").read_text())["hyperparameters"]
     assert hyper["alpha"] == 3.5 and hyper["retain_subset_fraction"] == 0.5
     # another method's flag is rejected, with the way to find the right ones
@@ -43,7 +47,9 @@ def test_method_flags_come_from_the_method_config(original_path, tmp_path, capsy
 def test_gold_model_adds_jsd_and_avg_gap(original_path, tmp_path):
     out = tmp_path / "gold"
     # The original stands in for a retrained model: the original row's gaps are then exactly zero.
-    assert run_unlearning(["--method", "finetune", "--gold_model", original_path, "--output_dir", str(out), *FAST]) == 0
+    assert (
+        run_unlearning(["--method", "finetune", "--gold_model", original_path, "--output_dir", str(out), *FAST]) == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"jsd", "avg_gap"} <= metrics["unlearned"].keys() and "gold" in metrics
     assert metrics["original"]["avg_gap"] == pytest.approx(0.0, abs=1e-12)
@@ -59,8 +65,18 @@ def _hashes(folder: Path) -> dict[str, str]:
 def test_unlearn_push_to_hub_at_the_end_and_a_failed_push_keeps_the_output(original_path, tmp_path):
     from hub_server import HubServer
 
-    argv = [sys.executable, str(ROOT / "scripts" / "unlearn.py"), "--method", "finetune", *FAST,
-            "--push_to_hub", "--hub_model_id", "test-user/digits-unlearned", "--hub_private_repo", "true"]
+    argv = [
+        sys.executable,
+        str(ROOT / "scripts" / "unlearn.py"),
+        "--method",
+        "finetune",
+        *FAST,
+        "--push_to_hub",
+        "--hub_model_id",
+        "test-user/digits-unlearned",
+        "--hub_private_repo",
+        "true",
+    ]
     with HubServer() as hub:
         env = {**os.environ, **hub.env(tmp_path / "hf_home"), "PYTHONPATH": str(ROOT)}
         out = tmp_path / "pushed"
@@ -76,11 +92,19 @@ def test_unlearn_push_to_hub_at_the_end_and_a_failed_push_keeps_the_output(origi
         url = hub.url
 
     # The server is gone now: the push fails, the run says so, and the local output stays complete.
-    env = {**os.environ, "HF_ENDPOINT": url, "HF_TOKEN": "hf_dummy", "HF_HOME": str(tmp_path / "hf_home2"),
-           "HF_HUB_OFFLINE": "0", "HF_HUB_ETAG_TIMEOUT": "2", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": url,
+        "HF_TOKEN": "hf_dummy",
+        "HF_HOME": str(tmp_path / "hf_home2"),
+        "HF_HUB_OFFLINE": "0",
+        "HF_HUB_ETAG_TIMEOUT": "2",
+        "PYTHONPATH": str(ROOT),
+    }
     failed_out = tmp_path / "not-pushed"
-    failed = subprocess.run(argv + ["--output_dir", str(failed_out)], env=env, capture_output=True, text=True,
-                            timeout=300)
+    failed = subprocess.run(
+        argv + ["--output_dir", str(failed_out)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert failed.returncode == 1
     assert "intact" in failed.stderr
     assert {"model.safetensors", "metrics.json", "README.md", "removal_record.json"} <= _hashes(failed_out).keys()

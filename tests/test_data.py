@@ -12,11 +12,17 @@ from hf_unlearn import commitment, select_forget
 
 @pytest.fixture(scope="module")
 def toy():
-    features = datasets.Features({"id": datasets.Value("string"), "label": datasets.ClassLabel(names=["a", "b", "c"]),
-                                  "x": datasets.Value("int32")})
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "label": datasets.ClassLabel(names=["a", "b", "c"]),
+            "x": datasets.Value("int32"),
+        }
+    )
     labels = [i % 3 for i in range(60)]
-    return datasets.Dataset.from_dict({"id": [f"s{i:03d}" for i in range(60)], "label": labels, "x": list(range(60))},
-                                      features=features)
+    return datasets.Dataset.from_dict(
+        {"id": [f"s{i:03d}" for i in range(60)], "label": labels, "x": list(range(60))}, features=features
+    )
 
 
 def _check_partition(split, dataset):
@@ -85,8 +91,13 @@ def test_commitment_is_sha256_over_sorted_ids(toy):
 def test_record_has_fingerprints_and_dataset_identity(toy):
     split = select_forget(toy, classes=[0], dataset_name="me/toy", split="train", revision="abc")
     record = split.record.to_dict()
-    assert record["dataset"] == {"name": "me/toy", "config": None, "split": "train", "revision": "abc",
-                                 "fingerprint": toy._fingerprint}
+    assert record["dataset"] == {
+        "name": "me/toy",
+        "config": None,
+        "split": "train",
+        "revision": "abc",
+        "fingerprint": toy._fingerprint,
+    }
     assert record["forget_fingerprint"] == split.forget._fingerprint != record["retain_fingerprint"]
 
 

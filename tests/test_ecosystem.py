@@ -26,8 +26,11 @@ PRESET = EMBEDDED_DEFAULT_PRESET["lotus"]
 
 def _settings(argv):
     script, args, config = parse_args(argv)
-    return script, {"alpha": config.alpha, "per_device_train_batch_size": args.per_device_train_batch_size,
-                    "learning_rate": args.learning_rate}
+    return script, {
+        "alpha": config.alpha,
+        "per_device_train_batch_size": args.per_device_train_batch_size,
+        "learning_rate": args.learning_rate,
+    }
 
 
 def _help(argv, capsys) -> str:
@@ -45,9 +48,19 @@ def test_model_and_dataset_are_short_forms():
     assert script.model_name_or_path == "a/b"
 
 
-@pytest.mark.parametrize("spelling", [["--model", "a/b"], ["--model=a/b"], ["--model_name_or_path", "a/b"],
-                                      ["--model-name-or-path", "a/b"], ["--model_name", "a/b"],
-                                      ["--dataset", "d/e"], ["--dataset-name", "d/e"], ["--dataset_name=d/e"]])
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        ["--model", "a/b"],
+        ["--model=a/b"],
+        ["--model_name_or_path", "a/b"],
+        ["--model-name-or-path", "a/b"],
+        ["--model_name", "a/b"],
+        ["--dataset", "d/e"],
+        ["--dataset-name", "d/e"],
+        ["--dataset_name=d/e"],
+    ],
+)
 def test_any_spelling_of_a_model_or_dataset_turns_the_embedded_preset_off(spelling):
     script, settings = _settings(spelling)
     assert (script.model_name_or_path or script.dataset_name) in ("a/b", "d/e")
@@ -79,8 +92,14 @@ def test_hf_unlearn_help_lists_the_subcommands(capsys):
 
 def test_python_m_hf_unlearn_lists_scrub_flags_first(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "hf_unlearn", "unlearn", "--method", "scrub", "--help"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "hf_unlearn", "unlearn", "--method", "scrub", "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     flags = re.findall(r"^  (--[a-z_]+)", done.stdout, re.M)
     assert flags[:2] == ["--method", "--scrub_max_steps"]
@@ -113,8 +132,17 @@ def test_push_and_benchmark_subcommands_keep_the_scripts_flags(capsys):
     from hf_unlearn.cli.push import PushArguments
 
     fields = {f.name for f in dataclasses.fields(PushArguments)}
-    assert fields >= {"output_dir", "repo_id", "private", "revision", "create_pr", "token", "push_removed_ids",
-                      "commit_message", "endpoint"}
+    assert fields >= {
+        "output_dir",
+        "repo_id",
+        "private",
+        "revision",
+        "create_pr",
+        "token",
+        "push_removed_ids",
+        "commit_message",
+        "endpoint",
+    }
     assert runpy.run_path(str(ROOT / "scripts" / "push_to_hub.py"))["main"].__module__ == "hf_unlearn.cli.push"
     assert main(["push", "--help"]) == 0
     assert "--repo_id" in capsys.readouterr().out
@@ -126,16 +154,26 @@ def test_push_and_benchmark_subcommands_keep_the_scripts_flags(capsys):
 
 def test_config_file_values_are_defaults_that_flags_override(tmp_path):
     yaml_file = tmp_path / "run.yaml"
-    yaml_file.write_text("method: finetune\nmodel: org/model\nlearning_rate: 0.01\nnum_train_epochs: 3\n"
-                         "forget_classes: ['3', '5']\n")
+    yaml_file.write_text(
+        "method: finetune\nmodel: org/model\nlearning_rate: 0.01\nnum_train_epochs: 3\nforget_classes: ['3', '5']\n"
+    )
     script, args, _ = parse_args(["--config", str(yaml_file), "--learning_rate", "0.02"])
-    assert (args.method, script.model_name_or_path, args.learning_rate, args.num_train_epochs) == \
-        ("finetune", "org/model", 0.02, 3)
+    assert (args.method, script.model_name_or_path, args.learning_rate, args.num_train_epochs) == (
+        "finetune",
+        "org/model",
+        0.02,
+        3,
+    )
     assert script.forget_classes == ["3", "5"]
     json_file = tmp_path / "run.json"
     json_file.write_text(json.dumps({"method": "scrub", "temperature": 2.0, "output_dir": "runs/s"}))
     script, args, config = parse_args([str(json_file)])  # transformers' lone .json argument
-    assert (args.method, config.temperature, args.output_dir, script.model_name_or_path) == ("scrub", 2.0, "runs/s", None)
+    assert (args.method, config.temperature, args.output_dir, script.model_name_or_path) == (
+        "scrub",
+        2.0,
+        "runs/s",
+        None,
+    )
     script, args, config = parse_args([str(json_file), "--method", "scrub", "--temperature", "5"])
     assert config.temperature == 5.0
 
@@ -148,8 +186,15 @@ def test_config_file_beats_the_embedded_preset_and_counts_as_naming_a_model(tmp_
     assert _settings(["--config", str(f)])[1] == PAPER
 
 
-@pytest.mark.parametrize("content,needle", [("alpah: 3\n", "unknown keys: alpah"), ("- a\n- b\n", "mapping"),
-                                            ("a: [1,\n", "cannot be parsed"), ("x:\n  y: 1\n", "nested")])
+@pytest.mark.parametrize(
+    "content,needle",
+    [
+        ("alpah: 3\n", "unknown keys: alpah"),
+        ("- a\n- b\n", "mapping"),
+        ("a: [1,\n", "cannot be parsed"),
+        ("x:\n  y: 1\n", "nested"),
+    ],
+)
 def test_bad_config_files_are_one_line_usage_errors(tmp_path, content, needle, capsys):
     f = tmp_path / "c.yaml"
     f.write_text(content)
@@ -173,8 +218,17 @@ def test_help_starts_with_method_and_script_options_then_the_trainer(capsys):
     assert len(text.splitlines()) > 300  # every TrainingArguments flag is still listed
     head = "\n".join(text.splitlines()[:40])
     assert "--method" in head and "--alpha" in head
-    order = [text.index(f"\n  {flag} ") for flag in ("--method", "--alpha", "--model_name_or_path",
-                                                      "--fail_on_nonfinite_loss", "--learning_rate", "--adam_beta1")]
+    order = [
+        text.index(f"\n  {flag} ")
+        for flag in (
+            "--method",
+            "--alpha",
+            "--model_name_or_path",
+            "--fail_on_nonfinite_loss",
+            "--learning_rate",
+            "--adam_beta1",
+        )
+    ]
     assert order == sorted(order)
     # the defaults shown are lotus's own, not the embedded preset ...
     assert _default_of(text, "--learning_rate") == "0.0001"
@@ -197,7 +251,8 @@ def test_embedded_original_training_reports_epochs_loss_and_accuracy(monkeypatch
     lines = []
     path = builtin.original_model("resnet", dataset=digits, progress=lines.append)
     assert [re.sub(r"[\d.]+", "N", line) for line in lines[1:3]] == [
-        "original resnet (digits): epoch N/N: loss N, train accuracy N, N s"] * 2
+        "original resnet (digits): epoch N/N: loss N, train accuracy N, N s"
+    ] * 2
     assert lines[1].startswith("original resnet (digits): epoch 1/2") and lines[2].split("epoch ")[1].startswith("2/2")
     accuracy = float(re.search(r"train accuracy ([\d.]+)", lines[2]).group(1))
     assert 0.0 < accuracy <= 1.0
@@ -214,8 +269,14 @@ def test_embedded_original_training_reports_epochs_loss_and_accuracy(monkeypatch
     assert os.path.isfile(os.path.join(path, "model.safetensors"))
 
 
-@pytest.mark.parametrize("flags,bar,quiet", [(["--disable_tqdm", "false"], True, False), (["--disable_tqdm", "true"], False, False),
-                                             (["--log_level", "error", "--disable_tqdm", "false"], True, True)])
+@pytest.mark.parametrize(
+    "flags,bar,quiet",
+    [
+        (["--disable_tqdm", "false"], True, False),
+        (["--disable_tqdm", "true"], False, False),
+        (["--log_level", "error", "--disable_tqdm", "false"], True, True),
+    ],
+)
 def test_cli_passes_progress_settings_to_the_embedded_original(monkeypatch, tmp_path, flags, bar, quiet):
     from hf_unlearn.data import builtin
 
@@ -234,12 +295,25 @@ def test_cli_passes_progress_settings_to_the_embedded_original(monkeypatch, tmp_
 def _card(original, dataset_id=None):
     from hf_unlearn.publishing.card import build_model_card
 
-    record = {"dataset": {"name": dataset_id or "local-data", "split": "train"}, "num_removed": 3, "num_retained": 7,
-              "selection": {"rule": "ids"}, "commitment": {"algorithm": "sha256", "value": "ab" * 32}}
-    metrics = {"original": {"acc_forget": 1.0, "mia": 0.9, "rf_jsd": 0.1}, "unlearned": {"acc_forget": 0.8, "mia": 0.5,
-                                                                                           "rf_jsd": 0.01}}
-    return build_model_card(method="lotus", hyperparameters={}, removal_record=record, metrics=metrics,
-                            original_model=original, dataset_id=dataset_id)
+    record = {
+        "dataset": {"name": dataset_id or "local-data", "split": "train"},
+        "num_removed": 3,
+        "num_retained": 7,
+        "selection": {"rule": "ids"},
+        "commitment": {"algorithm": "sha256", "value": "ab" * 32},
+    }
+    metrics = {
+        "original": {"acc_forget": 1.0, "mia": 0.9, "rf_jsd": 0.1},
+        "unlearned": {"acc_forget": 0.8, "mia": 0.5, "rf_jsd": 0.01},
+    }
+    return build_model_card(
+        method="lotus",
+        hyperparameters={},
+        removal_record=record,
+        metrics=metrics,
+        original_model=original,
+        dataset_id=dataset_id,
+    )
 
 
 def test_describe_original_reads_license_and_base_model_from_a_local_directory(tmp_path):
@@ -249,16 +323,30 @@ def test_describe_original_reads_license_and_base_model_from_a_local_directory(t
     hf.mkdir()
     (hf / "config.json").write_text(json.dumps({"model_type": "vit", "_name_or_path": "google/vit-base-patch16-224"}))
     (hf / "README.md").write_text("---\nlicense: mit\n---\n# a fine-tune\n")
-    assert describe_original(str(hf)) == {"base_model": "google/vit-base-patch16-224", "license": "mit",
-                                          "license_source": "model card", "detected_license": "mit"}
+    assert describe_original(str(hf)) == {
+        "base_model": "google/vit-base-patch16-224",
+        "license": "mit",
+        "license_source": "model card",
+        "detected_license": "mit",
+    }
     # --license wins; what the original declares is kept next to it
-    assert describe_original(str(hf), license="other") == {"base_model": "google/vit-base-patch16-224",
-                                                           "license": "other", "license_source": "--license",
-                                                           "detected_license": "mit"}
+    assert describe_original(str(hf), license="other") == {
+        "base_model": "google/vit-base-patch16-224",
+        "license": "other",
+        "license_source": "--license",
+        "detected_license": "mit",
+    }
     timm_dir = tmp_path / "timm"
     timm_dir.mkdir()
-    (timm_dir / "config.json").write_text(json.dumps({"architecture": "resnet18", "num_classes": 10, "pretrained_cfg": {
-        "hf_hub_id": "timm/resnet18.a1_in1k", "license": "apache-2.0"}}))
+    (timm_dir / "config.json").write_text(
+        json.dumps(
+            {
+                "architecture": "resnet18",
+                "num_classes": 10,
+                "pretrained_cfg": {"hf_hub_id": "timm/resnet18.a1_in1k", "license": "apache-2.0"},
+            }
+        )
+    )
     assert describe_original(str(timm_dir))["base_model"] == "timm/resnet18.a1_in1k"
     assert describe_original(str(timm_dir))["license_source"] == "config"
     trainer_card = tmp_path / "trainer"  # transformers 5 drops _name_or_path; Trainer cards name the base model
@@ -274,8 +362,15 @@ def test_describe_original_reads_license_and_base_model_from_a_local_directory(t
 
 
 def test_card_has_license_base_model_datasets_and_metrics_at_the_top_level():
-    card = _card({"name_or_path": "/data/models/vit-ft", "base_model": "google/vit-base-patch16-224",
-                  "license": "apache-2.0", "license_source": "model card"}, dataset_id="uoft-cs/cifar10")
+    card = _card(
+        {
+            "name_or_path": "/data/models/vit-ft",
+            "base_model": "google/vit-base-patch16-224",
+            "license": "apache-2.0",
+            "license_source": "model card",
+        },
+        dataset_id="uoft-cs/cifar10",
+    )
     assert card.data.license == "apache-2.0"
     assert card.data.base_model == "google/vit-base-patch16-224"
     assert card.data.datasets == ["uoft-cs/cifar10"]
@@ -291,8 +386,23 @@ def test_card_has_license_base_model_datasets_and_metrics_at_the_top_level():
 
 def test_license_flag_reaches_the_card_and_a_bad_one_is_refused(original_path, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["unlearn", "--model", original_path, "--method", "finetune", "--license", "mit",
-                 "--output_dir", str(out), *FAST]) == 0, capsys.readouterr().err
+    assert (
+        main(
+            [
+                "unlearn",
+                "--model",
+                original_path,
+                "--method",
+                "finetune",
+                "--license",
+                "mit",
+                "--output_dir",
+                str(out),
+                *FAST,
+            ]
+        )
+        == 0
+    ), capsys.readouterr().err
     card = (out / "README.md").read_text()
     assert "\nlicense: mit\n" in card and "(set with --license)" in card
     assert json.loads((out / "unlearning_config.json").read_text())["original_model"]["license"] == "mit"
@@ -337,8 +447,14 @@ def test_push_metrics_publishes_spaces_that_evaluate_loads_from_anywhere(tmp_pat
     elsewhere.mkdir()
     with HubServer() as hub:
         env = {**os.environ, **hub.env(tmp_path / "hf_home"), "PYTHONPATH": str(ROOT)}
-        done = subprocess.run([sys.executable, "-m", "hf_unlearn", "push-metrics", "--namespace", "test-org"],
-                              cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "hf_unlearn", "push-metrics", "--namespace", "test-org"],
+            cwd=elsewhere,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         for name in ("rf_jsd", "jsd", "mia"):
             space = hub.space(f"test-org/{name}")
@@ -359,17 +475,21 @@ def test_push_metrics_publishes_spaces_that_evaluate_loads_from_anywhere(tmp_pat
         """)
         fresh = {k: v for k, v in env.items() if k != "PYTHONPATH"}
         fresh["HF_HOME"] = str(tmp_path / "hf_home_fresh")  # nothing cached: the module comes from the Space
-        loaded = subprocess.run([sys.executable, "-c", script], cwd=elsewhere, env=fresh, capture_output=True, text=True,
-                                timeout=300)
+        loaded = subprocess.run(
+            [sys.executable, "-c", script], cwd=elsewhere, env=fresh, capture_output=True, text=True, timeout=300
+        )
         assert loaded.returncode == 0, loaded.stderr[-2000:]
         assert any(path.startswith("/spaces/test-org/rf_jsd/resolve/") for _, path, _ in hub.requests)
 
     import evaluate
     import numpy as np
 
-    preds = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.5, 0.4, 0.1], [0.3, 0.3, 0.4], [0.1, 0.1, 0.8]])
-    local = evaluate.load(metric_path("rf_jsd")).compute(predictions=preds, references=[0, 1, 2, 0, 1, 2],
-                                                         subset=["forget"] * 3 + ["test"] * 3)
+    preds = np.array(
+        [[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.5, 0.4, 0.1], [0.3, 0.3, 0.4], [0.1, 0.1, 0.8]]
+    )
+    local = evaluate.load(metric_path("rf_jsd")).compute(
+        predictions=preds, references=[0, 1, 2, 0, 1, 2], subset=["forget"] * 3 + ["test"] * 3
+    )
     remote = json.loads(loaded.stdout.strip().splitlines()[-1])
     assert remote == pytest.approx(local) and remote["rf_jsd"] > 0
 
@@ -387,15 +507,31 @@ def test_push_metrics_private_and_bad_input(tmp_path, monkeypatch, capsys):
         again = push_metric_spaces("test-org", private=True, names=["mia"], token="hf_dummy", endpoint=hub.url)
         assert list(again) == ["mia"]  # an existing Space is updated, not an error
         before = len(hub.requests)
-        for argv, needle in ((["--namespace", "bad org"], "is not a Hub user or organisation"),
-                             (["--namespace", "ok", "--metrics", "accuracy"], "unknown metric(s) accuracy")):
+        for argv, needle in (
+            (["--namespace", "bad org"], "is not a Hub user or organisation"),
+            (["--namespace", "ok", "--metrics", "accuracy"], "unknown metric(s) accuracy"),
+        ):
             assert main(["push-metrics", *argv, "--endpoint", hub.url, "--token", "hf_dummy"]) == 2
             err = capsys.readouterr().err.strip()
             assert err.startswith("error: ") and needle in err and "\n" not in err
         assert len(hub.requests) == before  # refused before any request
         hub.fail_next("commit", 403)  # (5xx answers are retried by huggingface_hub)
-        assert main(["push-metrics", "--namespace", "test-org", "--metrics", "jsd", "--endpoint", hub.url,
-                     "--token", "hf_dummy"]) == 1
+        assert (
+            main(
+                [
+                    "push-metrics",
+                    "--namespace",
+                    "test-org",
+                    "--metrics",
+                    "jsd",
+                    "--endpoint",
+                    hub.url,
+                    "--token",
+                    "hf_dummy",
+                ]
+            )
+            == 1
+        )
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: pushing the Space test-org/jsd failed") and "\n" not in err
 

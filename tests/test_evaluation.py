@@ -16,8 +16,12 @@ def test_pipeline_accuracies_equal_a_direct_computation(make_trainer, digits, te
     trainer.train()
     results = trainer.evaluate_unlearning(digits["test"], original=trainer.predictions(trainer.model, digits["test"]))
     model = trainer.model.eval()
-    for key, split in (("acc_forget", trainer.forget_split), ("acc_retain", trainer.retain_split),
-                       ("acc_test", test_split), ("acc_val", trainer.calibration_split)):
+    for key, split in (
+        ("acc_forget", trainer.forget_split),
+        ("acc_retain", trainer.retain_split),
+        ("acc_test", test_split),
+        ("acc_val", trainer.calibration_split),
+    ):
         with torch.no_grad():
             direct = (model(pixel_values=split.pixel_values).logits.argmax(-1) == split.labels).float().mean().item()
         assert results["unlearned"][key] == pytest.approx(direct, abs=1e-12), key
@@ -35,12 +39,12 @@ def test_teacher_is_the_default_original_and_gold_adds_jsd_and_avg_gap(make_trai
     assert results["original"]["avg_gap"] == pytest.approx(0.0, abs=1e-12)
     assert results["original"]["jsd"] == pytest.approx(0.0, abs=1e-9)
     assert results["unlearned"]["jsd"] > 0.0
-    expected_gap = np.mean([abs(results["unlearned"][k] - results["gold"][k])
-                            for k in ("mia", "acc_forget", "acc_retain", "acc_test")])
+    expected_gap = np.mean(
+        [abs(results["unlearned"][k] - results["gold"][k]) for k in ("mia", "acc_forget", "acc_retain", "acc_test")]
+    )
     assert results["unlearned"]["avg_gap"] == pytest.approx(expected_gap)
     # RF-JSD of the original: its forget predictions against its own test predictions
-    assert results["original"]["rf_jsd"] == pytest.approx(
-        unlearning_metrics(original, original)["rf_jsd"], rel=1e-6)
+    assert results["original"]["rf_jsd"] == pytest.approx(unlearning_metrics(original, original)["rf_jsd"], rel=1e-6)
 
 
 def test_methods_without_teacher_need_the_original(make_trainer, digits):
@@ -66,16 +70,19 @@ def test_metrics_match_the_modules_fed_directly():
     rf = load_metric("rf_jsd").compute(
         predictions=np.concatenate([model.logits["forget"].numpy(), original.logits["test"].numpy()]),
         references=np.concatenate([model.labels["forget"].numpy(), original.labels["test"].numpy()]),
-        subset=["forget"] * 40 + ["test"] * 100)
+        subset=["forget"] * 40 + ["test"] * 100,
+    )
     assert result["rf_jsd"] == pytest.approx(rf["rf_jsd"], rel=1e-6)
     order = ["retain", "forget", "test", "validation"]
     mia = load_metric("mia").compute(
         predictions=np.concatenate([model.logits[s].numpy() for s in order]),
         references=np.concatenate([model.labels[s].numpy() for s in order]),
-        subset=sum(([s] * sizes[s] for s in order), []))
+        subset=sum(([s] * sizes[s] for s in order), []),
+    )
     assert result["mia"] == pytest.approx(mia["mia"]) and result["mia_auc"] == pytest.approx(mia["auc"])
     assert result["acc_forget"] == pytest.approx(
-        (model.logits["forget"].argmax(-1) == model.labels["forget"]).float().mean().item())
+        (model.logits["forget"].argmax(-1) == model.labels["forget"]).float().mean().item()
+    )
 
 
 def test_avg_gap_is_the_mean_of_four_absolute_gaps():

@@ -87,8 +87,13 @@ def _epoch_orders(seed: int, epochs: int, digits, forget_split, original_path, d
         settings.pop("data_seed")
     loaded = load_classifier(original_path)
     args = UnlearningArguments.for_method("finetune", output_dir=tempfile.mkdtemp(), **settings)
-    trainer = UnlearningTrainer(loaded.model, args, forget_dataset=forget_split.forget,
-                                retain_dataset=forget_split.retain, image_transform=loaded.transform)
+    trainer = UnlearningTrainer(
+        loaded.model,
+        args,
+        forget_dataset=forget_split.forget,
+        retain_dataset=forget_split.retain,
+        image_transform=loaded.transform,
+    )
     sampler = trainer.get_train_dataloader().batch_sampler.sampler
     orders = []
     for epoch in range(epochs):
@@ -113,10 +118,14 @@ def test_held_out_partition_is_drawn_per_seed(digits):
     a, b, a2 = heldout_for_seed(digits, 12), heldout_for_seed(digits, 13), heldout_for_seed(digits, 12)
     pool = sorted(list(digits["validation"]["id"]) + list(digits["test"]["id"]))
     for split in (a, b):
-        assert sorted(list(split["validation"]["id"]) + list(split["test"]["id"])) == pool  # a partition of the pooled rows
+        assert (
+            sorted(list(split["validation"]["id"]) + list(split["test"]["id"])) == pool
+        )  # a partition of the pooled rows
         assert not set(list(split["validation"]["id"])) & set(list(split["test"]["id"]))
         assert len(split["test"]) == len(digits["test"]) and len(split["validation"]) == len(digits["validation"])
-        counts = np.bincount(list(split["test"]["label"]), minlength=10) - np.bincount(list(digits["test"]["label"]), minlength=10)
+        counts = np.bincount(list(split["test"]["label"]), minlength=10) - np.bincount(
+            list(digits["test"]["label"]), minlength=10
+        )
         assert np.abs(counts).max() <= 1  # stratified by label
     assert list(a["test"]["id"]) == list(a2["test"]["id"]) and list(a["test"]["id"]) != list(b["test"]["id"])
 
@@ -125,9 +134,17 @@ def test_held_out_partition_is_drawn_per_seed(digits):
 def test_benchmark_records_cost_and_cuts_methods_to_lotus_budget(cache_root, tmp_path):
     from hf_unlearn.benchmark.protocol import run_benchmark
 
-    data = run_benchmark(dataset="digits", families=["resnet"], seeds=[0], methods=["lotus", "finetune", "ssd"],
-                         method_epochs=2, recipe_overrides={"epochs": 2}, name="budget", results_dir=str(tmp_path),
-                         progress=lambda m: None)
+    data = run_benchmark(
+        dataset="digits",
+        families=["resnet"],
+        seeds=[0],
+        methods=["lotus", "finetune", "ssd"],
+        method_epochs=2,
+        recipe_overrides={"epochs": 2},
+        name="budget",
+        results_dir=str(tmp_path),
+        progress=lambda m: None,
+    )
     assert not data["failures"], data["failures"]
     runs = {(r["method"], r["view"]): r for r in data["runs"]}
     gold_cost = data["models"]["resnet/0"]["gold"]["cost"]
@@ -234,8 +251,21 @@ def test_cli_run_records_the_retrain_free_verdict(original_path, tmp_path, capsy
     from hf_unlearn.cli.main import run_unlearning
 
     out = tmp_path / "run"
-    code = run_unlearning(["--method", "finetune", "--default_arch", "resnet", "--max_steps", "2", "--use_cpu",
-                           "--disable_tqdm", "true", "--output_dir", str(out)])
+    code = run_unlearning(
+        [
+            "--method",
+            "finetune",
+            "--default_arch",
+            "resnet",
+            "--max_steps",
+            "2",
+            "--use_cpu",
+            "--disable_tqdm",
+            "true",
+            "--output_dir",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     metrics = json.loads((out / "metrics.json").read_text())
     verdict = metrics["retrain_free"]
@@ -254,9 +284,21 @@ def test_alpha_pick_is_compared_with_best_default_and_original():
     def cand(alpha, gap, est, selected):
         return {"alpha": alpha, "avg_gap": gap, "avg_gap_estimate_selection": est, "selected": selected}
 
-    runs = [{"seed": s, "method": "lotus", "original": {"avg_gap": 0.06}, "alpha_search": {"candidates": [
-        cand(2.0, 0.05, 0.04, False), cand(4.0, 0.03 + 0.001 * s, 0.02, True), cand(8.0, 0.025, 0.03, False)]}}
-        for s in range(3)]
+    runs = [
+        {
+            "seed": s,
+            "method": "lotus",
+            "original": {"avg_gap": 0.06},
+            "alpha_search": {
+                "candidates": [
+                    cand(2.0, 0.05, 0.04, False),
+                    cand(4.0, 0.03 + 0.001 * s, 0.02, True),
+                    cand(8.0, 0.025, 0.03, False),
+                ]
+            },
+        }
+        for s in range(3)
+    ]
     entry = alpha_search_summary(runs)["lotus"]
     assert entry["n"] == 3 and entry["differs"] == 3 and entry["within_001"] == 3
     assert [p["default_gap"] for p in entry["per_seed"]] == [0.05] * 3  # LotusConfig's default alpha is 2
@@ -271,12 +313,28 @@ def test_verdict_spearman_over_methods_and_alpha_candidates():
     runs = []
     for seed in (0, 1):
         for i, method in enumerate(("a", "b", "c")):
-            runs.append({"seed": seed, "method": method, "unlearned": {"avg_gap": 0.1 * i, "avg_gap_estimate": 0.05 * i},
-                         "original": {"avg_gap": 0.5, "avg_gap_estimate": 0.4}})
-        runs.append({"seed": seed, "method": "lotus", "unlearned": {"avg_gap": 0.0, "avg_gap_estimate": 0.0},
-                     "original": {"avg_gap": 0.5, "avg_gap_estimate": 0.4},
-                     "alpha_search": {"candidates": [{"alpha": 2.0, "avg_gap": 0.25, "avg_gap_estimate": 0.12},
-                                                     {"alpha": 8.0, "avg_gap": 0.35, "avg_gap_estimate": 0.3}]}})
+            runs.append(
+                {
+                    "seed": seed,
+                    "method": method,
+                    "unlearned": {"avg_gap": 0.1 * i, "avg_gap_estimate": 0.05 * i},
+                    "original": {"avg_gap": 0.5, "avg_gap_estimate": 0.4},
+                }
+            )
+        runs.append(
+            {
+                "seed": seed,
+                "method": "lotus",
+                "unlearned": {"avg_gap": 0.0, "avg_gap_estimate": 0.0},
+                "original": {"avg_gap": 0.5, "avg_gap_estimate": 0.4},
+                "alpha_search": {
+                    "candidates": [
+                        {"alpha": 2.0, "avg_gap": 0.25, "avg_gap_estimate": 0.12},
+                        {"alpha": 8.0, "avg_gap": 0.35, "avg_gap_estimate": 0.3},
+                    ]
+                },
+            }
+        )
     v = verdict_summary(runs)
     assert v["spearman_of_means"]["n"] == 6  # a, b, c, Original and two candidates (lotus' own run is a candidate)
     assert v["spearman_of_means"]["rho"] == pytest.approx(1.0)

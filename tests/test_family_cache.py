@@ -33,7 +33,11 @@ def test_family_of_a_transformers_classifier(tmp_path):
     model.eval()
     assert torch.equal(family.logits(model, x), logits_of(model, x))
     assert family.classifier_head(model) is classifier_head(model) is model.classifier
-    assert family.head_parameter_names(model) == head_parameter_names(model) == {"classifier.1.weight", "classifier.1.bias"}
+    assert (
+        family.head_parameter_names(model)
+        == head_parameter_names(model)
+        == {"classifier.1.weight", "classifier.1.bias"}
+    )
     save_classifier(model, str(tmp_path / "m"), processor)
     config = __import__("json").load(open(tmp_path / "m" / "config.json"))
     assert family_of_config(config) is TRANSFORMERS and detect_library_name(config) == "transformers"
@@ -79,8 +83,14 @@ class _Losses(TrainerCallback):
 
 
 def _run(make_trainer, method, cache, **config):
-    trainer = make_trainer(method, method_config={"cache_teacher_logits": cache, **config}, num_train_epochs=2,
-                           per_device_train_batch_size=32, logging_strategy="steps", logging_steps=1)
+    trainer = make_trainer(
+        method,
+        method_config={"cache_teacher_logits": cache, **config},
+        num_train_epochs=2,
+        per_device_train_batch_size=32,
+        logging_strategy="steps",
+        logging_steps=1,
+    )
     record = _Losses()
     trainer.add_callback(record)
     trainer.train()

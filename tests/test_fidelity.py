@@ -15,16 +15,16 @@ import torch
 # model.parameters() (biases and norm weights decayed too) and none clips gradients.
 SGD, ADAM, ADAMW = torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW
 REFERENCE_OPTIMISERS = {
-    "lotus": (ADAMW, 1e-4, 5e-4, None, "constant"),         # §2.1, §2.7
-    "finetune": (SGD, 1e-3, 5e-4, 0.9, "constant"),         # §3.1
-    "neggrad_plus": (SGD, 1e-3, 5e-4, 0.9, "constant"),     # §3.2
-    "random_label": (SGD, 1e-3, 5e-4, 0.9, "constant"),     # §3.3
-    "bad_teacher": (ADAM, 1e-4, 0.0, None, "constant"),     # §3.4
-    "scrub": (ADAM, 5e-4, 5e-4, None, "constant"),          # §3.5 (CIFAR-100 / upstream SCRUB value)
-    "unsir": (SGD, 1e-3, 0.0, 0.9, "constant"),             # §3.7
-    "salun": (SGD, 1e-3, 5e-4, 0.9, "constant"),            # §3.8 salun_relabel
-    "salun_lotus": (ADAMW, 1e-4, 5e-4, None, "constant"),   # §3.8 salun_lotus
-    "del": (SGD, 0.015, 0.0, 0.9, "cosine_with_min_lr"),    # §7.3: cosine to 0.01 * lr
+    "lotus": (ADAMW, 1e-4, 5e-4, None, "constant"),  # §2.1, §2.7
+    "finetune": (SGD, 1e-3, 5e-4, 0.9, "constant"),  # §3.1
+    "neggrad_plus": (SGD, 1e-3, 5e-4, 0.9, "constant"),  # §3.2
+    "random_label": (SGD, 1e-3, 5e-4, 0.9, "constant"),  # §3.3
+    "bad_teacher": (ADAM, 1e-4, 0.0, None, "constant"),  # §3.4
+    "scrub": (ADAM, 5e-4, 5e-4, None, "constant"),  # §3.5 (CIFAR-100 / upstream SCRUB value)
+    "unsir": (SGD, 1e-3, 0.0, 0.9, "constant"),  # §3.7
+    "salun": (SGD, 1e-3, 5e-4, 0.9, "constant"),  # §3.8 salun_relabel
+    "salun_lotus": (ADAMW, 1e-4, 5e-4, None, "constant"),  # §3.8 salun_lotus
+    "del": (SGD, 0.015, 0.0, 0.9, "cosine_with_min_lr"),  # §7.3: cosine to 0.01 * lr
 }
 TRAINING_FREE = {"ssd"}  # §3.6: no optimiser step at all
 
@@ -102,11 +102,19 @@ def test_a_method_without_decay_all_keeps_the_trainer_convention(make_trainer):
         decay_all_parameters = False
 
     base = make_trainer("finetune", max_steps=1)
-    trainer = UnlearningTrainer(base.model, base.args, forget_dataset=base.forget_split,
-                                retain_dataset=base.retain_split, method=TrainerConvention())
+    trainer = UnlearningTrainer(
+        base.model,
+        base.args,
+        forget_dataset=base.forget_split,
+        retain_dataset=base.retain_split,
+        method=TrainerConvention(),
+    )
     trainer.create_optimizer()
-    exempt = {n for n, p in trainer.model.named_parameters()
-              if any(p is q for g in trainer.optimizer.param_groups if g["weight_decay"] == 0 for q in g["params"])}
+    exempt = {
+        n
+        for n, p in trainer.model.named_parameters()
+        if any(p is q for g in trainer.optimizer.param_groups if g["weight_decay"] == 0 for q in g["params"])
+    }
     assert exempt and all("bias" in n or "norm" in n.lower() for n in exempt)
 
 
@@ -119,17 +127,26 @@ def test_stop_rule_is_the_references_float_comparison():
     assert not should_stop(0.935, 0.94) and not should_stop(0.94, 0.94)
 
 
-@pytest.mark.parametrize("forget_acc, cal_acc, stop", [
-    (0.924, 0.926, True),    # rounded 0.92 vs 0.93: stops
-    (0.934, 0.936, False),   # rounded 0.93 vs 0.94: the reference's float subtraction does not stop
-    (0.9349, 0.9351, False), # 0.93 vs 0.94 again
-])
+@pytest.mark.parametrize(
+    "forget_acc, cal_acc, stop",
+    [
+        (0.924, 0.926, True),  # rounded 0.92 vs 0.93: stops
+        (0.934, 0.936, False),  # rounded 0.93 vs 0.94: the reference's float subtraction does not stop
+        (0.9349, 0.9351, False),  # 0.93 vs 0.94 again
+    ],
+)
 def test_stop_rule_on_rounded_accuracies_with_the_tie_case(forget_acc, cal_acc, stop):
     from hf_unlearn.methods.lotus import Lotus, LotusConfig
 
     method = Lotus(LotusConfig(alpha=8.0, reference_rounding=True))
-    trainer = SimpleNamespace(teacher="t", model="m", calibration_split="cal", forget_split="forget",
-                              log=lambda *_: None, accuracy=lambda m, s: cal_acc if s == "cal" else forget_acc)
+    trainer = SimpleNamespace(
+        teacher="t",
+        model="m",
+        calibration_split="cal",
+        forget_split="forget",
+        log=lambda *_: None,
+        accuracy=lambda m, s: cal_acc if s == "cal" else forget_acc,
+    )
     method.prepare(trainer)
     assert method.finished is stop
 
@@ -152,8 +169,8 @@ EXPECTED_FACTS = {
     "bad_teacher": ("Bad Teacher", ["2205.08096"]),
     "unsir": ("UNSIR", ["2111.08947"]),
     "neggrad_plus": ("NegGrad+", ["2302.09880"]),  # introduced by Kurmanji et al. (SPEC §3.2)
-    "finetune": ("Fine-tuning", []),               # the reference code's baseline, no paper (SPEC §3.1)
-    "random_label": ("Random Labeling", []),       # SPEC names no paper (§3.3)
+    "finetune": ("Fine-tuning", []),  # the reference code's baseline, no paper (SPEC §3.1)
+    "random_label": ("Random Labeling", []),  # SPEC names no paper (§3.3)
 }
 
 
@@ -174,10 +191,17 @@ def test_card_names_and_cites_the_method_and_lotus_for_rf_jsd(method):
     from hf_unlearn.publishing.card import build_model_card
 
     display, arxiv = EXPECTED_FACTS[method]
-    card = str(build_model_card(method=method, hyperparameters={}, removal_record={"num_removed": 5},
-                                metrics={"original": {"rf_jsd": 0.2}, "unlearned": {"rf_jsd": 0.1}}, original_model={}))
+    card = str(
+        build_model_card(
+            method=method,
+            hyperparameters={},
+            removal_record={"num_removed": 5},
+            metrics={"original": {"rf_jsd": 0.2}, "unlearned": {"rf_jsd": 0.1}},
+            original_model={},
+        )
+    )
     assert f"with\n**{display}**" in card and f"| Method | {display} |" in card
-    citation = card[card.index("## Citation"):]
+    citation = card[card.index("## Citation") :]
     for arxiv_id in arxiv:
         assert f"https://arxiv.org/abs/{arxiv_id}" in citation and f"eprint        = {{{arxiv_id}}}" in citation
     others = {a for _, ids in EXPECTED_FACTS.values() for a in ids} - set(arxiv) - {"2503.18314"}
@@ -204,10 +228,24 @@ def test_help_lists_display_names_and_papers(capsys):
 def test_benchmark_table_names_the_method_from_its_class():
     from hf_unlearn.benchmark.protocol import markdown_report, summarize
 
-    m = {"mia": 0.5, "acc_forget": 0.9, "acc_retain": 1.0, "acc_test": 0.9, "jsd": 0.0, "rf_jsd": 0.01, "runtime_s": 1.0}
+    m = {
+        "mia": 0.5,
+        "acc_forget": 0.9,
+        "acc_retain": 1.0,
+        "acc_test": 0.9,
+        "jsd": 0.0,
+        "rf_jsd": 0.01,
+        "runtime_s": 1.0,
+    }
     runs = [{"seed": 0, "method": name, "unlearned": m, "original": m, "gold": m} for name in ("scrub", "finetune")]
-    out = {"name": "x", "config": {"dataset": "d", "seeds": [0], "forget": {"fraction_per_class": 0.1}},
-           "machine": {}, "models": {}, "runs": runs, "summary": {"resnet": summarize(runs)}}
+    out = {
+        "name": "x",
+        "config": {"dataset": "d", "seeds": [0], "forget": {"fraction_per_class": 0.1}},
+        "machine": {},
+        "models": {},
+        "runs": runs,
+        "summary": {"resnet": summarize(runs)},
+    }
     md = markdown_report(out)
     scrub = next(line for line in md.splitlines() if line.startswith("| scrub |"))
     assert scrub.endswith("| SCRUB ([arXiv 2302.09880](https://arxiv.org/abs/2302.09880)) |")
@@ -215,8 +253,19 @@ def test_benchmark_table_names_the_method_from_its_class():
 
 
 # ---- 3. retrain-free alpha search ------------------------------------------------------------------------------
-FAST = ["--default_arch", "resnet", "--max_steps", "3", "--use_cpu", "--disable_tqdm", "true",
-        "--per_device_train_batch_size", "32", "--learning_rate", "1e-3"]
+FAST = [
+    "--default_arch",
+    "resnet",
+    "--max_steps",
+    "3",
+    "--use_cpu",
+    "--disable_tqdm",
+    "true",
+    "--per_device_train_batch_size",
+    "32",
+    "--learning_rate",
+    "1e-3",
+]
 
 
 def test_alpha_search_on_the_command_line_keeps_the_lowest_rf_jsd(original_path, tmp_path, capsys):
@@ -231,8 +280,19 @@ def test_alpha_search_on_the_command_line_keeps_the_lowest_rf_jsd(original_path,
     assert [c["alpha"] for c in cands] == [2.0, 64.0]
     assert search["selection_split"] == "validation" and search["selection_metric"] == "avg_gap_estimate"
     for c in cands:
-        assert {"alpha", "avg_gap_estimate_selection", "rf_jsd_selection", "rf_jsd", "acc_forget", "acc_retain",
-                "acc_test", "mia", "avg_gap_estimate", "runtime_s", "examples"} <= c.keys()
+        assert {
+            "alpha",
+            "avg_gap_estimate_selection",
+            "rf_jsd_selection",
+            "rf_jsd",
+            "acc_forget",
+            "acc_retain",
+            "acc_test",
+            "mia",
+            "avg_gap_estimate",
+            "runtime_s",
+            "examples",
+        } <= c.keys()
         assert c["global_steps"] == 3
     assert cands[0]["avg_gap_estimate_selection"] != cands[1]["avg_gap_estimate_selection"]
     best = min(cands, key=lambda c: c["avg_gap_estimate_selection"])
@@ -249,15 +309,20 @@ def test_alpha_search_on_the_command_line_keeps_the_lowest_rf_jsd(original_path,
         assert f"| {c['alpha']:.4g} | {c['avg_gap_estimate_selection']:.4f} | {c['rf_jsd']:.6f} |" in card
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--alpha_search", "2", "2"], "twice"),
-    (["--alpha_search", "2", "nan"], "finite"),
-    (["--alpha_search", "2", "4", "--resume_from_checkpoint", "x"], "cannot resume"),
-    (["--alpha_search", "2", "4", "--validation_split", "", "--test_split", ""], "held-out"),
-    (["--alpha_search", "2", "4", "--validation_split", "test"], "graded on the data it was made on"),
-    (["--alpha_search", "2", "4", "--validation_split", "validation", "--test_split", "validation"],
-     "graded on the data it was made on"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--alpha_search", "2", "2"], "twice"),
+        (["--alpha_search", "2", "nan"], "finite"),
+        (["--alpha_search", "2", "4", "--resume_from_checkpoint", "x"], "cannot resume"),
+        (["--alpha_search", "2", "4", "--validation_split", "", "--test_split", ""], "held-out"),
+        (["--alpha_search", "2", "4", "--validation_split", "test"], "graded on the data it was made on"),
+        (
+            ["--alpha_search", "2", "4", "--validation_split", "validation", "--test_split", "validation"],
+            "graded on the data it was made on",
+        ),
+    ],
+)
 def test_alpha_search_bad_input_is_one_line_before_any_work(extra, message, original_path, tmp_path, capsys):
     from hf_unlearn.cli.main import run_unlearning
 
@@ -279,8 +344,9 @@ def test_search_alpha_in_python_keeps_the_best_and_frees_the_rest(make_trainer, 
     built = []
 
     def factory(alpha):
-        trainer = make_trainer("lotus", method_config={"alpha": alpha}, max_steps=2, per_device_train_batch_size=32,
-                               learning_rate=1e-3)
+        trainer = make_trainer(
+            "lotus", method_config={"alpha": alpha}, max_steps=2, per_device_train_batch_size=32, learning_rate=1e-3
+        )
         built.append(trainer)
         return trainer
 
@@ -296,9 +362,18 @@ def test_search_alpha_in_python_keeps_the_best_and_frees_the_rest(make_trainer, 
 def test_benchmark_alpha_search_column(cache_root, tmp_path):
     from hf_unlearn.benchmark.protocol import run_benchmark
 
-    data = run_benchmark(dataset="digits", families=["resnet"], seeds=[0], methods=["lotus"], method_epochs=1,
-                         recipe_overrides={"epochs": 2}, name="alpha", results_dir=str(tmp_path),
-                         progress=lambda m: None, alpha_search=[2.0, 64.0])
+    data = run_benchmark(
+        dataset="digits",
+        families=["resnet"],
+        seeds=[0],
+        methods=["lotus"],
+        method_epochs=1,
+        recipe_overrides={"epochs": 2},
+        name="alpha",
+        results_dir=str(tmp_path),
+        progress=lambda m: None,
+        alpha_search=[2.0, 64.0],
+    )
     assert not data["failures"], data["failures"]
     run = data["runs"][0]
     cands = run["alpha_search"]["candidates"]

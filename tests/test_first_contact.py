@@ -40,7 +40,9 @@ def test_a_model_without_dataset_is_refused_before_any_work(argv, tmp_path, caps
     local = tmp_path / "model"
     local.mkdir()
     (local / "config.json").write_text("{}")
-    monkeypatch.setattr(hf_unlearn.cli.main, "load_original", lambda *a, **k: pytest.fail("the run went on to a model"))
+    monkeypatch.setattr(
+        hf_unlearn.cli.main, "load_original", lambda *a, **k: pytest.fail("the run went on to a model")
+    )
     monkeypatch.setenv("HF_UNLEARN_CACHE", str(tmp_path / "cache"))
     argv = [a.replace("{local}", str(local)) for a in argv]
     assert run_unlearning([*argv, "--output_dir", str(tmp_path / "out")]) == 2
@@ -65,13 +67,31 @@ def test_the_first_command_prints_the_numbers_of_the_results_file(tmp_path):
     empty cache, one and two OMP threads) and checks every number it prints against that file, at its precision."""
     expected = json.loads(RESULTS.read_text())
     for threads in ("1", "2"):
-        env = dict(os.environ, HF_UNLEARN_CACHE=str(tmp_path / f"cache{threads}"), OMP_NUM_THREADS=threads,
-                   PYTHONPATH=str(ROOT))
+        env = dict(
+            os.environ,
+            HF_UNLEARN_CACHE=str(tmp_path / f"cache{threads}"),
+            OMP_NUM_THREADS=threads,
+            PYTHONPATH=str(ROOT),
+        )
         env.pop("HF_UNLEARN_NUM_THREADS", None)
         out = tmp_path / f"out{threads}"
-        done = subprocess.run([sys.executable, "-m", "hf_unlearn", "unlearn", "--output_dir", str(out),
-                               "--overwrite_output_dir", "--disable_tqdm", "true"], env=env, capture_output=True,
-                              text=True, timeout=600)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hf_unlearn",
+                "unlearn",
+                "--output_dir",
+                str(out),
+                "--overwrite_output_dir",
+                "--disable_tqdm",
+                "true",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         assert "cpu threads: 1" in done.stdout  # pinned and said so: the same reduction order everywhere
         assert "pin_memory" not in done.stderr
@@ -103,8 +123,10 @@ def test_each_split_is_evaluated_once_and_calibration_reuses_the_validation_pass
     assert trainer._validation_split(digits["validation"]) is trainer.calibration_split
 
 
-@pytest.mark.parametrize("rows, configured, expected", [(180, 256, 23), (1137, 256, 143), (5000, 256, 256),
-                                                        (40, 256, 16), (3, 256, 16), (1137, 64, 64), (40, 8, 8)])
+@pytest.mark.parametrize(
+    "rows, configured, expected",
+    [(180, 256, 23), (1137, 256, 143), (5000, 256, 256), (40, 256, 16), (3, 256, 16), (1137, 64, 64), (40, 8, 8)],
+)
 def test_the_evaluation_batch_adapts_to_the_split_size(rows, configured, expected):
     from hf_unlearn.training.trainer_eval import MIN_BATCHES_PER_PASS, MIN_EVAL_BATCH, eval_batch_size
 

@@ -47,8 +47,19 @@ def two_runs(original_path, tmp_path_factory):
     outs = []
     for i in range(2):
         out = root / f"out{i}"
-        argv = ["--model_name_or_path", str(model_dir), "--output_dir", str(out), "--max_steps", "3",
-                "--per_device_train_batch_size", "32", "--gradient_accumulation_steps", "2", *FAST]
+        argv = [
+            "--model_name_or_path",
+            str(model_dir),
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            "3",
+            "--per_device_train_batch_size",
+            "32",
+            "--gradient_accumulation_steps",
+            "2",
+            *FAST,
+        ]
         # --model_name_or_path alone leaves the digits dataset implicit only for the embedded default: pass it.
         assert run_unlearning(argv) == 0
         outs.append(out)
@@ -80,9 +91,19 @@ def test_seed_versions_effective_batch_recorded(two_runs):
     meta = yaml.safe_load(text.split("---")[1])["unlearning"]
     assert meta["seed"] == 0 and meta["effective_batch_size"] == 64
     assert meta["library_versions"]["torch"] == run["library_versions"]["torch"]
-    assert sorted(os.listdir(out)) == sorted(["README.md", "config.json", "metrics.json", "model.safetensors",
-                                              "preprocessor_config.json", "removal_record.json", "removed_ids.json",
-                                              "unlearning_config.json", "ledger.json"])
+    assert sorted(os.listdir(out)) == sorted(
+        [
+            "README.md",
+            "config.json",
+            "metrics.json",
+            "model.safetensors",
+            "preprocessor_config.json",
+            "removal_record.json",
+            "removed_ids.json",
+            "unlearning_config.json",
+            "ledger.json",
+        ]
+    )
 
 
 # ---- a run that fails half-way leaves nothing presented as finished --------------------------------------------
@@ -120,12 +141,15 @@ def _register_failing_method():
     return Failing
 
 
-@pytest.mark.parametrize("how, exc, match", [
-    ("nan", "NonFiniteLossError", r"_test_failing loss is nan at step 2"),
-    ("inf", "NonFiniteLossError", r"_test_failing loss is inf at step 2"),
-    ("raise", "RuntimeError", "boom"),
-    ("interrupt", "KeyboardInterrupt", None),
-])
+@pytest.mark.parametrize(
+    "how, exc, match",
+    [
+        ("nan", "NonFiniteLossError", r"_test_failing loss is nan at step 2"),
+        ("inf", "NonFiniteLossError", r"_test_failing loss is inf at step 2"),
+        ("raise", "RuntimeError", "boom"),
+        ("interrupt", "KeyboardInterrupt", None),
+    ],
+)
 def test_failed_run_leaves_nothing_finished(original_path, tmp_path, monkeypatch, how, exc, match):
     from hf_unlearn.training.trainer import NonFiniteLossError
 
@@ -133,10 +157,28 @@ def test_failed_run_leaves_nothing_finished(original_path, tmp_path, monkeypatch
 
     _register_failing_method()
     out = tmp_path / "out"
-    argv = ["--method", "_test_failing", "--how", how, "--fail_at_step", "2", "--max_steps", "4",
-            "--output_dir", str(out), "--save_strategy", "steps", "--save_steps", "1", *FAST]
-    expected = {"NonFiniteLossError": NonFiniteLossError, "RuntimeError": RuntimeError,
-                "KeyboardInterrupt": KeyboardInterrupt}[exc]
+    argv = [
+        "--method",
+        "_test_failing",
+        "--how",
+        how,
+        "--fail_at_step",
+        "2",
+        "--max_steps",
+        "4",
+        "--output_dir",
+        str(out),
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "1",
+        *FAST,
+    ]
+    expected = {
+        "NonFiniteLossError": NonFiniteLossError,
+        "RuntimeError": RuntimeError,
+        "KeyboardInterrupt": KeyboardInterrupt,
+    }[exc]
     with pytest.raises(expected, match=match):
         run_unlearning(argv)
     left = os.listdir(out) if out.exists() else []
@@ -151,8 +193,19 @@ def test_huge_learning_rate_stops_with_step_and_method(tmp_path, original_path, 
     from hf_unlearn.training.trainer import NonFiniteLossError
 
     with pytest.raises(NonFiniteLossError, match=r"the neggrad_plus loss is (nan|inf|-inf) at step \d+"):
-        run_unlearning(["--method", "neggrad_plus", "--learning_rate", "1e30", "--max_steps", "6",
-                        "--output_dir", str(out), *FAST])
+        run_unlearning(
+            [
+                "--method",
+                "neggrad_plus",
+                "--learning_rate",
+                "1e30",
+                "--max_steps",
+                "6",
+                "--output_dir",
+                str(out),
+                *FAST,
+            ]
+        )
     assert not out.exists() or not {"metrics.json", "model.safetensors"} & set(os.listdir(out))
 
 
@@ -171,14 +224,30 @@ def bad_inputs(original_path, tmp_path_factory):
     small.save_to_disk(str(root / "digits"))
     small.rename_column("image", "img").save_to_disk(str(root / "no_image"))
     small.remove_columns("label").save_to_disk(str(root / "no_label"))
-    shifted = datasets.DatasetDict({k: datasets.Dataset.from_dict(
-        {"id": v["id"], "image": v["image"], "label": [y + 5 for y in v["label"]]},
-        features=datasets.Features({"id": datasets.Value("string"), "image": datasets.Image(),
-                                    "label": datasets.Value("int64")})) for k, v in small.items()})
+    shifted = datasets.DatasetDict(
+        {
+            k: datasets.Dataset.from_dict(
+                {"id": v["id"], "image": v["image"], "label": [y + 5 for y in v["label"]]},
+                features=datasets.Features(
+                    {"id": datasets.Value("string"), "image": datasets.Image(), "label": datasets.Value("int64")}
+                ),
+            )
+            for k, v in small.items()
+        }
+    )
     shifted.save_to_disk(str(root / "labels_out_of_range"))
 
-    ViTModel(ViTConfig(image_size=8, patch_size=4, num_channels=1, hidden_size=16, num_hidden_layers=1,
-                       num_attention_heads=2, intermediate_size=32)).save_pretrained(root / "headless")
+    ViTModel(
+        ViTConfig(
+            image_size=8,
+            patch_size=4,
+            num_channels=1,
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+        )
+    ).save_pretrained(root / "headless")
     shutil.copy(os.path.join(original_path, "preprocessor_config.json"), root / "headless")
 
     shutil.copytree(original_path, root / "truncated")
@@ -210,8 +279,11 @@ MATRIX = [
     ("forget-ids-unknown", ["--forget_ids_file", "{root}/unknown_ids.txt"], "ids to forget are not in column 'id'"),
     ("no-image-column", ["--model_name_or_path", "{model}", "--dataset_name", "{root}/no_image"], "no column 'image'"),
     ("no-label-column", ["--model_name_or_path", "{model}", "--dataset_name", "{root}/no_label"], "no column 'label'"),
-    ("labels-out-of-range", ["--model_name_or_path", "{model}", "--dataset_name", "{root}/labels_out_of_range"],
-     "outside the model's 10 classes"),
+    (
+        "labels-out-of-range",
+        ["--model_name_or_path", "{model}", "--dataset_name", "{root}/labels_out_of_range"],
+        "outside the model's 10 classes",
+    ),
     ("no-classification-head", ["--model_name_or_path", "{root}/headless"], "no trained classification head"),
     ("model-path-missing", ["--model_name_or_path", "{root}/does-not-exist"], "does not exist"),
     ("model-id-missing", ["--model_name_or_path", "nobody-xyz/no-such-model"], "check the model id or path"),
@@ -227,7 +299,9 @@ MATRIX = [
 
 
 @pytest.mark.parametrize("fragment, expected", [row[1:] for row in MATRIX], ids=[row[0] for row in MATRIX])
-def test_bad_input_one_line_exit_2_no_files(bad_inputs, original_path, tmp_path, capsys, monkeypatch, fragment, expected):
+def test_bad_input_one_line_exit_2_no_files(
+    bad_inputs, original_path, tmp_path, capsys, monkeypatch, fragment, expected
+):
     from hf_unlearn.training.trainer import UnlearningTrainer
 
     def no_training(*a, **k):

@@ -59,22 +59,52 @@ def dir_hashes(path: Path) -> dict[str, str]:
 
 
 METRICS = {
-    "original": {"acc_forget": 1.0, "acc_retain": 1.0, "acc_test": 0.91, "acc_val": 0.9, "mia": 0.83, "rf_jsd": 0.021,
-                 "jsd": 0.04, "avg_gap": 0.08},
-    "unlearned": {"acc_forget": 0.9167, "acc_retain": 0.99, "acc_test": 0.9, "acc_val": 0.9, "mia": 0.61, "mia_auc": 0.52,
-                  "rf_jsd": 0.006, "jsd": 0.011, "avg_gap": 0.012, "runtime_s": 3.2},
+    "original": {
+        "acc_forget": 1.0,
+        "acc_retain": 1.0,
+        "acc_test": 0.91,
+        "acc_val": 0.9,
+        "mia": 0.83,
+        "rf_jsd": 0.021,
+        "jsd": 0.04,
+        "avg_gap": 0.08,
+    },
+    "unlearned": {
+        "acc_forget": 0.9167,
+        "acc_retain": 0.99,
+        "acc_test": 0.9,
+        "acc_val": 0.9,
+        "mia": 0.61,
+        "mia_auc": 0.52,
+        "rf_jsd": 0.006,
+        "jsd": 0.011,
+        "avg_gap": 0.012,
+        "runtime_s": 3.2,
+    },
     "gold": {"acc_forget": 0.9, "acc_retain": 1.0, "acc_test": 0.9, "acc_val": 0.89, "mia": 0.6, "rf_jsd": 0.005},
-    "run": {"method": "lotus", "seed": 42, "effective_batch_size": 64,
-            "library_versions": {"hf_unlearn": "0.1.0", "transformers": "5.23.0", "torch": "2.14.1"}},
+    "run": {
+        "method": "lotus",
+        "seed": 42,
+        "effective_batch_size": 64,
+        "library_versions": {"hf_unlearn": "0.1.0", "transformers": "5.23.0", "torch": "2.14.1"},
+    },
 }
 
 
 def removal_record(ids=REMOVED_IDS) -> dict:
     return {
-        "dataset": {"name": "hf-unlearn-tests/pets", "config": None, "split": "train", "revision": "0123abc",
-                    "fingerprint": "f00dfeed"},
-        "selection": {"rule": "fraction_per_class", "description": "10% of each class, seeded random (seed 0)",
-                      "params": {"fraction": 0.1, "mode": "random", "seed": 0}},
+        "dataset": {
+            "name": "hf-unlearn-tests/pets",
+            "config": None,
+            "split": "train",
+            "revision": "0123abc",
+            "fingerprint": "f00dfeed",
+        },
+        "selection": {
+            "rule": "fraction_per_class",
+            "description": "10% of each class, seeded random (seed 0)",
+            "params": {"fraction": 0.1, "mode": "random", "seed": 0},
+        },
         "id_column": "id",
         "label_column": "label",
         "num_removed": len(ids),
@@ -82,9 +112,11 @@ def removal_record(ids=REMOVED_IDS) -> dict:
         "per_class_counts": {c: sum(1 for i in ids if f"-{c}-" in i) for c in CLASSES},
         "forget_fingerprint": "aa11",
         "retain_fingerprint": "bb22",
-        "commitment": {"algorithm": "sha256",
-                       "scheme": "sha256 of '\\n'.join(str(i) for i in sorted(ids)) encoded as UTF-8",
-                       "value": commitment(ids)},
+        "commitment": {
+            "algorithm": "sha256",
+            "scheme": "sha256 of '\\n'.join(str(i) for i in sorted(ids)) encoded as UTF-8",
+            "value": commitment(ids),
+        },
     }
 
 
@@ -95,8 +127,12 @@ UNLEARNING_CONFIG = {
     "seed": 42,
     "effective_batch_size": 64,
     "library_versions": {"hf_unlearn": "0.1.0", "transformers": "5.23.0", "torch": "2.14.1"},
-    "original_model": {"name_or_path": "acme/resnet-tiny-pets", "revision": "main", "sha256": "9" * 64,
-                       "is_hub_id": True},
+    "original_model": {
+        "name_or_path": "acme/resnet-tiny-pets",
+        "revision": "main",
+        "sha256": "9" * 64,
+        "is_hub_id": True,
+    },
     "dataset_id": "hf-unlearn-tests/pets",
     "date": "2025-06-01",
 }
@@ -111,8 +147,14 @@ def template_output_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("unlearned")
     torch.manual_seed(0)
     config = ResNetConfig(
-        num_channels=1, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic",
-        num_labels=3, id2label=dict(enumerate(CLASSES)), label2id={c: i for i, c in enumerate(CLASSES)},
+        num_channels=1,
+        embedding_size=8,
+        hidden_sizes=[8, 16],
+        depths=[1, 1],
+        layer_type="basic",
+        num_labels=3,
+        id2label=dict(enumerate(CLASSES)),
+        label2id={c: i for i, c in enumerate(CLASSES)},
     )
     model = ResNetForImageClassification(config)
     with torch.no_grad():  # non-trivial BatchNorm buffers, so that they are compared too
@@ -153,14 +195,30 @@ def cli_without_token(template_output_dir, tmp_path_factory):
     output_dir = tmp / "unlearned-output"
     shutil.copytree(template_output_dir, output_dir)
     before = dir_hashes(output_dir)
-    env = {**os.environ, "HF_HOME": str(tmp / "hf_home"), "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "0",
-           "PYTHONPATH": str(REPO_ROOT)}
+    env = {
+        **os.environ,
+        "HF_HOME": str(tmp / "hf_home"),
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_OFFLINE": "0",
+        "PYTHONPATH": str(REPO_ROOT),
+    }
     for key in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
         env.pop(key, None)
     proc = subprocess.Popen(
-        [sys.executable, str(REPO_ROOT / "scripts" / "push_to_hub.py"), "--output_dir", str(output_dir),
-         "--repo_id", "test-user/x", "--endpoint", f"http://127.0.0.1:{free_port()}"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            str(REPO_ROOT / "scripts" / "push_to_hub.py"),
+            "--output_dir",
+            str(output_dir),
+            "--repo_id",
+            "test-user/x",
+            "--endpoint",
+            f"http://127.0.0.1:{free_port()}",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     yield output_dir, before, proc
     if proc.poll() is None:
@@ -246,8 +304,17 @@ def test_card_from_output_dir(output_dir):
     assert meta["seed"] == 42 and meta["effective_batch_size"] == 64 and meta["library_version"] == "0.1.0"
     assert meta["date"] == "2025-06-01" and meta["training"]["gradient_accumulation_steps"] == 2
     results = {r.metric_name: r for r in data.eval_results}
-    assert set(results) == {"Forget-set accuracy", "Retain-set accuracy", "Test accuracy", "Validation accuracy",
-                            "MIA", "MIA AUC", "RF-JSD", "JSD to gold", "Average gap to gold"}
+    assert set(results) == {
+        "Forget-set accuracy",
+        "Retain-set accuracy",
+        "Test accuracy",
+        "Validation accuracy",
+        "MIA",
+        "MIA AUC",
+        "RF-JSD",
+        "JSD to gold",
+        "Average gap to gold",
+    }
     assert results["Forget-set accuracy"].metric_value == pytest.approx(0.9167)
     assert results["Test accuracy"].dataset_split == "test"
     assert results["Forget-set accuracy"].dataset_revision == "0123abc"
@@ -277,9 +344,14 @@ def test_card_without_gold_local_original_and_timm():
     record = removal_record()
     record["selection"]["params"]["ids"] = REMOVED_IDS  # an id list that slipped into the record is dropped
     card = build_model_card(
-        method="finetune", hyperparameters={"epochs": 1}, removal_record=record, metrics=metrics,
+        method="finetune",
+        hyperparameters={"epochs": 1},
+        removal_record=record,
+        metrics=metrics,
         original_model={"name_or_path": "/data/models/original", "revision": None, "sha256": "ab"},
-        dataset_id=None, library_name="timm", run_info={"date": "2025-06-01", "seed": 1},
+        dataset_id=None,
+        library_name="timm",
+        run_info={"date": "2025-06-01", "seed": 1},
     )
     text = str(card)
     assert not any(i in text for i in REMOVED_IDS)
@@ -328,9 +400,18 @@ def test_push_roundtrip_from_pretrained(hub, output_dir, tmp_path, cli_without_t
     )
     env = {**os.environ, **hub.env(tmp_path / "hf_home"), "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-c", script, str(output_dir), "test-user/resnet-pets-unlearned",
-         str(REPO_ROOT / "scripts" / "push_to_hub.py")],
-        env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(output_dir),
+            "test-user/resnet-pets-unlearned",
+            str(REPO_ROOT / "scripts" / "push_to_hub.py"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
@@ -348,8 +429,16 @@ def test_push_roundtrip_from_pretrained(hub, output_dir, tmp_path, cli_without_t
     repo = hub.repos["test-user/resnet-pets-unlearned"]
     assert not repo.private
     files = repo.files("main")
-    assert set(files) == {".gitattributes", "README.md", "config.json", "model.safetensors",
-                          "preprocessor_config.json", "metrics.json", "removal_record.json", "unlearning_config.json"}
+    assert set(files) == {
+        ".gitattributes",
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "metrics.json",
+        "removal_record.json",
+        "unlearning_config.json",
+    }
     assert len(repo.commit_list()) == 2  # repo creation + one commit with everything
 
 
@@ -378,12 +467,20 @@ def test_push_in_process_private_and_no_raw_ids(hub, output_dir):
 
 
 def test_push_removed_ids_opt_in(hub, output_dir):
-    push_unlearned_to_hub(output_dir, "test-user/with-ids", push_removed_ids=True, token=TOKEN, endpoint=hub.url,
-                          commit_message="publish ids on purpose")
+    push_unlearned_to_hub(
+        output_dir,
+        "test-user/with-ids",
+        push_removed_ids=True,
+        token=TOKEN,
+        endpoint=hub.url,
+        commit_message="publish ids on purpose",
+    )
     files = hub.repos["test-user/with-ids"].files()
     assert json.loads(files["removed_ids.json"])["ids"] == REMOVED_IDS
-    assert commitment(json.loads(files["removed_ids.json"])["ids"]) == json.loads(
-        files["removal_record.json"])["commitment"]["value"]
+    assert (
+        commitment(json.loads(files["removed_ids.json"])["ids"])
+        == json.loads(files["removal_record.json"])["commitment"]["value"]
+    )
     assert "forget_set.csv" not in files  # data files stay local even then
     assert hub.repos["test-user/with-ids"].commit_list()[-1].message == "publish ids on purpose"
 
@@ -404,15 +501,17 @@ def test_create_pr_and_revision(hub, output_dir):
     assert set(repo.files("main")) == {".gitattributes"}
     head = repo.branches["unlearned-v1"]
     # the branch exists now: pushing the same files again is a no-op (no empty commit) ...
-    again = push_unlearned_to_hub(output_dir, "test-user/shared", revision="unlearned-v1", token=TOKEN,
-                                  endpoint=hub.url, commit_message="again")
+    again = push_unlearned_to_hub(
+        output_dir, "test-user/shared", revision="unlearned-v1", token=TOKEN, endpoint=hub.url, commit_message="again"
+    )
     assert repo.branches["unlearned-v1"] == head and again.oid == head
     # ... and a changed output goes on top of the branch
     metrics = json.loads((output_dir / "metrics.json").read_text())
     metrics["unlearned"]["acc_test"] = 0.95
     (output_dir / "metrics.json").write_text(json.dumps(metrics))
-    push_unlearned_to_hub(output_dir, "test-user/shared", revision="unlearned-v1", token=TOKEN, endpoint=hub.url,
-                          commit_message="again")
+    push_unlearned_to_hub(
+        output_dir, "test-user/shared", revision="unlearned-v1", token=TOKEN, endpoint=hub.url, commit_message="again"
+    )
     new_head = repo.commits[repo.branches["unlearned-v1"]]
     assert new_head.message == "again" and new_head.parent == head
     assert "95.00%" in new_head.files["README.md"].decode()
@@ -426,8 +525,14 @@ def test_push_to_bare_name_uses_token_namespace(hub, output_dir):
 
 
 def test_files_to_push(output_dir):
-    assert files_to_push(output_dir) == ["config.json", "metrics.json", "model.safetensors",
-                                         "preprocessor_config.json", "removal_record.json", "unlearning_config.json"]
+    assert files_to_push(output_dir) == [
+        "config.json",
+        "metrics.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "removal_record.json",
+        "unlearning_config.json",
+    ]
     assert "removed_ids.json" in files_to_push(output_dir, push_removed_ids=True)
 
 

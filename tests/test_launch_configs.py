@@ -30,12 +30,37 @@ NO_DEEPSPEED = "deepspeed is not installed (pip install 'hf-unlearn[deepspeed]';
 def _launch(config, tmp_path, method, extra_launch=(), tag="run", port=None):
     hist = tmp_path / "hist"
     hist.mkdir(exist_ok=True)
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", MP_HISTORY_DIR=str(hist), OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", os.path.join(CONFIGS, config),
-           "--main_process_port", str(port or free_port()), *extra_launch, os.path.join(ROOT, "tests", "mp_driver.py"),
-           "--use_cpu", "--ddp_find_unused_parameters", "false", "--method", method, "--default_arch", "resnet",
-           "--max_steps", "2", "--disable_tqdm", "true", "--output_dir", str(tmp_path / "out")]
+    env = dict(
+        os.environ,
+        CUDA_VISIBLE_DEVICES="",
+        MP_HISTORY_DIR=str(hist),
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        os.path.join(CONFIGS, config),
+        "--main_process_port",
+        str(port or free_port()),
+        *extra_launch,
+        os.path.join(ROOT, "tests", "mp_driver.py"),
+        "--use_cpu",
+        "--ddp_find_unused_parameters",
+        "false",
+        "--method",
+        method,
+        "--default_arch",
+        "resnet",
+        "--max_steps",
+        "2",
+        "--disable_tqdm",
+        "true",
+        "--output_dir",
+        str(tmp_path / "out"),
+    ]
     return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -51,8 +76,9 @@ def _check(procs, tmp_path, engine_name):
 
 def test_multinode_config_runs_two_machines_on_localhost(original_path, tmp_path):
     port = free_port()
-    procs = [_launch("multinode.yaml", tmp_path, "finetune", ("--machine_rank", str(rank)), port=port)
-             for rank in (0, 1)]
+    procs = [
+        _launch("multinode.yaml", tmp_path, "finetune", ("--machine_rank", str(rank)), port=port) for rank in (0, 1)
+    ]
     _check(procs, tmp_path, "DDP")
 
 
@@ -65,8 +91,14 @@ def test_deepspeed_configs_run_on_cpu(stage, original_path, tmp_path):
 
 def test_every_config_says_what_it_needs_and_how_to_launch_it():
     names = sorted(os.listdir(CONFIGS))
-    assert names == ["cpu.yaml", "ddp.yaml", "deepspeed_zero2.yaml", "deepspeed_zero3.yaml", "fsdp.yaml",
-                     "multinode.yaml"]
+    assert names == [
+        "cpu.yaml",
+        "ddp.yaml",
+        "deepspeed_zero2.yaml",
+        "deepspeed_zero3.yaml",
+        "fsdp.yaml",
+        "multinode.yaml",
+    ]
     for name in names:
         header = open(os.path.join(CONFIGS, name)).read().split("compute_environment")[0]
         assert "Needs:" in header and f"accelerate launch --config_file examples/accelerate/{name}" in header, name
@@ -77,13 +109,21 @@ def test_fsdp_fallback_is_warned_and_recorded(monkeypatch):
     """accelerate runs FSDP as DDP on CPU (--use_cpu) without a word: the run says so and records both."""
     from hf_unlearn.training.engines import describe_engine, engine_fallback_warning, engine_of
 
-    accelerator = SimpleNamespace(state=SimpleNamespace(distributed_type=DistributedType.MULTI_CPU,
-                                                        deepspeed_plugin=None, fsdp_plugin=None),
-                                  num_processes=2, mixed_precision="bf16")
+    accelerator = SimpleNamespace(
+        state=SimpleNamespace(distributed_type=DistributedType.MULTI_CPU, deepspeed_plugin=None, fsdp_plugin=None),
+        num_processes=2,
+        mixed_precision="bf16",
+    )
     args = SimpleNamespace(deepspeed=None, fsdp=None)
     engine = engine_of(accelerator, args)
-    assert engine == {"name": "DDP", "distributed_type": "MULTI_CPU", "zero_stage": None, "world_size": 2,
-                      "mixed_precision": "bf16", "requested": None}
+    assert engine == {
+        "name": "DDP",
+        "distributed_type": "MULTI_CPU",
+        "zero_stage": None,
+        "world_size": 2,
+        "mixed_precision": "bf16",
+        "requested": None,
+    }
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")  # what accelerate launch sets from fsdp.yaml
     engine = engine_of(accelerator, args)
     assert engine["name"] == "DDP" and engine["requested"] == "FSDP"

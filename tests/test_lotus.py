@@ -55,13 +55,18 @@ def test_soft_cross_entropy_matches_hard_cross_entropy_on_one_hot_targets():
     labels = torch.randint(0, 4, (8,))
     one_hot = torch.nn.functional.one_hot(labels, 4).float()
     assert soft_cross_entropy(logits, one_hot).item() == pytest.approx(
-        torch.nn.functional.cross_entropy(logits, labels).item(), rel=1e-6)
+        torch.nn.functional.cross_entropy(logits, labels).item(), rel=1e-6
+    )
 
 
 def _fake_trainer(forget_acc: float, calibration_acc: float):
     logs = []
     trainer = SimpleNamespace(
-        teacher="teacher", model="model", calibration_split="cal", forget_split="forget", log=logs.append,
+        teacher="teacher",
+        model="model",
+        calibration_split="cal",
+        forget_split="forget",
+        log=logs.append,
         accuracy=lambda model, split: calibration_acc if split == "cal" else forget_acc,
     )
     return trainer, logs
@@ -71,11 +76,11 @@ def _fake_trainer(forget_acc: float, calibration_acc: float):
     "forget_acc, cal_acc, rounding, stop, delta",
     [
         (1.00, 0.93, False, False, 0.07),
-        (0.92, 0.93, False, True, -0.01),     # exactly one point below: stop
+        (0.92, 0.93, False, True, -0.01),  # exactly one point below: stop
         (0.922, 0.93, False, False, -0.008),  # less than one point below: keep going
         (0.964, 0.966, False, False, -0.002),
-        (0.964, 0.966, True, True, -0.01),    # reference rounding: 0.96 - 0.97
-        (0.966, 0.974, True, False, 0.0),     # reference rounding: 0.97 - 0.97, tau = 1
+        (0.964, 0.966, True, True, -0.01),  # reference rounding: 0.96 - 0.97
+        (0.966, 0.974, True, False, 0.0),  # reference rounding: 0.97 - 0.97, tau = 1
     ],
 )
 def test_temperature_and_stop_rule(forget_acc, cal_acc, rounding, stop, delta):
@@ -101,8 +106,13 @@ def test_lotus_without_calibration_data_is_refused_before_training(make_trainer,
 
     trainer = make_trainer("lotus")
     with pytest.raises(ValueError, match="calibration_dataset"):
-        UnlearningTrainer(trainer.model, trainer.args, forget_dataset=forget_split.forget,
-                          retain_dataset=forget_split.retain, image_transform=trainer.image_transform)
+        UnlearningTrainer(
+            trainer.model,
+            trainer.args,
+            forget_dataset=forget_split.forget,
+            retain_dataset=forget_split.retain,
+            image_transform=trainer.image_transform,
+        )
 
 
 def _split_loss(trainer, split) -> float:
@@ -111,8 +121,10 @@ def _split_loss(trainer, split) -> float:
 
 
 def _accuracies_and_losses(trainer, splits):
-    return ({k: trainer.accuracy(trainer.model, s) for k, s in splits.items()},
-            {k: _split_loss(trainer, s) for k, s in splits.items()})
+    return (
+        {k: trainer.accuracy(trainer.model, s) for k, s in splits.items()},
+        {k: _split_loss(trainer, s) for k, s in splits.items()},
+    )
 
 
 def test_lotus_lowers_forget_accuracy_towards_test_accuracy(make_trainer, vit_original_path, digits):
@@ -124,10 +136,19 @@ def test_lotus_lowers_forget_accuracy_towards_test_accuracy(make_trainer, vit_or
     epoch). In every case: the forget rows' loss rises 5.4-15.9x, retain accuracy stays >= 0.980. So the assertions
     are the lowest forget accuracy LoTUS measured during the run, and the final forget loss (>= 4x).
     """
-    trainer = make_trainer("lotus", method_config={"alpha": 32.0}, model_path=vit_original_path,
-                           per_device_train_batch_size=32, learning_rate=5e-4, num_train_epochs=10)
-    splits = {"forget": trainer.forget_split, "retain": trainer.retain_split,
-              "test": trainer.as_split(digits["test"], "test")}
+    trainer = make_trainer(
+        "lotus",
+        method_config={"alpha": 32.0},
+        model_path=vit_original_path,
+        per_device_train_batch_size=32,
+        learning_rate=5e-4,
+        num_train_epochs=10,
+    )
+    splits = {
+        "forget": trainer.forget_split,
+        "retain": trainer.retain_split,
+        "test": trainer.as_split(digits["test"], "test"),
+    }
     before, loss_before = _accuracies_and_losses(trainer, splits)
     trainer.train()
     after, loss_after = _accuracies_and_losses(trainer, splits)
@@ -146,8 +167,9 @@ def test_lotus_makes_memorised_forget_rows_fit_like_unseen_data(make_trainer, te
     # test checks the robust signal: the forget rows' loss. Measured from the shipped ResNet, seeds 0-3 x 1 and 2
     # threads (identical): forget loss x18.4-64.6 (asserted: x5), forget loss / retain loss after 1.21-1.85
     # (before 1.17; asserted: > 1), forget accuracy 1.000 -> 0.992-1.000, retain accuracy >= 0.996.
-    trainer = make_trainer("lotus", method_config={"alpha": 64.0}, per_device_train_batch_size=32,
-                           learning_rate=5e-4, num_train_epochs=5)
+    trainer = make_trainer(
+        "lotus", method_config={"alpha": 64.0}, per_device_train_batch_size=32, learning_rate=5e-4, num_train_epochs=5
+    )
     splits = {"forget": trainer.forget_split, "retain": trainer.retain_split, "test": test_split}
     acc_before, loss_before = _accuracies_and_losses(trainer, splits)
     trainer.train()

@@ -17,9 +17,15 @@ class _Record(TrainerCallback):
 
 
 def _run(make_trainer, cache: bool):
-    trainer = make_trainer("lotus", method_config={"cache_teacher_logits": cache, "alpha": 8.0},
-                           num_train_epochs=2, per_device_train_batch_size=32, learning_rate=5e-4,
-                           logging_strategy="steps", logging_steps=1)
+    trainer = make_trainer(
+        "lotus",
+        method_config={"cache_teacher_logits": cache, "alpha": 8.0},
+        num_train_epochs=2,
+        per_device_train_batch_size=32,
+        learning_rate=5e-4,
+        logging_strategy="steps",
+        logging_steps=1,
+    )
     record = _Record()
     trainer.add_callback(record)
     trainer.train()

@@ -16,9 +16,11 @@ def _params(model) -> dict[str, torch.Tensor]:
 
 
 def _accuracies(trainer, test_split) -> dict[str, float]:
-    return {"forget": trainer.accuracy(trainer.model, trainer.forget_split),
-            "retain": trainer.accuracy(trainer.model, trainer.retain_split),
-            "test": trainer.accuracy(trainer.model, test_split)}
+    return {
+        "forget": trainer.accuracy(trainer.model, trainer.forget_split),
+        "retain": trainer.accuracy(trainer.model, trainer.retain_split),
+        "test": trainer.accuracy(trainer.model, test_split),
+    }
 
 
 # ---- SSD --------------------------------------------------------------------------------------------------
@@ -46,11 +48,13 @@ def test_ssd_dampens_exactly_the_selected_entries_by_the_right_factor(make_train
 
     forget, retain = trainer.forget_split, trainer.retain_split
     order = torch.randperm(len(forget), generator=torch.Generator().manual_seed(trainer.args.seed))
-    i_f = _squared_batch_gradients(model, [(forget.pixels(order[s:s + bs]), forget.labels[order[s:s + bs]])
-                                           for s in range(0, len(forget), bs)])
+    i_f = _squared_batch_gradients(
+        model,
+        [(forget.pixels(order[s : s + bs]), forget.labels[order[s : s + bs]]) for s in range(0, len(forget), bs)],
+    )
     x_all = torch.cat([forget.pixels(slice(None)), retain.pixels(slice(None))])
     y_all = torch.cat([forget.labels, retain.labels])
-    i_d = _squared_batch_gradients(model, [(x_all[s:s + bs], y_all[s:s + bs]) for s in range(0, len(y_all), bs)])
+    i_d = _squared_batch_gradients(model, [(x_all[s : s + bs], y_all[s : s + bs]) for s in range(0, len(y_all), bs)])
 
     out = trainer.train()
     assert out.global_step == 0 and trainer.state.global_step == 0  # no optimiser step
@@ -90,7 +94,7 @@ def _saliency(model, split, bs) -> dict[str, torch.Tensor]:
     total = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
     for s in range(0, len(split), bs):
         model.zero_grad(set_to_none=True)
-        (-F.cross_entropy(logits_of(model, split.pixels(slice(s, s + bs))), split.labels[s:s + bs])).backward()
+        (-F.cross_entropy(logits_of(model, split.pixels(slice(s, s + bs))), split.labels[s : s + bs])).backward()
         for n, p in model.named_parameters():
             total[n] += p.grad
     model.zero_grad(set_to_none=True)
@@ -198,24 +202,46 @@ def test_del_works_on_a_timm_model(tmp_path, digits, forget_split):
     from hf_unlearn import UnlearningArguments, UnlearningTrainer, load_classifier
 
     torch.manual_seed(1)  # not args.seed: the fresh initialisation must differ from this model's own
-    tiny = timm.create_model("test_resnet", pretrained=False, num_classes=10, in_chans=1,
-                             pretrained_cfg_overlay=dict(input_size=(1, 8, 8), mean=(0.5,), std=(0.5,)))
+    tiny = timm.create_model(
+        "test_resnet",
+        pretrained=False,
+        num_classes=10,
+        in_chans=1,
+        pretrained_cfg_overlay=dict(input_size=(1, 8, 8), mean=(0.5,), std=(0.5,)),
+    )
     timm.models.save_for_hf(tiny, str(tmp_path / "timm"), safe_serialization=True)
     loaded = load_classifier(str(tmp_path / "timm"))
     assert loaded.library == "timm"
-    args = UnlearningArguments.for_method("del", output_dir=str(tmp_path / "out"), report_to="none",
-                                          save_strategy="no", use_cpu=True, disable_tqdm=True, seed=0,
-                                          num_train_epochs=1)
-    trainer = UnlearningTrainer(loaded.model, args, forget_dataset=forget_split.forget,
-                                retain_dataset=forget_split.retain, image_transform=loaded.transform)
+    args = UnlearningArguments.for_method(
+        "del",
+        output_dir=str(tmp_path / "out"),
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+        num_train_epochs=1,
+    )
+    trainer = UnlearningTrainer(
+        loaded.model,
+        args,
+        forget_dataset=forget_split.forget,
+        retain_dataset=forget_split.retain,
+        image_transform=loaded.transform,
+    )
     before = _params(trainer.model)
     trainer.train()
     _check_del(trainer, before, {"fc.weight", "fc.bias"})
 
     # The reset values come from timm.create_model(arch, pretrained=False) with the model's in_chans, seeded.
     again = load_classifier(str(tmp_path / "timm"))
-    trainer = UnlearningTrainer(again.model, args, forget_dataset=forget_split.forget,
-                                retain_dataset=forget_split.retain, image_transform=again.transform)
+    trainer = UnlearningTrainer(
+        again.model,
+        args,
+        forget_dataset=forget_split.forget,
+        retain_dataset=forget_split.retain,
+        image_transform=again.transform,
+    )
     trainer.method.prepare(trainer)
     from hf_unlearn.modeling.classifiers import reinit_seed
 

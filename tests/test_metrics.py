@@ -139,11 +139,29 @@ def test_readme_cards_have_space_header_and_sections():
     for name in NAMES:
         card = (METRICS_DIR / name / "README.md").read_text()
         header = card.split("---")[1]
-        for key in ("title:", "emoji:", "colorFrom:", "colorTo:", "sdk: gradio", "sdk_version:",
-                    "app_file: app.py", "pinned: false", "- evaluate", "- metric", "description:"):
+        for key in (
+            "title:",
+            "emoji:",
+            "colorFrom:",
+            "colorTo:",
+            "sdk: gradio",
+            "sdk_version:",
+            "app_file: app.py",
+            "pinned: false",
+            "- evaluate",
+            "- metric",
+            "description:",
+        ):
             assert key in header, f"{name}: {key}"
-        for section in ("Description", "How to Use", "Inputs", "Output Values", "Examples",
-                        "Limitations and Bias", "Citation"):
+        for section in (
+            "Description",
+            "How to Use",
+            "Inputs",
+            "Output Values",
+            "Examples",
+            "Limitations and Bias",
+            "Citation",
+        ):
             assert section in card, f"{name}: {section}"
         assert "Spartalis" in card or "Foster" in card
 
@@ -186,8 +204,9 @@ def test_jsd_reference_matches_spec_transcription(modules):
 def test_jsd_reference_scales_as_one_over_n(jsd):
     a, b = _jsd_data(n=40)
     single = jsd.compute(predictions=a, gold_predictions=b, variant="reference")["jsd"]
-    doubled = jsd.compute(predictions=np.concatenate([a, a]), gold_predictions=np.concatenate([b, b]),
-                          variant="reference")["jsd"]
+    doubled = jsd.compute(
+        predictions=np.concatenate([a, a]), gold_predictions=np.concatenate([b, b]), variant="reference"
+    )["jsd"]
     assert doubled == pytest.approx(single / 2, rel=1e-9)
     std_single = jsd.compute(predictions=a, gold_predictions=b)["jsd"]
     std_doubled = jsd.compute(predictions=np.concatenate([a, a]), gold_predictions=np.concatenate([b, b]))["jsd"]
@@ -342,8 +361,11 @@ def _mia_inputs(parts):
 
 def _mia_pools(seed=0):
     rng = np.random.default_rng(seed)
-    return rng, [("retain",) + _confident(rng, 200), ("test",) + _uncertain(rng, 100),
-                 ("validation",) + _uncertain(rng, 100)]
+    return rng, [
+        ("retain",) + _confident(rng, 200),
+        ("test",) + _uncertain(rng, 100),
+        ("validation",) + _uncertain(rng, 100),
+    ]
 
 
 def test_mia_forget_like_members(modules):
@@ -395,8 +417,10 @@ def test_mia_matches_independent_sklearn_on_scipy_entropy(mia):
     from sklearn.metrics import roc_auc_score
 
     score = attacker.predict_proba(h)[:, 1]
-    auc = roc_auc_score(np.r_[np.ones((s == "forget").sum()), np.zeros((s == "test").sum())],
-                        np.r_[score[s == "forget"], score[s == "test"]])
+    auc = roc_auc_score(
+        np.r_[np.ones((s == "forget").sum()), np.zeros((s == "test").sum())],
+        np.r_[score[s == "forget"], score[s == "test"]],
+    )
     assert out["auc"] == pytest.approx(auc, abs=1e-9)
     assert out["mia"] != mia.compute(**inputs, round_to=1)["mia"] or expected == round(expected, 1)
 
@@ -429,8 +453,13 @@ def test_mia_attacker_matches_reference_multinomial_logistic_regression(mia):
         p[:, 0] = conf
         return p
 
-    inputs = _mia_inputs([("retain", rows(members), np.zeros(4, int)), ("test", rows(nonmembers), np.zeros(4, int)),
-                          ("forget", rows(forget), np.zeros(4, int))])
+    inputs = _mia_inputs(
+        [
+            ("retain", rows(members), np.zeros(4, int)),
+            ("test", rows(nonmembers), np.zeros(4, int)),
+            ("forget", rows(forget), np.zeros(4, int)),
+        ]
+    )
     out = mia.compute(**inputs, attack="confidence", input_type="probabilities")
     assert out["mia"] == expected
 
@@ -486,7 +515,7 @@ def test_mia_zero_probabilities_are_skipped_in_entropy(mia):
 def _chunks(inputs, sizes):
     start = 0
     for size in sizes:
-        yield {k: v[start:start + size] for k, v in inputs.items()}
+        yield {k: v[start : start + size] for k, v in inputs.items()}
         start += size
 
 
@@ -522,10 +551,12 @@ def test_probability_input_equals_logit_input(rf_jsd, jsd, mia):
         )
     a, b = _jsd_data()
     for variant in ("standard", "reference"):
-        assert jsd.compute(predictions=softmax(a, axis=1), gold_predictions=softmax(b, axis=1), variant=variant,
-                           input_type="probabilities")["jsd"] == pytest.approx(
-            jsd.compute(predictions=a, gold_predictions=b, variant=variant)["jsd"], rel=1e-5
-        )
+        assert jsd.compute(
+            predictions=softmax(a, axis=1),
+            gold_predictions=softmax(b, axis=1),
+            variant=variant,
+            input_type="probabilities",
+        )["jsd"] == pytest.approx(jsd.compute(predictions=a, gold_predictions=b, variant=variant)["jsd"], rel=1e-5)
     rng, pools = _mia_pools()
     logit_in = _mia_inputs(pools + [("forget",) + _uncertain(rng, 30), ("forget",) + _confident(rng, 30)])
     prob_in = dict(logit_in, predictions=softmax(logit_in["predictions"], axis=1))
@@ -542,8 +573,11 @@ def test_probability_input_equals_logit_input(rf_jsd, jsd, mia):
 
 
 def _good_rf():
-    return dict(predictions=[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.5, 0.0, 0.0], [0.0, 0.5, 0.0]],
-                references=[0, 1, 0, 1], subset=["forget", "forget", "test", "test"])
+    return dict(
+        predictions=[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.5, 0.0, 0.0], [0.0, 0.5, 0.0]],
+        references=[0, 1, 0, 1],
+        subset=["forget", "forget", "test", "test"],
+    )
 
 
 def _good_jsd():
@@ -551,8 +585,11 @@ def _good_jsd():
 
 
 def _good_mia():
-    return dict(predictions=[[5.0, 0.0], [0.0, 5.0], [0.1, 0.0], [0.0, 0.1], [4.0, 0.0]],
-                references=[0, 1, 0, 1, 0], subset=["retain", "retain", "test", "validation", "forget"])
+    return dict(
+        predictions=[[5.0, 0.0], [0.0, 5.0], [0.1, 0.0], [0.0, 0.1], [4.0, 0.0]],
+        references=[0, 1, 0, 1, 0],
+        subset=["retain", "retain", "test", "validation", "forget"],
+    )
 
 
 def _with(base, **changes):
@@ -567,14 +604,31 @@ INF_ROW = [float("inf"), 0.0, 0.0]
 BAD_INPUTS = [
     # rf_jsd
     ("rf_jsd", dict(predictions=[], references=[], subset=[]), {}, "empty"),
-    ("rf_jsd", _with(_good_rf(), predictions=[[1.0, 0.0, 0.0], [0.0, 1.0], [0.5, 0.0, 0.0], [0.0, 0.5, 0.0]]), {},
-     "different lengths"),
-    ("rf_jsd", _with(_good_rf(), predictions=[NAN_ROW, [0.0, 1.0, 0.0], [0.5, 0.0, 0.0], [0.0, 0.5, 0.0]]), {},
-     "NaN or inf"),
-    ("rf_jsd", _with(_good_rf(), predictions=[INF_ROW, [0.0, 1.0, 0.0], [0.5, 0.0, 0.0], [0.0, 0.5, 0.0]]), {},
-     "NaN or inf"),
+    (
+        "rf_jsd",
+        _with(_good_rf(), predictions=[[1.0, 0.0, 0.0], [0.0, 1.0], [0.5, 0.0, 0.0], [0.0, 0.5, 0.0]]),
+        {},
+        "different lengths",
+    ),
+    (
+        "rf_jsd",
+        _with(_good_rf(), predictions=[NAN_ROW, [0.0, 1.0, 0.0], [0.5, 0.0, 0.0], [0.0, 0.5, 0.0]]),
+        {},
+        "NaN or inf",
+    ),
+    (
+        "rf_jsd",
+        _with(_good_rf(), predictions=[INF_ROW, [0.0, 1.0, 0.0], [0.5, 0.0, 0.0], [0.0, 0.5, 0.0]]),
+        {},
+        "NaN or inf",
+    ),
     ("rf_jsd", _with(_good_rf(), subset=["forget", "forget", "test", "retain"]), {}, "Unknown subset.*'retain'"),
-    ("rf_jsd", _with(_good_rf(), references=[0, 2, 0, 1]), {}, r"Forget class\(es\) \[2\] \(1 in all\) have no test rows"),
+    (
+        "rf_jsd",
+        _with(_good_rf(), references=[0, 2, 0, 1]),
+        {},
+        r"Forget class\(es\) \[2\] \(1 in all\) have no test rows",
+    ),
     ("rf_jsd", _with(_good_rf(), subset=["test"] * 4), {}, "No rows with subset='forget'"),
     ("rf_jsd", _with(_good_rf(), subset=["forget"] * 4), {}, "No rows with subset='test'"),
     ("rf_jsd", _with(_good_rf(), references=[0, 1, 0, 3]), {}, r"class ids in \[0, 3\)"),
@@ -587,30 +641,55 @@ BAD_INPUTS = [
     ("jsd", _with(_good_jsd(), gold_predictions=[[0.5, 0.0], [0.0, 0.5]]), {}, "shape"),
     ("jsd", _with(_good_jsd(), predictions=[[1.0, 0.0, 0.0], [0.0, 1.0]]), {}, "different lengths"),
     ("jsd", _with(_good_jsd(), gold_predictions=[NAN_ROW, [0.0, 0.5, 0.0]]), {}, "gold_predictions.*NaN or inf"),
-    ("jsd", _with(_good_jsd(), predictions=[[1.2, -0.2, 0.0], [0.0, 1.0, 0.0]]), {"input_type": "probabilities"},
-     "negative"),
+    (
+        "jsd",
+        _with(_good_jsd(), predictions=[[1.2, -0.2, 0.0], [0.0, 1.0, 0.0]]),
+        {"input_type": "probabilities"},
+        "negative",
+    ),
     ("jsd", _good_jsd(), {"variant": "textbook"}, "Unknown variant"),
     # mia
     ("mia", dict(predictions=[], references=[], subset=[]), {}, "empty"),
-    ("mia", _with(_good_mia(), subset=["forget", "forget", "test", "validation", "forget"]), {},
-     "No rows with subset='retain'"),
-    ("mia", _with(_good_mia(), subset=["retain", "retain", "forget", "forget", "forget"]), {},
-     "subset='test' or 'validation'"),
-    ("mia", _with(_good_mia(), subset=["retain", "retain", "test", "validation", "test"]), {},
-     "No rows with subset='forget'"),
+    (
+        "mia",
+        _with(_good_mia(), subset=["forget", "forget", "test", "validation", "forget"]),
+        {},
+        "No rows with subset='retain'",
+    ),
+    (
+        "mia",
+        _with(_good_mia(), subset=["retain", "retain", "forget", "forget", "forget"]),
+        {},
+        "subset='test' or 'validation'",
+    ),
+    (
+        "mia",
+        _with(_good_mia(), subset=["retain", "retain", "test", "validation", "test"]),
+        {},
+        "No rows with subset='forget'",
+    ),
     ("mia", _with(_good_mia(), subset=["retain", "retain", "test", "val", "forget"]), {}, "'validation'"),
-    ("mia", _with(_good_mia(), predictions=[[5.0, 0.0], [0.0, 5.0, 1.0], [0.1, 0.0], [0.0, 0.1], [4.0, 0.0]]), {},
-     "different lengths"),
-    ("mia", _with(_good_mia(), predictions=[[5.0, 0.0], [0.0, float("nan")], [0.1, 0.0], [0.0, 0.1], [4.0, 0.0]]), {},
-     "NaN or inf"),
+    (
+        "mia",
+        _with(_good_mia(), predictions=[[5.0, 0.0], [0.0, 5.0, 1.0], [0.1, 0.0], [0.0, 0.1], [4.0, 0.0]]),
+        {},
+        "different lengths",
+    ),
+    (
+        "mia",
+        _with(_good_mia(), predictions=[[5.0, 0.0], [0.0, float("nan")], [0.1, 0.0], [0.0, 0.1], [4.0, 0.0]]),
+        {},
+        "NaN or inf",
+    ),
     ("mia", _with(_good_mia(), references=[0, 1, 0, 1, 7]), {}, r"class ids in \[0, 2\)"),
     ("mia", _good_mia(), {"attack": "lira"}, "Unknown attack"),
     ("mia", _good_mia(), {"input_type": "probabilities"}, "must sum to 1|negative"),
 ]
 
 
-@pytest.mark.parametrize("name, inputs, kwargs, message", BAD_INPUTS,
-                         ids=[f"{b[0]}-{i}-{b[3][:25]}" for i, b in enumerate(BAD_INPUTS)])
+@pytest.mark.parametrize(
+    "name, inputs, kwargs, message", BAD_INPUTS, ids=[f"{b[0]}-{i}-{b[3][:25]}" for i, b in enumerate(BAD_INPUTS)]
+)
 def test_bad_input_raises_helpful_value_error(rf_jsd, jsd, mia, name, inputs, kwargs, message):
     module = {"rf_jsd": rf_jsd, "jsd": jsd, "mia": mia}[name]
     with pytest.raises(ValueError, match=message):

@@ -32,21 +32,45 @@ def embedded(original_path, vit_original_path, digits, forget_split):
     out = {}
     for arch, path in (("resnet", original_path), ("vit", vit_original_path)):
         transform = load_classifier(path).transform
-        out[arch] = (path, {n: to_image_split(d, transform, name=n) for n, d in (
-            ("forget", forget_split.forget), ("retain", forget_split.retain), ("calibration", digits["validation"]),
-            ("test", digits["test"]))})
+        out[arch] = (
+            path,
+            {
+                n: to_image_split(d, transform, name=n)
+                for n, d in (
+                    ("forget", forget_split.forget),
+                    ("retain", forget_split.retain),
+                    ("calibration", digits["validation"]),
+                    ("test", digits["test"]),
+                )
+            },
+        )
     return out
 
 
 def _run(method, path, splits, record, tmp_path, bf16):
     from hf_unlearn import UnlearningArguments, UnlearningTrainer, load_classifier
 
-    args = UnlearningArguments.for_method(method, output_dir=str(tmp_path / "run"), report_to="none",
-                                          save_strategy="no", use_cpu=True, disable_tqdm=True, logging_steps=1000,
-                                          seed=0, bf16=bf16, max_steps=2, fail_on_nonfinite_loss=True)
-    trainer = UnlearningTrainer(load_classifier(path).model, args, forget_dataset=splits["forget"],
-                                retain_dataset=splits["retain"], calibration_dataset=splits["calibration"],
-                                removal_record=record)
+    args = UnlearningArguments.for_method(
+        method,
+        output_dir=str(tmp_path / "run"),
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        logging_steps=1000,
+        seed=0,
+        bf16=bf16,
+        max_steps=2,
+        fail_on_nonfinite_loss=True,
+    )
+    trainer = UnlearningTrainer(
+        load_classifier(path).model,
+        args,
+        forget_dataset=splits["forget"],
+        retain_dataset=splits["retain"],
+        calibration_dataset=splits["calibration"],
+        removal_record=record,
+    )
     trainer.train()  # NonFiniteLossError on a NaN/inf loss
     assert first_nonfinite_tensor(trainer.model) is None
     return {n: trainer.accuracy(trainer.model, splits[n]) for n in ("forget", "retain", "test")}

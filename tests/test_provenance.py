@@ -48,6 +48,7 @@ SINGLE_ROOT = "b12007dbc8bd7c3da7b4fc51ff21eb3588d5f16f64568e18126d79cd5f2a1384"
 
 def _independent_root(ids, salts) -> str:
     """A from-the-text implementation of docs/FORMATS.md (no hf_unlearn code)."""
+
     def canon(i):
         return (b"int:" + str(i).encode()) if isinstance(i, int) else (b"str:" + i.encode("utf-8"))
 
@@ -89,7 +90,12 @@ def test_every_leaf_has_a_proof(n):
     ids = [f"sample-{k}" for k in range(n)] if n % 2 else list(range(100, 100 + n))
     tree = commit_ids(ids)
     assert tree.root == _independent_root(tree.ids, tree.salts)
-    requests = [{"commitment": tree.root, "leaves": [{"id": i, "salt": s.hex()} for i, s in zip(tree.ids, tree.salts, strict=False)]}]
+    requests = [
+        {
+            "commitment": tree.root,
+            "leaves": [{"id": i, "salt": s.hex()} for i, s in zip(tree.ids, tree.salts, strict=False)],
+        }
+    ]
     for i in ids:
         proof = make_proof(requests, str(i))
         assert proof["id"] == i and proof["root"] == tree.root and verify_proof(proof, tree.root)
@@ -108,7 +114,12 @@ def test_salts_are_fresh_and_hide_small_integer_ids():
 
 def _proof_for(ids, which):
     tree = commit_ids(ids)
-    requests = [{"commitment": tree.root, "leaves": [{"id": i, "salt": s.hex()} for i, s in zip(tree.ids, tree.salts, strict=False)]}]
+    requests = [
+        {
+            "commitment": tree.root,
+            "leaves": [{"id": i, "salt": s.hex()} for i, s in zip(tree.ids, tree.salts, strict=False)],
+        }
+    ]
     return make_proof(requests, which), tree.root
 
 
@@ -135,8 +146,11 @@ def test_tampered_proofs_are_rejected(tamper):
 
 def test_altered_ledger_is_refused(tmp_path):
     tree = commit_ids(["a", "b", "c"])
-    entry = {"commitment": tree.root, "id_column": "id",
-             "leaves": [{"id": i, "salt": s.hex()} for i, s in zip(tree.ids, tree.salts, strict=False)]}
+    entry = {
+        "commitment": tree.root,
+        "id_column": "id",
+        "leaves": [{"id": i, "salt": s.hex()} for i, s in zip(tree.ids, tree.salts, strict=False)],
+    }
     ledger = {"format": "hf-unlearn-ledger", "version": 1, "requests": [entry]}
     assert check_ledger(ledger, "x") == [entry]
     entry["leaves"][0]["id"] = "z"
@@ -167,8 +181,14 @@ def test_exclude_earlier_by_id_and_by_index(digits):
     train, validation = digits["train"], digits["validation"]
     first = select_forget(train, fraction_per_class=0.1, seed=0, num_labels=10)
     tree = commit_ids(first.removed_ids, first.salts)
-    requests = [{"id_column": "id", "commitment": tree.root, "dataset": first.record.dataset,
-                 "leaves": [{"id": i, "salt": s.hex()} for i, s in zip(tree.ids, tree.salts, strict=False)]}]
+    requests = [
+        {
+            "id_column": "id",
+            "commitment": tree.root,
+            "dataset": first.record.dataset,
+            "leaves": [{"id": i, "salt": s.hex()} for i, s in zip(tree.ids, tree.salts, strict=False)],
+        }
+    ]
     earlier = set(first.removed_ids)
     # validation ids are disjoint from train ids in digits: plant one earlier id there to see it dropped
     planted = validation.map(lambda row, i: {"id": first.removed_ids[0] if i == 0 else row["id"]}, with_indices=True)
@@ -183,8 +203,13 @@ def test_exclude_earlier_by_id_and_by_index(digits):
     with pytest.raises(ValueError, match="--id_column_name id"):
         exclude_earlier(requests, train, None, None)
 
-    by_index = [{"id_column": None, "dataset": {"fingerprint": train._fingerprint},
-                 "leaves": [{"id": i, "salt": "00" * 32} for i in (0, 5, 7)]}]
+    by_index = [
+        {
+            "id_column": None,
+            "dataset": {"fingerprint": train._fingerprint},
+            "leaves": [{"id": i, "salt": "00" * 32} for i in (0, 5, 7)],
+        }
+    ]
     train3, _, kept = exclude_earlier(by_index, train, None, None)
     assert len(train3) == len(train) - 3 and not {0, 5, 7} & set(kept) and kept[0] == 1
     with pytest.raises(ValueError, match="identical data"):
@@ -206,10 +231,28 @@ def chain(original_path, digits, tmp_path_factory):
     new = [i for i in digits["train"]["id"] if i not in removed1][:3]
     (root / "ids.txt").write_text("\n".join(new))
     second = root / "request2"
-    assert run_unlearning(["--model_name_or_path", str(first), "--forget_ids_file", str(root / "ids.txt"),
-                           "--output_dir", str(second), *FAST]) == 0
-    return {"root": root, "first": first, "second": second, "removed1": removed1, "removed2": new,
-            "original": original_path}
+    assert (
+        run_unlearning(
+            [
+                "--model_name_or_path",
+                str(first),
+                "--forget_ids_file",
+                str(root / "ids.txt"),
+                "--output_dir",
+                str(second),
+                *FAST,
+            ]
+        )
+        == 0
+    )
+    return {
+        "root": root,
+        "first": first,
+        "second": second,
+        "removed1": removed1,
+        "removed2": new,
+        "original": original_path,
+    }
 
 
 def _card_block(path: Path) -> dict:
@@ -238,7 +281,8 @@ def test_two_chained_requests_add_up(chain, digits):
     assert block["parent_model"]["name_or_path"] == first.name  # a local parent is published by its base name
     assert block["parent_model"]["weights_sha256"] == _card_block(first)["weights_sha256"]
     assert {"acc_forget", "acc_retain", "mia", "commitment", "date", "method", "dataset"} <= (
-        block["requests"][1]["metrics"].keys() | block["requests"][1].keys())
+        block["requests"][1]["metrics"].keys() | block["requests"][1].keys()
+    )
     card = (second / "README.md").read_text()
     assert "leaves" not in block["requests"][0] and "\n  leaves:" not in card and " leaves:\n" not in card
     assert not any(leaf["salt"] in card for r in ledger for leaf in r["leaves"])  # salts never in the card
@@ -264,8 +308,9 @@ def test_proofs_verify_for_both_requests(chain, tmp_path, capsys):
 
 
 def test_proof_for_a_retained_id_is_refused(chain, capsys, tmp_path):
-    retained = next(f"digits-{k:04d}" for k in range(100)
-                    if f"digits-{k:04d}" not in chain["removed1"] + chain["removed2"])
+    retained = next(
+        f"digits-{k:04d}" for k in range(100) if f"digits-{k:04d}" not in chain["removed1"] + chain["removed2"]
+    )
     assert proof_main(["--output_dir", str(chain["second"]), "--id", retained]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "not removed" in err
@@ -320,8 +365,20 @@ def test_chain_refusals(chain, tmp_path, capsys):
     first, second = chain["first"], chain["second"]
     # an id that request 1 already removed
     (tmp_path / "again.txt").write_text(chain["removed1"][0])
-    assert run_unlearning(["--model_name_or_path", str(first), "--forget_ids_file", str(tmp_path / "again.txt"),
-                           "--output_dir", str(tmp_path / "o1"), *FAST]) == 2
+    assert (
+        run_unlearning(
+            [
+                "--model_name_or_path",
+                str(first),
+                "--forget_ids_file",
+                str(tmp_path / "again.txt"),
+                "--output_dir",
+                str(tmp_path / "o1"),
+                *FAST,
+            ]
+        )
+        == 2
+    )
     assert "already removed by an earlier request" in capsys.readouterr().err
     # an hf-unlearn output without its ledger: refused with the fix
     bare = tmp_path / "bare"
@@ -331,11 +388,35 @@ def test_chain_refusals(chain, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and "--previous_ledger" in err
     # a ledger of another model (request 2's, whose commitments differ from request 1's card): refused
-    assert run_unlearning(["--model_name_or_path", str(bare), "--previous_ledger", str(second / "ledger.json"),
-                           "--output_dir", str(tmp_path / "o3"), *FAST]) == 2
+    assert (
+        run_unlearning(
+            [
+                "--model_name_or_path",
+                str(bare),
+                "--previous_ledger",
+                str(second / "ledger.json"),
+                "--output_dir",
+                str(tmp_path / "o3"),
+                *FAST,
+            ]
+        )
+        == 2
+    )
     assert "does not belong to" in capsys.readouterr().err
-    assert run_unlearning(["--model_name_or_path", str(bare), "--previous_ledger", str(tmp_path / "none.json"),
-                           "--output_dir", str(tmp_path / "o4"), *FAST]) == 2
+    assert (
+        run_unlearning(
+            [
+                "--model_name_or_path",
+                str(bare),
+                "--previous_ledger",
+                str(tmp_path / "none.json"),
+                "--output_dir",
+                str(tmp_path / "o4"),
+                *FAST,
+            ]
+        )
+        == 2
+    )
     # weights swapped in the parent directory: refused
     swapped = tmp_path / "swapped"
     shutil.copytree(second, swapped)
@@ -343,8 +424,20 @@ def test_chain_refusals(chain, tmp_path, capsys):
     assert run_unlearning(["--model_name_or_path", str(swapped), "--output_dir", str(tmp_path / "o5"), *FAST]) == 2
     assert "do not match the SHA-256s" in capsys.readouterr().err
     # a ledger for a model that hf-unlearn did not write
-    assert run_unlearning(["--model_name_or_path", chain["original"], "--previous_ledger", str(first / "ledger.json"),
-                           "--output_dir", str(tmp_path / "o6"), *FAST]) == 2
+    assert (
+        run_unlearning(
+            [
+                "--model_name_or_path",
+                chain["original"],
+                "--previous_ledger",
+                str(first / "ledger.json"),
+                "--output_dir",
+                str(tmp_path / "o6"),
+                *FAST,
+            ]
+        )
+        == 2
+    )
     assert "lists no deletion requests" in capsys.readouterr().err
     assert not any((tmp_path / f"o{k}").exists() for k in range(1, 7))  # refused before any work
 
@@ -361,8 +454,9 @@ def test_bad_arguments_are_one_line(capsys, tmp_path):
 def test_card_without_provenance_fails_verify(tmp_path, capsys):
     from huggingface_hub import ModelCard, ModelCardData
 
-    ModelCard.from_template(ModelCardData(unlearning={"method": "lotus"}), template_str="---\n{{ card_data }}\n---\n"
-                            ).save(tmp_path / "README.md")
+    ModelCard.from_template(
+        ModelCardData(unlearning={"method": "lotus"}), template_str="---\n{{ card_data }}\n---\n"
+    ).save(tmp_path / "README.md")
     (tmp_path / "model.safetensors").write_bytes(b"x")
     assert verify_main(["--model", str(tmp_path)]) == 1
     assert "records no weights SHA-256" in capsys.readouterr().err
@@ -375,8 +469,22 @@ def test_previous_ledger_continues_the_chain(chain, digits, tmp_path):
     shutil.copytree(chain["first"], bare)
     (bare / "ledger.json").unlink()
     out = tmp_path / "next"
-    assert run_unlearning(["--model_name_or_path", str(bare), "--previous_ledger", str(chain["first"] / "ledger.json"),
-                           "--forget_classes", "3", "--output_dir", str(out), *FAST]) == 0
+    assert (
+        run_unlearning(
+            [
+                "--model_name_or_path",
+                str(bare),
+                "--previous_ledger",
+                str(chain["first"] / "ledger.json"),
+                "--forget_classes",
+                "3",
+                "--output_dir",
+                str(out),
+                *FAST,
+            ]
+        )
+        == 0
+    )
     requests = read_ledger(str(out / "ledger.json"))
     first_ledger = read_ledger(str(chain["first"] / "ledger.json"))
     assert len(requests) == 2 and requests[0]["commitment"] == first_ledger[0]["commitment"]
@@ -420,11 +528,26 @@ def test_hub_round_trip_push_request_2_and_verify(chain, digits, tmp_path, monke
             "                                '--output_dir', sys.argv[1] + '/b']),\n"
             "         run_unlearning(base + ['--previous_ledger', sys.argv[2] + '/request2/ledger.json',\n"
             "                                '--output_dir', sys.argv[1] + '/c'])]\n"
-            "print(json.dumps(codes))\n")
+            "print(json.dumps(codes))\n"
+        )
         env = {**os.environ, **hub.env(tmp_path / "hf_home"), "PYTHONPATH": str(ROOT)}
-        done = subprocess.run([sys.executable, "-c", script, str(tmp_path), str(chain["root"]),
-                               "--forget_ids_file", str(tmp_path / "ids3.txt"), *FAST],
-                              env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                script,
+                str(tmp_path),
+                str(chain["root"]),
+                "--forget_ids_file",
+                str(tmp_path / "ids3.txt"),
+                *FAST,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=ROOT,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         assert json.loads(done.stdout.strip().splitlines()[-1]) == [2, 2, 0], done.stderr[-3000:]
         errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
@@ -437,8 +560,10 @@ def test_hub_round_trip_push_request_2_and_verify(chain, digits, tmp_path, monke
         from huggingface_hub import HfApi
 
         HfApi(endpoint=hub.url, token="hf_dummy").upload_file(
-            path_or_fileobj=str(chain["first"] / "model.safetensors"), path_in_repo="model.safetensors",
-            repo_id="test-user/digits-request2")
+            path_or_fileobj=str(chain["first"] / "model.safetensors"),
+            path_in_repo="model.safetensors",
+            repo_id="test-user/digits-request2",
+        )
         assert verify_main(["--model", "test-user/digits-request2", "--endpoint", hub.url]) == 1
         assert "not the ones the card describes" in capsys.readouterr().err
         assert verify_main(["--model", "test-user/no-such-repo", "--endpoint", hub.url]) == 2
@@ -469,7 +594,11 @@ def test_recompute_matches_the_card_and_catches_a_false_metric(chain, tmp_path, 
     ledger["requests"][-1]["metrics"]["acc_test"] = card.data.unlearning["requests"][-1]["metrics"]["acc_test"]
     (lied / "ledger.json").write_text(json.dumps(ledger))
     capsys.readouterr()
-    assert verify_main(["--model", str(lied), "--recompute", "--output_dir", str(lied), "--parent_model",
-                        str(chain["first"])]) == 1
+    assert (
+        verify_main(
+            ["--model", str(lied), "--recompute", "--output_dir", str(lied), "--parent_model", str(chain["first"])]
+        )
+        == 1
+    )
     captured = capsys.readouterr()
     assert "MISMATCH" in captured.out and "more than 0.0001" in captured.err

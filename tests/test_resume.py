@@ -39,8 +39,14 @@ def _run(make_trainer, method, *, crash_at=None, resume=None, output_dir=None, *
 
 
 # LoTUS on the digits default: 120 forget + 341 retain rows, batch 128 -> 4 steps per epoch, 2 epochs = 8 steps.
-LOTUS = dict(method_config={"alpha": 8.0}, per_device_train_batch_size=128, num_train_epochs=2, learning_rate=5e-4,
-             save_strategy="steps", save_steps=1)
+LOTUS = dict(
+    method_config={"alpha": 8.0},
+    per_device_train_batch_size=128,
+    num_train_epochs=2,
+    learning_rate=5e-4,
+    save_strategy="steps",
+    save_steps=1,
+)
 
 
 @pytest.fixture
@@ -55,7 +61,9 @@ def test_lotus_resume_matches_uninterrupted(make_trainer, tmp_path, lotus_refere
     out = str(tmp_path / "crashed")
     _run(make_trainer, "lotus", crash_at=6, output_dir=out, **LOTUS)
     assert not os.path.exists(os.path.join(out, "checkpoint-6"))
-    resumed = _run(make_trainer, "lotus", resume=os.path.join(out, f"checkpoint-{checkpoint}"), output_dir=out, **LOTUS)
+    resumed = _run(
+        make_trainer, "lotus", resume=os.path.join(out, f"checkpoint-{checkpoint}"), output_dir=out, **LOTUS
+    )
     assert resumed.state.global_step == ref.state.global_step
     # every epoch's temperature and stop decision, including the one taken at the boundary before the crash
     assert resumed.method.history == ref.method.history
@@ -85,8 +93,23 @@ def test_cli_resume_same_metrics(original_path, tmp_path, monkeypatch):
     from hf_unlearn.cli.main import run_unlearning
     from hf_unlearn.training.trainer import UnlearningTrainer
 
-    base = ["--default_arch", "resnet", "--use_cpu", "--disable_tqdm", "true", "--seed", "0", "--max_steps", "6",
-            "--per_device_train_batch_size", "128", "--save_strategy", "steps", "--save_steps", "2"]
+    base = [
+        "--default_arch",
+        "resnet",
+        "--use_cpu",
+        "--disable_tqdm",
+        "true",
+        "--seed",
+        "0",
+        "--max_steps",
+        "6",
+        "--per_device_train_batch_size",
+        "128",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "2",
+    ]
     ref, out = tmp_path / "ref", tmp_path / "out"
     assert run_unlearning(base + ["--output_dir", str(ref)]) == 0
 
@@ -102,7 +125,9 @@ def test_cli_resume_same_metrics(original_path, tmp_path, monkeypatch):
         run_unlearning(base + ["--output_dir", str(out)])
     monkeypatch.setattr(UnlearningTrainer, "__init__", real_init)
     assert not (out / "metrics.json").exists() and not (out / "model.safetensors").exists()
-    assert run_unlearning(base + ["--output_dir", str(out), "--resume_from_checkpoint", str(out / "checkpoint-4")]) == 0
+    assert (
+        run_unlearning(base + ["--output_dir", str(out), "--resume_from_checkpoint", str(out / "checkpoint-4")]) == 0
+    )
 
     m_ref, m_out = (json.loads((d / "metrics.json").read_text()) for d in (ref, out))
     for m in (m_ref, m_out):

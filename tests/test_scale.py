@@ -32,9 +32,11 @@ def _random_predictions(seed: int, sizes: dict[str, int], classes: int = 7) -> M
 def _streamed(p: ModelPredictions, batch: int) -> StreamingPredictions:
     out = StreamingPredictions()
     for split in p.logits:
-        stats = SplitStats(p.logits[split].shape[1], class_sums=split in ("forget", "test"), keep_logits=split == "forget")
+        stats = SplitStats(
+            p.logits[split].shape[1], class_sums=split in ("forget", "test"), keep_logits=split == "forget"
+        )
         for start in range(0, len(p.labels[split]), batch):
-            stats.update(p.logits[split][start:start + batch], p.labels[split][start:start + batch])
+            stats.update(p.logits[split][start : start + batch], p.labels[split][start : start + batch])
         out.stats[split] = stats.finish()
     return out
 
@@ -45,9 +47,14 @@ def test_streaming_equals_logits_pipeline_on_synthetic_logits(variant, batch):
     sizes = {"forget": 60, "retain": 400, "test": 150, "validation": 90}
     model, original, gold = (_random_predictions(s, sizes) for s in (0, 1, 2))
     expected = unlearning_metrics(model, original, gold, variant=variant)
-    got = unlearning_metrics(_streamed(model, batch), _streamed(original, batch), _streamed(gold, batch), variant=variant)
-    assert got.keys() == expected.keys() == {"acc_forget", "acc_retain", "acc_test", "acc_val", "mia", "mia_auc", "mia_heldout",
-                                             "rf_jsd", "jsd"}
+    got = unlearning_metrics(
+        _streamed(model, batch), _streamed(original, batch), _streamed(gold, batch), variant=variant
+    )
+    assert (
+        got.keys()
+        == expected.keys()
+        == {"acc_forget", "acc_retain", "acc_test", "acc_val", "mia", "mia_auc", "mia_heldout", "rf_jsd", "jsd"}
+    )
     for key in expected:
         assert got[key] == pytest.approx(expected[key], abs=1e-6), key
 
@@ -77,17 +84,25 @@ def test_streaming_rejects_non_finite_logits_and_missing_forget_logits_for_jsd()
 def test_trainer_predictions_stream_and_equal_the_logits_pipeline_on_digits(make_trainer, digits):
     trainer = make_trainer("lotus", max_steps=2)
     trainer.train()
-    streamed = {m: trainer.predictions(model, digits["test"], keep_forget_logits=False)
-                for m, model in (("unlearned", trainer.model), ("original", trainer.teacher))}
+    streamed = {
+        m: trainer.predictions(model, digits["test"], keep_forget_logits=False)
+        for m, model in (("unlearned", trainer.model), ("original", trainer.teacher))
+    }
     for p in streamed.values():  # a few floats per row, no logits
         assert isinstance(p, StreamingPredictions) and set(p.stats) == set(SPLITS)
         for name, stats in p.stats.items():
             assert stats.logits is None and stats.features["entropy"].shape == (stats.rows,)
             assert (stats.class_sums is not None) == (name in CLASS_SUM_SPLITS)  # forget, test, validation
-    splits = {"forget": trainer.forget_split, "retain": trainer.retain_split,
-              "test": trainer.as_split(digits["test"], "test"), "validation": trainer.calibration_split}
-    full = {m: predict_splits(lambda s, model=model: trainer.predict_logits(model, s), splits)
-            for m, model in (("unlearned", trainer.model), ("original", trainer.teacher))}
+    splits = {
+        "forget": trainer.forget_split,
+        "retain": trainer.retain_split,
+        "test": trainer.as_split(digits["test"], "test"),
+        "validation": trainer.calibration_split,
+    }
+    full = {
+        m: predict_splits(lambda s, model=model: trainer.predict_logits(model, s), splits)
+        for m, model in (("unlearned", trainer.model), ("original", trainer.teacher))
+    }
     for variant in ("standard", "reference"):
         expected = unlearning_metrics(full["unlearned"], full["original"], variant=variant)
         got = unlearning_metrics(streamed["unlearned"], streamed["original"], variant=variant)
@@ -143,12 +158,20 @@ def test_cli_rejects_a_negative_budget_in_one_line(tmp_path, capsys):
 
 def _undecodable_dataset(rows: int, classes: int, path) -> datasets.Dataset:
     """An id, a label and an image column whose bytes are not an image: decoding any of them raises."""
-    ds = datasets.Dataset.from_dict({
-        "id": [f"img-{i:06d}" for i in range(rows)],
-        "label": [(i * 7) % classes for i in range(rows)],
-        "image": [{"bytes": b"not an image", "path": None}] * rows,
-    }, features=datasets.Features({"id": datasets.Value("string"), "label": datasets.ClassLabel(num_classes=classes),
-                                   "image": datasets.Image()}))
+    ds = datasets.Dataset.from_dict(
+        {
+            "id": [f"img-{i:06d}" for i in range(rows)],
+            "label": [(i * 7) % classes for i in range(rows)],
+            "image": [{"bytes": b"not an image", "path": None}] * rows,
+        },
+        features=datasets.Features(
+            {
+                "id": datasets.Value("string"),
+                "label": datasets.ClassLabel(num_classes=classes),
+                "image": datasets.Image(),
+            }
+        ),
+    )
     ds.save_to_disk(str(path))
     return datasets.load_from_disk(str(path))
 
@@ -177,7 +200,10 @@ def test_selection_reads_no_image_writes_nothing_and_is_unchanged(tmp_path, rule
     labels = [(i * 7) % 50 for i in range(20_000)]
     kwargs, expected = {
         "fraction_random": ({"fraction_per_class": 0.1, "seed": 3}, _old_fraction_selection(labels, 0.1, "random", 3)),
-        "fraction_first": ({"fraction_per_class": 0.25, "mode": "first"}, _old_fraction_selection(labels, 0.25, "first", 0)),
+        "fraction_first": (
+            {"fraction_per_class": 0.25, "mode": "first"},
+            _old_fraction_selection(labels, 0.25, "first", 0),
+        ),
         "classes": ({"classes": [3, 17]}, [i for i, y in enumerate(labels) if y in (3, 17)]),
         "class_names": ({"classes": ["3"]}, [i for i, y in enumerate(labels) if y == 3]),
         "ids": ({"ids": [f"img-{i:06d}" for i in (19_999, 5, 77, 5)]}, [5, 77, 19_999]),
@@ -213,15 +239,18 @@ def test_progress_bars_respect_disable_tqdm(make_trainer, digits, capfd):
     assert "evaluating retain" in err and "evaluating test" in err
 
 
-@pytest.mark.parametrize("env, on_cpu, cores, expected", [
-    ({"ACCELERATE_DYNAMO_BACKEND": "NO", "OMP_NUM_THREADS": "1"}, True, 8, 8),
-    ({"ACCELERATE_DYNAMO_BACKEND": "NO", "OMP_NUM_THREADS": "1", "LOCAL_WORLD_SIZE": "2"}, True, 8, 4),
-    ({"ACCELERATE_DYNAMO_BACKEND": "NO", "OMP_NUM_THREADS": "1", "LOCAL_WORLD_SIZE": "4"}, True, 2, 1),
-    ({"ACCELERATE_DYNAMO_BACKEND": "NO", "OMP_NUM_THREADS": "3"}, True, 8, None),  # the user chose
-    ({"OMP_NUM_THREADS": "1"}, True, 8, None),  # not under accelerate launch
-    ({"ACCELERATE_DYNAMO_BACKEND": "NO", "OMP_NUM_THREADS": "1"}, False, 8, None),  # GPU
-    ({"ACCELERATE_DYNAMO_BACKEND": "NO", "OMP_NUM_THREADS": "1", "HF_UNLEARN_NUM_THREADS": "1"}, True, 8, 1),
-])
+@pytest.mark.parametrize(
+    "env, on_cpu, cores, expected",
+    [
+        ({"ACCELERATE_DYNAMO_BACKEND": "NO", "OMP_NUM_THREADS": "1"}, True, 8, 8),
+        ({"ACCELERATE_DYNAMO_BACKEND": "NO", "OMP_NUM_THREADS": "1", "LOCAL_WORLD_SIZE": "2"}, True, 8, 4),
+        ({"ACCELERATE_DYNAMO_BACKEND": "NO", "OMP_NUM_THREADS": "1", "LOCAL_WORLD_SIZE": "4"}, True, 2, 1),
+        ({"ACCELERATE_DYNAMO_BACKEND": "NO", "OMP_NUM_THREADS": "3"}, True, 8, None),  # the user chose
+        ({"OMP_NUM_THREADS": "1"}, True, 8, None),  # not under accelerate launch
+        ({"ACCELERATE_DYNAMO_BACKEND": "NO", "OMP_NUM_THREADS": "1"}, False, 8, None),  # GPU
+        ({"ACCELERATE_DYNAMO_BACKEND": "NO", "OMP_NUM_THREADS": "1", "HF_UNLEARN_NUM_THREADS": "1"}, True, 8, 1),
+    ],
+)
 def test_cpu_threads_under_accelerate_launch(env, on_cpu, cores, expected):
     assert launcher_cpu_threads(env, on_cpu, cores) == expected
 
@@ -235,7 +264,9 @@ def test_selection_fingerprints_are_deterministic_and_name_the_selection(tmp_pat
     ds = _undecodable_dataset(2000, 10, tmp_path / "data")
     a, b = select_forget(ds, fraction_per_class=0.1, seed=0), select_forget(ds, fraction_per_class=0.1, seed=0)
     c = select_forget(ds, fraction_per_class=0.1, seed=1)
-    assert (a.record.forget_fingerprint, a.record.retain_fingerprint) == (b.record.forget_fingerprint,
-                                                                          b.record.retain_fingerprint)
+    assert (a.record.forget_fingerprint, a.record.retain_fingerprint) == (
+        b.record.forget_fingerprint,
+        b.record.retain_fingerprint,
+    )
     assert a.record.forget_fingerprint != c.record.forget_fingerprint != a.record.retain_fingerprint
     assert a.forget._fingerprint == a.record.forget_fingerprint

@@ -29,8 +29,9 @@ def test_the_masking_methods_declare_it():
 
 
 def _state(kind=DistributedType.NO, deepspeed_plugin=None, fsdp_plugin=None):
-    return SimpleNamespace(state=SimpleNamespace(distributed_type=kind, deepspeed_plugin=deepspeed_plugin,
-                                                 fsdp_plugin=fsdp_plugin))
+    return SimpleNamespace(
+        state=SimpleNamespace(distributed_type=kind, deepspeed_plugin=deepspeed_plugin, fsdp_plugin=fsdp_plugin)
+    )
 
 
 DETECTION = [
@@ -50,8 +51,11 @@ DETECTION = [
     ("state-ddp", dict(accelerator=_state(DistributedType.MULTI_CPU), environ={}), None),
     ("state-one-process", dict(accelerator=_state(DistributedType.NO), environ={}), None),
     ("args-deepspeed", dict(args=SimpleNamespace(deepspeed="ds.json", fsdp=""), environ={}), "DeepSpeed"),
-    ("args-deepspeed-plugin", dict(args=SimpleNamespace(deepspeed=None, fsdp=None, deepspeed_plugin=object()),
-                                   environ={}), "DeepSpeed"),
+    (
+        "args-deepspeed-plugin",
+        dict(args=SimpleNamespace(deepspeed=None, fsdp=None, deepspeed_plugin=object()), environ={}),
+        "DeepSpeed",
+    ),
     ("args-fsdp-list", dict(args=SimpleNamespace(deepspeed=None, fsdp=["full_shard"]), environ={}), "FSDP"),
     ("args-fsdp-off", dict(args=SimpleNamespace(deepspeed=None, fsdp=[]), environ={}), None),
     ("flags-before-arguments", dict(deepspeed=None, fsdp="full_shard auto_wrap", environ={}), "FSDP"),
@@ -68,8 +72,10 @@ def test_the_engine_is_detected_wherever_it_was_configured(kwargs, expected):
 @pytest.mark.parametrize("variable", ["ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_FSDP"])
 def test_python_users_get_the_refusal_from_the_environment(method, variable, make_trainer, monkeypatch):
     monkeypatch.setenv(variable, "true")
-    monkeypatch.setattr("transformers.TrainingArguments.__post_init__",  # deepspeed is not installed here
-                        _post_init_without(variable))
+    monkeypatch.setattr(
+        "transformers.TrainingArguments.__post_init__",  # deepspeed is not installed here
+        _post_init_without(variable),
+    )
     with pytest.raises(ValueError, match=f"method '{method}' masks .*{variable}"):
         make_trainer(method)
 
@@ -137,9 +143,24 @@ def test_the_command_line_refuses_before_any_work(method, env, flags, expected, 
     cache = tmp_path / "cache"
     full_env = dict(os.environ, HF_UNLEARN_CACHE=str(cache), **env)
     full_env["PYTHONPATH"] = os.pathsep.join([ROOT, full_env.get("PYTHONPATH", "")])
-    done = subprocess.run([sys.executable, "-m", "hf_unlearn", "unlearn", "--method", method, "--use_cpu",
-                           "--output_dir", str(tmp_path / "out"), *flags], env=full_env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hf_unlearn",
+            "unlearn",
+            "--method",
+            method,
+            "--use_cpu",
+            "--output_dir",
+            str(tmp_path / "out"),
+            *flags,
+        ],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert done.returncode == 2, done.stderr[-3000:]
     assert len(lines) == 1 and expected in lines[0] and "DDP" in lines[0], done.stderr[-3000:]

@@ -23,18 +23,34 @@ def small_train(digits):
 
 def _trainer(method, loaded, selection, calibration, batch_size, tmp_path):
     args = UnlearningArguments.for_method(
-        method, output_dir=str(tmp_path / method), report_to="none", save_strategy="no", use_cpu=True,
-        disable_tqdm=True, logging_steps=1000, seed=0, per_device_train_batch_size=batch_size, num_train_epochs=2,
-        max_steps=-1)
-    return UnlearningTrainer(loaded.model, args, forget_dataset=selection.forget, retain_dataset=selection.retain,
-                             calibration_dataset=calibration, image_transform=loaded.transform,
-                             removal_record=selection.record)
+        method,
+        output_dir=str(tmp_path / method),
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        logging_steps=1000,
+        seed=0,
+        per_device_train_batch_size=batch_size,
+        num_train_epochs=2,
+        max_steps=-1,
+    )
+    return UnlearningTrainer(
+        loaded.model,
+        args,
+        forget_dataset=selection.forget,
+        retain_dataset=selection.retain,
+        calibration_dataset=calibration,
+        image_transform=loaded.transform,
+        removal_record=selection.record,
+    )
 
 
 @pytest.mark.parametrize("forget_size", [1, 5])
 @pytest.mark.parametrize("method", hf_unlearn.list_methods())
-def test_every_method_runs_with_a_last_batch_of_one_row(method, forget_size, original_path, digits, small_train,
-                                                        tmp_path, one_thread):
+def test_every_method_runs_with_a_last_batch_of_one_row(
+    method, forget_size, original_path, digits, small_train, tmp_path, one_thread
+):
     selection = select_forget(small_train, indices=list(range(forget_size)), num_labels=10)
     calibration = digits["validation"].select(range(40))
     # the mixture's size depends on the method (retain subsets, retain only): batches of size - 1 leave one row
@@ -69,9 +85,13 @@ def test_a_one_row_forward_in_training_mode_uses_the_running_statistics(original
     logits = UnlearningTrainer.logits(model, pixels)
     logits.sum().backward()  # gradients flow as in any training step
     assert logits.shape == (1, 10) and all(m.training for m in norms) and model.training
-    assert all(torch.equal(m.running_mean, b) for m, b in zip(norms, before, strict=False))  # the one row updates nothing
+    assert all(
+        torch.equal(m.running_mean, b) for m, b in zip(norms, before, strict=False)
+    )  # the one row updates nothing
     two = UnlearningTrainer.logits(model, pixels.repeat(2, 1, 1, 1))  # larger batches: batch statistics as before
-    assert two.shape == (2, 10) and not all(torch.equal(m.running_mean, b) for m, b in zip(norms, before, strict=False))
+    assert two.shape == (2, 10) and not all(
+        torch.equal(m.running_mean, b) for m, b in zip(norms, before, strict=False)
+    )
 
 
 def test_the_reported_request_runs_through_the_cli(original_path, digits, tmp_path, capsys):
@@ -80,8 +100,22 @@ def test_the_reported_request_runs_through_the_cli(original_path, digits, tmp_pa
 
     ids = tmp_path / "ids.txt"
     ids.write_text("\n".join(digits["train"]["id"][:12]) + "\n")
-    code = run_unlearning(["--default_arch", "resnet", "--forget_ids_file", str(ids), "--num_train_epochs", "1",
-                           "--output_dir", str(tmp_path / "out"), "--use_cpu", "--disable_tqdm", "true",
-                           "--log_level", "error"])
+    code = run_unlearning(
+        [
+            "--default_arch",
+            "resnet",
+            "--forget_ids_file",
+            str(ids),
+            "--num_train_epochs",
+            "1",
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--use_cpu",
+            "--disable_tqdm",
+            "true",
+            "--log_level",
+            "error",
+        ]
+    )
     assert code == 0, capsys.readouterr().err[-3000:]
     assert (tmp_path / "out" / "metrics.json").is_file()

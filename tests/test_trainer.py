@@ -112,23 +112,46 @@ def _vit_trainer(vit_path, digits, forget_split, tmp_path, method, method_config
     from hf_unlearn import UnlearningArguments, UnlearningTrainer, load_classifier
 
     loaded = load_classifier(vit_path)
-    settings = dict(output_dir=str(tmp_path), report_to="none", save_strategy="no", use_cpu=True,
-                    disable_tqdm=True, seed=0, max_grad_norm=0.0)
+    settings = dict(
+        output_dir=str(tmp_path),
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+        max_grad_norm=0.0,
+    )
     settings.update(overrides)
-    return UnlearningTrainer(loaded.model, UnlearningArguments.for_method(method, **settings),
-                             forget_dataset=forget_split.forget, retain_dataset=forget_split.retain,
-                             calibration_dataset=digits["validation"], method_config=method_config,
-                             image_transform=loaded.transform)
+    return UnlearningTrainer(
+        loaded.model,
+        UnlearningArguments.for_method(method, **settings),
+        forget_dataset=forget_split.forget,
+        retain_dataset=forget_split.retain,
+        calibration_dataset=digits["validation"],
+        method_config=method_config,
+        image_transform=loaded.transform,
+    )
 
 
 @pytest.mark.parametrize("method, config", [("finetune", None), ("lotus", {"target_sampling": "softmax"})])
 def test_gradient_accumulation_2x8_equals_batch_16(vit_path, digits, forget_split, tmp_path, method, config):
     runs = []
     for batch, accumulation in ((16, 1), (8, 2)):
-        trainer = _vit_trainer(vit_path, digits, forget_split, tmp_path / f"{batch}", method, config,
-                               per_device_train_batch_size=batch, gradient_accumulation_steps=accumulation,
-                               max_steps=1, optim="sgd", optim_args="momentum=0.0", learning_rate=0.5,
-                               weight_decay=0.0)
+        trainer = _vit_trainer(
+            vit_path,
+            digits,
+            forget_split,
+            tmp_path / f"{batch}",
+            method,
+            config,
+            per_device_train_batch_size=batch,
+            gradient_accumulation_steps=accumulation,
+            max_steps=1,
+            optim="sgd",
+            optim_args="momentum=0.0",
+            learning_rate=0.5,
+            weight_decay=0.0,
+        )
         before = weights(trainer.model)
         trainer.train()
         runs.append((before, weights(trainer.model)))
@@ -141,14 +164,16 @@ def test_gradient_accumulation_2x8_equals_batch_16(vit_path, digits, forget_spli
 
 @pytest.mark.parametrize("resume_step", [6, 8])  # 4 steps per epoch: 6 is mid-epoch, 8 an epoch boundary
 def test_resume_from_mid_run_checkpoint_reaches_the_same_weights(make_trainer, tmp_path, resume_step):
-    full = make_trainer("lotus", num_train_epochs=3, save_strategy="steps", save_steps=2,
-                        output_dir=str(tmp_path / "full"))
+    full = make_trainer(
+        "lotus", num_train_epochs=3, save_strategy="steps", save_steps=2, output_dir=str(tmp_path / "full")
+    )
     full.train()
     checkpoint = tmp_path / "full" / f"checkpoint-{resume_step}"
     assert (checkpoint / "unlearning_method_state.pt").is_file() and (checkpoint / "README.md").is_file()
 
-    resumed = make_trainer("lotus", num_train_epochs=3, save_strategy="steps", save_steps=2,
-                           output_dir=str(tmp_path / "resumed"))
+    resumed = make_trainer(
+        "lotus", num_train_epochs=3, save_strategy="steps", save_steps=2, output_dir=str(tmp_path / "resumed")
+    )
     resumed.train(resume_from_checkpoint=str(checkpoint))
     assert_same_weights(weights(full.model), weights(resumed.model), atol=1e-6)
     assert [h["tau"] for h in resumed.method.history] == pytest.approx([h["tau"] for h in full.method.history])
@@ -172,14 +197,33 @@ def test_main_job_on_the_embedded_default(original_path, tmp_path, capsys):
     from hf_unlearn.cli.main import run_unlearning
 
     out = tmp_path / "out"
-    code = run_unlearning(["--default_arch", "resnet", "--output_dir", str(out), "--num_train_epochs", "2",
-                           "--disable_tqdm", "true", "--use_cpu"])
+    code = run_unlearning(
+        [
+            "--default_arch",
+            "resnet",
+            "--output_dir",
+            str(out),
+            "--num_train_epochs",
+            "2",
+            "--disable_tqdm",
+            "true",
+            "--use_cpu",
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "acc_forget" in printed and "unlearned" in printed  # the before/after table
     files = set(os.listdir(out))
-    assert {"config.json", "model.safetensors", "preprocessor_config.json", "metrics.json", "removal_record.json",
-            "removed_ids.json", "unlearning_config.json", "README.md"} <= files
+    assert {
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "metrics.json",
+        "removal_record.json",
+        "removed_ids.json",
+        "unlearning_config.json",
+        "README.md",
+    } <= files
     assert ".incomplete" not in files
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("original", "unlearned"):

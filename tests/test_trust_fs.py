@@ -79,17 +79,29 @@ def inputs(original_path, tmp_path_factory):
     root = tmp_path_factory.mktemp("trust_fs")
     small = datasets.DatasetDict({k: v.select(range(80)) for k, v in load_digits_dataset().items()})
     small.save_to_disk(str(root / "digits"))
-    datasets.DatasetDict({"train": small["train"], "validation": small["validation"],
-                          "test": small["test"].remove_columns("label")}).save_to_disk(str(root / "test_no_label"))
-    datasets.DatasetDict({"train": small["train"], "validation": small["validation"].rename_column("image", "img"),
-                          "test": small["test"]}).save_to_disk(str(root / "val_no_image"))
+    datasets.DatasetDict(
+        {"train": small["train"], "validation": small["validation"], "test": small["test"].remove_columns("label")}
+    ).save_to_disk(str(root / "test_no_label"))
+    datasets.DatasetDict(
+        {
+            "train": small["train"],
+            "validation": small["validation"].rename_column("image", "img"),
+            "test": small["test"],
+        }
+    ).save_to_disk(str(root / "val_no_image"))
     shifted = datasets.Dataset.from_dict(
-        {"id": small["validation"]["id"], "image": small["validation"]["image"],
-         "label": [y + 5 for y in small["validation"]["label"]]},
-        features=datasets.Features({"id": datasets.Value("string"), "image": datasets.Image(),
-                                    "label": datasets.Value("int64")}))
+        {
+            "id": small["validation"]["id"],
+            "image": small["validation"]["image"],
+            "label": [y + 5 for y in small["validation"]["label"]],
+        },
+        features=datasets.Features(
+            {"id": datasets.Value("string"), "image": datasets.Image(), "label": datasets.Value("int64")}
+        ),
+    )
     datasets.DatasetDict({"train": small["train"], "validation": shifted, "test": small["test"]}).save_to_disk(
-        str(root / "val_labels_out_of_range"))
+        str(root / "val_labels_out_of_range")
+    )
 
     def model_copy(name, edit=None):
         shutil.copytree(original_path, root / name)
@@ -123,6 +135,7 @@ def inputs(original_path, tmp_path_factory):
 # ---- 1. the original is never written ------------------------------------------------------------------------
 def _alias_cases():
     """(id, setup(root, model) -> argv fragment, expected). ``model`` is a private copy of the original."""
+
     def same(root, model):
         return ["--output_dir", model, "--overwrite_output_dir"]
 
@@ -166,15 +179,37 @@ def _protected_cases():
     from hf_unlearn.data.builtin import cache_dir
 
     return [
-        ("cache-originals", lambda root, orig: os.path.join(cache_dir(), "originals"), [], "cache of trained originals"),
-        ("inside-a-cached-original", lambda root, orig: os.path.join(orig, "out"), [], "is inside the cache of trained originals"),
+        (
+            "cache-originals",
+            lambda root, orig: os.path.join(cache_dir(), "originals"),
+            [],
+            "cache of trained originals",
+        ),
+        (
+            "inside-a-cached-original",
+            lambda root, orig: os.path.join(orig, "out"),
+            [],
+            "is inside the cache of trained originals",
+        ),
         ("cache-root", lambda root, orig: cache_dir(), [], "is the hf_unlearn cache"),
-        ("dataset-dir", lambda root, orig: root / "digits", ["--model_name_or_path", "{model}", "--dataset_name",
-                                                             "{root}/digits"], "is the dataset's directory"),
-        ("inside-dataset-dir", lambda root, orig: root / "digits" / "train" / "out",
-         ["--model_name_or_path", "{model}", "--dataset_name", "{root}/digits"], "is inside the dataset's directory"),
-        ("gold-model-dir", lambda root, orig: root / "model", ["--gold_model", "{root}/model"],
-         "is the --gold_model directory"),
+        (
+            "dataset-dir",
+            lambda root, orig: root / "digits",
+            ["--model_name_or_path", "{model}", "--dataset_name", "{root}/digits"],
+            "is the dataset's directory",
+        ),
+        (
+            "inside-dataset-dir",
+            lambda root, orig: root / "digits" / "train" / "out",
+            ["--model_name_or_path", "{model}", "--dataset_name", "{root}/digits"],
+            "is inside the dataset's directory",
+        ),
+        (
+            "gold-model-dir",
+            lambda root, orig: root / "model",
+            ["--gold_model", "{root}/model"],
+            "is the --gold_model directory",
+        ),
     ]
 
 
@@ -196,8 +231,23 @@ def test_cli_run_writes_nothing_into_the_dataset_directory(inputs, tmp_path, cap
     shutil.copytree(inputs / "digits", data)
     before = tree(data)
     out = tmp_path / "out"
-    cli(["--model_name_or_path", inputs / "model", "--dataset_name", data, "--method", "finetune",
-         "--output_dir", out, "--max_steps", "1", *FAST], capsys, 0)
+    cli(
+        [
+            "--model_name_or_path",
+            inputs / "model",
+            "--dataset_name",
+            data,
+            "--method",
+            "finetune",
+            "--output_dir",
+            out,
+            "--max_steps",
+            "1",
+            *FAST,
+        ],
+        capsys,
+        0,
+    )
     assert tree(data) == before
     assert (out / "metrics.json").is_file() and not (out / ".hf_unlearn.lock").exists()
 
@@ -221,8 +271,15 @@ def _training_flag_cases():
     for name, interval in TRAINING_ARGUMENT_RANGES.items():
         for v in _invalid(interval, False):
             cases.append((name, v))
-    cases += [("max_steps", "0"), ("max_steps", "-2"), ("forget_fraction", "0"), ("forget_fraction", "1"),
-              ("forget_fraction", "-0.1"), ("forget_fraction", "nan"), ("forget_fraction", "inf")]
+    cases += [
+        ("max_steps", "0"),
+        ("max_steps", "-2"),
+        ("forget_fraction", "0"),
+        ("forget_fraction", "1"),
+        ("forget_fraction", "-0.1"),
+        ("forget_fraction", "nan"),
+        ("forget_fraction", "inf"),
+    ]
     return cases
 
 
@@ -257,8 +314,9 @@ def _method_field_cases():
 @pytest.mark.parametrize("method, field, value", _method_field_cases(), ids=lambda x: str(x))
 def test_every_numeric_method_setting_is_range_checked(tmp_path, capsys, no_work, method, field, value):
     out = tmp_path / "out"
-    line = cli(["--method", method, f"--{field}", value, "--output_dir", out, "--default_arch", "resnet", *FAST],
-               capsys, 2)
+    line = cli(
+        ["--method", method, f"--{field}", value, "--output_dir", out, "--default_arch", "resnet", *FAST], capsys, 2
+    )
     assert field in line
     assert not out.exists()
 
@@ -273,9 +331,11 @@ def test_every_numeric_method_setting_declares_a_range():
             continue
         cls = get_method_class(method).config_class
         ranges = declared_ranges(cls)
-        missing += [f"{method}.{f.name}" for f in dataclasses.fields(cls)
-                    if any(t in str(f.type) for t in ("int", "float")) and "bool" not in str(f.type)
-                    and f.name not in ranges]
+        missing += [
+            f"{method}.{f.name}"
+            for f in dataclasses.fields(cls)
+            if any(t in str(f.type) for t in ("int", "float")) and "bool" not in str(f.type) and f.name not in ranges
+        ]
     assert not missing, f"declare a range (hf_unlearn.training.ranges) for {missing}"
 
 
@@ -301,8 +361,24 @@ def test_python_users_get_the_same_checks(make_trainer):
 
 def test_batches_that_are_all_dropped_are_refused(tmp_path, capsys, no_work):
     out = tmp_path / "out"
-    cli(["--method", "finetune", "--dataloader_drop_last", "true", "--per_device_train_batch_size", "100000",
-         "--output_dir", out, "--default_arch", "resnet", *FAST], capsys, 2, "no optimiser step would run")
+    cli(
+        [
+            "--method",
+            "finetune",
+            "--dataloader_drop_last",
+            "true",
+            "--per_device_train_batch_size",
+            "100000",
+            "--output_dir",
+            out,
+            "--default_arch",
+            "resnet",
+            *FAST,
+        ],
+        capsys,
+        2,
+        "no optimiser step would run",
+    )
     assert not out.exists()
 
 
@@ -311,8 +387,21 @@ def test_batches_that_are_all_dropped_are_refused(tmp_path, capsys, no_work):
 def checkpoint(original_path, tmp_path_factory):
     """checkpoint-1 of a one-step embedded-default LoTUS run (the embedded preset: alpha 32, batch 32)."""
     root = tmp_path_factory.mktemp("resume")
-    code = run_unlearning(["--default_arch", "resnet", "--max_steps", "1", "--save_strategy", "steps",
-                           "--save_steps", "1", "--output_dir", str(root / "run"), *FAST])
+    code = run_unlearning(
+        [
+            "--default_arch",
+            "resnet",
+            "--max_steps",
+            "1",
+            "--save_strategy",
+            "steps",
+            "--save_steps",
+            "1",
+            "--output_dir",
+            str(root / "run"),
+            *FAST,
+        ]
+    )
     assert code == 0
     ckpt = root / "run" / "checkpoint-1"
     assert (ckpt / "optimizer.pt").is_file() and (ckpt / "scheduler.pt").is_file()
@@ -332,22 +421,54 @@ RESUME_CASES = [
     ("another-seed", ["--seed", "1"], None, "--seed 42, this run has 1"),
     ("another-method", ["--method", "finetune"], None, "belongs to method 'lotus', not 'finetune'"),
     ("another-method-config", ["--alpha", "3"], None, "alpha=32.0"),
-    ("another-dataset", ["--model_name_or_path", "{model}", "--dataset_name", "{root}/digits", "--alpha", "32",
-                         "--per_device_train_batch_size", "32", "--learning_rate", "5e-4"], None, "another dataset"),
+    (
+        "another-dataset",
+        [
+            "--model_name_or_path",
+            "{model}",
+            "--dataset_name",
+            "{root}/digits",
+            "--alpha",
+            "32",
+            "--per_device_train_batch_size",
+            "32",
+            "--learning_rate",
+            "5e-4",
+        ],
+        None,
+        "another dataset",
+    ),
     ("corrupt-optimizer", [], "optimizer.pt", "optimizer.pt in --resume_from_checkpoint is unreadable"),
     ("corrupt-scheduler", [], "scheduler.pt", "scheduler.pt in --resume_from_checkpoint is unreadable"),
     ("corrupt-rng-state", [], "rng_state*.pth", "rng_state.pth in --resume_from_checkpoint is unreadable"),
 ]
 
 
-@pytest.mark.parametrize("fragment, corrupt, expected", [c[1:] for c in RESUME_CASES], ids=[c[0] for c in RESUME_CASES])
+@pytest.mark.parametrize(
+    "fragment, corrupt, expected", [c[1:] for c in RESUME_CASES], ids=[c[0] for c in RESUME_CASES]
+)
 def test_resume_must_continue_the_same_run(inputs, checkpoint, tmp_path, capsys, no_work, fragment, corrupt, expected):
     before = tree(checkpoint.parent)
     ckpt = _corrupt_copy(checkpoint, tmp_path, corrupt) if corrupt else checkpoint
     out = tmp_path / "out"
     argv = [a.format(root=inputs, model=inputs / "model") for a in fragment]
-    line = cli(["--default_arch", "resnet", "--max_steps", "1", "--resume_from_checkpoint", ckpt,
-                "--output_dir", out, *argv, *FAST], capsys, 2, expected)
+    line = cli(
+        [
+            "--default_arch",
+            "resnet",
+            "--max_steps",
+            "1",
+            "--resume_from_checkpoint",
+            ckpt,
+            "--output_dir",
+            out,
+            *argv,
+            *FAST,
+        ],
+        capsys,
+        2,
+        expected,
+    )
     assert "weights_only=False" not in line
     assert not out.exists() and tree(checkpoint.parent) == before
 
@@ -364,10 +485,21 @@ def test_trainer_refuses_to_resume_another_forget_set(make_trainer, checkpoint, 
 
 # ---- 4. everything is checked before the first step ----------------------------------------------------------
 CHECK_CASES = [
-    ("test-split-no-label", ["--dataset_name", "{root}/test_no_label"], "the 'test' split (--test_split) has no column 'label'"),
-    ("validation-no-image", ["--dataset_name", "{root}/val_no_image"], "'validation' split (--validation_split) has no column 'image'"),
-    ("validation-labels-out-of-range", ["--dataset_name", "{root}/val_labels_out_of_range"],
-     "outside the model's 10 classes"),
+    (
+        "test-split-no-label",
+        ["--dataset_name", "{root}/test_no_label"],
+        "the 'test' split (--test_split) has no column 'label'",
+    ),
+    (
+        "validation-no-image",
+        ["--dataset_name", "{root}/val_no_image"],
+        "'validation' split (--validation_split) has no column 'image'",
+    ),
+    (
+        "validation-labels-out-of-range",
+        ["--dataset_name", "{root}/val_labels_out_of_range"],
+        "outside the model's 10 classes",
+    ),
     ("gold-other-class-count", ["--gold_model", "{root}/gold_5_classes"], "has 5 classes but the model has 10"),
     ("gold-other-label-names", ["--gold_model", "{root}/gold_other_names"], "names class 0 'class-a'"),
     ("gold-missing", ["--gold_model", "{root}/no-such-gold"], "--gold_model"),
@@ -426,8 +558,12 @@ def test_disk_full_at_the_final_save_keeps_the_earlier_output(finished, tmp_path
     shutil.copytree(finished, out)
     before = tree(out)
     monkeypatch.setattr(hf_unlearn.modeling.classifiers, "save_classifier", _disk_full)
-    line = cli([*TINY, "--method", "finetune", "--output_dir", out, "--overwrite_output_dir"], capsys, 1,
-               "no space left on the device while writing model.safetensors")
+    line = cli(
+        [*TINY, "--method", "finetune", "--output_dir", out, "--overwrite_output_dir"],
+        capsys,
+        1,
+        "no space left on the device while writing model.safetensors",
+    )
     assert "HF_UNLEARN_DEBUG=1" in line
     assert tree(out) == before  # the earlier finished output, untouched; no .incomplete, no lock
 
@@ -442,16 +578,28 @@ def test_disk_full_at_a_checkpoint_leaves_nothing_finished(tmp_path, capsys, mon
 
     monkeypatch.setattr(torch, "save", save)
     out = tmp_path / "out"
-    cli([*TINY, "--method", "finetune", "--save_strategy", "steps", "--save_steps", "1", "--output_dir", out],
-        capsys, 1, "unlearning_method_state.pt")
+    cli(
+        [*TINY, "--method", "finetune", "--save_strategy", "steps", "--save_steps", "1", "--output_dir", out],
+        capsys,
+        1,
+        "unlearning_method_state.pt",
+    )
     left = set(os.listdir(out)) if out.exists() else set()
     assert not left & {"metrics.json", "model.safetensors", ".incomplete", ".hf_unlearn.lock"}, left
 
 
-@pytest.mark.parametrize("raised, code, expected", [
-    (RuntimeError("boom\nsecond line"), 1, "error: RuntimeError: boom (re-run with HF_UNLEARN_DEBUG=1 for the traceback)"),
-    (KeyboardInterrupt(), 130, "error: interrupted; no finished output was written"),
-], ids=["unexpected-error", "ctrl-c"])
+@pytest.mark.parametrize(
+    "raised, code, expected",
+    [
+        (
+            RuntimeError("boom\nsecond line"),
+            1,
+            "error: RuntimeError: boom (re-run with HF_UNLEARN_DEBUG=1 for the traceback)",
+        ),
+        (KeyboardInterrupt(), 130, "error: interrupted; no finished output was written"),
+    ],
+    ids=["unexpected-error", "ctrl-c"],
+)
 def test_failures_are_one_line_and_leave_nothing(tmp_path, capsys, monkeypatch, raised, code, expected):
     from hf_unlearn.training.trainer import UnlearningTrainer
 
@@ -489,8 +637,9 @@ def test_interrupt_during_the_final_save_keeps_the_earlier_output(finished, tmp_
 # ---- 6. concurrency: one run per output directory ------------------------------------------------------------
 def _write_lock(out, pid, host=None):
     out.mkdir(parents=True, exist_ok=True)
-    (out / ".hf_unlearn.lock").write_text(json.dumps({"pid": pid, "hostname": host or socket.gethostname(),
-                                                      "started": "2026-01-01T00:00:00+00:00"}))
+    (out / ".hf_unlearn.lock").write_text(
+        json.dumps({"pid": pid, "hostname": host or socket.gethostname(), "started": "2026-01-01T00:00:00+00:00"})
+    )
 
 
 @pytest.mark.parametrize("holder", ["live-process", "other-host"])
@@ -503,7 +652,12 @@ def test_a_held_lock_refuses_the_second_run(tmp_path, capsys, no_work, holder):
         else:
             _write_lock(out, 1, host="another-host.example")
         before = tree(out)
-        cli(["--output_dir", out, "--default_arch", "resnet", *FAST], capsys, 2, "another run is writing to --output_dir")
+        cli(
+            ["--output_dir", out, "--default_arch", "resnet", *FAST],
+            capsys,
+            2,
+            "another run is writing to --output_dir",
+        )
         assert tree(out) == before
     finally:
         proc.kill()
@@ -539,9 +693,14 @@ def test_two_runs_at_once_the_second_is_refused(tmp_path, capsys, monkeypatch):
 
     def start_second_run_meanwhile(self, *a, **k):
         # while this run holds the directory, a second process starts on it (and must be refused)
-        done = subprocess.run([sys.executable, os.path.join(root, "scripts", "unlearn.py"), *TINY,
-                               "--output_dir", str(out)], capture_output=True, text=True, timeout=300, cwd=root,
-                              env={**os.environ, "PYTHONPATH": root})
+        done = subprocess.run(
+            [sys.executable, os.path.join(root, "scripts", "unlearn.py"), *TINY, "--output_dir", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": root},
+        )
         second.update(code=done.returncode, err=done.stderr)
         return real_train(self, *a, **k)
 
@@ -566,15 +725,28 @@ def test_lock_helpers_agree_on_liveness(tmp_path):
     assert not (tmp_path / "d").exists()
 
 
-@pytest.mark.parametrize("error, expected", [
-    (OSError(errno.ENOSPC, "No space left on device", "/out/model.safetensors"),
-     "no space left on the device while writing /out/model.safetensors; free some disk space"),
-    (RuntimeError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: \"No space left on "
-                  "device\" })"), "no space left on the device while writing the output"),
-    (PermissionError(errno.EACCES, "Permission denied", "/out/metrics.json"),
-     "cannot write /out/metrics.json (Permission denied); choose a writable --output_dir"),
-    (ValueError("first\nsecond"), "ValueError: first"),
-], ids=["enospc", "safetensors-disk-full", "eacces", "multi-line"])
+@pytest.mark.parametrize(
+    "error, expected",
+    [
+        (
+            OSError(errno.ENOSPC, "No space left on device", "/out/model.safetensors"),
+            "no space left on the device while writing /out/model.safetensors; free some disk space",
+        ),
+        (
+            RuntimeError(
+                'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on '
+                'device" })'
+            ),
+            "no space left on the device while writing the output",
+        ),
+        (
+            PermissionError(errno.EACCES, "Permission denied", "/out/metrics.json"),
+            "cannot write /out/metrics.json (Permission denied); choose a writable --output_dir",
+        ),
+        (ValueError("first\nsecond"), "ValueError: first"),
+    ],
+    ids=["enospc", "safetensors-disk-full", "eacces", "multi-line"],
+)
 def test_failure_lines_name_the_file_and_the_fix(error, expected):
     from hf_unlearn.cli.main import describe_failure
 

@@ -44,10 +44,26 @@ from hf_unlearn.publishing.hub_guard import (  # noqa: E402
 # A hanging Hub must fail in bounded time: the tests use a 1 s request timeout; huggingface_hub's default has none
 # (the raw socket below would hang forever, the fake Hub's "hang" lasts 30 s). 20 s leaves room for a busy machine.
 BOUND_S = 20
-RUN_FILES = ["README.md", "config.json", "metrics.json", "model.safetensors", "preprocessor_config.json",
-             "removal_record.json", "removed_ids.json", "unlearning_config.json"]
-PUSHED = {".gitattributes", "README.md", "config.json", "metrics.json", "model.safetensors",
-          "preprocessor_config.json", "removal_record.json", "unlearning_config.json"}
+RUN_FILES = [
+    "README.md",
+    "config.json",
+    "metrics.json",
+    "model.safetensors",
+    "preprocessor_config.json",
+    "removal_record.json",
+    "removed_ids.json",
+    "unlearning_config.json",
+]
+PUSHED = {
+    ".gitattributes",
+    "README.md",
+    "config.json",
+    "metrics.json",
+    "model.safetensors",
+    "preprocessor_config.json",
+    "removal_record.json",
+    "unlearning_config.json",
+}
 
 
 @pytest.fixture
@@ -93,14 +109,23 @@ def _write(root: Path, rel: str, content: str) -> None:
 SALTED_LEDGER = json.dumps({"entries": [{"id": i, "salt": "c2FsdA=="} for i in REMOVED_IDS]})
 EXTRAS = {  # name -> files it adds (relative path -> content); none of them may be uploaded
     "provenance-ledger": {"ledger.json": SALTED_LEDGER},
-    "ids-variants": {"removed_ids_v2.json": json.dumps(REMOVED_IDS), "removed_ids.backup.json": json.dumps(REMOVED_IDS)},
+    "ids-variants": {
+        "removed_ids_v2.json": json.dumps(REMOVED_IDS),
+        "removed_ids.backup.json": json.dumps(REMOVED_IDS),
+    },
     "arrow-data": {"train-00000-of-00001.arrow": "\n".join(REMOVED_IDS), "cache-forget.arrow": REMOVED_IDS[0]},
     "data-folder": {"data/train.json": json.dumps(REMOVED_IDS), "data/config.json": "{}"},
     "notes-and-logs": {"notes.txt": REMOVED_IDS[1], "run.log": REMOVED_IDS[2], "config.yaml": f"x: {REMOVED_IDS[3]}"},
-    "stray-weights": {"pytorch_model.bin": "not what the run wrote", "model.safetensors.bak": "old",
-                      "adapter_model.safetensors": "x"},
-    "hidden-and-nested": {".env": f"HF_TOKEN=secret {REMOVED_IDS[4]}", "sub/model.safetensors": "x",
-                          "checkpoint-20/metrics.json": "{}"},
+    "stray-weights": {
+        "pytorch_model.bin": "not what the run wrote",
+        "model.safetensors.bak": "old",
+        "adapter_model.safetensors": "x",
+    },
+    "hidden-and-nested": {
+        ".env": f"HF_TOKEN=secret {REMOVED_IDS[4]}",
+        "sub/model.safetensors": "x",
+        "checkpoint-20/metrics.json": "{}",
+    },
 }
 
 
@@ -126,8 +151,12 @@ def test_allowlist_uploads_only_the_run_files(hub, run_dir, extra, caplog):
     "case, manifest, push_ids, expected",
     [
         # the manifest narrows the allowlist: an allowlisted name the run did not write is not uploaded
-        ("manifest-without-processor", [f for f in RUN_FILES if f != "preprocessor_config.json"], False,
-         PUSHED - {"preprocessor_config.json"}),
+        (
+            "manifest-without-processor",
+            [f for f in RUN_FILES if f != "preprocessor_config.json"],
+            False,
+            PUSHED - {"preprocessor_config.json"},
+        ),
         # an output directory of an older version (no manifest): the static allowlist alone
         ("no-manifest", None, False, PUSHED),
         # raw ids only on request, and then only removed_ids.json (never the ledger next to it)
@@ -157,8 +186,13 @@ def test_pickle_weights_only_when_they_are_what_was_written(tmp_path):
     root.mkdir()
     for name in ("config.json", "metrics.json", "removal_record.json", "unlearning_config.json", "pytorch_model.bin"):
         (root / name).write_text("{}")
-    assert plan_upload(root)[0] == ["config.json", "metrics.json", "pytorch_model.bin", "removal_record.json",
-                                    "unlearning_config.json"]
+    assert plan_upload(root)[0] == [
+        "config.json",
+        "metrics.json",
+        "pytorch_model.bin",
+        "removal_record.json",
+        "unlearning_config.json",
+    ]
     (root / "model.safetensors").write_text("x")  # safetensors present: a .bin next to it is not the run's
     files, skipped = plan_upload(root)
     assert "pytorch_model.bin" not in files and "pytorch_model.bin" in skipped and "model.safetensors" in files
@@ -241,8 +275,15 @@ def test_public_name(given, expected, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     "where",
-    ["metrics-output-dir", "config-cache-path", "record-dataset-home", "unlearning-config-model", "json-escaped",
-     "local-paths-arg", "any-existing-path"],
+    [
+        "metrics-output-dir",
+        "config-cache-path",
+        "record-dataset-home",
+        "unlearning-config-model",
+        "json-escaped",
+        "local-paths-arg",
+        "any-existing-path",
+    ],
 )
 def test_push_refuses_files_naming_local_paths(hub, run_dir, tmp_path, monkeypatch, where):
     home = tmp_path / "home"
@@ -296,17 +337,32 @@ def test_push_refuses_files_naming_local_paths(hub, run_dir, tmp_path, monkeypat
     assert dir_hashes(run_dir) == before
 
 
-@pytest.mark.parametrize("recorded, shown", [("/data/models/original", "original"), ("~/m/orig", "orig"),
-                                              ("../../m/orig", "orig"), ("runs/original", "runs/original")])
+@pytest.mark.parametrize(
+    "recorded, shown",
+    [
+        ("/data/models/original", "original"),
+        ("~/m/orig", "orig"),
+        ("../../m/orig", "orig"),
+        ("runs/original", "runs/original"),
+    ],
+)
 def test_card_never_shows_a_local_path_recorded_by_an_older_run(recorded, shown):
     from huggingface_hub import ModelCard
     from test_hub import removal_record
 
     from hf_unlearn.publishing.card import build_model_card
 
-    card = build_model_card(method="finetune", hyperparameters={}, removal_record=removal_record(), metrics=METRICS,
-                            original_model={"name_or_path": recorded, "sha256": "ab"}, original_is_hub=False,
-                            dataset_id=None, library_name="transformers", run_info={"date": "2025-06-01"})
+    card = build_model_card(
+        method="finetune",
+        hyperparameters={},
+        removal_record=removal_record(),
+        metrics=METRICS,
+        original_model={"name_or_path": recorded, "sha256": "ab"},
+        original_is_hub=False,
+        dataset_id=None,
+        library_name="transformers",
+        run_info={"date": "2025-06-01"},
+    )
     assert ModelCard(str(card)).data.unlearning["original_model"]["name_or_path"] == shown
     if shown != recorded:
         assert recorded not in str(card)
@@ -355,17 +411,16 @@ def test_recorded_names_are_base_names(form, original_path, digits, tmp_path, mo
     }[form]
     info = original_model_info(model_arg)
     assert info["name_or_path"] == expected and info["is_hub_id"] is False and info["sha256"]
-    dataset_arg = {"relative": "digits-local", "dotdot": "../work/digits-local"}.get(
-        form, str(work / "digits-local"))
-    record = select_forget(digits["train"].select(range(40)), fraction_per_class=0.25, seed=0, num_labels=10,
-                           dataset_name=dataset_arg).record.to_dict()
+    dataset_arg = {"relative": "digits-local", "dotdot": "../work/digits-local"}.get(form, str(work / "digits-local"))
+    record = select_forget(
+        digits["train"].select(range(40)), fraction_per_class=0.25, seed=0, num_labels=10, dataset_name=dataset_arg
+    ).record.to_dict()
     assert record["dataset"]["name"] == "digits-local"
     text = json.dumps([info, record])
     assert str(tmp_path) not in text and str(home) not in text and os.path.dirname(original_path) not in text
 
 
-def test_run_then_push_publishes_no_local_path(original_path, cache_root, digits, tmp_path, monkeypatch, hub,
-                                               capsys):
+def test_run_then_push_publishes_no_local_path(original_path, cache_root, digits, tmp_path, monkeypatch, hub, capsys):
     """A real run (scripts/unlearn.py in-process, --push_to_hub) with a symlinked model directory and a local
     dataset directory under $HOME: no uploaded byte names a local path or a removed id; names are base names; the
     uploaded files are exactly the run's manifest minus removed_ids.json."""
@@ -384,10 +439,28 @@ def test_run_then_push_publishes_no_local_path(original_path, cache_root, digits
     dataset_dir = work / "digits-local"
     digits.save_to_disk(str(dataset_dir))
     monkeypatch.chdir(work)
-    argv = ["--method", "finetune", "--num_train_epochs", "1", "--use_cpu", "--output_dir", "out",
-            "--model_name_or_path", "linked-model", "--dataset_name", "digits-local",
-            "--push_to_hub", "--hub_model_id", "test-user/run", "--hub_timeout", "20",
-            "--validation_split", "", "--test_split", ""]  # fewer evaluation passes: this is about the push
+    argv = [
+        "--method",
+        "finetune",
+        "--num_train_epochs",
+        "1",
+        "--use_cpu",
+        "--output_dir",
+        "out",
+        "--model_name_or_path",
+        "linked-model",
+        "--dataset_name",
+        "digits-local",
+        "--push_to_hub",
+        "--hub_model_id",
+        "test-user/run",
+        "--hub_timeout",
+        "20",
+        "--validation_split",
+        "",
+        "--test_split",
+        "",
+    ]  # fewer evaluation passes: this is about the push
     assert run_unlearning(argv) == 0, capsys.readouterr().err
     files = _uploaded(hub, "test-user/run")
     assert set(files) == PUSHED
@@ -399,7 +472,9 @@ def test_run_then_push_publishes_no_local_path(original_path, cache_root, digits
     config = json.loads(files["unlearning_config.json"])
     assert config["original_model"]["name_or_path"] == "linked-model"
     assert json.loads(files["removal_record.json"])["dataset"]["name"] == "digits-local"
-    assert set(config["files"]) == set(RUN_FILES) | {"ledger.json"}  # the ledger is written, never pushed (PUSHED above)
+    assert set(config["files"]) == set(RUN_FILES) | {
+        "ledger.json"
+    }  # the ledger is written, never pushed (PUSHED above)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -440,7 +515,9 @@ def test_hang_at_commit_times_out(hub, run_dir):
     hub.misbehave_next("commit", "hang")
     start = time.monotonic()
     try:
-        with pytest.raises(HubPushError, match=r"no answer from POST .*/api/models/test-user/x/commit/main within 1 s"):
+        with pytest.raises(
+            HubPushError, match=r"no answer from POST .*/api/models/test-user/x/commit/main within 1 s"
+        ):
             push_unlearned_to_hub(run_dir, "test-user/x", token=TOKEN, endpoint=hub.url, hub_timeout=1)
     finally:
         hub.release()
@@ -496,8 +573,12 @@ ODD_ANSWERS = [
     ("preupload", "retry_after", r"HTTP 429 from POST .*/preupload/main \(rate limited .*\): slow down"),
     ("preupload", 503, r"HTTP 503 from POST .*/preupload/main \(server error\)"),
     # ... and after a failed exchange it would retry 5 times, sleeping 1+2+4+8+8 s: a push stops after the first
-    ("preupload", "hang*6", r"no complete answer from POST .*/preupload/main \(timed out\) on the first try; a push "
-                            r"does not retry"),
+    (
+        "preupload",
+        "hang*6",
+        r"no complete answer from POST .*/preupload/main \(timed out\) on the first try; a push "
+        r"does not retry",
+    ),
     ("preupload", "reset*6", r"no complete answer from POST .*/preupload/main \(.*reset by peer\) on the first try"),
     ("preupload", "truncated*6", r"no complete answer from POST .*/preupload/main \(peer closed connection"),
     ("info", "html", r"unexpected answer from GET .*/api/models/test-user/odd \(JSONDecodeError"),
@@ -513,15 +594,18 @@ def test_odd_hub_answers_are_one_line_errors(hub, run_dir, kind, how, expected):
         if isinstance(how, int):
             hub.fail_next(kind, how)
         elif how.startswith("redirect"):
-            target = elsewhere.url + "/api/repos/create" if how == "redirect-loopback" else "http://hub.example.invalid/x"
+            target = (
+                elsewhere.url + "/api/repos/create" if how == "redirect-loopback" else "http://hub.example.invalid/x"
+            )
             hub.misbehave_next(kind, "redirect", location=target)
         else:
             how, _, times = how.partition("*")
             hub.misbehave_next(kind, how, times=int(times or 1))
         start = time.monotonic()
         with pytest.raises(HubPushError, match=expected) as excinfo:
-            push_unlearned_to_hub(run_dir, "test-user/odd", token=TOKEN, endpoint=hub.url, hub_timeout=1,
-                                  private=kind == "info")  # model_info is only asked with private=True
+            push_unlearned_to_hub(
+                run_dir, "test-user/odd", token=TOKEN, endpoint=hub.url, hub_timeout=1, private=kind == "info"
+            )  # model_info is only asked with private=True
         assert time.monotonic() - start < BOUND_S
         assert elsewhere.requests == []  # a redirect is never followed (the token stays with the endpoint)
         hub.release()
@@ -531,8 +615,9 @@ def test_odd_hub_answers_are_one_line_errors(hub, run_dir, kind, how, expected):
     assert repo is None or set(repo.files()) == {".gitattributes"}  # nothing half-pushed
 
 
-def test_unlearn_push_to_silent_hub_fails_in_one_line(cache_root, original_path, tmp_path, monkeypatch,
-                                                      silent_endpoint, capsys):
+def test_unlearn_push_to_silent_hub_fails_in_one_line(
+    cache_root, original_path, tmp_path, monkeypatch, silent_endpoint, capsys
+):
     """unlearn.py --push_to_hub --hub_timeout 1 (embedded default, its original in the cache) against a Hub that
     never answers: exit 1, one `error:` line, the finished output directory intact and free of local paths."""
     import huggingface_hub.constants as hf_constants
@@ -542,9 +627,26 @@ def test_unlearn_push_to_silent_hub_fails_in_one_line(cache_root, original_path,
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     monkeypatch.setattr(hf_constants, "ENDPOINT", silent_endpoint)
     out = tmp_path / "out"
-    argv = ["--method", "finetune", "--default_arch", "resnet", "--num_train_epochs", "1", "--use_cpu",
-            "--output_dir", str(out), "--push_to_hub", "--hub_model_id", "test-user/x", "--hub_timeout", "1",
-            "--validation_split", "", "--test_split", ""]  # fewer evaluation passes: this is about the push
+    argv = [
+        "--method",
+        "finetune",
+        "--default_arch",
+        "resnet",
+        "--num_train_epochs",
+        "1",
+        "--use_cpu",
+        "--output_dir",
+        str(out),
+        "--push_to_hub",
+        "--hub_model_id",
+        "test-user/x",
+        "--hub_timeout",
+        "1",
+        "--validation_split",
+        "",
+        "--test_split",
+        "",
+    ]  # fewer evaluation passes: this is about the push
     assert run_unlearning(argv) == 1
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert len(err) == 1 and "no answer from POST" in err[0] and f"intact at {out.resolve()}" in err[0], err
@@ -552,8 +654,10 @@ def test_unlearn_push_to_silent_hub_fails_in_one_line(cache_root, original_path,
     for name in ("unlearning_config.json", "removal_record.json", "metrics.json", "README.md"):
         text = (out / name).read_text()
         assert str(cache_root) not in text and str(tmp_path) not in text, name
-    assert json.loads((out / "unlearning_config.json").read_text())["original_model"]["name_or_path"] == \
-        Path(original_path).name
+    assert (
+        json.loads((out / "unlearning_config.json").read_text())["original_model"]["name_or_path"]
+        == Path(original_path).name
+    )
 
 
 def test_push_script_hub_timeout_flag(run_dir, silent_endpoint, capsys):
@@ -561,8 +665,18 @@ def test_push_script_hub_timeout_flag(run_dir, silent_endpoint, capsys):
 
     main = runpy.run_path(str(REPO_ROOT / "scripts" / "push_to_hub.py"))["main"]
     before = dir_hashes(run_dir)
-    argv = ["--output_dir", str(run_dir), "--repo_id", "test-user/x", "--token", TOKEN, "--endpoint", silent_endpoint,
-            "--hub_timeout", "1"]
+    argv = [
+        "--output_dir",
+        str(run_dir),
+        "--repo_id",
+        "test-user/x",
+        "--token",
+        TOKEN,
+        "--endpoint",
+        silent_endpoint,
+        "--hub_timeout",
+        "1",
+    ]
     start = time.monotonic()
     assert main(argv) == 1
     assert time.monotonic() - start < BOUND_S
@@ -575,8 +689,23 @@ def test_push_script_hub_timeout_flag(run_dir, silent_endpoint, capsys):
 # 4. repo ids
 # --------------------------------------------------------------------------------------------------------------
 GOOD_IDS = ["name", "ns/name", "Org-1/model_v2.1", "a" * 96]
-BAD_IDS = ["", "   ", "a/b/c", "../x", "ns/..", "a..b", "a--b", "x" * 97, "ns/-bad", "has space", "/lead", "trail/",
-           "ns/name.git", "ns//name", "emoji/😀"]
+BAD_IDS = [
+    "",
+    "   ",
+    "a/b/c",
+    "../x",
+    "ns/..",
+    "a..b",
+    "a--b",
+    "x" * 97,
+    "ns/-bad",
+    "has space",
+    "/lead",
+    "trail/",
+    "ns/name.git",
+    "ns//name",
+    "emoji/😀",
+]
 
 
 @pytest.mark.parametrize("repo_id", GOOD_IDS)

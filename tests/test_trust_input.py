@@ -30,8 +30,9 @@ N = 60  # rows per split of the small datasets
 
 
 def _features(label=None, id_type="string"):
-    return datasets.Features({"id": datasets.Value(id_type), "image": datasets.Image(),
-                              "label": label or datasets.ClassLabel(names=NAMES)})
+    return datasets.Features(
+        {"id": datasets.Value(id_type), "image": datasets.Image(), "label": label or datasets.ClassLabel(names=NAMES)}
+    )
 
 
 def _png(image) -> bytes:
@@ -44,8 +45,11 @@ def _rebuild(small, *, labels=None, label_feature=None, ids=None, id_type="strin
     """``small`` with some columns replaced; each ``labels``/``ids``/``images`` is a function (split, values) -> values."""
     out = {}
     for split, ds in small.items():
-        cols = {"id": ds["id"], "image": [{"bytes": _png(im), "path": None} for im in ds["image"]],
-                "label": ds["label"]}
+        cols = {
+            "id": ds["id"],
+            "image": [{"bytes": _png(im), "path": None} for im in ds["image"]],
+            "label": ds["label"],
+        }
         if labels:
             cols["label"] = labels(split, cols["label"])
         if ids:
@@ -74,41 +78,80 @@ def root(small, tmp_path_factory):
         data.save_to_disk(str(root / name))
 
     # labels
-    put("labels_reversed", _rebuild(small, labels=lambda s, y: [9 - v for v in y],
-                                    label_feature=datasets.ClassLabel(names=NAMES[::-1])))
-    put("labels_float_whole", _rebuild(small, labels=lambda s, y: [float(v) for v in y],
-                                       label_feature=datasets.Value("float32")))
-    put("labels_float_fraction", _rebuild(small, labels=lambda s, y: [float(v) + (0.5 if i == 4 else 0)
-                                                                       for i, v in enumerate(y)],
-                                          label_feature=datasets.Value("float32")))
-    put("labels_strings_unknown", _rebuild(small, labels=lambda s, y: [str(v) if i != 2 else "cat"
-                                                                        for i, v in enumerate(y)],
-                                           label_feature=datasets.Value("string")))
+    put(
+        "labels_reversed",
+        _rebuild(small, labels=lambda s, y: [9 - v for v in y], label_feature=datasets.ClassLabel(names=NAMES[::-1])),
+    )
+    put(
+        "labels_float_whole",
+        _rebuild(small, labels=lambda s, y: [float(v) for v in y], label_feature=datasets.Value("float32")),
+    )
+    put(
+        "labels_float_fraction",
+        _rebuild(
+            small,
+            labels=lambda s, y: [float(v) + (0.5 if i == 4 else 0) for i, v in enumerate(y)],
+            label_feature=datasets.Value("float32"),
+        ),
+    )
+    put(
+        "labels_strings_unknown",
+        _rebuild(
+            small,
+            labels=lambda s, y: [str(v) if i != 2 else "cat" for i, v in enumerate(y)],
+            label_feature=datasets.Value("string"),
+        ),
+    )
     put("labels_other_names", _rebuild(small, label_feature=datasets.ClassLabel(names=list("abcdefghij"))))
     put("labels_more_names", _rebuild(small, label_feature=datasets.ClassLabel(names=NAMES + ["10", "11"])))
-    put("labels_negative", _rebuild(small, labels=lambda s, y: [-1 if i == 3 else v for i, v in enumerate(y)],
-                                    label_feature=datasets.Value("int64")))
-    put("labels_multilabel", _rebuild(small, labels=lambda s, y: [[v] for v in y],
-                                      label_feature=datasets.Sequence(datasets.Value("int64"))))
-    put("labels_bool", _rebuild(small, labels=lambda s, y: [bool(v % 2) for v in y],
-                                label_feature=datasets.Value("bool")))
+    put(
+        "labels_negative",
+        _rebuild(
+            small,
+            labels=lambda s, y: [-1 if i == 3 else v for i, v in enumerate(y)],
+            label_feature=datasets.Value("int64"),
+        ),
+    )
+    put(
+        "labels_multilabel",
+        _rebuild(
+            small, labels=lambda s, y: [[v] for v in y], label_feature=datasets.Sequence(datasets.Value("int64"))
+        ),
+    )
+    put(
+        "labels_bool",
+        _rebuild(small, labels=lambda s, y: [bool(v % 2) for v in y], label_feature=datasets.Value("bool")),
+    )
     # ids
     put("int_ids", _rebuild(small, ids=lambda s, v: list(range(len(v))), id_type="int64"))
     put("multi_ids", _rebuild(small, ids=lambda s, v: [i // 3 for i in range(len(v))], id_type="int64"))
+
     # images
     def replace(split_name, row, value):
         return lambda s, ims: [value if (s == split_name and i == row) else im for i, im in enumerate(ims)]
 
     put("image_garbage", _rebuild(small, images=replace("train", 5, {"bytes": b"not an image", "path": None})))
-    put("image_truncated", _rebuild(small, images=replace("train", 7, {"bytes": png[: len(png) // 2],
-                                                                      "path": "scans/0007.png"})))
+    put(
+        "image_truncated",
+        _rebuild(small, images=replace("train", 7, {"bytes": png[: len(png) // 2], "path": "scans/0007.png"})),
+    )
     put("image_none_test", _rebuild(small, images=replace("test", 3, None)))
     float_image = Image.fromarray(np.asarray(first, dtype=np.float32))
     put("image_float_mode", _rebuild(small, images=replace("train", 2, {"bytes": _tiff(float_image), "path": None})))
     modes = ["L", "RGB", "RGBA", "LA", "CMYK", "I;16", "P", "1"]
-    put("image_mixed_modes", _rebuild(small, images=lambda s, ims: [
-        {"bytes": _png_or_tiff(_as_mode(Image.open(io.BytesIO(im["bytes"])), modes[i % len(modes)])), "path": None}
-        for i, im in enumerate(ims)]))
+    put(
+        "image_mixed_modes",
+        _rebuild(
+            small,
+            images=lambda s, ims: [
+                {
+                    "bytes": _png_or_tiff(_as_mode(Image.open(io.BytesIO(im["bytes"])), modes[i % len(modes)])),
+                    "path": None,
+                }
+                for i, im in enumerate(ims)
+            ],
+        ),
+    )
 
     files = {
         "nested.json": '[["digits-0001"], "digits-0002"]',
@@ -205,8 +248,18 @@ def stop_at_train(monkeypatch):
 # ---- refused inputs: one line, exit 2, nothing written, nothing trained ----------------------------------------
 REFUSED = [
     # labels
-    ("label-float-fraction", "labels_float_fraction", [], "label 4.5 in row 4 of the 'train' split is not a whole number"),
-    ("label-string-unknown", "labels_strings_unknown", [], "label 'cat' in row 2 of the 'train' split is not a class name"),
+    (
+        "label-float-fraction",
+        "labels_float_fraction",
+        [],
+        "label 4.5 in row 4 of the 'train' split is not a whole number",
+    ),
+    (
+        "label-string-unknown",
+        "labels_strings_unknown",
+        [],
+        "label 'cat' in row 2 of the 'train' split is not a class name",
+    ),
     ("label-other-class-names", "labels_other_names", [], "class names disagree with the model's id2label"),
     ("label-more-class-names", "labels_more_names", [], "['10', '11'] are not classes of the model"),
     ("label-negative", "labels_negative", [], "labels [-1] of the 'train' split (first at row 3) are outside"),
@@ -214,37 +267,96 @@ REFUSED = [
     ("label-bool", "labels_bool", [], "is of type bool, not one integer class"),
     # ids files
     ("ids-nested-json", "digits", ["--forget_ids_file", "{root}/nested.json"], "nested.json, element 0: a JSON list"),
-    ("ids-invalid-json", "digits", ["--forget_ids_file", "{root}/invalid.json"], "invalid.json is not valid JSON (line 1"),
+    (
+        "ids-invalid-json",
+        "digits",
+        ["--forget_ids_file", "{root}/invalid.json"],
+        "invalid.json is not valid JSON (line 1",
+    ),
     ("ids-binary", "digits", ["--forget_ids_file", "{root}/binary.bin"], "binary.bin is binary"),
     ("ids-utf16", "digits", ["--forget_ids_file", "{root}/utf16.txt"], "utf16.txt is UTF-16 text; save it as UTF-8"),
-    ("ids-latin1", "digits", ["--forget_ids_file", "{root}/latin1.txt"], "latin1.txt is not UTF-8 text (undecodable byte at line 2)"),
-    ("ids-object-without-ids", "digits", ["--forget_ids_file", "{root}/object_without_ids.json"],
-     "is a JSON object without an 'ids' key (keys: ['samples'])"),
+    (
+        "ids-latin1",
+        "digits",
+        ["--forget_ids_file", "{root}/latin1.txt"],
+        "latin1.txt is not UTF-8 text (undecodable byte at line 2)",
+    ),
+    (
+        "ids-object-without-ids",
+        "digits",
+        ["--forget_ids_file", "{root}/object_without_ids.json"],
+        "is a JSON object without an 'ids' key (keys: ['samples'])",
+    ),
     ("ids-null-element", "digits", ["--forget_ids_file", "{root}/null_in_list.json"], "element 1: a JSON null"),
-    ("ids-zero-padded-vs-int-column", "int_ids", ["--forget_ids_file", "{root}/int_ids_zero_padded.txt"],
-     "int_ids_zero_padded.txt, line 2: '007' is not written as a plain integer"),
-    ("ids-float-vs-int-column", "int_ids", ["--forget_ids_file", "{root}/int_ids_float.json"],
-     "int_ids_float.json, element 1: 7.0 is a float"),
+    (
+        "ids-zero-padded-vs-int-column",
+        "int_ids",
+        ["--forget_ids_file", "{root}/int_ids_zero_padded.txt"],
+        "int_ids_zero_padded.txt, line 2: '007' is not written as a plain integer",
+    ),
+    (
+        "ids-float-vs-int-column",
+        "int_ids",
+        ["--forget_ids_file", "{root}/int_ids_float.json"],
+        "int_ids_float.json, element 1: 7.0 is a float",
+    ),
     ("ids-words-vs-int-column", "int_ids", ["--forget_ids_file", "{root}/int_ids_words.txt"], "line 2: 'seven'"),
-    ("ids-text-vs-string-column-missing", "digits", ["--forget_ids_file", "{root}/int_ids.txt"],
-     "2 of the 2 ids to forget are not in column 'id'"),
+    (
+        "ids-text-vs-string-column-missing",
+        "digits",
+        ["--forget_ids_file", "{root}/int_ids.txt"],
+        "2 of the 2 ids to forget are not in column 'id'",
+    ),
     # images
-    ("image-garbage-bytes", "image_garbage", ["--forget_fraction", "0.2"],
-     "(id 'digits-0005') in the retain split cannot be decoded (not an image format PIL recognises)"),
-    ("image-truncated-png", "image_truncated", ["--forget_fraction", "0.2"], "cannot be decoded (OSError: image file is truncated); file 0007.png"),
-    ("image-none-in-test", "image_none_test", ["--forget_fraction", "0.2"], "image of row 3 (id 'digits-0025') in the test split has no image (None)"),
-    ("image-float-mode", "image_float_mode", ["--forget_fraction", "0.2"], "image mode F (float pixels) has no fixed value range"),
-    ("image-garbage-lazy", "image_garbage", ["--forget_fraction", "0.2", "--materialize_data", "false"],
-     "(id 'digits-0005') in the retain split cannot be decoded"),
+    (
+        "image-garbage-bytes",
+        "image_garbage",
+        ["--forget_fraction", "0.2"],
+        "(id 'digits-0005') in the retain split cannot be decoded (not an image format PIL recognises)",
+    ),
+    (
+        "image-truncated-png",
+        "image_truncated",
+        ["--forget_fraction", "0.2"],
+        "cannot be decoded (OSError: image file is truncated); file 0007.png",
+    ),
+    (
+        "image-none-in-test",
+        "image_none_test",
+        ["--forget_fraction", "0.2"],
+        "image of row 3 (id 'digits-0025') in the test split has no image (None)",
+    ),
+    (
+        "image-float-mode",
+        "image_float_mode",
+        ["--forget_fraction", "0.2"],
+        "image mode F (float pixels) has no fixed value range",
+    ),
+    (
+        "image-garbage-lazy",
+        "image_garbage",
+        ["--forget_fraction", "0.2", "--materialize_data", "false"],
+        "(id 'digits-0005') in the retain split cannot be decoded",
+    ),
 ]
 
 
 @pytest.mark.parametrize("dataset, fragment, expected", [r[1:] for r in REFUSED], ids=[r[0] for r in REFUSED])
-def test_refused_one_line_exit_2_nothing_written(root, original_path, tmp_path, capsys, no_training,
-                                                 dataset, fragment, expected):
+def test_refused_one_line_exit_2_nothing_written(
+    root, original_path, tmp_path, capsys, no_training, dataset, fragment, expected
+):
     out = tmp_path / "out"
-    argv = ["--model_name_or_path", str(original_path), "--dataset_name", str(root / dataset),
-            "--output_dir", str(out), "--method", "finetune", *[a.format(root=root) for a in fragment]]
+    argv = [
+        "--model_name_or_path",
+        str(original_path),
+        "--dataset_name",
+        str(root / dataset),
+        "--output_dir",
+        str(out),
+        "--method",
+        "finetune",
+        *[a.format(root=root) for a in fragment],
+    ]
     code, _, err = _cli(argv, capsys)
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2, err[-2000:]
@@ -262,14 +374,28 @@ def test_image_path_that_does_not_exist(small, original_path, tmp_path, capsys, 
     picture = tmp_path / "pictures" / "p.png"
     picture.parent.mkdir()
     small["train"]["image"][0].save(picture)
-    data = _rebuild(small, images=lambda s, ims: [str(picture) if (s == "train" and i == 9) else im
-                                                  for i, im in enumerate(ims)])
+    data = _rebuild(
+        small, images=lambda s, ims: [str(picture) if (s == "train" and i == 9) else im for i, im in enumerate(ims)]
+    )
     assert data["train"].with_format("arrow")[9:10].column("image")[0].as_py()["bytes"] is None
     picture.unlink()
     monkeypatch.setattr(cli, "load_training_data", lambda script: (data, "in-memory"))
     out = tmp_path / "out"
-    code, _, err = _cli(["--model_name_or_path", str(original_path), "--dataset_name", "in-memory",
-                         "--output_dir", str(out), "--method", "finetune", "--forget_fraction", "0.2"], capsys)
+    code, _, err = _cli(
+        [
+            "--model_name_or_path",
+            str(original_path),
+            "--dataset_name",
+            "in-memory",
+            "--output_dir",
+            str(out),
+            "--method",
+            "finetune",
+            "--forget_fraction",
+            "0.2",
+        ],
+        capsys,
+    )
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(lines) == 1, err[-2000:]
     assert "(id 'digits-0009')" in lines[0] and f"file {picture} does not exist" in lines[0]
@@ -279,8 +405,18 @@ def test_image_path_that_does_not_exist(small, original_path, tmp_path, capsys, 
 # ---- labels: accepted, remapped, cast ------------------------------------------------------------------------
 def test_labels_same_names_other_order_remapped_by_name(root, small, original_path, tmp_path, capsys, stop_at_train):
     """The dataset's class '3' is its id 6; after the remap the model's class 3 is forgotten and reported as '3'."""
-    argv = ["--model_name_or_path", str(original_path), "--dataset_name", str(root / "labels_reversed"),
-            "--output_dir", str(tmp_path / "out"), "--method", "finetune", "--forget_classes", "3"]
+    argv = [
+        "--model_name_or_path",
+        str(original_path),
+        "--dataset_name",
+        str(root / "labels_reversed"),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--method",
+        "finetune",
+        "--forget_classes",
+        "3",
+    ]
     trainer, stdout = stop_at_train(argv, capsys)
     assert "labels: the 'train' split: labels remapped to the model's ids by class name" in stdout
     record = trainer.removal_record.to_dict()
@@ -297,8 +433,18 @@ def test_labels_same_names_other_order_remapped_by_name(root, small, original_pa
 
 
 def test_labels_whole_number_floats_cast_with_a_note(root, small, original_path, tmp_path, capsys, stop_at_train):
-    argv = ["--model_name_or_path", str(original_path), "--dataset_name", str(root / "labels_float_whole"),
-            "--output_dir", str(tmp_path / "out"), "--method", "finetune", "--forget_classes", "2"]
+    argv = [
+        "--model_name_or_path",
+        str(original_path),
+        "--dataset_name",
+        str(root / "labels_float_whole"),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--method",
+        "finetune",
+        "--forget_classes",
+        "2",
+    ]
     trainer, stdout = stop_at_train(argv, capsys)
     assert "float labels are all whole numbers and were cast to int (1.0 -> 1)" in stdout
     assert trainer.forget_split.labels.tolist() == [2] * small["train"]["label"].count(2)
@@ -322,8 +468,12 @@ def test_align_labels_unnamed_model_does_not_block_but_says_so(small):
     with pytest.raises(ValueError, match="outside the model's 5 classes"):
         align_labels(reversed_names, "label", None, num_labels=5)
     with pytest.raises(ValueError, match="string labels .* the model's classes are unnamed"):
-        align_labels(_rebuild(small, labels=lambda s, y: [str(v) for v in y], label_feature=datasets.Value("string")),
-                     "label", None, num_labels=10)
+        align_labels(
+            _rebuild(small, labels=lambda s, y: [str(v) for v in y], label_feature=datasets.Value("string")),
+            "label",
+            None,
+            num_labels=10,
+        )
 
 
 def test_align_labels_identical_names_change_nothing(small):
@@ -349,8 +499,13 @@ def test_trainer_and_splits_refuse_non_integer_labels(small, original_path, tmp_
         to_image_split(floats["test"], loaded.transform, name="test")
     args = UnlearningArguments.for_method("finetune", output_dir=str(tmp_path / "o"), use_cpu=True, report_to="none")
     with pytest.raises(ValueError, match="the forget dataset's label column 'label' is of type float32"):
-        UnlearningTrainer(loaded.model, args, forget_dataset=floats["train"].select(range(5)),
-                          retain_dataset=floats["train"].select(range(5, N)), image_transform=loaded.transform)
+        UnlearningTrainer(
+            loaded.model,
+            args,
+            forget_dataset=floats["train"].select(range(5)),
+            retain_dataset=floats["train"].select(range(5, N)),
+            image_transform=loaded.transform,
+        )
     check_integer_labels(small["train"], "label")  # ClassLabel passes
 
 
@@ -375,17 +530,20 @@ def test_read_ids_file_accepts(tmp_path, content, feature, expected):
     assert read_ids_file(str(path), feature) == expected
 
 
-@pytest.mark.parametrize("content, feature, message", [
-    ("", None, "contains no ids"),
-    ("\n  \r\n", None, "contains no ids"),
-    ("[]", None, "contains no ids"),
-    ('{"ids": "a"}', None, "'ids' is a JSON str, not a list"),
-    ("[true]", INT, "element 0: a JSON bool"),
-    ("[1.5]", STR, "element 0: 1.5 is a float"),
-    ("+7\n", INT, "line 1: '+7'"),
-    ("7.0\n", INT, "line 1: '7.0'"),
-    ("a\n", datasets.ClassLabel(names=["a"]), "can only be matched against an integer or string column"),
-])
+@pytest.mark.parametrize(
+    "content, feature, message",
+    [
+        ("", None, "contains no ids"),
+        ("\n  \r\n", None, "contains no ids"),
+        ("[]", None, "contains no ids"),
+        ('{"ids": "a"}', None, "'ids' is a JSON str, not a list"),
+        ("[true]", INT, "element 0: a JSON bool"),
+        ("[1.5]", STR, "element 0: 1.5 is a float"),
+        ("+7\n", INT, "line 1: '+7'"),
+        ("7.0\n", INT, "line 1: '7.0'"),
+        ("a\n", datasets.ClassLabel(names=["a"]), "can only be matched against an integer or string column"),
+    ],
+)
 def test_read_ids_file_refuses(tmp_path, content, feature, message):
     path = tmp_path / "ids"
     path.write_text(content, encoding="utf-8")
@@ -394,15 +552,29 @@ def test_read_ids_file_refuses(tmp_path, content, feature, message):
     assert message in str(info.value) and str(path) in str(info.value)
 
 
-@pytest.mark.parametrize("dataset, ids_file, expected", [
-    ("digits", "bom_crlf.txt", ["digits-0001", "digits-0004"]),
-    ("digits", "object_ids.json", ["digits-0001", "digits-0004"]),
-    ("int_ids", "int_ids.txt", [3, 17]),
-])
-def test_ids_file_accepted_forgets_those_rows(root, original_path, tmp_path, capsys, stop_at_train,
-                                              dataset, ids_file, expected):
-    argv = ["--model_name_or_path", str(original_path), "--dataset_name", str(root / dataset),
-            "--output_dir", str(tmp_path / "out"), "--method", "finetune", "--forget_ids_file", str(root / ids_file)]
+@pytest.mark.parametrize(
+    "dataset, ids_file, expected",
+    [
+        ("digits", "bom_crlf.txt", ["digits-0001", "digits-0004"]),
+        ("digits", "object_ids.json", ["digits-0001", "digits-0004"]),
+        ("int_ids", "int_ids.txt", [3, 17]),
+    ],
+)
+def test_ids_file_accepted_forgets_those_rows(
+    root, original_path, tmp_path, capsys, stop_at_train, dataset, ids_file, expected
+):
+    argv = [
+        "--model_name_or_path",
+        str(original_path),
+        "--dataset_name",
+        str(root / dataset),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--method",
+        "finetune",
+        "--forget_ids_file",
+        str(root / ids_file),
+    ]
     trainer, _ = stop_at_train(argv, capsys)
     record = trainer.removal_record
     assert record.num_removed == len(expected) and len(trainer.forget_split) == len(expected)
@@ -414,9 +586,20 @@ def test_ids_file_accepted_forgets_those_rows(root, original_path, tmp_path, cap
 def test_multi_row_ids_all_rows_forgotten_and_histogram(root, original_path, tmp_path, capsys):
     """ids 1 and 4 each name 3 rows (id = row // 3); the file repeats 4."""
     out = tmp_path / "out"
-    argv = ["--model_name_or_path", str(original_path), "--dataset_name", str(root / "multi_ids"),
-            "--output_dir", str(out), "--method", "finetune", "--max_steps", "1",
-            "--forget_ids_file", str(root / "multi.txt")]
+    argv = [
+        "--model_name_or_path",
+        str(original_path),
+        "--dataset_name",
+        str(root / "multi_ids"),
+        "--output_dir",
+        str(out),
+        "--method",
+        "finetune",
+        "--max_steps",
+        "1",
+        "--forget_ids_file",
+        str(root / "multi.txt"),
+    ]
     code, _, err = _cli(argv, capsys)
     assert code == 0, err[-2000:]
     record = json.loads((out / "removal_record.json").read_text())
@@ -450,8 +633,18 @@ def test_select_forget_multi_row_ids_unit():
 
 # ---- image modes -----------------------------------------------------------------------------------------------
 def test_mixed_modes_materialised_as_one_channel(root, small, original_path, tmp_path, capsys, stop_at_train):
-    argv = ["--model_name_or_path", str(original_path), "--dataset_name", str(root / "image_mixed_modes"),
-            "--output_dir", str(tmp_path / "out"), "--method", "finetune", "--forget_fraction", "0.2"]
+    argv = [
+        "--model_name_or_path",
+        str(original_path),
+        "--dataset_name",
+        str(root / "image_mixed_modes"),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--method",
+        "finetune",
+        "--forget_fraction",
+        "0.2",
+    ]
     trainer, _ = stop_at_train(argv, capsys)
     assert trainer.retain_split.pixel_values.shape[1:] == (1, 8, 8)
     assert trainer.forget_split.pixel_values.shape[1:] == (1, 8, 8)
@@ -477,8 +670,12 @@ def test_convert_image_rgb_and_transparency():
     assert convert_image(clear, 1).getpixel((0, 0)) == 255
     sixteen = Image.fromarray(np.full((2, 2), 65535, dtype=np.uint16))
     assert convert_image(sixteen, 1).getpixel((0, 0)) == 255  # scaled, not clipped garbage
-    for bad, message in ((None, "missing"), (Image.new("I", (2, 2)), "32-bit integer"),
-                         (Image.new("F", (2, 2)), "float pixels"), (Image.new("RGB", (2, 2)), "only to 1 .L. or 3")):
+    for bad, message in (
+        (None, "missing"),
+        (Image.new("I", (2, 2)), "32-bit integer"),
+        (Image.new("F", (2, 2)), "float pixels"),
+        (Image.new("RGB", (2, 2)), "only to 1 .L. or 3"),
+    ):
         with pytest.raises(ValueError, match=message):
             convert_image(bad, 4 if message.startswith("only") else 3)
 
@@ -489,18 +686,31 @@ def test_hf_three_channel_processor_and_timm_transform_convert_every_mode(tmp_pa
 
     from hf_unlearn import load_classifier
 
-    images = [_as_mode(Image.new("RGB", (8, 8), (10, 200, 30)), m) for m in ("L", "RGB", "RGBA", "LA", "P", "CMYK",
-                                                                             "I;16", "1")]
+    images = [
+        _as_mode(Image.new("RGB", (8, 8), (10, 200, 30)), m)
+        for m in ("L", "RGB", "RGBA", "LA", "P", "CMYK", "I;16", "1")
+    ]
     hf_dir = tmp_path / "vit3"
-    ViTForImageClassification(ViTConfig(image_size=8, patch_size=4, num_channels=3, hidden_size=8, num_hidden_layers=1,
-                                         num_attention_heads=2, intermediate_size=8, num_labels=3)).save_pretrained(hf_dir)
+    ViTForImageClassification(
+        ViTConfig(
+            image_size=8,
+            patch_size=4,
+            num_channels=3,
+            hidden_size=8,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=8,
+            num_labels=3,
+        )
+    ).save_pretrained(hf_dir)
     ViTImageProcessor(size={"height": 8, "width": 8}).save_pretrained(hf_dir)
     pixels = load_classifier(str(hf_dir)).transform({"image": images})["pixel_values"]
     assert pixels.shape == (8, 3, 8, 8)
 
     timm_dir = tmp_path / "timm1"
-    timm.models.save_for_hf(timm.create_model("test_resnet", num_classes=3, in_chans=1), str(timm_dir),
-                            safe_serialization=True)
+    timm.models.save_for_hf(
+        timm.create_model("test_resnet", num_classes=3, in_chans=1), str(timm_dir), safe_serialization=True
+    )
     loaded = load_classifier(str(timm_dir))
     assert loaded.library == "timm"
     pixels = loaded.transform({"image": images})["pixel_values"]
@@ -511,13 +721,20 @@ def test_lazy_split_names_the_bad_row(small, original_path):
     from hf_unlearn import load_classifier
     from hf_unlearn.data.splits import to_image_split
 
-    broken = _rebuild(small, images=lambda s, ims: [{"bytes": b"\x89PNG broken", "path": "x/y.png"} if i == 11 else im
-                                                    for i, im in enumerate(ims)])["train"]
+    broken = _rebuild(
+        small,
+        images=lambda s, ims: [
+            {"bytes": b"\x89PNG broken", "path": "x/y.png"} if i == 11 else im for i, im in enumerate(ims)
+        ],
+    )["train"]
     split = to_image_split(broken, load_classifier(str(original_path)).transform, name="retain", deterministic=False)
     assert not split.materialized
     split.pixels([0, 1])  # good rows still read
-    with pytest.raises(ImageDataError, match=r"row 11 \(id 'digits-0012'\) in the retain split cannot be decoded .*; "
-                                             r"file x/y.png"):
+    with pytest.raises(
+        ImageDataError,
+        match=r"row 11 \(id 'digits-0012'\) in the retain split cannot be decoded .*; "
+        r"file x/y.png",
+    ):
         split.pixels(range(8, 14))
 
 
@@ -528,6 +745,11 @@ def test_trainer_processing_class_converts_modes(root, original_path, tmp_path):
     mixed = datasets.load_from_disk(str(root / "image_mixed_modes"))["train"]
     loaded = load_classifier(str(original_path))
     args = UnlearningArguments.for_method("finetune", output_dir=str(tmp_path / "o"), use_cpu=True, report_to="none")
-    trainer = UnlearningTrainer(loaded.model, args, forget_dataset=mixed.select(range(8)),
-                                retain_dataset=mixed.select(range(8, N)), processing_class=loaded.processor)
+    trainer = UnlearningTrainer(
+        loaded.model,
+        args,
+        forget_dataset=mixed.select(range(8)),
+        retain_dataset=mixed.select(range(8, N)),
+        processing_class=loaded.processor,
+    )
     assert trainer.forget_split.pixel_values.shape == (8, 1, 8, 8)

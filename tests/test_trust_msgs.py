@@ -99,17 +99,30 @@ def silent_hub():
 
 def _hub_env(endpoint: str, home: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("HF_UNLEARN_HUB_TIMEOUT", "HF_UNLEARN_DEBUG")}
-    env.update(HF_ENDPOINT=endpoint, HF_TOKEN="hf_dummy_test_token", HF_HOME=str(home / "hf_home"),
-               HF_HUB_OFFLINE="0", HF_DATASETS_OFFLINE="0", HF_HUB_DISABLE_XET="1",
-               HF_UNLEARN_CACHE=str(home / "cache"), PYTHONPATH=str(REPO_ROOT))
+    env.update(
+        HF_ENDPOINT=endpoint,
+        HF_TOKEN="hf_dummy_test_token",
+        HF_HOME=str(home / "hf_home"),
+        HF_HUB_OFFLINE="0",
+        HF_DATASETS_OFFLINE="0",
+        HF_HUB_DISABLE_XET="1",
+        HF_UNLEARN_CACHE=str(home / "cache"),
+        PYTHONPATH=str(REPO_ROOT),
+    )
     return env
 
 
 def _cli(argv, env, timeout=HANG_BOUND_S, cwd=None):
     """``python -m hf_unlearn ARGV`` in a subprocess: (exit code, stderr, seconds)."""
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "hf_unlearn", *map(str, argv)], capture_output=True, text=True,
-                          env=env, timeout=timeout, cwd=cwd or REPO_ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "hf_unlearn", *map(str, argv)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=cwd or REPO_ROOT,
+    )
     return done.returncode, done.stderr, time.monotonic() - start
 
 
@@ -134,8 +147,17 @@ NETWORK_COMMANDS = {  # subcommand -> argv (OUT: a finished output directory); e
     "verify (card)": ["verify", "--model", "test-user/x", "--hub_timeout", "2"],
     "unlearn (Hub model)": ["unlearn", "--model", "test-user/x", "--output_dir", "NEW", "--hub_timeout", "2"],
     # a local model (the data is loaded first): a Hub dataset without --model is refused up front
-    "unlearn (Hub dataset)": ["unlearn", "--model", "OUT", "--dataset", "test-user/d", "--output_dir", "NEW",
-                              "--hub_timeout", "2"],
+    "unlearn (Hub dataset)": [
+        "unlearn",
+        "--model",
+        "OUT",
+        "--dataset",
+        "test-user/d",
+        "--output_dir",
+        "NEW",
+        "--hub_timeout",
+        "2",
+    ],
 }
 
 
@@ -171,21 +193,38 @@ BAD = {  # kind -> path (relative to the test's folder, where "file" is a file a
     "unwritable": "/sys/x.json",  # sysfs: no new files, even for root
 }
 PATH_ARGS = [  # (subcommand argv with FLAG/VALUE placeholders, flag, kinds that must be refused)
-    (["proof", "--output_dir", "OUTDIR", "--id", "a", "--out", "VALUE"], "--out", ["missing-parent", "dir", "empty",
-                                                                                   "unwritable"]),
+    (
+        ["proof", "--output_dir", "OUTDIR", "--id", "a", "--out", "VALUE"],
+        "--out",
+        ["missing-parent", "dir", "empty", "unwritable"],
+    ),
     (["proof", "--output_dir", "VALUE", "--id", "a"], "--output_dir", ["missing", "file", "empty"]),
     (["verify", "--model", "OUTDIR", "--proof", "VALUE"], "--proof", ["missing", "dir", "empty"]),
     (["verify", "--model", "VALUE"], "--model", ["file", "empty"]),
-    (["verify", "--model", "OUTDIR", "--recompute", "--output_dir", "VALUE"], "--output_dir", ["missing", "file",
-                                                                                                "empty"]),
+    (
+        ["verify", "--model", "OUTDIR", "--recompute", "--output_dir", "VALUE"],
+        "--output_dir",
+        ["missing", "file", "empty"],
+    ),
     (["verify", "--model", "OUTDIR", "--parent_model", "VALUE"], "--parent_model", ["file", "empty"]),
     (["push", "--output_dir", "VALUE", "--repo_id", "test-user/x"], "--output_dir", ["missing", "file", "empty"]),
     (["unlearn", "--output_dir", "VALUE"], "--output_dir", ["file", "empty", "unwritable"]),
-    (["unlearn", "--output_dir", "NEW", "--forget_ids_file", "VALUE"], "--forget_ids_file", ["missing", "dir", "empty"]),
-    (["unlearn", "--output_dir", "NEW", "--previous_ledger", "VALUE"], "--previous_ledger", ["missing", "dir", "empty"]),
+    (
+        ["unlearn", "--output_dir", "NEW", "--forget_ids_file", "VALUE"],
+        "--forget_ids_file",
+        ["missing", "dir", "empty"],
+    ),
+    (
+        ["unlearn", "--output_dir", "NEW", "--previous_ledger", "VALUE"],
+        "--previous_ledger",
+        ["missing", "dir", "empty"],
+    ),
     (["unlearn", "--output_dir", "NEW", "--config", "VALUE"], "--config", ["missing", "dir", "empty"]),
-    (["unlearn", "--output_dir", "NEW", "--resume_from_checkpoint", "VALUE"], "--resume_from_checkpoint",
-     ["missing", "file", "empty"]),
+    (
+        ["unlearn", "--output_dir", "NEW", "--resume_from_checkpoint", "VALUE"],
+        "--resume_from_checkpoint",
+        ["missing", "file", "empty"],
+    ),
     (["unlearn", "--output_dir", "NEW", "--model", "VALUE"], "--model_name_or_path", ["file", "empty"]),
     (["unlearn", "--output_dir", "NEW", "--gold_model", "VALUE"], "--gold_model", ["file", "empty"]),
     (["unlearn", "--output_dir", "NEW", "--dataset", "VALUE"], "--dataset_name", ["file", "empty"]),
@@ -210,8 +249,9 @@ def no_work(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("argv, flag, kind", PATH_CASES, ids=[f"{a[0]}{f}-{k}" for a, f, k in PATH_CASES])
-def test_every_path_argument_is_checked_by_kind(argv, flag, kind, tmp_path, no_work, template_output_dir, capsys,
-                                                monkeypatch):
+def test_every_path_argument_is_checked_by_kind(
+    argv, flag, kind, tmp_path, no_work, template_output_dir, capsys, monkeypatch
+):
     from hf_unlearn.cli.commands import main
 
     if kind == "unwritable" and not _sys_is_read_only():
@@ -248,7 +288,10 @@ def metric_modules():
 # so the metric must give exactly the twin's value: finite, not NaN/inf, not refused.
 EXTREME_ROWS = {  # name -> (extreme rows, moderate twins)
     "+1e308": ([[1e308, 0.0, 0.0], [0.0, 1e308, 0.0]], [[1000.0, 0.0, 0.0], [0.0, 1000.0, 0.0]]),
-    "mixed ±1e308": ([[1e308, -1e308, 0.0], [-1e308, 1e308, -1e308]], [[1000.0, -1000.0, 0.0], [-1000.0, 1000.0, -1000.0]]),
+    "mixed ±1e308": (
+        [[1e308, -1e308, 0.0], [-1e308, 1e308, -1e308]],
+        [[1000.0, -1000.0, 0.0], [-1000.0, 1000.0, -1000.0]],
+    ),
     "all -1e308": ([[-1e308, -1e308, -1e308], [-1e308, -1e308, 5.0]], [[0.0, 0.0, 0.0], [-1000.0, -1000.0, 5.0]]),
     "all +1e308": ([[1e308, 1e308, 1e308], [1.7e308, 1.7e308, -1.7e308]], [[0.0, 0.0, 0.0], [7.0, 7.0, -1000.0]]),
 }
@@ -260,14 +303,23 @@ def _metric_inputs(name: str, rows: list) -> dict:
     if name == "jsd":
         return {"predictions": rows, "gold_predictions": NORMAL[:n]}
     if name == "rf_jsd":
-        return {"predictions": rows + NORMAL[:n], "references": [0, 1][:n] * 1 + [0, 1][:n],
-                "subset": ["forget"] * n + ["test"] * n}
-    return {"predictions": rows + NORMAL, "references": [0, 1][:n] + [0, 1, 2, 0, 1, 2],
-            "subset": ["forget"] * n + ["retain", "retain", "retain", "test", "test", "validation"]}
+        return {
+            "predictions": rows + NORMAL[:n],
+            "references": [0, 1][:n] * 1 + [0, 1][:n],
+            "subset": ["forget"] * n + ["test"] * n,
+        }
+    return {
+        "predictions": rows + NORMAL,
+        "references": [0, 1][:n] + [0, 1, 2, 0, 1, 2],
+        "subset": ["forget"] * n + ["retain", "retain", "retain", "test", "test", "validation"],
+    }
 
 
-EXTREME_CASES = [(name, case, attack) for case in EXTREME_ROWS for name, attack in
-                 [("rf_jsd", None), ("jsd", None), ("mia", "entropy"), ("mia", "loss"), ("mia", "confidence")]]
+EXTREME_CASES = [
+    (name, case, attack)
+    for case in EXTREME_ROWS
+    for name, attack in [("rf_jsd", None), ("jsd", None), ("mia", "entropy"), ("mia", "loss"), ("mia", "confidence")]
+]
 
 
 @pytest.mark.parametrize("name, case, attack", EXTREME_CASES)
@@ -285,11 +337,14 @@ def test_extreme_finite_logits_compute_like_their_moderate_twins(metric_modules,
 
 def test_normal_inputs_give_the_documented_numbers(metric_modules):
     """Unchanged results: the modules' own docstring examples (and tests/test_metrics.py for the rest)."""
-    assert metric_modules["rf_jsd"].compute(predictions=[[2.0, 0.0], [0.0, 2.0], [1.0, 0.0], [0.0, 1.0]],
-                                            references=[0, 1, 0, 1], subset=["forget", "forget", "test", "test"]
-                                            ) == {"rf_jsd": 0.0183055897974283}
-    assert metric_modules["jsd"].compute(predictions=[[2.0, 0.0], [0.0, 1.0]],
-                                         gold_predictions=[[1.0, 0.0], [0.0, 1.0]]) == {"jsd": 0.00915279489871418}
+    assert metric_modules["rf_jsd"].compute(
+        predictions=[[2.0, 0.0], [0.0, 2.0], [1.0, 0.0], [0.0, 1.0]],
+        references=[0, 1, 0, 1],
+        subset=["forget", "forget", "test", "test"],
+    ) == {"rf_jsd": 0.0183055897974283}
+    assert metric_modules["jsd"].compute(
+        predictions=[[2.0, 0.0], [0.0, 1.0]], gold_predictions=[[1.0, 0.0], [0.0, 1.0]]
+    ) == {"jsd": 0.00915279489871418}
     # 0.1 is stored at float32 precision, as before (the value a float32 model would output)
     a = metric_modules["jsd"].compute(predictions=[[0.1, 0.0]], gold_predictions=[[0.0, 0.0]])
     b = metric_modules["jsd"].compute(predictions=[[float(np.float32(0.1)), 0.0]], gold_predictions=[[0.0, 0.0]])
@@ -315,8 +370,11 @@ def test_non_integer_labels_are_refused_naming_the_row(metric_modules, name, bad
         else:
             for i in range(len(inputs["predictions"])):
                 try:
-                    module.add(prediction=inputs["predictions"][i], reference=inputs["references"][i],
-                               subset=inputs["subset"][i])
+                    module.add(
+                        prediction=inputs["predictions"][i],
+                        reference=inputs["references"][i],
+                        subset=inputs["subset"][i],
+                    )
                 except ValueError as e:
                     raise ValueError(str(e).replace("row 0", f"row {i}")) from e
     good = _metric_inputs(name, [[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
@@ -344,8 +402,10 @@ def _empty_dataset(tmp_path, empty: str):
 
     rows = {"image": [Image.new("L", (8, 8))] * 4, "label": [0, 1, 0, 1]}
     none = {"image": [], "label": []}
-    splits = {s: datasets.Dataset.from_dict(none if s == empty else rows, features=feats)
-              for s in ("train", "validation", "test")}
+    splits = {
+        s: datasets.Dataset.from_dict(none if s == empty else rows, features=feats)
+        for s in ("train", "validation", "test")
+    }
     return datasets.DatasetDict(splits)
 
 
@@ -368,8 +428,15 @@ def test_an_empty_dataset_or_split_is_named_not_an_index_error(how, empty, expec
         data.save_to_disk(str(tmp_path / "data"))
     else:
         monkeypatch.setattr(hf_unlearn.cli.main, "load_training_data", lambda script: (data, "data"))
-    argv = ["unlearn", "--model", "test-user/model", "--dataset", str(tmp_path / "data"),
-            "--output_dir", str(tmp_path / "out")]
+    argv = [
+        "unlearn",
+        "--model",
+        "test-user/model",
+        "--dataset",
+        str(tmp_path / "data"),
+        "--output_dir",
+        str(tmp_path / "out"),
+    ]
     assert main(argv) == 2
     line = _one_error(capsys)
     assert expected in line and "IndexError" not in line, line
@@ -402,8 +469,10 @@ def test_a_cache_write_failure_names_the_cache_and_leaves_no_tmp_folder(failure,
     def full_disk(model, path, processor=None, **kwargs):
         real_save(model, path, processor, **kwargs)  # a half-written folder, then the disk is full
         if failure == "disk-full-safetensors":
-            raise RuntimeError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: \"No "
-                               "space left on device\" })")
+            raise RuntimeError(
+                'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No '
+                'space left on device" })'
+            )
         raise OSError(errno.ENOSPC, "No space left on device", os.path.join(path, "model.safetensors"))
 
     if failure == "read-only-cache":
@@ -413,8 +482,9 @@ def test_a_cache_write_failure_names_the_cache_and_leaves_no_tmp_folder(failure,
     else:
         monkeypatch.setattr(hf_unlearn.modeling.classifiers, "save_classifier", full_disk)
     monkeypatch.setenv("HF_UNLEARN_CACHE", str(cache))
-    code = main(["unlearn", "--default_arch", "resnet", "--output_dir", str(tmp_path / "out"), "--disable_tqdm",
-                 "true"])
+    code = main(
+        ["unlearn", "--default_arch", "resnet", "--output_dir", str(tmp_path / "out"), "--disable_tqdm", "true"]
+    )
     line = _one_error(capsys)
     assert code == 1, line
     assert "HF_UNLEARN_CACHE" in line and str(cache) in line and "--output_dir" not in line, line
@@ -438,8 +508,10 @@ def test_a_read_only_hugging_face_cache_is_named_with_its_variable(variable, tmp
         monkeypatch.setattr(hub_constants, "HF_HOME", str(root))
     elif variable == "HF_HUB_CACHE":
         monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(root))
-    for error in (OSError(errno.EROFS, "Read-only file system", str(root / "x" / "blob")),
-                  OSError(errno.ENOSPC, "No space left on device", str(root / "x" / "blob"))):
+    for error in (
+        OSError(errno.EROFS, "Read-only file system", str(root / "x" / "blob")),
+        OSError(errno.ENOSPC, "No space left on device", str(root / "x" / "blob")),
+    ):
         line = describe_failure(error)
         assert variable in line and "--output_dir" not in line, line
     line = describe_failure(OSError(errno.EACCES, "Permission denied", str(tmp_path / "out" / "metrics.json")))
@@ -456,8 +528,11 @@ def test_a_wrong_shape_head_is_named_not_called_damaged(tmp_path, num_labels):
     model, processor = build_image_classifier("resnet", 10, 8)
     save_classifier(model, str(tmp_path), processor)
     config = json.loads((tmp_path / "config.json").read_text())
-    config.update(num_labels=num_labels, id2label={str(i): str(i) for i in range(num_labels)},
-                  label2id={str(i): i for i in range(num_labels)})
+    config.update(
+        num_labels=num_labels,
+        id2label={str(i): str(i) for i in range(num_labels)},
+        label2id={str(i): i for i in range(num_labels)},
+    )
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError) as e:
         load_classifier(str(tmp_path))

@@ -27,6 +27,7 @@ def _file(text: str):
         path = tmp / "ids.txt"
         path.write_text(text)
         return ["--forget_ids_file", path]
+
     return make
 
 
@@ -41,12 +42,14 @@ def _config_naming(make):
         path = tmp / "run.json"
         path.write_text(json.dumps({flag.lstrip("-"): str(value)}))
         return ["--config", path]
+
     return setup
 
 
 def _valid_ids_and(*extra):
     def setup(tmp):
         return [*_file("digits-0001\n")(tmp), *extra]
+
     return setup
 
 
@@ -65,13 +68,19 @@ CASES = [
     ("ids-typed-unlike-the-column", _file("[1, 2]"), "not in column 'id'"),
     ("ids-without-id-column", _valid_ids_and("--id_column_name", "nope"), "needs an id column"),
     ("unknown-class-name", lambda tmp: ["--forget_classes", "seven"], "unknown class name 'seven'"),
-    ("alpha-search-without-held-out-split",
-     lambda tmp: ["--alpha_search", "2", "8", "--validation_split", "val", "--test_split", "held"], "--alpha_search"),
+    (
+        "alpha-search-without-held-out-split",
+        lambda tmp: ["--alpha_search", "2", "8", "--validation_split", "val", "--test_split", "held"],
+        "--alpha_search",
+    ),
     ("missing-previous-ledger", lambda tmp: ["--previous_ledger", tmp / "nope" / "ledger.json"], "--previous_ledger"),
     ("missing-gold-model", lambda tmp: ["--gold_model", tmp / "nope"], "--gold_model"),
     ("method-choice-setting", lambda tmp: ["--target_sampling", "uniform"], "target_sampling"),
-    ("other-method-choice-setting", lambda tmp: ["--method", "del", "--channel_aggregation", "median"],
-     "channel_aggregation"),
+    (
+        "other-method-choice-setting",
+        lambda tmp: ["--method", "del", "--channel_aggregation", "median"],
+        "channel_aggregation",
+    ),
 ]
 
 

@@ -28,8 +28,9 @@ RUN = ["--default_arch", "resnet", "--max_steps", "1", *FAST]
 def checkpoint(original_path, tmp_path_factory):
     """checkpoint-1 of a one-step embedded-default LoTUS run (the embedded preset: alpha 32, batch 32, lr 5e-4)."""
     root = tmp_path_factory.mktemp("resume_settings")
-    assert run_unlearning([*RUN, "--save_strategy", "steps", "--save_steps", "1", "--output_dir",
-                           str(root / "run")]) == 0
+    assert (
+        run_unlearning([*RUN, "--save_strategy", "steps", "--save_steps", "1", "--output_dir", str(root / "run")]) == 0
+    )
     return root / "run" / "checkpoint-1"
 
 
@@ -57,15 +58,23 @@ SETTINGS = [
 def test_resume_refuses_every_other_training_setting(checkpoint, tmp_path, capsys, no_work, flag, value, old, new):
     before = tree(checkpoint.parent)
     out = tmp_path / "out"
-    line = cli([*RUN, "--resume_from_checkpoint", checkpoint, "--output_dir", out, f"--{flag}", value], capsys, 2,
-               f"--{flag} {old}")
+    line = cli(
+        [*RUN, "--resume_from_checkpoint", checkpoint, "--output_dir", out, f"--{flag}", value],
+        capsys,
+        2,
+        f"--{flag} {old}",
+    )
     assert f"this run has {new}" in line, line
     assert not out.exists() and tree(checkpoint.parent) == before
 
 
 def test_resume_refuses_another_method_setting(checkpoint, tmp_path, capsys, no_work):
-    cli([*RUN, "--resume_from_checkpoint", checkpoint, "--output_dir", tmp_path / "out", "--alpha", "3"], capsys, 2,
-        "alpha=32.0, this run has alpha=3.0")
+    cli(
+        [*RUN, "--resume_from_checkpoint", checkpoint, "--output_dir", tmp_path / "out", "--alpha", "3"],
+        capsys,
+        2,
+        "alpha=32.0, this run has alpha=3.0",
+    )
 
 
 def test_resume_with_the_same_settings_is_accepted(checkpoint, tmp_path, capsys):
@@ -76,8 +85,14 @@ def test_resume_with_the_same_settings_is_accepted(checkpoint, tmp_path, capsys)
 
 
 def test_trainer_refuses_another_training_setting(make_trainer, checkpoint):
-    trainer = make_trainer("lotus", method_config={"alpha": 32.0}, per_device_train_batch_size=32,
-                           learning_rate=1e-3, max_steps=1, seed=42)
+    trainer = make_trainer(
+        "lotus",
+        method_config={"alpha": 32.0},
+        per_device_train_batch_size=32,
+        learning_rate=1e-3,
+        max_steps=1,
+        seed=42,
+    )
     trainer.removal_record = None  # the fixture's forget set is not the CLI run's; compare the settings only
     with pytest.raises(ValueError, match=r"--learning_rate 0\.0005, this run has 0\.001"):
         trainer.train(resume_from_checkpoint=str(checkpoint))
@@ -109,8 +124,15 @@ def test_interrupted_checkpoint_save_is_not_a_checkpoint(make_trainer, tmp_path,
     from hf_unlearn.training.method_state import METHOD_STATE_NAME, last_complete_checkpoint
 
     out = tmp_path / "run"
-    settings = dict(method_config={"alpha": 8.0}, per_device_train_batch_size=128, max_steps=3, save_strategy="steps",
-                    save_steps=1, save_total_limit=1, output_dir=str(out))
+    settings = dict(
+        method_config={"alpha": 8.0},
+        per_device_train_batch_size=128,
+        max_steps=3,
+        save_strategy="steps",
+        save_steps=1,
+        save_total_limit=1,
+        output_dir=str(out),
+    )
     trainer = make_trainer("lotus", **settings)
     if where == "trainer-files":  # killed while the Trainer writes its files (RNG state: after weights, optimizer)
         _crash_at_second_save(monkeypatch, Trainer, "_save_rng_state")
@@ -126,8 +148,22 @@ def test_interrupted_checkpoint_save_is_not_a_checkpoint(make_trainer, tmp_path,
     assert (complete / METHOD_STATE_NAME).is_file()
     assert last_complete_checkpoint(str(out)) == str(complete)
     # the CLI refuses the partial folder, naming what is missing
-    line = cli(["--default_arch", "resnet", "--max_steps", "3", *FAST, "--resume_from_checkpoint", partial, "--output_dir",
-         tmp_path / "other"], capsys, 2, "is incomplete (missing")
+    line = cli(
+        [
+            "--default_arch",
+            "resnet",
+            "--max_steps",
+            "3",
+            *FAST,
+            "--resume_from_checkpoint",
+            partial,
+            "--output_dir",
+            tmp_path / "other",
+        ],
+        capsys,
+        2,
+        "is incomplete (missing",
+    )
     assert METHOD_STATE_NAME in line and "interrupted" in line
     # resume_from_checkpoint=True continues from the last complete checkpoint
     resumed = make_trainer("lotus", **settings)
@@ -143,12 +179,28 @@ def chain2(original_path, digits, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("ledger_chain")
     first, second = root / "request1", root / "request2"
-    assert run_unlearning(["--model_name_or_path", original_path, "--max_steps", "1", "--output_dir", str(first),
-                           *FAST]) == 0
+    assert (
+        run_unlearning(["--model_name_or_path", original_path, "--max_steps", "1", "--output_dir", str(first), *FAST])
+        == 0
+    )
     removed1 = json.loads((first / "removed_ids.json").read_text())["ids"]
     (root / "ids.txt").write_text("\n".join([i for i in digits["train"]["id"] if i not in removed1][:3]))
-    assert run_unlearning(["--model_name_or_path", str(first), "--forget_ids_file", str(root / "ids.txt"),
-                           "--max_steps", "1", "--output_dir", str(second), *FAST]) == 0
+    assert (
+        run_unlearning(
+            [
+                "--model_name_or_path",
+                str(first),
+                "--forget_ids_file",
+                str(root / "ids.txt"),
+                "--max_steps",
+                "1",
+                "--output_dir",
+                str(second),
+                *FAST,
+            ]
+        )
+        == 0
+    )
     return second
 
 
@@ -201,8 +253,12 @@ def test_edited_ledger_field_is_refused_and_named(chain2, tmp_path, capsys, no_w
     shutil.copytree(chain2, parent)
     _edit_json(parent / "ledger.json", lambda d: _set(d["requests"][request_no - 1], field, value))
     out = tmp_path / "child"
-    cli(["--model_name_or_path", parent, "--max_steps", "1", "--output_dir", out, *FAST], capsys, 2,
-        f"request {request_no}'s {named} differs")
+    cli(
+        ["--model_name_or_path", parent, "--max_steps", "1", "--output_dir", out, *FAST],
+        capsys,
+        2,
+        f"request {request_no}'s {named} differs",
+    )
     assert not out.exists()
     capsys.readouterr()
     assert verify_main(["--model", str(parent)]) == 1
@@ -210,8 +266,10 @@ def test_edited_ledger_field_is_refused_and_named(chain2, tmp_path, capsys, no_w
     assert f"request {request_no}'s {named} differs" in err and err.count("\n") == 1, err
 
 
-@pytest.mark.parametrize("request_no, field, value", [(1, "num_removed", 13), (1, "metrics.acc_forget", 0.5),
-                                                      (2, "num_removed", 1), (2, "date", "1999-01-01")])
+@pytest.mark.parametrize(
+    "request_no, field, value",
+    [(1, "num_removed", 13), (1, "metrics.acc_forget", 0.5), (2, "num_removed", 1), (2, "date", "1999-01-01")],
+)
 def test_same_edit_in_ledger_and_card_breaks_the_chain(chain2, tmp_path, capsys, no_work, request_no, field, value):
     from hf_unlearn.cli.provenance_commands import verify_main
 
@@ -219,8 +277,11 @@ def test_same_edit_in_ledger_and_card_breaks_the_chain(chain2, tmp_path, capsys,
     shutil.copytree(chain2, parent)
     _edit_json(parent / "ledger.json", lambda d: _set(d["requests"][request_no - 1], field, value))
     _edit_card(parent, lambda b: _set(b["requests"][request_no - 1], field, value))
-    expected = ("request 1's record does not hash to the previous_sha256 that request 2 holds" if request_no == 1
-                else "does not hash to the card's chain_sha256")
+    expected = (
+        "request 1's record does not hash to the previous_sha256 that request 2 holds"
+        if request_no == 1
+        else "does not hash to the card's chain_sha256"
+    )
     out = tmp_path / "child"
     cli(["--model_name_or_path", parent, "--max_steps", "1", "--output_dir", out, *FAST], capsys, 2, expected)
     assert not out.exists()
@@ -243,8 +304,10 @@ def test_intact_chain_verifies_and_carries_the_totals(chain2, capsys):
     block = load_card_unlearning(str(chain2 / "README.md"))
     assert block["chain_sha256"] == record_sha256(requests[-1]) == record_sha256(block["requests"][-1])
     assert block["total_removed"] == sum(r["num_removed"] for r in requests)
-    assert json.loads((chain2 / "unlearning_config.json").read_text())["provenance"]["chain_sha256"] == \
-        block["chain_sha256"]
+    assert (
+        json.loads((chain2 / "unlearning_config.json").read_text())["provenance"]["chain_sha256"]
+        == block["chain_sha256"]
+    )
     capsys.readouterr()
     assert verify_main(["--model", str(chain2)]) == 0
     assert "2 deletion request(s) chained and equal to ledger.json" in capsys.readouterr().out
@@ -306,8 +369,15 @@ def _config_type_cases():
     from hf_unlearn import list_methods
 
     cases, seen_types = [], set()
-    named = {"num_train_epochs", "per_device_train_batch_size", "learning_rate", "seed", "save_strategy",
-             "lr_scheduler_kwargs", "report_to"}
+    named = {
+        "num_train_epochs",
+        "per_device_train_batch_size",
+        "learning_rate",
+        "seed",
+        "save_strategy",
+        "lr_scheduler_kwargs",
+        "report_to",
+    }
     for method in [m for m in list_methods() if not m.startswith("_")]:
         script_cls, args_cls, config_cls = _config_classes(method)
         for cls in (script_cls, args_cls, config_cls) if method == "lotus" else (config_cls,):
@@ -362,8 +432,10 @@ def test_config_values_converted_as_flags_would_be(tmp_path):
     from hf_unlearn.cli.args import parse_args
 
     path = tmp_path / "run.yaml"
-    path.write_text("learning_rate: 1e-4\nper_device_train_batch_size: 8.0\nforget_classes: 3\nuse_cpu: 'true'\n"
-                    "num_train_epochs: 2\nalpha_search: [2, 4.5]\ndataset_config_name: 2020\n")
+    path.write_text(
+        "learning_rate: 1e-4\nper_device_train_batch_size: 8.0\nforget_classes: 3\nuse_cpu: 'true'\n"
+        "num_train_epochs: 2\nalpha_search: [2, 4.5]\ndataset_config_name: 2020\n"
+    )
     script, args, config = parse_args(["--config", str(path), "--output_dir", str(tmp_path / "out")])
     assert args.learning_rate == 1e-4 and args.per_device_train_batch_size == 8
     assert isinstance(args.per_device_train_batch_size, int) and args.use_cpu is True
@@ -406,12 +478,22 @@ def _method_default_cases():
     return cases
 
 
-@pytest.mark.parametrize("method, extra, flag, value, quoted", DEFAULT_CASES + _method_default_cases(),
-                         ids=lambda x: str(x)[:30])
-def test_range_errors_quote_the_default_that_applies(original_path, digits_dir, tmp_path, capsys, no_work, method,
-                                                     extra, flag, value, quoted):
-    argv = ["--method", method, *[a.format(model=original_path, data=digits_dir) for a in extra], f"--{flag}", value,
-            "--output_dir", tmp_path / "out", *FAST]
+@pytest.mark.parametrize(
+    "method, extra, flag, value, quoted", DEFAULT_CASES + _method_default_cases(), ids=lambda x: str(x)[:30]
+)
+def test_range_errors_quote_the_default_that_applies(
+    original_path, digits_dir, tmp_path, capsys, no_work, method, extra, flag, value, quoted
+):
+    argv = [
+        "--method",
+        method,
+        *[a.format(model=original_path, data=digits_dir) for a in extra],
+        f"--{flag}",
+        value,
+        "--output_dir",
+        tmp_path / "out",
+        *FAST,
+    ]
     line = cli(argv, capsys, 2, f"--{flag} must be")
     assert quoted in line, line
     assert not (tmp_path / "out").exists()
@@ -443,8 +525,10 @@ IGNORED = [
     (["--alpha_search", "2", "4", "--alpha", "8"], "--alpha 8 would be ignored: --alpha_search tries alpha 2, 4"),
     (["--model_name_or_path", "{model}", "--alpha_search", "2", "4", "--alpha", "32"], "--alpha 32 would be ignored"),
     (["--config", "{config}", "--alpha_search", "2", "4"], "--alpha 8 would be ignored"),
-    (["--forget_classes", "3", "--forget_selection", "first"],
-     "--forget_selection first applies only to --forget_fraction and would be ignored with --forget_classes"),
+    (
+        ["--forget_classes", "3", "--forget_selection", "first"],
+        "--forget_selection first applies only to --forget_fraction and would be ignored with --forget_classes",
+    ),
     (["--forget_ids_file", "{ids}", "--forget_selection", "first"], "would be ignored with --forget_ids_file"),
     (["--push_removed_ids", "true"], "--push_removed_ids only matters with --push_to_hub"),
 ]
@@ -460,12 +544,15 @@ def test_ignored_flag_combinations_are_refused(original_path, tmp_path, capsys, 
     assert not out.exists()
 
 
-@pytest.mark.parametrize("flags", [
-    ["--alpha_search", "2", "4"],  # --alpha left at its default (the embedded preset's 32)
-    ["--alpha_search", "2", "4", "--alpha", "32"],  # explicitly the default
-    ["--forget_classes", "3"],
-    ["--forget_fraction", "0.2", "--forget_selection", "first"],
-])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--alpha_search", "2", "4"],  # --alpha left at its default (the embedded preset's 32)
+        ["--alpha_search", "2", "4", "--alpha", "32"],  # explicitly the default
+        ["--forget_classes", "3"],
+        ["--forget_fraction", "0.2", "--forget_selection", "first"],
+    ],
+)
 def test_meaningful_combinations_pass_the_checks(tmp_path, flags):
     from hf_unlearn.cli.run import check_arguments
 
@@ -489,9 +576,26 @@ def test_ranks_that_did_not_form_a_group_are_refused(tmp_path, launch):
     env.update(launch, HF_UNLEARN_CACHE=str(tmp_path / "cache"))
     out = tmp_path / "out"
     # no --use_cpu: on a machine without a GPU each process then has world size 1 (as FSDP/DeepSpeed without GPUs)
-    proc = subprocess.run([sys.executable, "-m", "hf_unlearn", "unlearn", "--default_arch", "resnet", "--max_steps",
-                           "1", "--disable_tqdm", "true", "--output_dir", str(out)],
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hf_unlearn",
+            "unlearn",
+            "--default_arch",
+            "resnet",
+            "--max_steps",
+            "1",
+            "--disable_tqdm",
+            "true",
+            "--output_dir",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert len(lines) == 1 and "did not form one group" in lines[0] and "--use_cpu" in lines[0], proc.stderr[-3000:]
@@ -499,11 +603,18 @@ def test_ranks_that_did_not_form_a_group_are_refused(tmp_path, launch):
     assert not out.exists() and not (tmp_path / "cache").exists()  # refused before any model was trained or loaded
 
 
-@pytest.mark.parametrize("world_size, environ, ok", [
-    (1, {}, True), (1, {"WORLD_SIZE": "1"}, True), (2, {"WORLD_SIZE": "2", "RANK": "1"}, True),
-    (1, {"WORLD_SIZE": "2", "RANK": "1"}, False), (2, {"WORLD_SIZE": "4"}, False), (1, {"PMI_SIZE": "3"}, False),
-    (1, {"WORLD_SIZE": "two"}, False),
-])
+@pytest.mark.parametrize(
+    "world_size, environ, ok",
+    [
+        (1, {}, True),
+        (1, {"WORLD_SIZE": "1"}, True),
+        (2, {"WORLD_SIZE": "2", "RANK": "1"}, True),
+        (1, {"WORLD_SIZE": "2", "RANK": "1"}, False),
+        (2, {"WORLD_SIZE": "4"}, False),
+        (1, {"PMI_SIZE": "3"}, False),
+        (1, {"WORLD_SIZE": "two"}, False),
+    ],
+)
 def test_process_group_check(world_size, environ, ok):
     from hf_unlearn.training.checks import check_process_group
 

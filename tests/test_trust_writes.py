@@ -18,8 +18,17 @@ import pytest
 
 from hf_unlearn.cli.main import run_unlearning
 
-FAST = ["--use_cpu", "--disable_tqdm", "true", "--per_device_eval_batch_size", "512",
-        "--per_device_train_batch_size", "32", "--log_level", "error"]
+FAST = [
+    "--use_cpu",
+    "--disable_tqdm",
+    "true",
+    "--per_device_eval_batch_size",
+    "512",
+    "--per_device_train_batch_size",
+    "32",
+    "--log_level",
+    "error",
+]
 
 
 def snapshot(path) -> dict[str, tuple]:
@@ -46,10 +55,12 @@ def data(original_path, tmp_path_factory):
     small = datasets.DatasetDict({k: v.select(range(80)) for k, v in load_digits_dataset().items()})
     small.save_to_disk(str(root / "digits"))
     names = [str(d) for d in range(10)][::-1]  # the same classes, another order: remapped by name
-    features = datasets.Features({"id": datasets.Value("string"), "image": datasets.Image(),
-                                  "label": datasets.ClassLabel(names=names)})
-    small.map(lambda b: {"label": [9 - y for y in b["label"]]}, batched=True, features=features,
-              keep_in_memory=True).save_to_disk(str(root / "reversed"))
+    features = datasets.Features(
+        {"id": datasets.Value("string"), "image": datasets.Image(), "label": datasets.ClassLabel(names=names)}
+    )
+    small.map(
+        lambda b: {"label": [9 - y for y in b["label"]]}, batched=True, features=features, keep_in_memory=True
+    ).save_to_disk(str(root / "reversed"))
     return root
 
 
@@ -72,38 +83,119 @@ def run(argv, capsys):
 
 
 def _plain(data, dataset, model, tmp, capsys):
-    run(["--model_name_or_path", model, "--dataset_name", dataset, "--method", "finetune", "--max_steps", "1",
-         "--output_dir", tmp / "out", *FAST], capsys)
+    run(
+        [
+            "--model_name_or_path",
+            model,
+            "--dataset_name",
+            dataset,
+            "--method",
+            "finetune",
+            "--max_steps",
+            "1",
+            "--output_dir",
+            tmp / "out",
+            *FAST,
+        ],
+        capsys,
+    )
 
 
 def _chained(data, dataset, model, tmp, capsys):
     # request 1, then request 2 on request 1's output: the retain set of request 2 excludes request 1's rows
-    run(["--model_name_or_path", model, "--dataset_name", dataset, "--method", "finetune", "--max_steps", "1",
-         "--output_dir", tmp / "first", *FAST], capsys)
+    run(
+        [
+            "--model_name_or_path",
+            model,
+            "--dataset_name",
+            dataset,
+            "--method",
+            "finetune",
+            "--max_steps",
+            "1",
+            "--output_dir",
+            tmp / "first",
+            *FAST,
+        ],
+        capsys,
+    )
     removed = set(json.loads((tmp / "first" / "removed_ids.json").read_text())["ids"])
     assert removed  # request 1 removed rows; request 2 names another one
     ids = tmp / "ids.txt"
     ids.write_text(next(f"digits-{i:04d}" for i in range(80) if f"digits-{i:04d}" not in removed) + "\n")
-    run(["--model_name_or_path", tmp / "first", "--dataset_name", dataset, "--method", "finetune", "--max_steps", "1",
-         "--forget_ids_file", ids, "--output_dir", tmp / "second", *FAST], capsys)
+    run(
+        [
+            "--model_name_or_path",
+            tmp / "first",
+            "--dataset_name",
+            dataset,
+            "--method",
+            "finetune",
+            "--max_steps",
+            "1",
+            "--forget_ids_file",
+            ids,
+            "--output_dir",
+            tmp / "second",
+            *FAST,
+        ],
+        capsys,
+    )
     ledger = json.loads((tmp / "second" / "ledger.json").read_text())
     assert len(ledger["requests"] if isinstance(ledger, dict) else ledger) == 2, ledger  # a chained request
 
 
 def _alpha_search(data, dataset, model, tmp, capsys):
-    run(["--model_name_or_path", model, "--dataset_name", dataset, "--method", "lotus", "--max_steps", "1",
-         "--alpha_search", "2", "8", "--output_dir", tmp / "out", *FAST], capsys)
+    run(
+        [
+            "--model_name_or_path",
+            model,
+            "--dataset_name",
+            dataset,
+            "--method",
+            "lotus",
+            "--max_steps",
+            "1",
+            "--alpha_search",
+            "2",
+            "8",
+            "--output_dir",
+            tmp / "out",
+            *FAST,
+        ],
+        capsys,
+    )
 
 
 def _resume(data, dataset, model, tmp, capsys):
-    base = ["--model_name_or_path", model, "--dataset_name", dataset, "--method", "finetune", "--max_steps", "2",
-            "--save_strategy", "steps", "--save_steps", "1", "--output_dir", tmp / "out", *FAST]
+    base = [
+        "--model_name_or_path",
+        model,
+        "--dataset_name",
+        dataset,
+        "--method",
+        "finetune",
+        "--max_steps",
+        "2",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "1",
+        "--output_dir",
+        tmp / "out",
+        *FAST,
+    ]
     run(base, capsys)
     run([*base, "--resume_from_checkpoint", tmp / "out" / "checkpoint-1"], capsys)
 
 
-KINDS = {"plain": ("digits", _plain), "chained": ("digits", _chained), "label-remapped": ("reversed", _plain),
-         "alpha-search": ("digits", _alpha_search), "resume": ("digits", _resume)}
+KINDS = {
+    "plain": ("digits", _plain),
+    "chained": ("digits", _chained),
+    "label-remapped": ("reversed", _plain),
+    "alpha-search": ("digits", _alpha_search),
+    "resume": ("digits", _resume),
+}
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -149,12 +241,34 @@ def test_an_image_folder_leaves_nothing_in_the_hf_datasets_cache(original_path, 
     (hf_home / "datasets").mkdir(parents=True)
     before = snapshot(folder)
     env = dict(os.environ, HF_HOME=str(hf_home), HF_DATASETS_CACHE=str(hf_home / "datasets"))
-    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                         env.get("PYTHONPATH", "")])
-    done = subprocess.run([sys.executable, "-m", "hf_unlearn", "unlearn", "--model_name_or_path", str(original_path),
-                           "--dataset_name", str(folder), "--method", "finetune", "--max_steps", "1",
-                           "--forget_fraction", "0.2", "--output_dir", str(tmp_path / "out"), *FAST],
-                          env=env, capture_output=True, text=True, timeout=300)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.path.dirname(os.path.dirname(os.path.abspath(__file__))), env.get("PYTHONPATH", "")]
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hf_unlearn",
+            "unlearn",
+            "--model_name_or_path",
+            str(original_path),
+            "--dataset_name",
+            str(folder),
+            "--method",
+            "finetune",
+            "--max_steps",
+            "1",
+            "--forget_fraction",
+            "0.2",
+            "--output_dir",
+            str(tmp_path / "out"),
+            *FAST,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert snapshot(folder) == before
     assert snapshot(hf_home / "datasets") == {}, snapshot(hf_home)

@@ -18,8 +18,18 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ArchitectureCase", "CASES", "SKIPPED", "IMAGE_SIZE", "NUM_LABELS", "build", "tiny_image_dataset", "run_cell",
-           "case_named", "render_supported_models"]
+__all__ = [
+    "ArchitectureCase",
+    "CASES",
+    "SKIPPED",
+    "IMAGE_SIZE",
+    "NUM_LABELS",
+    "build",
+    "tiny_image_dataset",
+    "run_cell",
+    "case_named",
+    "render_supported_models",
+]
 
 IMAGE_SIZE = 32
 NUM_LABELS = 3
@@ -33,21 +43,39 @@ class ArchitectureCase:
     library: str  # "transformers" or "timm"
     model_type: str = ""  # transformers: the config's model_type
     model_class: str = ""  # transformers: the classifier class (default: the mapping's first)
-    config: dict = field(default_factory=dict)  # overrides of the config's defaults (transformers) or create_model kwargs
+    config: dict = field(
+        default_factory=dict
+    )  # overrides of the config's defaults (transformers) or create_model kwargs
     processor: str = ""  # transformers: the image processor class, where the mapping has none
     timm_name: str = ""  # timm: the model name
 
 
-_VIT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=IMAGE_SIZE,
-            patch_size=8)
+_VIT = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    image_size=IMAGE_SIZE,
+    patch_size=8,
+)
 _HIER4 = dict(depths=[1, 1, 1, 1], hidden_sizes=[8, 16, 24, 32])
 _SWIN = dict(image_size=IMAGE_SIZE, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2], window_size=4)
-_SEGF = dict(depths=[1, 1, 1, 1], hidden_sizes=[8, 16, 24, 32], num_attention_heads=[1, 1, 1, 1],
-             sr_ratios=[2, 1, 1, 1])
-_CLIP = dict(vision_config=dict(_VIT, intermediate_size=64), text_config=dict(hidden_size=32, num_hidden_layers=1,
-             num_attention_heads=2, intermediate_size=64, vocab_size=99))
-_PERCEIVER = dict(num_latents=8, d_latents=32, d_model=32, num_self_attends_per_block=1, num_self_attention_heads=2,
-                  num_cross_attention_heads=1, image_size=IMAGE_SIZE)
+_SEGF = dict(
+    depths=[1, 1, 1, 1], hidden_sizes=[8, 16, 24, 32], num_attention_heads=[1, 1, 1, 1], sr_ratios=[2, 1, 1, 1]
+)
+_CLIP = dict(
+    vision_config=dict(_VIT, intermediate_size=64),
+    text_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, vocab_size=99),
+)
+_PERCEIVER = dict(
+    num_latents=8,
+    d_latents=32,
+    d_model=32,
+    num_self_attends_per_block=1,
+    num_self_attention_heads=2,
+    num_cross_attention_heads=1,
+    image_size=IMAGE_SIZE,
+)
 
 #: transformers: model type -> (classifier class or "", config overrides, image processor class or "").
 _TRANSFORMERS: dict[str, tuple[str, dict, str]] = {
@@ -65,25 +93,69 @@ _TRANSFORMERS: dict[str, tuple[str, dict, str]] = {
     "dinov2": ("", dict(_VIT, mlp_ratio=2), ""),
     "dinov2_with_registers": ("", dict(_VIT, mlp_ratio=2), "BitImageProcessor"),
     "donut-swin": ("", _SWIN, ""),
-    "efficientnet": ("", dict(image_size=IMAGE_SIZE, width_coefficient=0.25, depth_coefficient=0.25, hidden_dim=320), ""),
+    "efficientnet": (
+        "",
+        dict(image_size=IMAGE_SIZE, width_coefficient=0.25, depth_coefficient=0.25, hidden_dim=320),
+        "",
+    ),
     "focalnet": ("", dict(image_size=IMAGE_SIZE, embed_dim=16, depths=[1, 1], hidden_sizes=[16, 32]), ""),
-    "hgnet_v2": ("", dict(stem_channels=[3, 8, 8], stage_in_channels=[8, 16, 24, 32], stage_mid_channels=[8, 8, 8, 8],
-                          stage_out_channels=[16, 24, 32, 32], hidden_sizes=[16, 24, 32, 32], embedding_size=8),
-                 "BitImageProcessor"),
-    "hiera": ("", dict(image_size=[IMAGE_SIZE, IMAGE_SIZE], embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
-                       num_query_pool=2), ""),
+    "hgnet_v2": (
+        "",
+        dict(
+            stem_channels=[3, 8, 8],
+            stage_in_channels=[8, 16, 24, 32],
+            stage_mid_channels=[8, 8, 8, 8],
+            stage_out_channels=[16, 24, 32, 32],
+            hidden_sizes=[16, 24, 32, 32],
+            embedding_size=8,
+        ),
+        "BitImageProcessor",
+    ),
+    "hiera": (
+        "",
+        dict(
+            image_size=[IMAGE_SIZE, IMAGE_SIZE],
+            embed_dim=16,
+            depths=[1, 1, 1, 1],
+            num_heads=[1, 1, 1, 1],
+            num_query_pool=2,
+        ),
+        "",
+    ),
     "ijepa": ("", _VIT, ""),
     "imagegpt": ("", dict(n_embd=32, n_layer=1, n_head=2, n_positions=64, vocab_size=513), ""),
-    "levit": ("LevitForImageClassification", dict(image_size=IMAGE_SIZE, hidden_sizes=[16, 24, 32],
-                                                  num_attention_heads=[1, 1, 1], depths=[1, 1, 1],
-                                                  key_dim=[8, 8, 8], patch_size=16), ""),
-    "levit_teacher": ("LevitForImageClassificationWithTeacher", dict(image_size=IMAGE_SIZE, hidden_sizes=[16, 24, 32],
-                                                                     num_attention_heads=[1, 1, 1], depths=[1, 1, 1],
-                                                                     key_dim=[8, 8, 8], patch_size=16), ""),
+    "levit": (
+        "LevitForImageClassification",
+        dict(
+            image_size=IMAGE_SIZE,
+            hidden_sizes=[16, 24, 32],
+            num_attention_heads=[1, 1, 1],
+            depths=[1, 1, 1],
+            key_dim=[8, 8, 8],
+            patch_size=16,
+        ),
+        "",
+    ),
+    "levit_teacher": (
+        "LevitForImageClassificationWithTeacher",
+        dict(
+            image_size=IMAGE_SIZE,
+            hidden_sizes=[16, 24, 32],
+            num_attention_heads=[1, 1, 1],
+            depths=[1, 1, 1],
+            key_dim=[8, 8, 8],
+            patch_size=16,
+        ),
+        "",
+    ),
     "metaclip_2": ("", _CLIP, ""),
     "mobilenet_v1": ("", dict(image_size=IMAGE_SIZE, depth_multiplier=0.25), ""),
     "mobilenet_v2": ("", dict(image_size=IMAGE_SIZE, depth_multiplier=0.25), ""),
-    "mobilevit": ("", dict(image_size=IMAGE_SIZE, hidden_sizes=[16, 24, 32], neck_hidden_sizes=[8, 8, 16, 16, 24, 24, 32]), ""),
+    "mobilevit": (
+        "",
+        dict(image_size=IMAGE_SIZE, hidden_sizes=[16, 24, 32], neck_hidden_sizes=[8, 8, 16, 16, 24, 24, 32]),
+        "",
+    ),
     # output_stride 16: at 32 px the last stage keeps a 2 x 2 map for its 2 x 2 patches (a 1 x 1 map cannot unfold)
     "mobilevitv2": ("", dict(image_size=IMAGE_SIZE, width_multiplier=0.25, output_stride=16), ""),
     "perceiver": ("PerceiverForImageClassificationLearned", _PERCEIVER, ""),
@@ -102,7 +174,11 @@ _TRANSFORMERS: dict[str, tuple[str, dict, str]] = {
     "swiftformer": ("", dict(image_size=IMAGE_SIZE, depths=[1, 1, 1, 1], embed_dims=[8, 16, 24, 32]), ""),
     "swin": ("", _SWIN, ""),
     "swinv2": ("", _SWIN, ""),
-    "textnet": ("", dict(image_size=[IMAGE_SIZE, IMAGE_SIZE], stem_out_channels=8, hidden_sizes=[8, 8, 16, 24, 32]), ""),
+    "textnet": (
+        "",
+        dict(image_size=[IMAGE_SIZE, IMAGE_SIZE], stem_out_channels=8, hidden_sizes=[8, 8, 16, 24, 32]),
+        "",
+    ),
     "timm_wrapper": ("", dict(architecture="test_vit"), ""),
     "vit": ("", _VIT, ""),
     "vit_msn": ("", _VIT, ""),
@@ -116,14 +192,17 @@ _TIMM: dict[str, dict] = {
     "test_convnext": {},
     "test_vit": {},
     "deit_tiny_distilled_patch16_224": dict(img_size=IMAGE_SIZE, patch_size=8, embed_dim=32, depth=1, num_heads=2),
-    "swin_tiny_patch4_window7_224": dict(img_size=IMAGE_SIZE, embed_dim=16, depths=(1, 1), num_heads=(1, 2),
-                                         window_size=4),
+    "swin_tiny_patch4_window7_224": dict(
+        img_size=IMAGE_SIZE, embed_dim=16, depths=(1, 1), num_heads=(1, 2), window_size=4
+    ),
     "levit_128s": dict(img_size=IMAGE_SIZE, embed_dim=(16, 24, 32), key_dim=8, num_heads=(1, 1, 1), depth=(1, 1, 1)),
-    "efficientvit_m0": dict(img_size=IMAGE_SIZE, embed_dim=(16, 24, 32), key_dim=(8, 8, 8), num_heads=(1, 1, 1),
-                            depth=(1, 1, 1)),
+    "efficientvit_m0": dict(
+        img_size=IMAGE_SIZE, embed_dim=(16, 24, 32), key_dim=(8, 8, 8), num_heads=(1, 1, 1), depth=(1, 1, 1)
+    ),
     "efficientformerv2_s0": dict(img_size=IMAGE_SIZE, depths=(1, 1, 1, 1), embed_dims=(16, 24, 32, 48), num_vit=1),
-    "tiny_vit_5m_224": dict(embed_dims=(16, 24, 32, 32), depths=(1, 1, 1, 1),
-                            num_heads=(1, 1, 1, 1), window_sizes=(2, 2, 2, 1)),
+    "tiny_vit_5m_224": dict(
+        embed_dims=(16, 24, 32, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1), window_sizes=(2, 2, 2, 1)
+    ),
 }
 
 #: Architectures the matrix cannot build here, with the reason (a case, not a failure of the library).
@@ -135,8 +214,9 @@ SKIPPED: dict[str, str] = {
 def _cases() -> list[ArchitectureCase]:
     out = []
     for name, (cls, config, processor) in _TRANSFORMERS.items():
-        model_type = {"deit_teacher": "deit", "levit_teacher": "levit"}.get(name, name.split("_")[0]
-                                                                            if name.startswith("perceiver") else name)
+        model_type = {"deit_teacher": "deit", "levit_teacher": "levit"}.get(
+            name, name.split("_")[0] if name.startswith("perceiver") else name
+        )
         out.append(ArchitectureCase(name, "transformers", model_type, cls, config, processor))
     out += [ArchitectureCase(f"timm/{n}", "timm", config=kw, timm_name=n) for n, kw in _TIMM.items()]
     return out
@@ -161,8 +241,11 @@ def _processor(case: ArchitectureCase):
         if size is not None:
             values = dataclasses.asdict(size) if dataclasses.is_dataclass(size) else dict(size)
             keys = {k for k, v in values.items() if v is not None}
-            kwargs[attr] = ({"shortest_edge": IMAGE_SIZE} if "shortest_edge" in keys and attr == "size"
-                            else {"height": IMAGE_SIZE, "width": IMAGE_SIZE})
+            kwargs[attr] = (
+                {"shortest_edge": IMAGE_SIZE}
+                if "shortest_edge" in keys and attr == "size"
+                else {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
+            )
     if getattr(default, "crop_pct", None) is not None:
         kwargs["crop_pct"] = 1.0
     if getattr(default, "max_num_patches", None) is not None:  # SigLIP2: patches of the tiny vision config
@@ -184,9 +267,13 @@ def build(case: ArchitectureCase, seed: int = 0) -> tuple[Any, Any]:
     if case.library == "timm":
         import timm
 
-        model = timm.create_model(case.timm_name, pretrained=False, num_classes=NUM_LABELS,
-                                  pretrained_cfg_overlay=dict(input_size=(3, IMAGE_SIZE, IMAGE_SIZE), crop_pct=1.0),
-                                  **case.config)
+        model = timm.create_model(
+            case.timm_name,
+            pretrained=False,
+            num_classes=NUM_LABELS,
+            pretrained_cfg_overlay=dict(input_size=(3, IMAGE_SIZE, IMAGE_SIZE), crop_pct=1.0),
+            **case.config,
+        )
         return model, None
     import transformers
     from transformers import AutoConfig
@@ -200,7 +287,8 @@ def build(case: ArchitectureCase, seed: int = 0) -> tuple[Any, Any]:
     model = getattr(transformers, cls_name)(config)
     if case.model_type == "timm_wrapper":  # its processor is rebuilt from config.json's pretrained_cfg when loaded
         processor = transformers.TimmWrapperImageProcessor(
-            pretrained_cfg=dict(input_size=(3, IMAGE_SIZE, IMAGE_SIZE), crop_pct=1.0), architecture=config.architecture)
+            pretrained_cfg=dict(input_size=(3, IMAGE_SIZE, IMAGE_SIZE), crop_pct=1.0), architecture=config.architecture
+        )
     else:
         processor = _processor(case)
     return model.eval(), processor
@@ -215,10 +303,12 @@ def tiny_image_dataset(rows: int = 12, seed: int = 0):
 
     rng = np.random.default_rng(seed)
     images = [Image.fromarray(rng.integers(0, 256, (IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)) for _ in range(rows)]
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(NUM_LABELS),
-                                  "id": datasets.Value("int64")})
-    return datasets.Dataset.from_dict({"image": images, "label": [i % NUM_LABELS for i in range(rows)],
-                                       "id": list(range(rows))}, features=features)
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(NUM_LABELS), "id": datasets.Value("int64")}
+    )
+    return datasets.Dataset.from_dict(
+        {"image": images, "label": [i % NUM_LABELS for i in range(rows)], "id": list(range(rows))}, features=features
+    )
 
 
 def case_named(name: str) -> ArchitectureCase:
@@ -269,12 +359,27 @@ def run_cell(case: ArchitectureCase, method: str, workdir: str, *, max_steps: in
         train = tiny_image_dataset(12)
         split = select_forget(train, indices=[0, 1, 2, 3, 4, 5], id_column="id", num_labels=NUM_LABELS)
         args = UnlearningArguments.for_method(
-            method, output_dir=os.path.join(workdir, "out"), max_steps=max_steps, per_device_train_batch_size=3,
-            per_device_eval_batch_size=3, use_cpu=True, report_to="none", save_strategy="no", disable_tqdm=True,
-            logging_steps=1000, seed=0)
-        trainer = UnlearningTrainer(loaded.model, args, forget_dataset=split.forget, retain_dataset=split.retain,
-                                    calibration_dataset=tiny_image_dataset(6, seed=1), image_transform=loaded.transform,
-                                    removal_record=split.record)
+            method,
+            output_dir=os.path.join(workdir, "out"),
+            max_steps=max_steps,
+            per_device_train_batch_size=3,
+            per_device_eval_batch_size=3,
+            use_cpu=True,
+            report_to="none",
+            save_strategy="no",
+            disable_tqdm=True,
+            logging_steps=1000,
+            seed=0,
+        )
+        trainer = UnlearningTrainer(
+            loaded.model,
+            args,
+            forget_dataset=split.forget,
+            retain_dataset=split.retain,
+            calibration_dataset=tiny_image_dataset(6, seed=1),
+            image_transform=loaded.transform,
+            removal_record=split.record,
+        )
         trainer.train()
         with torch.no_grad():
             logits = trainer.logits(trainer.model.eval(), trainer.forget_split.pixels([0, 1]))
@@ -319,10 +424,15 @@ def render_supported_models(results: dict) -> str:
     ]
     for a in rows:
         lines.append(f"| `{a['name']}` | " + " | ".join(_MARK[a["cells"][m]["status"]] for m in methods) + " |")
-    notes = [(a["name"], a["cells"][m]["status"], a["cells"][m]["message"]) for a in rows for m in methods[:1]
-             if a["cells"][m]["status"] in ("refused", "skipped")]
-    failed = [(a["name"], m, a["cells"][m]["message"]) for a in rows for m in methods
-              if a["cells"][m]["status"] == "failed"]
+    notes = [
+        (a["name"], a["cells"][m]["status"], a["cells"][m]["message"])
+        for a in rows
+        for m in methods[:1]
+        if a["cells"][m]["status"] in ("refused", "skipped")
+    ]
+    failed = [
+        (a["name"], m, a["cells"][m]["message"]) for a in rows for m in methods if a["cells"][m]["status"] == "failed"
+    ]
     if notes:
         lines += ["", "## Refused and skipped", ""]
         lines += [f"* `{name}` ({status}): {message}" for name, status, message in notes]

@@ -25,13 +25,17 @@ from .report import markdown_report, plot_gap_vs_runtime
 from .summary import alpha_search_summary, summarize, verdict_summary
 
 #: Small-dataset overrides (documented in the module docstring): digits has 125 forget images.
-SMALL_DATASET_OVERRIDES = {"digits": {"lotus": {"alpha": 32.0, "per_device_train_batch_size": 32, "learning_rate": 5e-4},
-                                      "salun_lotus": {"alpha": 32.0, "per_device_train_batch_size": 32,
-                                                      "learning_rate": 5e-4}}}
+SMALL_DATASET_OVERRIDES = {
+    "digits": {
+        "lotus": {"alpha": 32.0, "per_device_train_batch_size": 32, "learning_rate": 5e-4},
+        "salun_lotus": {"alpha": 32.0, "per_device_train_batch_size": 32, "learning_rate": 5e-4},
+    }
+}
 #: Class unlearning (SPEC §5.6): LoTUS with class_unlearning=True and alpha 32 (salun_lotus shares LoTUS' config).
-CLASS_UNLEARNING_CONFIG = {"lotus": {"class_unlearning": True, "alpha": 32.0},
-                           "salun_lotus": {"class_unlearning": True, "alpha": 32.0}}
-
+CLASS_UNLEARNING_CONFIG = {
+    "lotus": {"class_unlearning": True, "alpha": 32.0},
+    "salun_lotus": {"class_unlearning": True, "alpha": 32.0},
+}
 
 
 #: The method whose examples processed set the equal-budget view's budget (per seed and family).
@@ -58,20 +62,42 @@ class GridSource:
     cache_key: Any = None
 
 
-def run_grid(grid: GridSource, *, config: dict, name: str, results_dir: str, json_path: str, resume: bool, say,
-             progress, progress_bar: bool, families, seeds, methods, method_epochs, class_mode: bool, alpha_search,
-             equal_budget: bool) -> dict:
+def run_grid(
+    grid: GridSource,
+    *,
+    config: dict,
+    name: str,
+    results_dir: str,
+    json_path: str,
+    resume: bool,
+    say,
+    progress,
+    progress_bar: bool,
+    families,
+    seeds,
+    methods,
+    method_epochs,
+    class_mode: bool,
+    alpha_search,
+    equal_budget: bool,
+) -> dict:
     """The (seed, family) cells x methods of a benchmark over ``grid``; writes the results after every run."""
-    out = {"name": name, "config": config, "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                                                        "loadavg_start": _loadavg()},
-           "models": {}, "runs": []}
+    out = {
+        "name": name,
+        "config": config,
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "loadavg_start": _loadavg()},
+        "models": {},
+        "runs": [],
+    }
     if grid.description:
         out["description"] = grid.description
     done = _resume_from(out, json_path, say) if resume else set()
     selection = grid.selection
     say(f"{name}: dataset={grid.dataset} families={list(families)} seeds={list(seeds)} methods={methods}")
-    say(f"forget {selection.record.num_removed} / retain {selection.record.num_retained} "
-        f"({selection.record.selection['description']})")
+    say(
+        f"forget {selection.record.num_removed} / retain {selection.record.num_retained} "
+        f"({selection.record.selection['description']})"
+    )
     failures: list[str] = []
     start_all = time.perf_counter()
     bar = _grid_bar(progress_bar, len(seeds) * len(families) * len(methods), len(done))
@@ -80,7 +106,8 @@ def run_grid(grid: GridSource, *, config: dict, name: str, results_dir: str, jso
     for seed, family in itertools.product(seeds, families):  # seeds outer, families inner
         recipe = grid.recipe(family)
         if all((family, seed, m, "default") in done for m in methods) and not _budget_pending(
-                out, family, seed, methods, equal_budget, done):
+            out, family, seed, methods, equal_budget, done
+        ):
             say(f"== {grid.dataset} / {family} / seed {seed}: every method already recorded")
             continue
         if family not in base_splits:
@@ -93,17 +120,37 @@ def run_grid(grid: GridSource, *, config: dict, name: str, results_dir: str, jso
         for method in methods:
             if (family, seed, method, "default") in done:
                 continue
-            run = _run_method(cell, method, selection, grid=grid, method_epochs=method_epochs, class_mode=class_mode,
-                              alpha_search=alpha_search, failures=failures, say=say, progress=progress)
+            run = _run_method(
+                cell,
+                method,
+                selection,
+                grid=grid,
+                method_epochs=method_epochs,
+                class_mode=class_mode,
+                alpha_search=alpha_search,
+                failures=failures,
+                say=say,
+                progress=progress,
+            )
             out["runs"].append(run)
             _write(out, results_dir, name, families)
             bar.update(1)
         if equal_budget:
             for method, max_steps in _budget_reruns(out, family, seed, methods, done):
                 bar.total += 1
-                run = _run_method(cell, method, selection, grid=grid, method_epochs=method_epochs,
-                                  class_mode=class_mode, alpha_search=None, failures=failures, say=say,
-                                  progress=progress, max_steps=max_steps)
+                run = _run_method(
+                    cell,
+                    method,
+                    selection,
+                    grid=grid,
+                    method_epochs=method_epochs,
+                    class_mode=class_mode,
+                    alpha_search=None,
+                    failures=failures,
+                    say=say,
+                    progress=progress,
+                    max_steps=max_steps,
+                )
                 out["runs"].append(run)
                 _write(out, results_dir, name, families)
                 bar.update(1)
@@ -120,17 +167,36 @@ def run_grid(grid: GridSource, *, config: dict, name: str, results_dir: str, jso
 
 def _grid_bar(enabled: bool, total: int, already: int):
     from tqdm.auto import tqdm  # noqa: I001
+
     return tqdm(total=total, initial=min(already, total), desc="benchmark grid", unit="run", disable=not enabled)
 
 
-def _benchmark_config(dataset, families, seeds, methods, forget_fraction, forget_class, method_epochs,
-                      recipe_overrides, train_size, alpha_search, equal_budget=True) -> dict:
+def _benchmark_config(
+    dataset,
+    families,
+    seeds,
+    methods,
+    forget_fraction,
+    forget_class,
+    method_epochs,
+    recipe_overrides,
+    train_size,
+    alpha_search,
+    equal_budget=True,
+) -> dict:
     """The run's ``config`` block: a resumed run continues only an earlier run with the same block."""
     class_mode = forget_class is not None
-    config = {"dataset": dataset, "families": list(families), "seeds": list(seeds), "methods": methods,
-              "forget": {"class": forget_class} if class_mode else {"fraction_per_class": forget_fraction, "mode": "first"},
-              "method_epochs": method_epochs, "recipe_overrides": recipe_overrides or {},
-              "train_size": train_size if dataset != "digits" else None, "protocol": PROTOCOL}
+    config = {
+        "dataset": dataset,
+        "families": list(families),
+        "seeds": list(seeds),
+        "methods": methods,
+        "forget": {"class": forget_class} if class_mode else {"fraction_per_class": forget_fraction, "mode": "first"},
+        "method_epochs": method_epochs,
+        "recipe_overrides": recipe_overrides or {},
+        "train_size": train_size if dataset != "digits" else None,
+        "protocol": PROTOCOL,
+    }
     if alpha_search:
         config["alpha_search"] = [float(a) for a in alpha_search]
     if equal_budget and BUDGET_METHOD in methods:
@@ -140,11 +206,13 @@ def _benchmark_config(dataset, families, seeds, methods, forget_fraction, forget
 
 #: Version of the benchmark protocol: a resumed run never mixes runs of two protocols.
 PROTOCOL = "evidence-1 (reinit_seed, data_seed and held-out split per seed, cost, equal budget, per-seed Avg Gap)"
-EQUAL_BUDGET_RULE = ("each method whose default run processes more examples (forward + backward rows, its own "
-                     "preparation passes included) than LoTUS's run of the same seed and family (with an alpha "
-                     "search: its kept candidate's run) is run again with "
-                     "max_steps = floor((LoTUS's examples - its preparation examples) / batch size), at least 1; "
-                     "cheaper methods, and methods without training steps (SSD), keep their default run")
+EQUAL_BUDGET_RULE = (
+    "each method whose default run processes more examples (forward + backward rows, its own "
+    "preparation passes included) than LoTUS's run of the same seed and family (with an alpha "
+    "search: its kept candidate's run) is run again with "
+    "max_steps = floor((LoTUS's examples - its preparation examples) / batch size), at least 1; "
+    "cheaper methods, and methods without training steps (SSD), keep their default run"
+)
 
 
 def _run_key(r: dict) -> tuple:
@@ -168,8 +236,10 @@ def _resume_from(out: dict, json_path: str, say: Callable[[str], None]) -> set:
 
 
 def _budget_of(out: dict, family: str, seed: int) -> int | None:
-    budget = next((r for r in out["runs"] if _run_key(r) == (family, seed, BUDGET_METHOD, "default")
-                   and not r.get("error")), None)
+    budget = next(
+        (r for r in out["runs"] if _run_key(r) == (family, seed, BUDGET_METHOD, "default") and not r.get("error")),
+        None,
+    )
     if budget is None:
         return None
     search = budget.get("alpha_search")
@@ -187,10 +257,15 @@ def _budget_reruns(out: dict, family: str, seed: int, methods, done: set) -> lis
     for method in methods:
         if method == BUDGET_METHOD or (family, seed, method, "equal_budget") in done:
             continue
-        run = next((r for r in out["runs"] if _run_key(r) == (family, seed, method, "default")
-                    and not r.get("error")), None)
-        if (run is None or run["cost"]["examples"] <= budget or run.get("alpha_search")
-                or not run["cost"]["examples_by_kind"].get("training")):  # all preparation (SSD): nothing to cut
+        run = next(
+            (r for r in out["runs"] if _run_key(r) == (family, seed, method, "default") and not r.get("error")), None
+        )
+        if (
+            run is None
+            or run["cost"]["examples"] <= budget
+            or run.get("alpha_search")
+            or not run["cost"]["examples_by_kind"].get("training")
+        ):  # all preparation (SSD): nothing to cut
             continue
         per_step = max(1, run["cost"]["examples_per_step"])
         preparation = run["cost"]["examples_by_kind"].get("preparation", 0)
@@ -217,12 +292,20 @@ def _family_splits(grid: GridSource, family: str, recipe: dict):
         _, processor = build_image_classifier(family, len(grid.names), recipe["image_size"], label_names=grid.names)
     else:
         _, processor = grid.build(family, recipe, grid.names, 0)
-    transform = (lambda p: lambda batch: {
-        "pixel_values": p(images=batch["image"], return_tensors="pt")["pixel_values"], "label": batch["label"]})(processor)
+    transform = (
+        lambda p: (
+            lambda batch: {
+                "pixel_values": p(images=batch["image"], return_tensors="pt")["pixel_values"],
+                "label": batch["label"],
+            }
+        )
+    )(processor)
     sel = grid.selection
-    return transform, {"train": _to_split(grid.data["train"], transform, "train"),
-                       "forget": _to_split(sel.forget, transform, "forget"),
-                       "retain": _to_split(sel.retain, transform, "retain")}
+    return transform, {
+        "train": _to_split(grid.data["train"], transform, "train"),
+        "forget": _to_split(sel.forget, transform, "forget"),
+        "retain": _to_split(sel.retain, transform, "retain"),
+    }
 
 
 @dataclass
@@ -238,13 +321,17 @@ class _Cell:
     gold_p: Any
 
 
-def _prepare_cell(grid: GridSource, family: str, seed: int, recipe: dict, s: dict, out: dict,
-                  say: Callable[[str], None]) -> _Cell:
+def _prepare_cell(
+    grid: GridSource, family: str, seed: int, recipe: dict, s: dict, out: dict, say: Callable[[str], None]
+) -> _Cell:
     """The original and gold models of one (dataset, family, seed), trained or from the cache, and their predictions;
     their training facts (and cost) go to ``out["models"]``."""
     original, o_info = _train_or_load("original", grid, family, seed, recipe, s["train"], say)
     gold, g_info = _train_or_load("gold", grid, family, seed, recipe, s["retain"], say)
-    o_info, g_info = dict(o_info, cost=_training_cost(o_info, recipe)), dict(g_info, cost=_training_cost(g_info, recipe))
+    o_info, g_info = (
+        dict(o_info, cost=_training_cost(o_info, recipe)),
+        dict(g_info, cost=_training_cost(g_info, recipe)),
+    )
     eval_splits = {k: s[k] for k in ("forget", "retain", "test", "validation")}
     original_p = predict_splits(lambda sp: _predict(original, sp), eval_splits)
     gold_p = predict_splits(lambda sp: _predict(gold, sp), eval_splits)
@@ -256,13 +343,21 @@ def _small_dataset_overrides(dataset: str, method: str) -> dict:
     return SMALL_DATASET_OVERRIDES.get(dataset, {}).get(method, {})
 
 
-def _method_overrides(dataset: str, method: str, seed: int, method_epochs: float | None,
-                      class_mode: bool, small: dict | None = None) -> tuple[dict, dict]:
+def _method_overrides(
+    dataset: str, method: str, seed: int, method_epochs: float | None, class_mode: bool, small: dict | None = None
+) -> tuple[dict, dict]:
     """(training settings, method config) of one method: its defaults with the small-dataset and class-unlearning
     overrides (module docstring), ``method_epochs`` and the seed's own data order (``data_seed``)."""
     small = _small_dataset_overrides(dataset, method) if small is None else small
-    settings = dict(report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True,
-                    logging_strategy="no", seed=seed, data_seed=derived_seed("data", seed))
+    settings = dict(
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        logging_strategy="no",
+        seed=seed,
+        data_seed=derived_seed("data", seed),
+    )
     settings.update({k: v for k, v in small.items() if k in ("per_device_train_batch_size", "learning_rate")})
     if method_epochs is not None:
         settings["num_train_epochs"] = method_epochs
@@ -272,23 +367,39 @@ def _method_overrides(dataset: str, method: str, seed: int, method_epochs: float
     return settings, method_config
 
 
-def _run_method(cell: _Cell, method: str, selection, *, grid: GridSource, method_epochs, class_mode: bool,
-                alpha_search, failures: list[str], say: Callable[[str], None], progress: Callable[[str], None],
-                max_steps: int | None = None) -> dict:
+def _run_method(
+    cell: _Cell,
+    method: str,
+    selection,
+    *,
+    grid: GridSource,
+    method_epochs,
+    class_mode: bool,
+    alpha_search,
+    failures: list[str],
+    say: Callable[[str], None],
+    progress: Callable[[str], None],
+    max_steps: int | None = None,
+) -> dict:
     """One method on one cell: the run's record (its overrides, metrics, cost), or its error (appended to
     ``failures`` too: a failing method is reported loudly, the benchmark goes on). ``max_steps``: the equal-budget
     view's cut (``view: "equal_budget"``)."""
     family, seed = cell.family, cell.seed
     view = "default" if max_steps is None else "equal_budget"
     run = {"family": family, "seed": seed, "method": method, "view": view}
-    settings, method_config = _method_overrides(cell.dataset, method, seed, method_epochs, class_mode,
-                                                grid.method_overrides(method))
+    settings, method_config = _method_overrides(
+        cell.dataset, method, seed, method_epochs, class_mode, grid.method_overrides(method)
+    )
     if max_steps is not None:
         settings["max_steps"] = int(max_steps)
-    run["overrides"] = {"training": {k: v for k, v in settings.items()
-                                     if k in ("per_device_train_batch_size", "learning_rate", "num_train_epochs",
-                                              "max_steps", "data_seed")},
-                        "method_config": method_config}
+    run["overrides"] = {
+        "training": {
+            k: v
+            for k, v in settings.items()
+            if k in ("per_device_train_batch_size", "learning_rate", "num_train_epochs", "max_steps", "data_seed")
+        },
+        "method_config": method_config,
+    }
     say(f"  {method}{' (equal budget, max_steps ' + str(max_steps) + ')' if max_steps else ''}: running ...")
     t0 = time.perf_counter()
     try:
@@ -301,15 +412,19 @@ def _run_method(cell: _Cell, method: str, selection, *, grid: GridSource, method
         run["global_steps"] = trainer.state.global_step
         run["cost"] = _cost_of(trainer, run)
         u = res["unlearned"]
-        say(f"  {method}: {trainer.unlearning_runtime_s:.1f}s  forget {u['acc_forget']:.3f} retain "
+        say(
+            f"  {method}: {trainer.unlearning_runtime_s:.1f}s  forget {u['acc_forget']:.3f} retain "
             f"{u['acc_retain']:.3f} test {u['acc_test']:.3f} MIA {u['mia']:.3f} gap {u['avg_gap']:.4f} "
-            f"(estimate {u.get('avg_gap_estimate', float('nan')):.4f}); {run['cost']['examples']} examples")
+            f"(estimate {u.get('avg_gap_estimate', float('nan')):.4f}); {run['cost']['examples']} examples"
+        )
     except Exception as e:  # tolerate a failing method, loudly
         run["error"] = f"{type(e).__name__}: {e}"
         run["traceback"] = traceback.format_exc()[-4000:]
         failures.append(f"{family}/{seed}/{method}/{view}: {run['error']}")
-        progress("!" * 100 + f"\n!!! METHOD FAILED: {method} ({family}, seed {seed}, {view}) after "
-                 f"{time.perf_counter() - t0:.1f}s: {run['error']}\n" + "!" * 100)
+        progress(
+            "!" * 100 + f"\n!!! METHOD FAILED: {method} ({family}, seed {seed}, {view}) after "
+            f"{time.perf_counter() - t0:.1f}s: {run['error']}\n" + "!" * 100
+        )
     run["loadavg"] = _loadavg()
     return run
 
@@ -318,19 +433,28 @@ def _cost_of(trainer, run: dict) -> dict:
     """The run's ``cost``: with an alpha search, every candidate's (the search is what the user pays for)."""
     by_kind = dict(trainer.examples_processed)
     per_step = trainer.args.per_device_train_batch_size * trainer.args.gradient_accumulation_steps
-    cost = {"steps": int(trainer.state.global_step), "examples": int(sum(by_kind.values())),
-            "examples_by_kind": by_kind, "seconds": float(trainer.unlearning_runtime_s or 0.0),
-            "examples_per_step": int(per_step)}
+    cost = {
+        "steps": int(trainer.state.global_step),
+        "examples": int(sum(by_kind.values())),
+        "examples_by_kind": by_kind,
+        "seconds": float(trainer.unlearning_runtime_s or 0.0),
+        "examples_per_step": int(per_step),
+    }
     search = run.get("alpha_search")
     if search:
         cands = search["candidates"]
-        cost.update(steps=int(sum(c["global_steps"] for c in cands)), examples=int(sum(c["examples"] for c in cands)),
-                    seconds=float(sum(c["runtime_s"] for c in cands)), candidates=len(cands))
+        cost.update(
+            steps=int(sum(c["global_steps"] for c in cands)),
+            examples=int(sum(c["examples"] for c in cands)),
+            seconds=float(sum(c["runtime_s"] for c in cands)),
+            candidates=len(cands),
+        )
     return cost
 
 
-def _unlearn_and_evaluate(cell: _Cell, method: str, settings: dict, method_config: dict, selection, alpha_search,
-                          run: dict):
+def _unlearn_and_evaluate(
+    cell: _Cell, method: str, settings: dict, method_config: dict, selection, alpha_search, run: dict
+):
     """(trainer, results) of one method: trained with its settings (or, for LoTUS-type methods with
     ``alpha_search``, the kept candidate of the retrain-free search, recorded in ``run["alpha_search"]``) and
     evaluated against the original's and gold's predictions."""
@@ -342,19 +466,32 @@ def _unlearn_and_evaluate(cell: _Cell, method: str, settings: dict, method_confi
 
         def make_trainer(alpha=None):
             config = dict(method_config, alpha=alpha) if alpha is not None else method_config
-            return UnlearningTrainer(copy.deepcopy(cell.original), args, forget_dataset=s["forget"],
-                                     retain_dataset=s["retain"], calibration_dataset=s["validation"],
-                                     method_config=config or None, removal_record=selection.record)
+            return UnlearningTrainer(
+                copy.deepcopy(cell.original),
+                args,
+                forget_dataset=s["forget"],
+                retain_dataset=s["retain"],
+                calibration_dataset=s["validation"],
+                method_config=config or None,
+                removal_record=selection.record,
+            )
 
         if alpha_search and searches_alpha(method):
-            search = search_alpha(make_trainer, alpha_search, test_dataset=s["test"],
-                                  validation_dataset=s["validation"], original=cell.original_p, gold=cell.gold_p)
+            search = search_alpha(
+                make_trainer,
+                alpha_search,
+                test_dataset=s["test"],
+                validation_dataset=s["validation"],
+                original=cell.original_p,
+                gold=cell.gold_p,
+            )
             run["alpha_search"] = search.to_dict()
             return search.trainer, search.results
         trainer = make_trainer()
         trainer.train()
-        return trainer, trainer.evaluate_unlearning(s["test"], s["validation"], original=cell.original_p,
-                                                    gold=cell.gold_p, log=False)
+        return trainer, trainer.evaluate_unlearning(
+            s["test"], s["validation"], original=cell.original_p, gold=cell.gold_p, log=False
+        )
 
 
 def _write(out: dict, results_dir: str, name: str, families) -> None:
@@ -376,8 +513,12 @@ def _write(out: dict, results_dir: str, name: str, families) -> None:
         if "equal_budget" in out["config"]:
             # the equal-budget view: each method's cut run where it has one, else its default run (already within)
             cut = {(r["seed"], r["method"]) for r in runs if r.get("view") == "equal_budget"}
-            view = [r for r in runs if r.get("view") == "equal_budget" or
-                    (r.get("view", "default") == "default" and (r["seed"], r["method"]) not in cut)]
+            view = [
+                r
+                for r in runs
+                if r.get("view") == "equal_budget"
+                or (r.get("view", "default") == "default" and (r["seed"], r["method"]) not in cut)
+            ]
             summary["equal_budget"] = summarize(view, models)
         out["summary"][family] = summary
     path = os.path.join(results_dir, name)

@@ -29,10 +29,14 @@ def heldout_for_seed(data, seed: int) -> dict:
 
     pool = concatenate_datasets([data["validation"], data["test"]])
     labels = np.asarray(pool["label"])
-    val_rows, test_rows = train_test_split(np.arange(len(pool)), test_size=len(data["test"]), stratify=labels,
-                                           random_state=derived_seed("heldout", seed))
-    return {"validation": pool.select(sorted(val_rows.tolist()), keep_in_memory=True),
-            "test": pool.select(sorted(test_rows.tolist()), keep_in_memory=True)}
+    val_rows, test_rows = train_test_split(
+        np.arange(len(pool)), test_size=len(data["test"]), stratify=labels, random_state=derived_seed("heldout", seed)
+    )
+    return {
+        "validation": pool.select(sorted(val_rows.tolist()), keep_in_memory=True),
+        "test": pool.select(sorted(test_rows.tolist()), keep_in_memory=True),
+    }
+
 
 def _predict(model: torch.nn.Module, split, batch_size: int = 512) -> torch.Tensor:
     from ..modeling.classifiers import logits_of
@@ -60,16 +64,35 @@ def _train_or_load(kind: str, grid, family: str, seed: int, recipe: dict, split,
         say(f"  {kind}: cached ({path})")
         return load_classifier(path).model.eval(), info
     if grid.build is None:
-        model, processor = build_image_classifier(family, len(names), recipe["image_size"], label_names=names, seed=seed)
+        model, processor = build_image_classifier(
+            family, len(names), recipe["image_size"], label_names=names, seed=seed
+        )
     else:
         model, processor = grid.build(family, recipe, names, seed)
     n_params = sum(p.numel() for p in model.parameters())
-    say(f"  {kind}: training {family} ({n_params / 1e6:.2f}M params) on {len(split)} images, {recipe['epochs']} epochs ...")
-    seconds = train_classifier(model, split, epochs=recipe["epochs"], learning_rate=recipe["learning_rate"],
-                               batch_size=recipe["batch_size"], seed=seed)
-    info = {"kind": kind, "dataset": dataset, "family": family, "seed": seed, "recipe": recipe, "rule": rule,
-            "train_rows": len(split), "train_seconds": seconds, "params": n_params,
-            "loadavg": open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else None}
+    say(
+        f"  {kind}: training {family} ({n_params / 1e6:.2f}M params) on {len(split)} images, {recipe['epochs']} epochs ..."
+    )
+    seconds = train_classifier(
+        model,
+        split,
+        epochs=recipe["epochs"],
+        learning_rate=recipe["learning_rate"],
+        batch_size=recipe["batch_size"],
+        seed=seed,
+    )
+    info = {
+        "kind": kind,
+        "dataset": dataset,
+        "family": family,
+        "seed": seed,
+        "recipe": recipe,
+        "rule": rule,
+        "train_rows": len(split),
+        "train_seconds": seconds,
+        "params": n_params,
+        "loadavg": open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else None,
+    }
     tmp = path + f".tmp{os.getpid()}"
     save_classifier(model, tmp, processor)
     with open(os.path.join(tmp, "training.json"), "w") as f:

@@ -59,8 +59,18 @@ from .grid import (  # noqa: F401  (re-exported: callers import them from here)
 from .report import _fmt, _method_label, markdown_report, plot_gap_vs_runtime  # noqa: F401  (re-exported)
 from .summary import _mean, _stats, alpha_search_summary, summarize, verdict_summary  # noqa: F401
 
-__all__ = ["RECIPES", "PAPER_SEEDS", "run_benchmark", "summarize", "markdown_report", "plot_gap_vs_runtime",
-           "load_benchmark_dataset", "derived_seed", "heldout_for_seed", "BUDGET_METHOD"]
+__all__ = [
+    "RECIPES",
+    "PAPER_SEEDS",
+    "run_benchmark",
+    "summarize",
+    "markdown_report",
+    "plot_gap_vs_runtime",
+    "load_benchmark_dataset",
+    "derived_seed",
+    "heldout_for_seed",
+    "BUDGET_METHOD",
+]
 
 PAPER_SEEDS = (3407, 13, 12)  # SPEC §1.1
 
@@ -72,6 +82,7 @@ RECIPES = {
     ("fashion_mnist", "resnet"): {"image_size": 28, "epochs": 20, "learning_rate": 3e-3, "batch_size": 128},
     ("fashion_mnist", "vit"): {"image_size": 28, "epochs": 20, "learning_rate": 2e-3, "batch_size": 128},
 }
+
 
 def load_benchmark_dataset(name: str, train_size: int = 10_000):
     if name == "digits":
@@ -125,16 +136,48 @@ def run_benchmark(
     name = name or f"{dataset}{'-class' if class_mode else ''}"
     os.makedirs(results_dir, exist_ok=True)
     json_path = os.path.join(results_dir, f"{name}.json")
-    config = _benchmark_config(dataset, families, seeds, methods, forget_fraction, forget_class, method_epochs,
-                               recipe_overrides, train_size, alpha_search, equal_budget)
+    config = _benchmark_config(
+        dataset,
+        families,
+        seeds,
+        methods,
+        forget_fraction,
+        forget_class,
+        method_epochs,
+        recipe_overrides,
+        train_size,
+        alpha_search,
+        equal_budget,
+    )
     data = load_benchmark_dataset(dataset, train_size)
     names = data["train"].features["label"].names
     rule = {"classes": [forget_class]} if class_mode else {"fraction_per_class": forget_fraction, "mode": "first"}
     selection = select_forget(data["train"], num_labels=len(names), dataset_name=dataset, split="train", **rule)
-    grid = GridSource(dataset=dataset, data=data, names=names, selection=selection, rule=rule,
-                      recipe=lambda family: dict(RECIPES[(dataset, family)], **(recipe_overrides or {})),
-                      build=None, method_overrides=lambda method: _small_dataset_overrides(dataset, method))
-    return run_grid(grid, config=config, name=name, results_dir=results_dir, json_path=json_path, resume=resume,
-                    say=say, progress=progress, progress_bar=progress_bar, families=families, seeds=seeds,
-                    methods=methods, method_epochs=method_epochs, class_mode=class_mode, alpha_search=alpha_search,
-                    equal_budget=equal_budget)
+    grid = GridSource(
+        dataset=dataset,
+        data=data,
+        names=names,
+        selection=selection,
+        rule=rule,
+        recipe=lambda family: dict(RECIPES[(dataset, family)], **(recipe_overrides or {})),
+        build=None,
+        method_overrides=lambda method: _small_dataset_overrides(dataset, method),
+    )
+    return run_grid(
+        grid,
+        config=config,
+        name=name,
+        results_dir=results_dir,
+        json_path=json_path,
+        resume=resume,
+        say=say,
+        progress=progress,
+        progress_bar=progress_bar,
+        families=families,
+        seeds=seeds,
+        methods=methods,
+        method_epochs=method_epochs,
+        class_mode=class_mode,
+        alpha_search=alpha_search,
+        equal_budget=equal_budget,
+    )

@@ -42,7 +42,7 @@ def _cost(st: dict) -> str:
     ex, vs, sec = st.get("cost_examples"), st.get("cost_vs_gold_examples"), st.get("cost_vs_gold_seconds")
     if not ex:
         return "– | –"
-    return (f"{ex['mean']:,.0f} | " + (f"{vs['mean']:.2f} / {sec['mean']:.2f}" if vs and sec else "–"))
+    return f"{ex['mean']:,.0f} | " + (f"{vs['mean']:.2f} / {sec['mean']:.2f}" if vs and sec else "–")
 
 
 def _num(v, spec: str = ".4f") -> str:
@@ -50,18 +50,24 @@ def _num(v, spec: str = ".4f") -> str:
 
 
 def _table(table: dict) -> list[str]:
-    lines = ["| row | MIA | forget acc | retain acc | test acc | Avg Gap [95 % CI] | est. Avg Gap (retrain-free) | "
-             "JSD | RF-JSD | t (s) | examples | cost vs Gold (examples / s) | method (paper) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    order = ["Original", "Gold"] + sorted((m for m in table if m not in ("Original", "Gold")),
-                                         key=lambda m: (table[m].get("avg_gap") or {}).get("mean", float("inf")))
+    lines = [
+        "| row | MIA | forget acc | retain acc | test acc | Avg Gap [95 % CI] | est. Avg Gap (retrain-free) | "
+        "JSD | RF-JSD | t (s) | examples | cost vs Gold (examples / s) | method (paper) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    order = ["Original", "Gold"] + sorted(
+        (m for m in table if m not in ("Original", "Gold")),
+        key=lambda m: (table[m].get("avg_gap") or {}).get("mean", float("inf")),
+    )
     for row in order:
         if row not in table:
             continue
         st = table[row]
-        lines.append(f"| {row} | {_fmt(st, 'mia', 2)} | {_fmt(st, 'acc_forget')} | {_fmt(st, 'acc_retain')} | "
-                     f"{_fmt(st, 'acc_test')} | {_gap(st)} | {_gap(st, 'avg_gap_estimate')} | {_fmt(st, 'jsd', 2)} | "
-                     f"{_fmt(st, 'rf_jsd', 2)} | {_fmt(st, 'runtime_s', 1)} | {_cost(st)} | {_method_label(row)} |")
+        lines.append(
+            f"| {row} | {_fmt(st, 'mia', 2)} | {_fmt(st, 'acc_forget')} | {_fmt(st, 'acc_retain')} | "
+            f"{_fmt(st, 'acc_test')} | {_gap(st)} | {_gap(st, 'avg_gap_estimate')} | {_fmt(st, 'jsd', 2)} | "
+            f"{_fmt(st, 'rf_jsd', 2)} | {_fmt(st, 'runtime_s', 1)} | {_cost(st)} | {_method_label(row)} |"
+        )
     return lines
 
 
@@ -79,31 +85,46 @@ def markdown_report(out: dict) -> str:
     among the methods, the retrain-free verdict's agreement with the Avg Gap, the alpha search's pick, then any
     failed runs."""
     cfg = out["config"]
-    forget = ("class " + str(cfg["forget"]["class"]) if "class" in cfg["forget"]
-              else f"{int(cfg['forget']['fraction_per_class'] * 100)} % per class (first rows)" if "fraction_per_class" in
-              cfg["forget"] else str(cfg["forget"].get("description", cfg["forget"])))
+    forget = (
+        "class " + str(cfg["forget"]["class"])
+        if "class" in cfg["forget"]
+        else f"{int(cfg['forget']['fraction_per_class'] * 100)} % per class (first rows)"
+        if "fraction_per_class" in cfg["forget"]
+        else str(cfg["forget"].get("description", cfg["forget"]))
+    )
     lines = [f"# Benchmark `{out['name']}`: {cfg['dataset']}, forget {forget}", ""]
     if out.get("description"):
         lines += [out["description"], ""]
-    lines += [f"Seeds {cfg['seeds']}, independent (own data order and validation/test partition per seed). Metrics: "
-              "mean ± std over the seeds that completed (n per cell in the JSON). **Avg Gap**: per seed, the mean over "
-              "MIA and forget / retain / test accuracy of |method − that seed's Gold|; then the mean over seeds, with "
-              "a 95 % bootstrap interval over seeds. **est. Avg Gap**: the retrain-free estimate (no Gold: each term's "
-              "target from the original on held-out data). The targets of MIA, forget accuracy and RF-JSD are the "
-              "Gold's values (not 0). JSD, RF-JSD × 1e4. t = wall seconds (Original/Gold: training time). examples = "
-              "rows through a forward + backward pass (training steps and the method's gradient passes); cost vs Gold "
-              "= fraction of the Gold retraining's examples / seconds. "
-              f"Machine: {out['machine'].get('cpus')} CPUs, load average at start {out['machine'].get('loadavg_start')}, "
-              f"at end {out['machine'].get('loadavg_end')} (shared machine: timings are noisy).", ""]
+    lines += [
+        f"Seeds {cfg['seeds']}, independent (own data order and validation/test partition per seed). Metrics: "
+        "mean ± std over the seeds that completed (n per cell in the JSON). **Avg Gap**: per seed, the mean over "
+        "MIA and forget / retain / test accuracy of |method − that seed's Gold|; then the mean over seeds, with "
+        "a 95 % bootstrap interval over seeds. **est. Avg Gap**: the retrain-free estimate (no Gold: each term's "
+        "target from the original on held-out data). The targets of MIA, forget accuracy and RF-JSD are the "
+        "Gold's values (not 0). JSD, RF-JSD × 1e4. t = wall seconds (Original/Gold: training time). examples = "
+        "rows through a forward + backward pass (training steps and the method's gradient passes); cost vs Gold "
+        "= fraction of the Gold retraining's examples / seconds. "
+        f"Machine: {out['machine'].get('cpus')} CPUs, load average at start {out['machine'].get('loadavg_start')}, "
+        f"at end {out['machine'].get('loadavg_end')} (shared machine: timings are noisy).",
+        "",
+    ]
     for family, summary in out.get("summary", {}).items():
         table = summary["rows"]
         if not table:
             continue
         info = {k: v for k, v in out["models"].items() if k.startswith(family + "/")}
         params = next(iter(info.values()))["original"].get("params") if info else None
-        lines += [f"## {family}" + (f" ({params / 1e6:.2f}M parameters)" if params else ""), "",
-                  "### Each method at its defaults", ""] + _table(table)
-        lines += ["", "Ranking by Avg Gap (rows whose 95 % intervals overlap cannot be told apart on these seeds):", ""]
+        lines += [
+            f"## {family}" + (f" ({params / 1e6:.2f}M parameters)" if params else ""),
+            "",
+            "### Each method at its defaults",
+            "",
+        ] + _table(table)
+        lines += [
+            "",
+            "Ranking by Avg Gap (rows whose 95 % intervals overlap cannot be told apart on these seeds):",
+            "",
+        ]
         lines += _ranking(summary) + [""]
         eq = summary.get("equal_budget")
         if eq and eq.get("rows"):
@@ -111,43 +132,79 @@ def markdown_report(out: dict) -> str:
             lines += _table(eq["rows"]) + ["", "Ranking at equal budget:", ""] + _ranking(eq) + [""]
         pcc = summary["pcc"]
         shown = {k: v for k, v in pcc.items() if k != "includes_gold"}
-        lines += ["PCCs across the methods (the Gold and Original rows excluded): " + "; ".join(
-            f"({k.replace('~', ', ')}) " + (f"r = {v['r']:.2f} (p = {v['p']:.4f}, n = {v['n']})" if v else "n/a")
-            for k, v in shown.items()), ""]
+        lines += [
+            "PCCs across the methods (the Gold and Original rows excluded): "
+            + "; ".join(
+                f"({k.replace('~', ', ')}) " + (f"r = {v['r']:.2f} (p = {v['p']:.4f}, n = {v['n']})" if v else "n/a")
+                for k, v in shown.items()
+            ),
+            "",
+        ]
         verdict = summary.get("retrain_free") or {}
         rho = verdict.get("spearman_of_means")
         per_seed = verdict.get("spearman_per_seed") or {}
-        lines += ["Retrain-free verdict: Spearman between the estimated and the true Avg Gap over every method and "
-                  "alpha candidate: " + (f"ρ = {rho['rho']:.2f} (n = {rho['n']}) on the seed means" if rho else "n/a") +
-                  ("; per seed " + ", ".join(f"{k}: {v['rho']:.2f}" if v else f"{k}: n/a" for k, v in per_seed.items())
-                   if per_seed else "") + ".", ""]
+        lines += [
+            "Retrain-free verdict: Spearman between the estimated and the true Avg Gap over every method and "
+            "alpha candidate: "
+            + (f"ρ = {rho['rho']:.2f} (n = {rho['n']}) on the seed means" if rho else "n/a")
+            + (
+                "; per seed " + ", ".join(f"{k}: {v['rho']:.2f}" if v else f"{k}: n/a" for k, v in per_seed.items())
+                if per_seed
+                else ""
+            )
+            + ".",
+            "",
+        ]
         for method, entry in (summary.get("alpha_search") or {}).items():
-            lines += [f"Retrain-free alpha search ({method}, candidates {cfg.get('alpha_search')}, picked by the "
-                      "estimated Avg Gap on validation; hindsight-best by the true Avg Gap, per seed):", "",
-                      "| seed | picked α | Avg Gap (picked) | hindsight-best α | Avg Gap (best) | regret | "
-                      "default α | Avg Gap (default) | Avg Gap (Original) |",
-                      "|---|---|---|---|---|---|---|---|---|"]
+            lines += [
+                f"Retrain-free alpha search ({method}, candidates {cfg.get('alpha_search')}, picked by the "
+                "estimated Avg Gap on validation; hindsight-best by the true Avg Gap, per seed):",
+                "",
+                "| seed | picked α | Avg Gap (picked) | hindsight-best α | Avg Gap (best) | regret | "
+                "default α | Avg Gap (default) | Avg Gap (Original) |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
             for p in entry["per_seed"]:
-                lines.append(f"| {p['seed']} | {p['picked_alpha']:g} | {p['picked_gap']:.4f} | {p['best_alpha']:g} | "
-                             f"{p['best_gap']:.4f} | {p['regret']:.4f} | {_num(p.get('default_alpha'), 'g')} | "
-                             f"{_num(p.get('default_gap'))} | {_num(p.get('original_gap'))} |")
+                lines.append(
+                    f"| {p['seed']} | {p['picked_alpha']:g} | {p['picked_gap']:.4f} | {p['best_alpha']:g} | "
+                    f"{p['best_gap']:.4f} | {p['regret']:.4f} | {_num(p.get('default_alpha'), 'g')} | "
+                    f"{_num(p.get('default_gap'))} | {_num(p.get('original_gap'))} |"
+                )
             d = entry.get("picked_minus_default")
-            lines += ["", f"Picked = hindsight-best in {entry['n'] - entry['differs']} of {entry['n']} seeds; within "
-                          f"0.01 Avg Gap of it in {entry['within_001']} of {entry['n']}; regret mean "
-                          f"{entry['mean_regret']:.4f}, max {entry['max_regret']:.4f}. Picked − default α: " +
-                      (f"{d['mean']:+.4f}" + (f" [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]" if d.get("ci95") else "")
-                       if d else "n/a") +
-                      f"; worse than the default beyond the interval: {entry.get('worse_than_default_beyond_interval')}.",
-                      ""]
+            lines += [
+                "",
+                f"Picked = hindsight-best in {entry['n'] - entry['differs']} of {entry['n']} seeds; within "
+                f"0.01 Avg Gap of it in {entry['within_001']} of {entry['n']}; regret mean "
+                f"{entry['mean_regret']:.4f}, max {entry['max_regret']:.4f}. Picked − default α: "
+                + (
+                    f"{d['mean']:+.4f}" + (f" [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]" if d.get("ci95") else "")
+                    if d
+                    else "n/a"
+                )
+                + f"; worse than the default beyond the interval: {entry.get('worse_than_default_beyond_interval')}.",
+                "",
+            ]
         if info:
-            lines += ["Original / Gold training time per seed: " + "; ".join(
-                f"seed {k.split('/')[1]}: {v['original']['train_seconds']:.0f}s / {v['gold']['train_seconds']:.0f}s "
-                f"(load {v['original'].get('loadavg')})" for k, v in info.items()) +
-                      ". Memorisation: compare the Original row's retain/forget accuracy (train) with its test accuracy.", ""]
+            lines += [
+                "Original / Gold training time per seed: "
+                + "; ".join(
+                    f"seed {k.split('/')[1]}: {v['original']['train_seconds']:.0f}s / {v['gold']['train_seconds']:.0f}s "
+                    f"(load {v['original'].get('loadavg')})"
+                    for k, v in info.items()
+                )
+                + ". Memorisation: compare the Original row's retain/forget accuracy (train) with its test accuracy.",
+                "",
+            ]
     failed = [r for r in out["runs"] if r.get("error")]
     if failed:
-        lines += ["## Failed runs", ""] + [f"- {r['family']} seed {r['seed']} {r['method']} ({r.get('view', 'default')}):"
-                                          f" `{r['error'][:300]}`" for r in failed] + [""]
+        lines += (
+            ["## Failed runs", ""]
+            + [
+                f"- {r['family']} seed {r['seed']} {r['method']} ({r.get('view', 'default')}): `{r['error'][:300]}`"
+                for r in failed
+            ]
+            + [""]
+        )
     return "\n".join(lines)
 
 

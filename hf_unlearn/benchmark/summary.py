@@ -34,8 +34,12 @@ def bootstrap_ci95(values, resamples: int = BOOTSTRAP_RESAMPLES) -> list[float] 
 
 def _stats(values: list[float], ci: bool = False) -> dict:
     a = np.asarray(values, dtype=float)
-    out = {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "n": len(a),
-           "values": a.tolist()}
+    out = {
+        "mean": float(a.mean()),
+        "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0,
+        "n": len(a),
+        "values": a.tolist(),
+    }
     if ci:
         out["ci95"] = bootstrap_ci95(a)
     return out
@@ -100,8 +104,10 @@ def summarize(runs: list[dict], models: dict | None = None) -> dict:
         for k in COST_KEYS:
             add(r["method"], f"cost_{k}", cost.get(k))
             add(r["method"], f"cost_vs_gold_{k}", (cost.get("vs_gold") or {}).get(k))
-    table = {row: {k: _stats(v, ci=k in ("avg_gap", "avg_gap_estimate")) for k, v in metrics.items() if v}
-             for row, metrics in rows.items()}
+    table = {
+        row: {k: _stats(v, ci=k in ("avg_gap", "avg_gap_estimate")) for k, v in metrics.items() if v}
+        for row, metrics in rows.items()
+    }
     gold = table.get("Gold")
     if gold and "jsd" in gold and gold["jsd"]["mean"] < 1e-12:
         gold["jsd"] = _stats([0.0] * gold["jsd"]["n"])
@@ -137,9 +143,13 @@ def ranking(table: dict) -> list[dict]:
     out = []
     for rank, (m, st) in enumerate(rows, 1):
         lo, hi = st.get("ci95") or (st["mean"], st["mean"])
-        overlaps = [o for o, ost in rows if o != m and
-                    (ost.get("ci95") or (ost["mean"], ost["mean"]))[0] <= hi and
-                    (ost.get("ci95") or (ost["mean"], ost["mean"]))[1] >= lo]
+        overlaps = [
+            o
+            for o, ost in rows
+            if o != m
+            and (ost.get("ci95") or (ost["mean"], ost["mean"]))[0] <= hi
+            and (ost.get("ci95") or (ost["mean"], ost["mean"]))[1] >= lo
+        ]
         out.append({"rank": rank, "row": m, "avg_gap": st["mean"], "ci95": st.get("ci95"), "overlaps": overlaps})
     return out
 
@@ -174,27 +184,41 @@ def alpha_search_summary(runs: list[dict]) -> dict:
         default_alpha = float(preset) if preset is not None else _default_alpha(r["method"])
         default = next((c for c in cands if default_alpha is not None and c["alpha"] == default_alpha), None)
         entry = summary.setdefault(r["method"], {"per_seed": []})
-        entry["per_seed"].append({
-            "seed": r["seed"], "picked_alpha": picked["alpha"], "picked_gap": picked["avg_gap"],
-            "best_alpha": best["alpha"], "best_gap": best["avg_gap"], "regret": picked["avg_gap"] - best["avg_gap"],
-            "default_alpha": default_alpha, "default_gap": default["avg_gap"] if default else None,
-            "original_gap": (r.get("original") or {}).get("avg_gap"),
-            "gaps": {str(c["alpha"]): c["avg_gap"] for c in cands},
-            "estimates": {str(c["alpha"]): c.get("avg_gap_estimate_selection") for c in cands}})
+        entry["per_seed"].append(
+            {
+                "seed": r["seed"],
+                "picked_alpha": picked["alpha"],
+                "picked_gap": picked["avg_gap"],
+                "best_alpha": best["alpha"],
+                "best_gap": best["avg_gap"],
+                "regret": picked["avg_gap"] - best["avg_gap"],
+                "default_alpha": default_alpha,
+                "default_gap": default["avg_gap"] if default else None,
+                "original_gap": (r.get("original") or {}).get("avg_gap"),
+                "gaps": {str(c["alpha"]): c["avg_gap"] for c in cands},
+                "estimates": {str(c["alpha"]): c.get("avg_gap_estimate_selection") for c in cands},
+            }
+        )
     for entry in summary.values():
         per_seed = entry["per_seed"]
         regrets = [p["regret"] for p in per_seed]
-        entry.update(n=len(regrets), differs=sum(p["picked_alpha"] != p["best_alpha"] for p in per_seed),
-                     mean_regret=float(np.mean(regrets)), max_regret=float(np.max(regrets)),
-                     within_001=sum(x <= 0.01 for x in regrets))
+        entry.update(
+            n=len(regrets),
+            differs=sum(p["picked_alpha"] != p["best_alpha"] for p in per_seed),
+            mean_regret=float(np.mean(regrets)),
+            max_regret=float(np.max(regrets)),
+            within_001=sum(x <= 0.01 for x in regrets),
+        )
         for name, key in (("picked_minus_default", "default_gap"), ("picked_minus_original", "original_gap")):
             diffs = [p["picked_gap"] - p[key] for p in per_seed if p.get(key) is not None]
-            entry[name] = ({"mean": float(np.mean(diffs)), "values": diffs, "ci95": bootstrap_ci95(diffs)}
-                           if diffs else None)
+            entry[name] = (
+                {"mean": float(np.mean(diffs)), "values": diffs, "ci95": bootstrap_ci95(diffs)} if diffs else None
+            )
         d = entry["picked_minus_default"]
         # "worse beyond seed noise": the whole interval of (picked - default) lies above 0
-        entry["worse_than_default_beyond_interval"] = (bool(d["ci95"][0] > 0) if d and d["ci95"]
-                                                       else (bool(d["mean"] > 0) if d else None))
+        entry["worse_than_default_beyond_interval"] = (
+            bool(d["ci95"][0] > 0) if d and d["ci95"] else (bool(d["mean"] > 0) if d else None)
+        )
     return summary
 
 
@@ -218,13 +242,20 @@ def verdict_summary(runs: list[dict]) -> dict:
         names = sorted(pts)
         per_seed[str(seed)] = spearman([pts[n][0] for n in names], [pts[n][1] for n in names])
     names = sorted(set.intersection(*(set(p) for p in points_by_seed.values()))) if points_by_seed else []
-    means = {n: (float(np.mean([points_by_seed[s][n][0] for s in points_by_seed])),
-                 float(np.mean([points_by_seed[s][n][1] for s in points_by_seed]))) for n in names}
+    means = {
+        n: (
+            float(np.mean([points_by_seed[s][n][0] for s in points_by_seed])),
+            float(np.mean([points_by_seed[s][n][1] for s in points_by_seed])),
+        )
+        for n in names
+    }
     rhos = [v["rho"] for v in per_seed.values() if v]
-    return {"spearman_of_means": spearman([means[n][0] for n in names], [means[n][1] for n in names]),
-            "spearman_per_seed": per_seed,
-            "spearman_per_seed_mean": float(np.mean(rhos)) if rhos else None,
-            "points": {n: {"estimate": e, "avg_gap": g} for n, (e, g) in means.items()}}
+    return {
+        "spearman_of_means": spearman([means[n][0] for n in names], [means[n][1] for n in names]),
+        "spearman_per_seed": per_seed,
+        "spearman_per_seed_mean": float(np.mean(rhos)) if rhos else None,
+        "points": {n: {"estimate": e, "avg_gap": g} for n, (e, g) in means.items()},
+    }
 
 
 def _mean(stats: dict, key: str):

@@ -17,8 +17,14 @@ import os
 
 from ..cli.args import UsageError
 
-__all__ = ["USER_FAMILY", "BUILTIN_DATASETS", "run_user_benchmark", "prepare_user_grid", "default_recipe",
-           "model_identity"]
+__all__ = [
+    "USER_FAMILY",
+    "BUILTIN_DATASETS",
+    "run_user_benchmark",
+    "prepare_user_grid",
+    "default_recipe",
+    "model_identity",
+]
 
 #: The one family name of a user's model in the grid (the report's section, the JSON's summary key).
 USER_FAMILY = "model"
@@ -87,10 +93,15 @@ def _set_image_size(loaded, size: int) -> None:
     """``--image_size``: the Transformers image processor resizes (and crops) to ``size`` x ``size``."""
     processor = loaded.processor
     if processor is None or not isinstance(getattr(processor, "size", None), dict):
-        raise UsageError(f"--image_size applies to models with a Transformers image processor; {loaded.name_or_path} "
-                         "takes its own input size (leave --image_size out).")
-    processor.size = ({"shortest_edge": size} if "shortest_edge" in processor.size and "height" not in processor.size
-                      else {"height": size, "width": size})
+        raise UsageError(
+            f"--image_size applies to models with a Transformers image processor; {loaded.name_or_path} "
+            "takes its own input size (leave --image_size out)."
+        )
+    processor.size = (
+        {"shortest_edge": size}
+        if "shortest_edge" in processor.size and "height" not in processor.size
+        else {"height": size, "width": size}
+    )
     if isinstance(getattr(processor, "crop_size", None), dict):
         processor.crop_size = {"height": size, "width": size}
 
@@ -101,24 +112,44 @@ def _check_flags(a) -> None:
     from ..training.ranges import check_value
 
     if not a.dataset:
-        raise UsageError("--model needs --dataset: the Original and the Gold are fine-tuned on your data (a Hub id, a "
-                         "save_to_disk directory or an image folder).")
-    for flag, given in (("--families", a.families), ("--train_size", a.train_size), ("--quick", a.quick),
-                        ("--class_unlearning", a.class_unlearning), ("--forget_class", a.forget_class)):
+        raise UsageError(
+            "--model needs --dataset: the Original and the Gold are fine-tuned on your data (a Hub id, a "
+            "save_to_disk directory or an image folder)."
+        )
+    for flag, given in (
+        ("--families", a.families),
+        ("--train_size", a.train_size),
+        ("--quick", a.quick),
+        ("--class_unlearning", a.class_unlearning),
+        ("--forget_class", a.forget_class),
+    ):
         if given not in (None, False):
-            raise UsageError(f"{flag} applies to the built-in datasets only; with --model use --forget_classes, "
-                             "--forget_fraction or --forget_ids_file.")
-    rules = [f for f, v in (("--forget_fraction", a.forget_fraction is not None), ("--forget_ids_file", a.forget_ids_file),
-                            ("--forget_classes", a.forget_classes)) if v]
+            raise UsageError(
+                f"{flag} applies to the built-in datasets only; with --model use --forget_classes, "
+                "--forget_fraction or --forget_ids_file."
+            )
+    rules = [
+        f
+        for f, v in (
+            ("--forget_fraction", a.forget_fraction is not None),
+            ("--forget_ids_file", a.forget_ids_file),
+            ("--forget_classes", a.forget_classes),
+        )
+        if v
+    ]
     if not rules:
-        raise UsageError("give one forget-selection rule: --forget_fraction F, --forget_ids_file PATH or "
-                         "--forget_classes C [C ...].")
+        raise UsageError(
+            "give one forget-selection rule: --forget_fraction F, --forget_ids_file PATH or "
+            "--forget_classes C [C ...]."
+        )
     try:
-        for name, value, interval, integer in (("recipe_epochs", a.recipe_epochs, "[1, inf)", True),
-                                               ("recipe_learning_rate", a.recipe_learning_rate, "(0, inf)", False),
-                                               ("recipe_batch_size", a.recipe_batch_size, "[1, inf)", True),
-                                               ("image_size", a.image_size, "[1, inf)", True),
-                                               ("method_epochs", a.method_epochs, "(0, inf)", False)):
+        for name, value, interval, integer in (
+            ("recipe_epochs", a.recipe_epochs, "[1, inf)", True),
+            ("recipe_learning_rate", a.recipe_learning_rate, "(0, inf)", False),
+            ("recipe_batch_size", a.recipe_batch_size, "[1, inf)", True),
+            ("image_size", a.image_size, "[1, inf)", True),
+            ("method_epochs", a.method_epochs, "(0, inf)", False),
+        ):
             check_value(name, value, interval, integer=integer)
         for seed in a.seeds:
             check_value("seeds", seed, "[0, 4294967296)", integer=True)
@@ -142,14 +173,41 @@ def _check_flags(a) -> None:
 
 def _unlearn_argv(a) -> list[str]:
     """The flags of ``hf-unlearn unlearn`` that load the same model and data and select the same forget set."""
-    argv = ["--method", "finetune", "--model", a.model, "--dataset", a.dataset, "--seed", str(a.seeds[0]),
-            "--image_column_name", a.image_column_name, "--label_column_name", a.label_column_name,
-            "--id_column_name", a.id_column_name, "--train_split", a.train_split,
-            "--validation_split", a.validation_split, "--test_split", a.test_split,
-            "--forget_selection", a.forget_selection, "--report_to", "none", "--use_cpu", "True"]
-    for flag, value in (("--model_revision", a.model_revision), ("--dataset_config_name", a.dataset_config_name),
-                        ("--dataset_revision", a.dataset_revision), ("--forget_fraction", a.forget_fraction),
-                        ("--forget_ids_file", a.forget_ids_file)):
+    argv = [
+        "--method",
+        "finetune",
+        "--model",
+        a.model,
+        "--dataset",
+        a.dataset,
+        "--seed",
+        str(a.seeds[0]),
+        "--image_column_name",
+        a.image_column_name,
+        "--label_column_name",
+        a.label_column_name,
+        "--id_column_name",
+        a.id_column_name,
+        "--train_split",
+        a.train_split,
+        "--validation_split",
+        a.validation_split,
+        "--test_split",
+        a.test_split,
+        "--forget_selection",
+        a.forget_selection,
+        "--report_to",
+        "none",
+        "--use_cpu",
+        "True",
+    ]
+    for flag, value in (
+        ("--model_revision", a.model_revision),
+        ("--dataset_config_name", a.dataset_config_name),
+        ("--dataset_revision", a.dataset_revision),
+        ("--forget_fraction", a.forget_fraction),
+        ("--forget_ids_file", a.forget_ids_file),
+    ):
         if value is not None:
             argv += [flag, str(value)]
     if a.forget_classes:
@@ -186,8 +244,10 @@ def _load(a, say):
         except UsageError as e:
             if "classes" not in str(e) or not ("id2label" in str(e) or "outside the model" in str(e)):
                 raise
-            raise UsageError(f"{e} To fine-tune the checkpoint with a new classification head for the dataset's "
-                             "classes, pass --new_head.") from e
+            raise UsageError(
+                f"{e} To fine-tune the checkpoint with a new classification head for the dataset's "
+                "classes, pass --new_head."
+            ) from e
     select(run)
     return run
 
@@ -213,8 +273,13 @@ def _load_with_new_head(run) -> None:
             splits = [s for s in (run.train, run.validation, run.test) if s is not None]
             names, num_labels = None, 1 + max(max(y for y in s[column] if y is not None) for s in splits)
         run.chain = read_parent_chain(script.model_name_or_path, script.model_revision, None)
-        loaded = load_classifier(script.model_name_or_path, num_labels=num_labels, image_column=script.image_column_name,
-                                 trust_remote_code=script.trust_remote_code, revision=script.model_revision)
+        loaded = load_classifier(
+            script.model_name_or_path,
+            num_labels=num_labels,
+            image_column=script.image_column_name,
+            trust_remote_code=script.trust_remote_code,
+            revision=script.model_revision,
+        )
         data, run.label_alignment = align_labels(run.data, column, names, num_labels)
         check_model_finite(loaded.model, f"the model {script.model_name_or_path}")
     except ValueError as e:
@@ -258,10 +323,12 @@ def _heldout(validation, test, a) -> tuple:
         return validation, test, None
     only, name = (validation, a.validation_split) if validation is not None else (test, a.test_split)
     if only is None:
-        raise UsageError(f"the dataset has no held-out data (no '{a.validation_split}' or '{a.test_split}' split); "
-                         "the benchmark measures test accuracy and MIA on held-out images: add a validation or test "
-                         "split (an image folder: train/ and test/ subfolders), or name it with --validation_split / "
-                         "--test_split.")
+        raise UsageError(
+            f"the dataset has no held-out data (no '{a.validation_split}' or '{a.test_split}' split); "
+            "the benchmark measures test accuracy and MIA on held-out images: add a validation or test "
+            "split (an image folder: train/ and test/ subfolders), or name it with --validation_split / "
+            "--test_split."
+        )
     import numpy as np
     from sklearn.model_selection import train_test_split
 
@@ -269,12 +336,19 @@ def _heldout(validation, test, a) -> tuple:
     try:
         first, second = train_test_split(rows, test_size=0.5, stratify=np.asarray(only["label"]), random_state=0)
     except ValueError as e:
-        raise UsageError(f"the '{name}' split ({len(only)} rows) cannot be split in two halves with every class in "
-                         f"each ({e}); give a larger held-out split.") from e
-    note = (f"the dataset has only one held-out split ('{name}', {len(only)} images): it was cut 50/50 (stratified) "
-            "into validation and test")
-    return (only.select(sorted(first.tolist()), keep_in_memory=True),
-            only.select(sorted(second.tolist()), keep_in_memory=True), note)
+        raise UsageError(
+            f"the '{name}' split ({len(only)} rows) cannot be split in two halves with every class in "
+            f"each ({e}); give a larger held-out split."
+        ) from e
+    note = (
+        f"the dataset has only one held-out split ('{name}', {len(only)} images): it was cut 50/50 (stratified) "
+        "into validation and test"
+    )
+    return (
+        only.select(sorted(first.tolist()), keep_in_memory=True),
+        only.select(sorted(second.tolist()), keep_in_memory=True),
+        note,
+    )
 
 
 def prepare_user_grid(a, say):
@@ -296,16 +370,22 @@ def prepare_user_grid(a, say):
     run = _load(a, say)
     script, loaded, selection = run.script, run.loaded, run.selection
     image, label = script.image_column_name, run.args.label_column_name
-    validation, test, note = _heldout(None if run.validation is None else _columns(run.validation, image, label),
-                                      None if run.test is None else _columns(run.test, image, label), a)
+    validation, test, note = _heldout(
+        None if run.validation is None else _columns(run.validation, image, label),
+        None if run.test is None else _columns(run.test, image, label),
+        a,
+    )
     data = datasets.DatasetDict({"train": _columns(run.train, image, label), "validation": validation, "test": test})
     try:
         heldout_for_seed(data, a.seeds[0])
     except ValueError as e:
-        raise UsageError(f"the held-out data ({len(validation) + len(test)} images) cannot be re-partitioned per seed "
-                         f"with every class in validation and test ({e}); give more held-out images.") from e
-    selection = dataclasses.replace(selection, forget=_columns(selection.forget, image, label),
-                                    retain=_columns(selection.retain, image, label))
+        raise UsageError(
+            f"the held-out data ({len(validation) + len(test)} images) cannot be re-partitioned per seed "
+            f"with every class in validation and test ({e}); give more held-out images."
+        ) from e
+    selection = dataclasses.replace(
+        selection, forget=_columns(selection.forget, image, label), retain=_columns(selection.retain, image, label)
+    )
     if a.image_size:
         _set_image_size(loaded, a.image_size)
     pixels, template = _Pixels(loaded), loaded.model.eval()
@@ -316,20 +396,38 @@ def prepare_user_grid(a, say):
         if out.shape[-1] != run.num_labels:
             raise ValueError(f"{out.shape[-1]} logits for {run.num_labels} classes")
     except Exception as e:
-        raise UsageError(f"the model {a.model} cannot classify the dataset's images ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else ''}); check --image_size and --image_column_name.") from e
+        raise UsageError(
+            f"the model {a.model} cannot classify the dataset's images ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}); check --image_size and --image_column_name."
+        ) from e
     (source, kind), recipe = default_recipe(len(data["train"]), template)
-    given = {k: v for k, v in (("epochs", a.recipe_epochs), ("learning_rate", a.recipe_learning_rate),
-                               ("batch_size", a.recipe_batch_size)) if v is not None}
+    given = {
+        k: v
+        for k, v in (
+            ("epochs", a.recipe_epochs),
+            ("learning_rate", a.recipe_learning_rate),
+            ("batch_size", a.recipe_batch_size),
+        )
+        if v is not None
+    }
     recipe.update(given, image_size=a.image_size)  # None: the model's own processor size
     names = class_names_of(template) or [str(i) for i in range(run.num_labels)]
     identity = dict(model_identity(run.model_path, script.model_revision), new_head=bool(a.new_head))
-    data_id = {"name": public_name(run.dataset_id), "config": script.dataset_config_name,
-               "revision": script.dataset_revision, "columns": [image, label],
-               **{k: v._fingerprint for k, v in data.items()}}
+    data_id = {
+        "name": public_name(run.dataset_id),
+        "config": script.dataset_config_name,
+        "revision": script.dataset_revision,
+        "columns": [image, label],
+        **{k: v._fingerprint for k, v in data.items()},
+    }
     rec = selection.record
-    rule = {"rule": rec.selection["rule"], "params": rec.selection["params"], "description": rec.selection["description"],
-            "forget_fingerprint": rec.forget_fingerprint, "num_removed": rec.num_removed}
+    rule = {
+        "rule": rec.selection["rule"],
+        "params": rec.selection["params"],
+        "description": rec.selection["description"],
+        "forget_fingerprint": rec.forget_fingerprint,
+        "num_removed": rec.num_removed,
+    }
     class_mode = bool(a.forget_classes)
 
     if a.new_head:
@@ -342,29 +440,58 @@ def prepare_user_grid(a, say):
         return model, pixels
 
     defaults = sorted({"epochs", "learning_rate", "batch_size"} - set(given))
-    recipe_text = (f"{recipe['epochs']} epoch{'s' if recipe['epochs'] != 1 else ''}, learning rate {recipe['learning_rate']:g}, batch {recipe['batch_size']}"
-                   f", images at {f'{a.image_size} px' if a.image_size else 'the model processor’s size'}; AdamW "
-                   "(weight decay 5e-4) with a one-cycle schedule (hf_unlearn.data.builtin.train_classifier)")
+    recipe_text = (
+        f"{recipe['epochs']} epoch{'s' if recipe['epochs'] != 1 else ''}, learning rate {recipe['learning_rate']:g}, batch {recipe['batch_size']}"
+        f", images at {f'{a.image_size} px' if a.image_size else 'the model processor’s size'}; AdamW "
+        "(weight decay 5e-4) with a one-cycle schedule (hf_unlearn.data.builtin.train_classifier)"
+    )
     if defaults:
-        recipe_text += (f"; {', '.join(defaults)} from the built-in recipe ({source}, {kind}): the built-in dataset "
-                        f"closest in size (≤ {SMALL_TRAIN_ROWS:,} training images: digits, else fashion_mnist) and the "
-                        "built-in family closest in kind; set --recipe_epochs / --recipe_learning_rate / "
-                        "--recipe_batch_size")
-    head = (f" with a new classification head for the dataset's {run.num_labels} classes, drawn from each seed"
-            if a.new_head else "")
-    description = (f"**Your model and data.** Starting checkpoint: `{public_name(a.model)}`{head}; dataset: "
-                   f"`{public_name(run.dataset_id)}` ({len(data['train'])} train, {len(validation)} validation, "
-                   f"{len(test)} test images). **Original**: the starting checkpoint fine-tuned on the whole train "
-                   f"split. **Gold**: the same starting checkpoint fine-tuned the same way (same recipe, same seed) on "
-                   f"the retain set only ({rec.num_retained} images): your model fine-tuned without the forget set "
-                   f"({rec.num_removed} images: {rec.selection['description']}). **Recipe** (both): {recipe_text}."
-                   + (f" Held-out data: {note}." if note else ""))
-    config = _benchmark_config(data_id["name"], [USER_FAMILY], a.seeds, a.methods, None, None, a.method_epochs, None,
-                               None, a.alpha_search, True)
+        recipe_text += (
+            f"; {', '.join(defaults)} from the built-in recipe ({source}, {kind}): the built-in dataset "
+            f"closest in size (≤ {SMALL_TRAIN_ROWS:,} training images: digits, else fashion_mnist) and the "
+            "built-in family closest in kind; set --recipe_epochs / --recipe_learning_rate / "
+            "--recipe_batch_size"
+        )
+    head = (
+        f" with a new classification head for the dataset's {run.num_labels} classes, drawn from each seed"
+        if a.new_head
+        else ""
+    )
+    description = (
+        f"**Your model and data.** Starting checkpoint: `{public_name(a.model)}`{head}; dataset: "
+        f"`{public_name(run.dataset_id)}` ({len(data['train'])} train, {len(validation)} validation, "
+        f"{len(test)} test images). **Original**: the starting checkpoint fine-tuned on the whole train "
+        f"split. **Gold**: the same starting checkpoint fine-tuned the same way (same recipe, same seed) on "
+        f"the retain set only ({rec.num_retained} images): your model fine-tuned without the forget set "
+        f"({rec.num_removed} images: {rec.selection['description']}). **Recipe** (both): {recipe_text}."
+        + (f" Held-out data: {note}." if note else "")
+    )
+    config = _benchmark_config(
+        data_id["name"],
+        [USER_FAMILY],
+        a.seeds,
+        a.methods,
+        None,
+        None,
+        a.method_epochs,
+        None,
+        None,
+        a.alpha_search,
+        True,
+    )
     config.update(model=identity, data=data_id, forget=rule, recipe=recipe, train_size=None)
-    grid = GridSource(dataset=data_id["name"], data=data, names=names, selection=selection, rule=rule,
-                      recipe=lambda family: recipe, build=build, method_overrides=lambda method: {},
-                      description=description, cache_key={"model": identity, "data": data_id})
+    grid = GridSource(
+        dataset=data_id["name"],
+        data=data,
+        names=names,
+        selection=selection,
+        rule=rule,
+        recipe=lambda family: recipe,
+        build=build,
+        method_overrides=lambda method: {},
+        description=description,
+        cache_key={"model": identity, "data": data_id},
+    )
     name = a.name or _default_name(a.model, run.dataset_id, class_mode)
     return grid, config, name, class_mode
 
@@ -389,10 +516,22 @@ def run_user_benchmark(a, progress=print) -> dict:
 
     grid, config, name, class_mode = prepare_user_grid(a, say)
     os.makedirs(a.results_dir, exist_ok=True)
-    out = run_grid(grid, config=config, name=name, results_dir=a.results_dir,
-                   json_path=os.path.join(a.results_dir, f"{name}.json"), resume=a.resume, say=say, progress=progress,
-                   progress_bar=a.progress_bar, families=[USER_FAMILY], seeds=a.seeds, methods=a.methods,
-                   method_epochs=a.method_epochs, class_mode=class_mode, alpha_search=a.alpha_search,
-                   equal_budget=True)
+    out = run_grid(
+        grid,
+        config=config,
+        name=name,
+        results_dir=a.results_dir,
+        json_path=os.path.join(a.results_dir, f"{name}.json"),
+        resume=a.resume,
+        say=say,
+        progress=progress,
+        progress_bar=a.progress_bar,
+        families=[USER_FAMILY],
+        seeds=a.seeds,
+        methods=a.methods,
+        method_epochs=a.method_epochs,
+        class_mode=class_mode,
+        alpha_search=a.alpha_search,
+        equal_budget=True,
+    )
     return out
-

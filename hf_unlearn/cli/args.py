@@ -11,8 +11,16 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-__all__ = ["ScriptArguments", "UsageError", "OneLineParser", "one_line_errors", "parse_args", "DEFAULT_FORGET_FRACTION", "EMBEDDED_DEFAULT_PRESET",
-           "FINAL_FILES_MARKER"]
+__all__ = [
+    "ScriptArguments",
+    "UsageError",
+    "OneLineParser",
+    "one_line_errors",
+    "parse_args",
+    "DEFAULT_FORGET_FRACTION",
+    "EMBEDDED_DEFAULT_PRESET",
+    "FINAL_FILES_MARKER",
+]
 
 DEFAULT_FORGET_FRACTION = 0.1
 
@@ -36,6 +44,7 @@ def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Make ``parser`` report a usage error (a missing required flag, an unknown flag, a bad value) as one
     ``error:`` line naming the fix, exit code 2, instead of argparse's usage block. Every subcommand's parser
     goes through this (``hf-unlearn unlearn`` raises :class:`UsageError` instead, see :func:`parse_args`)."""
+
     def error(message: str):
         print(f"error: {' '.join(str(message).split()).rstrip('.')}; see `{parser.prog} --help`.", file=sys.stderr)
         raise SystemExit(2)
@@ -56,33 +65,95 @@ class OneLineParser(argparse.ArgumentParser):
 class ScriptArguments:
     model_name_or_path: str | None = field(
         default=None,
-        metadata={"aliases": ["--model"], "help": "Image classifier to unlearn: a Hub id (HF or 'timm/...') or a local directory. "
-                          "Omit for the embedded default (an original trained here on scikit-learn's digits)."})
+        metadata={
+            "aliases": ["--model"],
+            "help": "Image classifier to unlearn: a Hub id (HF or 'timm/...') or a local directory. "
+            "Omit for the embedded default (an original trained here on scikit-learn's digits).",
+        },
+    )
     model_revision: str | None = field(default=None, metadata={"help": "Model revision (branch, tag or commit)."})
     default_arch: str = field(default="vit", metadata={"help": "Embedded default only: 'vit' or 'resnet'."})
-    trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom modelling code from the model repo."})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Allow custom modelling code from the model repo."}
+    )
     dataset_name: str | None = field(
         default=None,
-        metadata={"aliases": ["--dataset"], "help": "Training dataset: a Hub id, a directory saved with Dataset(Dict).save_to_disk, or an image "
-                          "folder. Omit for the embedded digits default."})
+        metadata={
+            "aliases": ["--dataset"],
+            "help": "Training dataset: a Hub id, a directory saved with Dataset(Dict).save_to_disk, or an image "
+            "folder. Omit for the embedded digits default.",
+        },
+    )
     dataset_config_name: str | None = field(default=None, metadata={"help": "Dataset configuration name."})
     dataset_revision: str | None = field(default=None, metadata={"help": "Dataset revision (branch, tag or commit)."})
-    train_split: str = field(default="train", metadata={"help": "Split the model was trained on (forget/retain come from it)."})
-    validation_split: str | None = field(default="validation", metadata={"help": "Held-out split for LoTUS calibration and MIA non-members ('' to skip)."})
-    test_split: str | None = field(default="test", metadata={"help": "Held-out split for test accuracy, RF-JSD and MIA."})
+    train_split: str = field(
+        default="train", metadata={"help": "Split the model was trained on (forget/retain come from it)."}
+    )
+    validation_split: str | None = field(
+        default="validation",
+        metadata={"help": "Held-out split for LoTUS calibration and MIA non-members ('' to skip)."},
+    )
+    test_split: str | None = field(
+        default="test", metadata={"help": "Held-out split for test accuracy, RF-JSD and MIA."}
+    )
     image_column_name: str = field(default="image", metadata={"help": "Column holding the images."})
     id_column_name: str = field(default="id", metadata={"help": "Column holding sample ids (for --forget_ids_file)."})
-    forget_fraction: float | None = field(default=None, metadata={"help": f"Forget this fraction of each class (default {DEFAULT_FORGET_FRACTION} when no other rule is given)."})
-    forget_selection: str = field(default="random", metadata={"help": "With --forget_fraction: 'random' (seeded) or 'first' (first rows of each class, as the LoTUS reference)."})
-    forget_classes: list[str] | None = field(default=None, metadata={"help": "Forget every sample of these classes (labels or class names): class unlearning."})
-    forget_ids_file: str | None = field(default=None, metadata={"help": "File of sample ids to forget (one per line, or a JSON list), matched against --id_column_name."})
-    gold_model: str | None = field(default=None, metadata={"help": "A model retrained without the forget set: adds JSD and Avg Gap to the metrics."})
-    metrics_variant: str = field(default="standard", metadata={"help": "'standard' (textbook JSD) or 'reference' (the LoTUS code's JSDiv, for comparing with published numbers)."})
-    push_removed_ids: bool = field(default=False, metadata={"help": "Also upload removed_ids.json (the raw ids) when pushing. Off by default: the card carries a SHA-256 commitment only."})
-    hub_timeout: float | None = field(default=None, metadata={"help": "Seconds each Hub request (loading a Hub model or dataset, --push_to_hub) may take to connect and to answer (default: $HF_UNLEARN_HUB_TIMEOUT, else 60)."})
-    previous_ledger: str | None = field(default=None, metadata={"help": "When the model is an earlier hf-unlearn output without its local ledger.json (a Hub repo): that run's ledger.json. Its commitments must equal the model card's; earlier removed rows stay out of this run."})
-    license: str | None = field(default=None, metadata={"help": "The card's license id (e.g. apache-2.0, mit, other). Default: the original model's license when its card or config declares one, else none (the card says so)."})
-
+    forget_fraction: float | None = field(
+        default=None,
+        metadata={
+            "help": f"Forget this fraction of each class (default {DEFAULT_FORGET_FRACTION} when no other rule is given)."
+        },
+    )
+    forget_selection: str = field(
+        default="random",
+        metadata={
+            "help": "With --forget_fraction: 'random' (seeded) or 'first' (first rows of each class, as the LoTUS reference)."
+        },
+    )
+    forget_classes: list[str] | None = field(
+        default=None,
+        metadata={"help": "Forget every sample of these classes (labels or class names): class unlearning."},
+    )
+    forget_ids_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "File of sample ids to forget (one per line, or a JSON list), matched against --id_column_name."
+        },
+    )
+    gold_model: str | None = field(
+        default=None,
+        metadata={"help": "A model retrained without the forget set: adds JSD and Avg Gap to the metrics."},
+    )
+    metrics_variant: str = field(
+        default="standard",
+        metadata={
+            "help": "'standard' (textbook JSD) or 'reference' (the LoTUS code's JSDiv, for comparing with published numbers)."
+        },
+    )
+    push_removed_ids: bool = field(
+        default=False,
+        metadata={
+            "help": "Also upload removed_ids.json (the raw ids) when pushing. Off by default: the card carries a SHA-256 commitment only."
+        },
+    )
+    hub_timeout: float | None = field(
+        default=None,
+        metadata={
+            "help": "Seconds each Hub request (loading a Hub model or dataset, --push_to_hub) may take to connect and to answer (default: $HF_UNLEARN_HUB_TIMEOUT, else 60)."
+        },
+    )
+    previous_ledger: str | None = field(
+        default=None,
+        metadata={
+            "help": "When the model is an earlier hf-unlearn output without its local ledger.json (a Hub repo): that run's ledger.json. Its commitments must equal the model card's; earlier removed rows stay out of this run."
+        },
+    )
+    license: str | None = field(
+        default=None,
+        metadata={
+            "help": "The card's license id (e.g. apache-2.0, mit, other). Default: the original model's license when its card or config declares one, else none (the card says so)."
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -124,11 +195,14 @@ def parse_args(argv: list[str], prog: str = "hf-unlearn unlearn"):
     known_dests = {a.dest for a in parser._actions} - {"help"}
     unknown_keys = sorted(k for k in file_values if k not in known_dests)
     if unknown_keys:
-        raise UsageError(f"config file {config_path} has unknown keys: {', '.join(unknown_keys)}; "
-                         f"see `{prog} --method {known.method} --help` for the flag names.")
+        raise UsageError(
+            f"config file {config_path} has unknown keys: {', '.join(unknown_keys)}; "
+            f"see `{prog} --method {known.method} --help` for the flag names."
+        )
     try:  # before argparse: it converts (and so checks) only string defaults
-        file_values = check_config_types(file_values, (ScriptArguments, UnlearningArguments, method_cls.config_class),
-                                         config_path)
+        file_values = check_config_types(
+            file_values, (ScriptArguments, UnlearningArguments, method_cls.config_class), config_path
+        )
     except ConfigFileError as e:
         raise UsageError(str(e)) from e
     defaults = dict(method_cls.training_defaults)
@@ -155,9 +229,18 @@ def parse_args(argv: list[str], prog: str = "hf-unlearn unlearn"):
     if wants_help:
         from .help_text import format_unlearn_help
 
-        print(format_unlearn_help(parser, prog=prog, method=known.method, method_cls=method_cls,
-                                  script_cls=ScriptArguments, arguments_cls=UnlearningArguments,
-                                  methods=methods_help(), preset=preset if embedded else None))
+        print(
+            format_unlearn_help(
+                parser,
+                prog=prog,
+                method=known.method,
+                method_cls=method_cls,
+                script_cls=ScriptArguments,
+                arguments_cls=UnlearningArguments,
+                methods=methods_help(),
+                preset=preset if embedded else None,
+            )
+        )
         raise SystemExit(0)
     if embedded and preset:
         parser.set_defaults(**preset)

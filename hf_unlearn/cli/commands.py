@@ -22,18 +22,39 @@ DEBUG_ENV = "HF_UNLEARN_DEBUG"  # as hf_unlearn.cli.main: set, a failure re-rais
 
 #: name -> (module, function taking argv and returning an exit code, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
-    "unlearn": ("hf_unlearn.cli.main", "run_unlearning", "unlearn a forget set from a classifier (scripts/unlearn.py)"),
+    "unlearn": (
+        "hf_unlearn.cli.main",
+        "run_unlearning",
+        "unlearn a forget set from a classifier (scripts/unlearn.py)",
+    ),
     "push": ("hf_unlearn.cli.push", "main", "publish an output directory to the Hub (scripts/push_to_hub.py)"),
     "push-metrics": ("hf_unlearn.cli.push_metrics", "main", "publish rf_jsd, jsd and mia as evaluate Spaces"),
-    "benchmark": ("hf_unlearn.benchmark.command", "main", "the LoTUS paper's protocol, every method (scripts/benchmark.py)"),
-    "proof": ("hf_unlearn.cli.provenance_commands", "proof_main", "write a proof that given ids were removed (provenance)"),
-    "verify": ("hf_unlearn.cli.provenance_commands", "verify_main", "check a proof against a published card (provenance)"),
+    "benchmark": (
+        "hf_unlearn.benchmark.command",
+        "main",
+        "the LoTUS paper's protocol, every method (scripts/benchmark.py)",
+    ),
+    "proof": (
+        "hf_unlearn.cli.provenance_commands",
+        "proof_main",
+        "write a proof that given ids were removed (provenance)",
+    ),
+    "verify": (
+        "hf_unlearn.cli.provenance_commands",
+        "verify_main",
+        "check a proof against a published card (provenance)",
+    ),
 }
 
 
 def _usage() -> str:
-    lines = ["usage: hf-unlearn <command> [options]   (hf-unlearn <command> --help for its flags)", "",
-             "Machine unlearning for Hugging Face image classifiers.", "", "commands:"]
+    lines = [
+        "usage: hf-unlearn <command> [options]   (hf-unlearn <command> --help for its flags)",
+        "",
+        "Machine unlearning for Hugging Face image classifiers.",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name:<14}{help_}" for name, (_, _, help_) in SUBCOMMANDS.items()]
     return "\n".join(lines)
 
@@ -50,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in SUBCOMMANDS:
-        print(f"error: unknown command '{name}'; choose one of: {', '.join(SUBCOMMANDS)} (hf-unlearn --help).",
-              file=sys.stderr)
+        print(
+            f"error: unknown command '{name}'; choose one of: {', '.join(SUBCOMMANDS)} (hf-unlearn --help).",
+            file=sys.stderr,
+        )
         return 2
     module_name, function, _ = SUBCOMMANDS[name]
     try:
@@ -59,13 +82,18 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as e:
         if e.name != module_name:  # a missing dependency inside the module: a real error, not an absent feature
             raise
-        print(f"error: `hf-unlearn {name}` is not available in this version of hf-unlearn ({module_name} is missing).",
-              file=sys.stderr)
+        print(
+            f"error: `hf-unlearn {name}` is not available in this version of hf-unlearn ({module_name} is missing).",
+            file=sys.stderr,
+        )
         return 2
     entry = getattr(module, function, None)
     if entry is None:
-        print(f"error: `hf-unlearn {name}` is not available in this version of hf-unlearn "
-              f"({module_name}.{function} is missing).", file=sys.stderr)
+        print(
+            f"error: `hf-unlearn {name}` is not available in this version of hf-unlearn "
+            f"({module_name}.{function} is missing).",
+            file=sys.stderr,
+        )
         return 2
     try:
         return int(entry(rest) or 0)
@@ -81,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         from ..failures import describe_failure
 
-        print(f"error: `hf-unlearn {name}` failed: {describe_failure(e)} (re-run with {DEBUG_ENV}=1 for the "
-              "traceback)", file=sys.stderr)
+        print(
+            f"error: `hf-unlearn {name}` failed: {describe_failure(e)} (re-run with {DEBUG_ENV}=1 for the traceback)",
+            file=sys.stderr,
+        )
         return 1

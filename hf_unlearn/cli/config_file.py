@@ -75,7 +75,9 @@ def read_config_file(path: str) -> dict:
             data = yaml.safe_load(text) or {}
     except Exception as e:  # json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError
         first = (str(e).splitlines() or [""])[0]
-        raise ConfigFileError(f"config file {path} cannot be parsed ({type(e).__name__}: {first}); fix its syntax.") from e
+        raise ConfigFileError(
+            f"config file {path} cannot be parsed ({type(e).__name__}: {first}); fix its syntax."
+        ) from e
     if not isinstance(data, dict):
         raise ConfigFileError(
             f"config file {path} must hold a mapping of flag names to values (e.g. `method: lotus`), "
@@ -104,7 +106,7 @@ def _fit(value, tp, convert: bool):
         return value
     if origin in (typing.Union, types.UnionType):
         several = len([a for a in args if a is not type(None)]) > 1
-        for attempt in ((False, True) if convert else (False,)):
+        for attempt in (False, True) if convert else (False,):
             for arm in args:
                 if attempt and several and arm is str and not isinstance(value, str):
                     continue  # an integer is read as text only where text is the one type (not `dict | str`)
@@ -164,8 +166,14 @@ def _fit(value, tp, convert: bool):
     return value if isinstance(tp, type) and isinstance(value, tp) else _NO
 
 
-_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null",
-          dict: "a mapping"}
+_NAMES = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    type(None): "null",
+    dict: "a mapping",
+}
 
 
 def _describe(tp) -> str:
@@ -201,12 +209,20 @@ def check_config_types(values: dict, classes, path: str | None) -> dict:
         got = _fit(value, hints[key], True)
         if got is _NO:
             shown = json.dumps(value, default=str)
-            raise ConfigFileError(f"config file {path}: '{key}' must be {_describe(hints[key])}, got {shown} "
-                                  f"({_yaml_type(value)}); fix that value in the file.")
+            raise ConfigFileError(
+                f"config file {path}: '{key}' must be {_describe(hints[key])}, got {shown} "
+                f"({_yaml_type(value)}); fix that value in the file."
+            )
         out[key] = got
     return out
 
 
 def _yaml_type(value) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
-            type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)

@@ -15,9 +15,20 @@ import os
 import socket
 import tempfile
 
-__all__ = ["nearest_existing", "relation", "check_output_location", "probe_writable", "OutputDirLock",
-           "check_input_file", "check_input_dir", "check_output_file",
-           "LOCK_NAME", "read_lock", "lock_is_live", "OutputDirLocked"]
+__all__ = [
+    "nearest_existing",
+    "relation",
+    "check_output_location",
+    "probe_writable",
+    "OutputDirLock",
+    "check_input_file",
+    "check_input_dir",
+    "check_output_file",
+    "LOCK_NAME",
+    "read_lock",
+    "lock_is_live",
+    "OutputDirLocked",
+]
 
 LOCK_NAME = ".hf_unlearn.lock"
 
@@ -107,13 +118,17 @@ def probe_writable(output_dir: str) -> None:
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ValueError(f"--output_dir {output_dir} is a file, not a directory; choose a directory path.")
     if not os.path.isdir(base):
-        raise ValueError(f"--output_dir {output_dir} cannot be created: {base} is a file, not a directory; "
-                         "choose another --output_dir.")
+        raise ValueError(
+            f"--output_dir {output_dir} cannot be created: {base} is a file, not a directory; "
+            "choose another --output_dir."
+        )
     try:
         _probe_directory(base)
     except OSError as e:
-        raise ValueError(f"--output_dir {output_dir} is not writable ({os.strerror(e.errno or 0) or e} in {base}); "
-                         "choose a writable --output_dir.") from e
+        raise ValueError(
+            f"--output_dir {output_dir} is not writable ({os.strerror(e.errno or 0) or e} in {base}); "
+            "choose a writable --output_dir."
+        ) from e
 
 
 # ---- file and directory arguments ----------------------------------------------------------------------------
@@ -139,8 +154,9 @@ def check_input_file(flag: str, path, what: str = "a file") -> None:
         with open(path, "rb"):
             pass
     except OSError as e:
-        raise ValueError(f"{flag} {path} cannot be read ({e.strerror or e}); give the path of {what} that this user "
-                         "can read.") from e
+        raise ValueError(
+            f"{flag} {path} cannot be read ({e.strerror or e}); give the path of {what} that this user can read."
+        ) from e
 
 
 def check_input_dir(flag: str, path, what: str = "a directory") -> None:
@@ -153,8 +169,9 @@ def check_input_dir(flag: str, path, what: str = "a directory") -> None:
     try:
         os.listdir(path)
     except OSError as e:
-        raise ValueError(f"{flag} {path} cannot be read ({e.strerror or e}); give the path of {what} that this user "
-                         "can read.") from e
+        raise ValueError(
+            f"{flag} {path} cannot be read ({e.strerror or e}); give the path of {what} that this user can read."
+        ) from e
 
 
 def check_output_file(flag: str, path, what: str = "the file to write") -> None:
@@ -162,8 +179,9 @@ def check_output_file(flag: str, path, what: str = "the file to write") -> None:
     read-only filesystem or a root-owned location counts too), an existing file is writable. Nothing is left."""
     _empty(flag, path, what)
     if os.path.isdir(path):
-        raise ValueError(f"{flag} {path} is a directory; give the path of {what} (e.g. "
-                         f"{os.path.join(path, 'out.json')}).")
+        raise ValueError(
+            f"{flag} {path} is a directory; give the path of {what} (e.g. {os.path.join(path, 'out.json')})."
+        )
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.exists(parent):
         raise ValueError(f"{flag} {path}: its directory {parent} does not exist; create it or choose another path.")
@@ -175,8 +193,9 @@ def check_output_file(flag: str, path, what: str = "the file to write") -> None:
         else:
             _probe_directory(parent)
     except OSError as e:
-        raise ValueError(f"{flag} {path} cannot be written ({e.strerror or e} in {parent}); choose a writable "
-                         "location.") from e
+        raise ValueError(
+            f"{flag} {path} cannot be written ({e.strerror or e} in {parent}); choose a writable location."
+        ) from e
 
 
 # ---- the run lock --------------------------------------------------------------------------------------------
@@ -214,10 +233,15 @@ def lock_is_live(info: dict | None) -> bool:
 
 
 def _describe(info: dict, output_dir: str) -> str:
-    who = (f"pid {info.get('pid')} on {info.get('hostname')}, started {info.get('started')}" if info
-           else "an unreadable lock")
-    return (f"another run is writing to --output_dir {output_dir} ({who}); wait for it to finish or choose another "
-            f"--output_dir (if no such run exists, delete {os.path.join(output_dir, LOCK_NAME)}).")
+    who = (
+        f"pid {info.get('pid')} on {info.get('hostname')}, started {info.get('started')}"
+        if info
+        else "an unreadable lock"
+    )
+    return (
+        f"another run is writing to --output_dir {output_dir} ({who}); wait for it to finish or choose another "
+        f"--output_dir (if no such run exists, delete {os.path.join(output_dir, LOCK_NAME)})."
+    )
 
 
 def check_not_locked(output_dir: str) -> None:
@@ -277,8 +301,11 @@ class OutputDirLock:
         if not os.path.isdir(self.output_dir):
             os.makedirs(self.output_dir, exist_ok=True)
             self.created_dir = True
-        info = {"pid": os.getpid(), "hostname": socket.gethostname(),
-                "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+        info = {
+            "pid": os.getpid(),
+            "hostname": socket.gethostname(),
+            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
         with _takeover_guard(self.output_dir) as guarded:
             for _ in range(2):
                 try:

@@ -19,8 +19,9 @@ def _dests(dataclass_type) -> list[str]:
     return [f.name for f in dataclasses.fields(dataclass_type) if f.init]
 
 
-def format_unlearn_help(parser, *, prog: str, method: str, method_cls, script_cls, arguments_cls,
-                        methods: str, preset: dict | None) -> str:
+def format_unlearn_help(
+    parser, *, prog: str, method: str, method_cls, script_cls, arguments_cls, methods: str, preset: dict | None
+) -> str:
     """Help text for ``parser`` (an ``HfArgumentParser`` over script, unlearning and method arguments).
 
     ``methods``: the registered methods with their display names and papers (``methods.methods_help()``).
@@ -40,20 +41,31 @@ def format_unlearn_help(parser, *, prog: str, method: str, method_cls, script_cl
     shown = set(method_fields) | set(script_fields) | set(shared_fields)
     trainer = [d for d in _dests(arguments_cls) if d not in shown]
 
-    description = (f"Unlearn a forget set from an image classifier with hf-unlearn. Methods: {methods}. "
-                   f"`--method NAME --help` lists that method's flags first. A JSON/YAML config file works too: a "
-                   f"lone run.json argument, or --config run.yaml (flags override the file).")
+    description = (
+        f"Unlearn a forget set from an image classifier with hf-unlearn. Methods: {methods}. "
+        f"`--method NAME --help` lists that method's flags first. A JSON/YAML config file works too: a "
+        f"lone run.json argument, or --config run.yaml (flags override the file)."
+    )
     if preset:  # printed only when it applies: no model and no dataset on this command line
         settings = ", ".join(f"--{k} {v}" for k, v in preset.items())
-        description += (f" Without --model and --dataset this runs the embedded default (digits, an original trained "
-                        f"here): for it {method} uses {settings} unless you set them; the defaults listed below are "
-                        f"{method}'s own.")
-    help_parser = argparse.ArgumentParser(prog=prog, usage=USAGE.format(prog=prog), description=description,
-                                          formatter_class=argparse.ArgumentDefaultsHelpFormatter, add_help=False)
+        description += (
+            f" Without --model and --dataset this runs the embedded default (digits, an original trained "
+            f"here): for it {method} uses {settings} unless you set them; the defaults listed below are "
+            f"{method}'s own."
+        )
+    help_parser = argparse.ArgumentParser(
+        prog=prog,
+        usage=USAGE.format(prog=prog),
+        description=description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        add_help=False,
+    )
     help_parser.add_argument("-h", "--help", action="help", help="show this help message and exit")
     sections = [
-        (f"{method} options (--method {method}: {method_cls.__name__}, config {method_cls.config_class.__name__})",
-         method_fields),
+        (
+            f"{method} options (--method {method}: {method_cls.__name__}, config {method_cls.config_class.__name__})",
+            method_fields,
+        ),
         ("script options (model, data, forget selection, output)", script_fields),
         ("unlearning options (every method)", shared_fields),
         ("Trainer options (transformers.TrainingArguments; the defaults shown are this method's)", trainer),

@@ -28,8 +28,9 @@ def load_training_data(script: ScriptArguments):
         _check_dataset_given(script)  # --model without --dataset: only the embedded default's models
 
     try:
-        return load_dataset_source(script.dataset_name, script.dataset_config_name, script.dataset_revision,
-                                   train_split=script.train_split)
+        return load_dataset_source(
+            script.dataset_name, script.dataset_config_name, script.dataset_revision, train_split=script.train_split
+        )
     except DataSourceError as e:
         raise UsageError(str(e)) from e
 
@@ -55,16 +56,22 @@ def load_splits(run: UnlearningRun) -> None:
                 f"pass --{'image_column_name' if column == script.image_column_name else 'label_column_name'}."
             )
     if len(train) == 0:
-        raise UsageError(f"the '{script.train_split}' split of the dataset is empty (no rows): there is nothing to "
-                         "forget from; pass a dataset whose training split has rows (or another --train_split).")
+        raise UsageError(
+            f"the '{script.train_split}' split of the dataset is empty (no rows): there is nothing to "
+            "forget from; pass a dataset whose training split has rows (or another --train_split)."
+        )
     run.train = train
     run.validation = _split(run.data, script.validation_split, "validation")
     run.test = _split(run.data, script.test_split, "test")
-    for flag, split, what in (("--validation_split", script.validation_split, run.validation),
-                              ("--test_split", script.test_split, run.test)):
+    for flag, split, what in (
+        ("--validation_split", script.validation_split, run.validation),
+        ("--test_split", script.test_split, run.test),
+    ):
         if what is not None and len(what) == 0:
-            raise UsageError(f"the '{split}' split of the dataset is empty (no rows); pass {flag} naming a split "
-                             f"with rows, or {flag} '' to skip it.")
+            raise UsageError(
+                f"the '{split}' split of the dataset is empty (no rows); pass {flag} naming a split "
+                f"with rows, or {flag} '' to skip it."
+            )
 
 
 def check_request(run: UnlearningRun) -> None:
@@ -74,8 +81,10 @@ def check_request(run: UnlearningRun) -> None:
     script, train = run.script, run.train
     if script.forget_ids_file:
         if script.id_column_name not in train.column_names:
-            raise UsageError(f"--forget_ids_file needs an id column; '{script.id_column_name}' is not among "
-                             f"{train.column_names}; pass --id_column_name.")
+            raise UsageError(
+                f"--forget_ids_file needs an id column; '{script.id_column_name}' is not among "
+                f"{train.column_names}; pass --id_column_name."
+            )
         run.forget_ids = _read_ids(script.forget_ids_file, train.features.get(script.id_column_name))
         from ..data.selection import rows_of_ids
 
@@ -90,12 +99,15 @@ def check_request(run: UnlearningRun) -> None:
         # names stay valid after the labels are aligned with the model's (remapped by name, or refused)
         unknown = [c for c in script.forget_classes if not c.lstrip("-").isdigit() and c not in feature.names]
         if unknown:
-            raise UsageError(f"--forget_classes: unknown class name {unknown[0]!r}; the classes are "
-                             f"{list(feature.names)}.")
+            raise UsageError(
+                f"--forget_classes: unknown class name {unknown[0]!r}; the classes are {list(feature.names)}."
+            )
     if run.alphas and run.validation is None and run.test is None:
-        raise UsageError("--alpha_search scores candidates by RF-JSD on held-out data, but the dataset has neither "
-                         f"the '{script.validation_split}' nor the '{script.test_split}' split (splits: "
-                         f"{list(run.data)}); name an existing held-out split with --validation_split or --test_split.")
+        raise UsageError(
+            "--alpha_search scores candidates by RF-JSD on held-out data, but the dataset has neither "
+            f"the '{script.validation_split}' nor the '{script.test_split}' split (splits: "
+            f"{list(run.data)}); name an existing held-out split with --validation_split or --test_split."
+        )
 
 
 def load_original(run: UnlearningRun) -> None:
@@ -116,8 +128,9 @@ def load_original(run: UnlearningRun) -> None:
         with args.main_process_first(local=False, desc="embedded default original model"):
             # Progress per epoch: a bar, lines with --disable_tqdm, nothing with --log_level error/critical.
             quiet = args.log_level in ("error", "critical")
-            model_path = original_model(script.default_arch, progress=None if quiet else say,
-                                        progress_bar=not args.disable_tqdm)
+            model_path = original_model(
+                script.default_arch, progress=None if quiet else say, progress_bar=not args.disable_tqdm
+            )
     run.model_path = model_path
     # ---- earlier deletion requests (hf_unlearn.publishing.provenance): their rows stay out of retain and calibration data ----
     from ..publishing.provenance import read_parent_chain
@@ -129,8 +142,12 @@ def load_original(run: UnlearningRun) -> None:
     run.loaded_train = run.train
     try:
         with whole_weights():  # whole on every process, also under ZeRO-3 (hf_unlearn.training.engines)
-            loaded = load_classifier(model_path, image_column=script.image_column_name,
-                                     trust_remote_code=script.trust_remote_code, revision=script.model_revision)
+            loaded = load_classifier(
+                model_path,
+                image_column=script.image_column_name,
+                trust_remote_code=script.trust_remote_code,
+                revision=script.model_revision,
+            )
     except ValueError as e:
         raise UsageError(str(e)) from e
     run.loaded = loaded
@@ -149,8 +166,9 @@ def load_original(run: UnlearningRun) -> None:
     from ..data.labels import align_labels, class_names_of
 
     try:
-        data, run.label_alignment = align_labels(run.data, args.label_column_name, class_names_of(loaded.model),
-                                                 num_labels)
+        data, run.label_alignment = align_labels(
+            run.data, args.label_column_name, class_names_of(loaded.model), num_labels
+        )
     except ValueError as e:
         raise UsageError(str(e)) from e
     run.data = data
@@ -163,10 +181,18 @@ def load_original(run: UnlearningRun) -> None:
     from ..training.checks import check_eval_split, check_model_finite
 
     try:
-        for split, name, flag in ((run.validation, script.validation_split, "--validation_split"),
-                                  (run.test, script.test_split, "--test_split")):
-            check_eval_split(split, name, flag, image_column=script.image_column_name,
-                             label_column=args.label_column_name, num_labels=num_labels)
+        for split, name, flag in (
+            (run.validation, script.validation_split, "--validation_split"),
+            (run.test, script.test_split, "--test_split"),
+        ):
+            check_eval_split(
+                split,
+                name,
+                flag,
+                image_column=script.image_column_name,
+                label_column=args.label_column_name,
+                num_labels=num_labels,
+            )
         check_model_finite(loaded.model, f"the model {model_path}")
     except ValueError as e:
         raise UsageError(str(e)) from e
@@ -186,23 +212,35 @@ def select(run: UnlearningRun) -> None:
     elif script.forget_ids_file:
         rule["ids"] = run.forget_ids  # read and checked by check_request, before any model
     else:
-        rule["fraction_per_class"] = (DEFAULT_FORGET_FRACTION if script.forget_fraction is None
-                                      else script.forget_fraction)
+        rule["fraction_per_class"] = (
+            DEFAULT_FORGET_FRACTION if script.forget_fraction is None else script.forget_fraction
+        )
         rule["mode"] = script.forget_selection
     id_column = script.id_column_name if script.id_column_name in train.column_names else None
     if "ids" in rule and id_column is None:
-        raise UsageError(f"--forget_ids_file needs an id column; '{script.id_column_name}' is not among {train.column_names}.")
+        raise UsageError(
+            f"--forget_ids_file needs an id column; '{script.id_column_name}' is not among {train.column_names}."
+        )
     try:
-        train, run.validation, kept = exclude_earlier(chain["requests"], train, run.validation, id_column,
-                                                      rule.get("ids"))
+        train, run.validation, kept = exclude_earlier(
+            chain["requests"], train, run.validation, id_column, rule.get("ids")
+        )
     except ValueError as e:
         raise UsageError(str(e)) from e
     run.train = train
     try:
-        selection = select_forget(train, seed=args.seed, id_column=id_column, label_column=args.label_column_name,
-                                  num_labels=run.num_labels, dataset_name=run.dataset_id,
-                                  dataset_config=script.dataset_config_name, split=script.train_split,
-                                  revision=script.dataset_revision, **rule)
+        selection = select_forget(
+            train,
+            seed=args.seed,
+            id_column=id_column,
+            label_column=args.label_column_name,
+            num_labels=run.num_labels,
+            dataset_name=run.dataset_id,
+            dataset_config=script.dataset_config_name,
+            split=script.train_split,
+            revision=script.dataset_revision,
+            **rule,
+        )
     except ValueError as e:
         raise UsageError(str(e)) from e
     if chain["requests"]:
@@ -221,8 +259,11 @@ def select(run: UnlearningRun) -> None:
         from ..training.method_state import check_resume_matches, read_method_state
 
         try:
-            check_resume_matches(args.resume_from_checkpoint, read_method_state(args.resume_from_checkpoint, args.method),
-                                 record=selection.record)
+            check_resume_matches(
+                args.resume_from_checkpoint,
+                read_method_state(args.resume_from_checkpoint, args.method),
+                record=selection.record,
+            )
         except ValueError as e:
             raise UsageError(str(e)) from e
 
@@ -239,8 +280,9 @@ def load_gold(run: UnlearningRun) -> None:
 
     try:
         with whole_weights():
-            run.gold_loaded = load_classifier(script.gold_model, image_column=script.image_column_name,
-                                              trust_remote_code=script.trust_remote_code).model
+            run.gold_loaded = load_classifier(
+                script.gold_model, image_column=script.image_column_name, trust_remote_code=script.trust_remote_code
+            ).model
         check_gold_model(run.gold_loaded, run.loaded.model, script.gold_model)
     except ValueError as e:
         raise UsageError(f"--gold_model: {e}" if not str(e).startswith("--gold_model") else str(e)) from e

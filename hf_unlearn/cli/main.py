@@ -75,8 +75,11 @@ def run_unlearning(argv: list[str]) -> int:
     except KeyboardInterrupt:
         if debug:
             raise
-        print("error: interrupted; no finished output was written (an earlier finished output is left as it was). "
-              "Re-run, or pass --resume_from_checkpoint with a checkpoint-N folder of this run.", file=sys.stderr)
+        print(
+            "error: interrupted; no finished output was written (an earlier finished output is left as it was). "
+            "Re-run, or pass --resume_from_checkpoint with a checkpoint-N folder of this run.",
+            file=sys.stderr,
+        )
         return 130
     except Exception as e:
         if debug:

@@ -42,7 +42,8 @@ def proof_main(argv: list[str]) -> int:
     """``hf-unlearn proof --output_dir DIR --id ID [--out proof.json]``: print the removal proof of one id."""
     parser = OneLineParser(
         prog="hf-unlearn proof",
-        description="Print the JSON proof that one sample id was removed (its salt and Merkle path; no other id).")
+        description="Print the JSON proof that one sample id was removed (its salt and Merkle path; no other id).",
+    )
     parser.add_argument("--output_dir", required=True, help="An hf-unlearn output directory (holds ledger.json).")
     parser.add_argument("--id", required=True, help="The sample id (or row index) to prove removed.")
     parser.add_argument("--out", default=None, help="Write the proof to this file instead of stdout.")
@@ -61,8 +62,10 @@ def proof_main(argv: list[str]) -> int:
         except ValueError as e:
             raise _BadInput(str(e)) from e
         if not os.path.isfile(path):
-            raise _BadInput(f"{path} does not exist; pass the output directory of an hf-unlearn run (the ledger is "
-                            "local, it is not on the Hub)")
+            raise _BadInput(
+                f"{path} does not exist; pass the output directory of an hf-unlearn run (the ledger is "
+                "local, it is not on the Hub)"
+            )
         requests = read_ledger(path)
     except (_BadInput, LedgerError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -79,8 +82,11 @@ def proof_main(argv: list[str]) -> int:
     try:  # written whole or not at all: a full disk leaves no half proof
         _write_atomically(args.out, text + "\n")
     except OSError as e:
-        print(f"error: cannot write --out {args.out} ({e.strerror or e}); no proof was written: free some space or "
-              "choose another --out.", file=sys.stderr)
+        print(
+            f"error: cannot write --out {args.out} ({e.strerror or e}); no proof was written: free some space or "
+            "choose another --out.",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -122,10 +128,15 @@ def _model_weights(model: str, revision: str | None, endpoint: str | None, token
     from huggingface_hub import HfApi, hf_hub_download
 
     try:
-        names = [n for n in HfApi(endpoint=endpoint, token=token).list_repo_files(model, revision=revision)
-                 if n.endswith(WEIGHT_SUFFIXES)]
-        return {n: _hash_file(hf_hub_download(model, n, revision=revision, endpoint=endpoint, token=token))
-                for n in sorted(names)}
+        names = [
+            n
+            for n in HfApi(endpoint=endpoint, token=token).list_repo_files(model, revision=revision)
+            if n.endswith(WEIGHT_SUFFIXES)
+        ]
+        return {
+            n: _hash_file(hf_hub_download(model, n, revision=revision, endpoint=endpoint, token=token))
+            for n in sorted(names)
+        }
     except Exception as e:
         raise _hub_failure(e, f"the weights of {model}", endpoint) from e
 
@@ -134,20 +145,26 @@ def check_weights(block: dict, actual: dict[str, str]) -> str:
     """A one-line summary when the weights files equal the card's SHA-256s; raises _Failed with the reason."""
     recorded = block.get("weights_sha256")
     if not isinstance(recorded, dict) or not recorded:
-        raise _Failed("the card records no weights SHA-256 (unlearning.weights_sha256); it was not written by an "
-                      "hf-unlearn version that supports verify")
+        raise _Failed(
+            "the card records no weights SHA-256 (unlearning.weights_sha256); it was not written by an "
+            "hf-unlearn version that supports verify"
+        )
     missing = sorted(set(recorded) - set(actual))
     extra = sorted(set(actual) - set(recorded))
     if missing:
         raise _Failed(f"weights file(s) {', '.join(missing)} listed in the card are missing from the model")
     if extra:
-        raise _Failed(f"weights file(s) {', '.join(extra)} are not listed in the card: the weights were swapped or "
-                      "added after the card was written")
+        raise _Failed(
+            f"weights file(s) {', '.join(extra)} are not listed in the card: the weights were swapped or "
+            "added after the card was written"
+        )
     for name in sorted(recorded):
         if recorded[name] != actual[name]:
-            raise _Failed(f"{name} has SHA-256 {actual[name][:16]}… but the card records "
-                          f"{str(recorded[name])[:16]}…: "
-                          "the weights are not the ones the card describes")
+            raise _Failed(
+                f"{name} has SHA-256 {actual[name][:16]}… but the card records "
+                f"{str(recorded[name])[:16]}…: "
+                "the weights are not the ones the card describes"
+            )
     return f"weights match the card ({len(recorded)} file{'s' if len(recorded) != 1 else ''})"
 
 
@@ -161,8 +178,9 @@ def check_requests(block: dict, folder: str | None) -> str:
     try:
         if ledger_path and os.path.isfile(ledger_path):
             # a ledger whose ids do not hash to its commitments fails here (exit 1, like any other mismatch)
-            check_against_card(read_ledger(ledger_path, chain=False), ledger_path, requests, block.get(HEAD_KEY),
-                               "the card")
+            check_against_card(
+                read_ledger(ledger_path, chain=False), ledger_path, requests, block.get(HEAD_KEY), "the card"
+            )
             return f"{len(requests)} deletion request(s) chained and equal to {LEDGER_NAME}"
         check_card_chain(requests, block.get(HEAD_KEY), "the card")
     except LedgerError as e:
@@ -190,8 +208,10 @@ def _check_proof(block: dict, proof_path: str) -> str:
     for k, r in enumerate(requests, 1):
         if isinstance(r, dict) and r.get("commitment") == root:
             return f"id {proof['id']!r} removed in request {k} ({r.get('date')})"
-    raise _Failed(f"the proof's root {root[:16]}… is not the commitment of any of the card's {len(requests)} "
-                  "request(s): the id was not removed from this model")
+    raise _Failed(
+        f"the proof's root {root[:16]}… is not the commitment of any of the card's {len(requests)} "
+        "request(s): the id was not removed from this model"
+    )
 
 
 def verify_main(argv: list[str]) -> int:
@@ -199,26 +219,38 @@ def verify_main(argv: list[str]) -> int:
     parser = OneLineParser(
         prog="hf-unlearn verify",
         description="Check a model against its card: the weights files' SHA-256s, the deletion requests (chained, and "
-                    "equal to the local ledger.json field by field), and optionally a removal proof "
-                    "(from `hf-unlearn proof`) against the card's deletion-request commitments.")
+        "equal to the local ledger.json field by field), and optionally a removal proof "
+        "(from `hf-unlearn proof`) against the card's deletion-request commitments.",
+    )
     parser.add_argument("--model", required=True, help="An hf-unlearn output directory or a Hub repo id.")
     parser.add_argument("--proof", default=None, help="A proof file written by `hf-unlearn proof`.")
     parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit).")
     parser.add_argument("--token", default=None, help="Hub token, for private repos (default: HF_TOKEN).")
     parser.add_argument("--endpoint", default=None, help="Hub endpoint (default: HF_ENDPOINT or huggingface.co).")
-    parser.add_argument("--recompute", action="store_true",
-                        help=f"Re-evaluate the model and compare each metric with the card (tolerance "
-                             f"{RECOMPUTE_TOLERANCE} absolute); needs --dataset_name and --output_dir.")
-    parser.add_argument("--dataset_name", default=None,
-                        help="With --recompute: the training dataset (default: the one the card names).")
+    parser.add_argument(
+        "--recompute",
+        action="store_true",
+        help=f"Re-evaluate the model and compare each metric with the card (tolerance "
+        f"{RECOMPUTE_TOLERANCE} absolute); needs --dataset_name and --output_dir.",
+    )
+    parser.add_argument(
+        "--dataset_name",
+        default=None,
+        help="With --recompute: the training dataset (default: the one the card names).",
+    )
     parser.add_argument("--output_dir", default=None, help="With --recompute: the local output directory (ledger).")
-    parser.add_argument("--hub_timeout", default=None,
-                        help="Seconds each Hub request may take to connect and to answer (default: "
-                             "$HF_UNLEARN_HUB_TIMEOUT, else 60).")
-    parser.add_argument("--parent_model", default=None,
-                        help="With --recompute: where the model this run started from is (default: the card's "
-                             "parent_model, looked for as named, next to --output_dir and in the hf-unlearn cache, "
-                             "and accepted only when its weights hash matches the card's).")
+    parser.add_argument(
+        "--hub_timeout",
+        default=None,
+        help="Seconds each Hub request may take to connect and to answer (default: $HF_UNLEARN_HUB_TIMEOUT, else 60).",
+    )
+    parser.add_argument(
+        "--parent_model",
+        default=None,
+        help="With --recompute: where the model this run started from is (default: the card's "
+        "parent_model, looked for as named, next to --output_dir and in the hf-unlearn cache, "
+        "and accepted only when its weights hash matches the card's).",
+    )
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:
@@ -244,8 +276,10 @@ def _check_verify_paths(args) -> None:
         if not str(value).strip():
             raise ValueError(f"{flag} is empty ({value!r}); give an hf-unlearn output directory or a Hub repo id.")
         if os.path.exists(value) and not os.path.isdir(value):
-            raise ValueError(f"{flag} {value} is a file; give an hf-unlearn output directory (the folder that holds "
-                             "README.md and the weights) or a Hub repo id.")
+            raise ValueError(
+                f"{flag} {value} is a file; give an hf-unlearn output directory (the folder that holds "
+                "README.md and the weights) or a Hub repo id."
+            )
     if args.proof is not None:
         check_input_file("--proof", args.proof, "a proof file written by `hf-unlearn proof`")
     if args.output_dir is not None:
@@ -263,15 +297,24 @@ def _verify(args) -> int:
         block = load_card_unlearning(_card_path(args.model, args.revision, args.endpoint, args.token))
         if not block:
             raise _Failed(f"the card of {args.model} has no `unlearning:` block: it was not written by hf-unlearn")
-        lines = [check_weights(block, _model_weights(args.model, args.revision, args.endpoint, args.token)),
-                 check_requests(block, args.output_dir or (args.model if os.path.isdir(args.model) else None))]
+        lines = [
+            check_weights(block, _model_weights(args.model, args.revision, args.endpoint, args.token)),
+            check_requests(block, args.output_dir or (args.model if os.path.isdir(args.model) else None)),
+        ]
         if args.proof:
             lines.insert(0, _check_proof(block, args.proof))
         if args.recompute:
             from ..publishing.recompute import recompute_table
 
-            ok, table = recompute_table(args.model, block, args.output_dir, args.dataset_name, RECOMPUTE_TOLERANCE,
-                                        revision=args.revision, parent_model=args.parent_model)
+            ok, table = recompute_table(
+                args.model,
+                block,
+                args.output_dir,
+                args.dataset_name,
+                RECOMPUTE_TOLERANCE,
+                revision=args.revision,
+                parent_model=args.parent_model,
+            )
             print(table)
             if not ok:
                 raise _Failed(f"a recomputed metric differs from the card by more than {RECOMPUTE_TOLERANCE}")

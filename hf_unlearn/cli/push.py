@@ -39,8 +39,10 @@ class PushArguments:
     )
     hub_timeout: float | None = field(
         default=None,
-        metadata={"help": "Seconds each Hub request may take to connect and to answer (default: "
-                          "$HF_UNLEARN_HUB_TIMEOUT, else 60)."},
+        metadata={
+            "help": "Seconds each Hub request may take to connect and to answer (default: "
+            "$HF_UNLEARN_HUB_TIMEOUT, else 60)."
+        },
     )
 
 
@@ -59,7 +61,9 @@ def main(argv: list[str] | None = None, prog: str = "hf-unlearn push") -> int:
     from .fs_safety import check_input_dir
 
     try:  # before anything is read or sent
-        check_input_dir("--output_dir", args.output_dir, "a finished output directory (hf-unlearn unlearn --output_dir)")
+        check_input_dir(
+            "--output_dir", args.output_dir, "a finished output directory (hf-unlearn unlearn --output_dir)"
+        )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

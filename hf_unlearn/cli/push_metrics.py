@@ -29,9 +29,15 @@ class PushMetricsError(RuntimeError):
     """A metric Space could not be created or uploaded (one line, names the Space)."""
 
 
-def push_metric_spaces(namespace: str, *, private: bool = False, names: list[str] | tuple[str, ...] = METRIC_NAMES,
-                       token: str | None = None, endpoint: str | None = None,
-                       hub_timeout: float | None = None) -> dict[str, str]:
+def push_metric_spaces(
+    namespace: str,
+    *,
+    private: bool = False,
+    names: list[str] | tuple[str, ...] = METRIC_NAMES,
+    token: str | None = None,
+    endpoint: str | None = None,
+    hub_timeout: float | None = None,
+) -> dict[str, str]:
     """Create (or update) the Space ``namespace/<name>`` for each metric and upload its files; ``{name: url}``.
 
     Checks everything (namespace, names, local files, timeout) before the first request. Every request has a
@@ -45,8 +51,10 @@ def push_metric_spaces(namespace: str, *, private: bool = False, names: list[str
     from ..publishing.hub_guard import hub_session, resolve_hub_timeout
 
     if not namespace or not _NAMESPACE_RE.match(namespace) or "--" in namespace or ".." in namespace:
-        raise ValueError(f"--namespace {namespace!r} is not a Hub user or organisation name "
-                         "(letters, digits, '-', '_', '.'; e.g. --namespace my-org).")
+        raise ValueError(
+            f"--namespace {namespace!r} is not a Hub user or organisation name "
+            "(letters, digits, '-', '_', '.'; e.g. --namespace my-org)."
+        )
     unknown = [n for n in names if n not in METRIC_NAMES]
     if unknown:
         raise ValueError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRIC_NAMES)}.")
@@ -59,12 +67,18 @@ def push_metric_spaces(namespace: str, *, private: bool = False, names: list[str
             repo_id = f"{namespace}/{name}"
             try:
                 api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
-                info = api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type="space",
-                                         allow_patterns=[f"{name}.py", *SPACE_FILES],
-                                         commit_message=f"Upload the {name} evaluate module (hf-unlearn)")
+                info = api.upload_folder(
+                    folder_path=folder,
+                    repo_id=repo_id,
+                    repo_type="space",
+                    allow_patterns=[f"{name}.py", *SPACE_FILES],
+                    commit_message=f"Upload the {name} evaluate module (hf-unlearn)",
+                )
             except hub_network_errors() as e:  # HTTP errors, timeouts, broken connections: one line naming the Space
-                raise PushMetricsError(f"pushing the Space {repo_id} failed: "
-                                       f"{describe_hub_error(e, api.endpoint, state.get('last'), timeout)}") from e
+                raise PushMetricsError(
+                    f"pushing the Space {repo_id} failed: "
+                    f"{describe_hub_error(e, api.endpoint, state.get('last'), timeout)}"
+                ) from e
             except Exception as e:
                 first = (str(e).splitlines() or [""])[0]
                 raise PushMetricsError(f"pushing the Space {repo_id} failed ({type(e).__name__}: {first})") from e
@@ -79,18 +93,30 @@ def main(argv: list[str] | None = None, prog: str = "hf-unlearn push-metrics") -
     parser.add_argument("--namespace", required=True, help="Hub user or organisation that will own the Spaces.")
     parser.add_argument("--private", action="store_true", help="Create the Spaces private.")
     parser.add_argument("--metrics", nargs="+", default=list(METRIC_NAMES), help="Which modules to publish.")
-    parser.add_argument("--token", default=None, help="Hub token with write access (default: HF_TOKEN or `hf auth login`).")
-    parser.add_argument("--endpoint", default=None, help="Hub endpoint (default: HF_ENDPOINT or https://huggingface.co).")
-    parser.add_argument("--hub_timeout", default=None,
-                        help="Seconds each Hub request may take to connect and to answer (default: "
-                             "$HF_UNLEARN_HUB_TIMEOUT, else 60).")
+    parser.add_argument(
+        "--token", default=None, help="Hub token with write access (default: HF_TOKEN or `hf auth login`)."
+    )
+    parser.add_argument(
+        "--endpoint", default=None, help="Hub endpoint (default: HF_ENDPOINT or https://huggingface.co)."
+    )
+    parser.add_argument(
+        "--hub_timeout",
+        default=None,
+        help="Seconds each Hub request may take to connect and to answer (default: $HF_UNLEARN_HUB_TIMEOUT, else 60).",
+    )
     args = parser.parse_args(argv)
     try:
-        urls = push_metric_spaces(args.namespace, private=args.private, names=args.metrics, token=args.token,
-                                  endpoint=args.endpoint, hub_timeout=args.hub_timeout)
+        urls = push_metric_spaces(
+            args.namespace,
+            private=args.private,
+            names=args.metrics,
+            token=args.token,
+            endpoint=args.endpoint,
+            hub_timeout=args.hub_timeout,
+        )
     except (ValueError, PushMetricsError) as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2 if isinstance(e, ValueError) else 1
     for name in urls:
-        print(f"pushed {args.namespace}/{name}: evaluate.load(\"{args.namespace}/{name}\")")
+        print(f'pushed {args.namespace}/{name}: evaluate.load("{args.namespace}/{name}")')
     return 0

@@ -33,8 +33,16 @@ from .checks import (
     _not_empty,
 )
 
-__all__ = ["UnlearningRun", "check_arguments", "prepare_trainer", "predict_references", "unlearn", "evaluate",
-           "publish", "format_table"]
+__all__ = [
+    "UnlearningRun",
+    "check_arguments",
+    "prepare_trainer",
+    "predict_references",
+    "unlearn",
+    "evaluate",
+    "publish",
+    "format_table",
+]
 
 
 @dataclass
@@ -108,12 +116,14 @@ def check_arguments(argv: list[str], cleanup: contextlib.ExitStack | None = None
     if cleanup is not None:  # an in-process run (tests, a notebook) leaves the caller's thread count as it was
         cleanup.callback(torch.set_num_threads, torch.get_num_threads())
     try:  # accelerate launch without a config pins one thread per process on CPU (5x slower)
-        apply_launcher_cpu_threads(args.device.type == "cpu", say,
-                                   tiny=script.model_name_or_path is None and script.dataset_name is None)
+        apply_launcher_cpu_threads(
+            args.device.type == "cpu", say, tiny=script.model_name_or_path is None and script.dataset_name is None
+        )
     except ValueError as e:
         raise UsageError(str(e)) from e
-    return UnlearningRun(script=script, args=args, method_config=method_config, alphas=alphas, say=say,
-                         is_main=is_main, cleanup=cleanup)
+    return UnlearningRun(
+        script=script, args=args, method_config=method_config, alphas=alphas, say=say, is_main=is_main, cleanup=cleanup
+    )
 
 
 # ---- unlearn -------------------------------------------------------------------------------------------------
@@ -135,9 +145,15 @@ def prepare_trainer(run: UnlearningRun) -> None:
         # Held-out splits are preprocessed by the trainer (one materialisation budget); a bad image there is an
         # ImageDataError (exit 2) and the empty output directory the Trainer created is removed again.
         trainer = UnlearningTrainer(
-            loaded.model, args, forget_dataset=selection.forget, retain_dataset=selection.retain,
-            calibration_dataset=run.validation, method_config=run.method_config, image_transform=loaded.transform,
-            removal_record=selection.record, processing_class=loaded.processor,
+            loaded.model,
+            args,
+            forget_dataset=selection.forget,
+            retain_dataset=selection.retain,
+            calibration_dataset=run.validation,
+            method_config=run.method_config,
+            image_transform=loaded.transform,
+            removal_record=selection.record,
+            processing_class=loaded.processor,
         )
     except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from e
@@ -149,9 +165,11 @@ def prepare_trainer(run: UnlearningRun) -> None:
         raise UsageError(str(e)) from e
     _lock_output_dir(args, trainer, run.is_main, run.cleanup)
     chain = run.chain
-    run.say(f"hf-unlearn: method={args.method}  model={run.model_path}  dataset={run.dataset_id}  "
-            f"forget={selection.record.num_removed}  retain={selection.record.num_retained}"
-            + (f"  (request {len(chain['requests']) + 1}; earlier requests' rows excluded)" if chain["requests"] else ""))
+    run.say(
+        f"hf-unlearn: method={args.method}  model={run.model_path}  dataset={run.dataset_id}  "
+        f"forget={selection.record.num_removed}  retain={selection.record.num_retained}"
+        + (f"  (request {len(chain['requests']) + 1}; earlier requests' rows excluded)" if chain["requests"] else "")
+    )
     run.say(f"selection: {selection.record.selection['description']}")
 
 
@@ -160,9 +178,21 @@ def unlearn(run: UnlearningRun) -> None:
     lowest RF-JSD kept, ``run.search``); ``run.trainer`` is the kept model's trainer, ``run.runtime`` the seconds."""
     if run.alphas:
         start = time.perf_counter()
-        run.search = _run_alpha_search(run.trainer, run.alphas, run.method_config, run.original, run.loaded,
-                                       run.selection, run.validation, run.test, run.original_predictions, run.gold,
-                                       run.script, run.args, run.say)
+        run.search = _run_alpha_search(
+            run.trainer,
+            run.alphas,
+            run.method_config,
+            run.original,
+            run.loaded,
+            run.selection,
+            run.validation,
+            run.test,
+            run.original_predictions,
+            run.gold,
+            run.script,
+            run.args,
+            run.say,
+        )
         run.trainer = run.search.trainer
         run.runtime = time.perf_counter() - start  # the whole search; each candidate's own runtime is in its record
     else:
@@ -187,8 +217,10 @@ def _lock_output_dir(args, trainer, is_main: bool, cleanup: contextlib.ExitStack
             lock = OutputDirLock(args.output_dir).acquire()
             # re-checked under the lock: another run may have finished here since the up-front check
             if _not_empty(args.output_dir) and not args.overwrite_output_dir and not args.resume_from_checkpoint:
-                problem = (f"--output_dir {args.output_dir} exists and is not empty; pass --overwrite_output_dir to "
-                           "replace it, or --resume_from_checkpoint to continue the run in it.")
+                problem = (
+                    f"--output_dir {args.output_dir} exists and is not empty; pass --overwrite_output_dir to "
+                    "replace it, or --resume_from_checkpoint to continue the run in it."
+                )
         except OutputDirLocked as e:
             problem = str(e)
     if trainer.accelerator.num_processes > 1:
@@ -204,8 +236,21 @@ def _lock_output_dir(args, trainer, is_main: bool, cleanup: contextlib.ExitStack
         raise UsageError(problem)
 
 
-def _run_alpha_search(first_trainer, alphas, method_config, original, loaded, selection, validation, test,
-                      original_predictions, gold, script, args, say):
+def _run_alpha_search(
+    first_trainer,
+    alphas,
+    method_config,
+    original,
+    loaded,
+    selection,
+    validation,
+    test,
+    original_predictions,
+    gold,
+    script,
+    args,
+    say,
+):
     import dataclasses
 
     from .. import UnlearningTrainer
@@ -215,19 +260,37 @@ def _run_alpha_search(first_trainer, alphas, method_config, original, loaded, se
         if alpha == alphas[0]:
             return first_trainer  # built (and validated) above with the first alpha
         trainer = UnlearningTrainer(
-            copy.deepcopy(original), args, forget_dataset=selection.forget, retain_dataset=selection.retain,
-            calibration_dataset=validation, method_config=dataclasses.replace(method_config, alpha=alpha),
-            image_transform=loaded.transform, removal_record=selection.record, processing_class=loaded.processor)
+            copy.deepcopy(original),
+            args,
+            forget_dataset=selection.forget,
+            retain_dataset=selection.retain,
+            calibration_dataset=validation,
+            method_config=dataclasses.replace(method_config, alpha=alpha),
+            image_transform=loaded.transform,
+            removal_record=selection.record,
+            processing_class=loaded.processor,
+        )
         trainer.original_model_info = first_trainer.original_model_info
         return trainer
 
     if validation is None and test is None:
-        raise UsageError("--alpha_search scores candidates by RF-JSD on held-out data, but the dataset has neither "
-                         "the --validation_split nor the --test_split; name an existing held-out split.")
-    search = search_alpha(make_trainer, alphas, test_dataset=test, validation_dataset=validation,
-                          original=original_predictions, gold=gold, variant=script.metrics_variant,
-                          progress=lambda m: say(f"alpha search: {m}"))
-    say(f"alpha search: kept alpha {search.best_alpha:g} (lowest retrain-free Avg Gap estimate on the {search.selection_split} split)")
+        raise UsageError(
+            "--alpha_search scores candidates by RF-JSD on held-out data, but the dataset has neither "
+            "the --validation_split nor the --test_split; name an existing held-out split."
+        )
+    search = search_alpha(
+        make_trainer,
+        alphas,
+        test_dataset=test,
+        validation_dataset=validation,
+        original=original_predictions,
+        gold=gold,
+        variant=script.metrics_variant,
+        progress=lambda m: say(f"alpha search: {m}"),
+    )
+    say(
+        f"alpha search: kept alpha {search.best_alpha:g} (lowest retrain-free Avg Gap estimate on the {search.selection_split} split)"
+    )
     return search
 
 
@@ -239,10 +302,14 @@ def predict_references(run: UnlearningRun) -> None:
     # The trainer's frozen teacher is the original (a copy taken when it was built): its passes are kept, so a method
     # that asks for the original's accuracy on the calibration (= validation) split reuses this pass.
     original = trainer.teacher if trainer.teacher is not None else run.original
-    run.original_predictions = trainer.predictions(original, test, validation,
-                                                   keep_forget_logits=True if run.gold_loaded is not None else None)
-    run.gold = (trainer.predictions(run.gold_loaded, test, validation, keep_forget_logits=True)
-                if run.gold_loaded is not None else None)
+    run.original_predictions = trainer.predictions(
+        original, test, validation, keep_forget_logits=True if run.gold_loaded is not None else None
+    )
+    run.gold = (
+        trainer.predictions(run.gold_loaded, test, validation, keep_forget_logits=True)
+        if run.gold_loaded is not None
+        else None
+    )
     run.say(f"data: {trainer.materialization_budget.summary()}")
 
 
@@ -254,8 +321,13 @@ def evaluate(run: UnlearningRun) -> None:
         results["alpha_search"] = run.search.to_dict()
         results["alpha_search"]["total_runtime_s"] = run.runtime
     else:
-        results = run.trainer.evaluate_unlearning(run.test, run.validation, original=run.original_predictions,
-                                                  gold=run.gold, variant=run.script.metrics_variant)
+        results = run.trainer.evaluate_unlearning(
+            run.test,
+            run.validation,
+            original=run.original_predictions,
+            gold=run.gold,
+            variant=run.script.metrics_variant,
+        )
         # results["unlearned"]["runtime_s"]: the trainer's own measurement of train() (hf_unlearn.records.run_record)
     run.results = results
 
@@ -270,8 +342,16 @@ def publish(run: UnlearningRun) -> int:
     if trainer.accelerator.is_main_process:
         say(f"saving the model, card and records to {os.path.abspath(args.output_dir)} ...")
         # the function behind UnlearningTrainer.save_unlearned: the Python flow ends with the same directory
-        save_unlearned(trainer, args.output_dir, run.selection, run.results, original_info=run.original_info,
-                       dataset_id=run.dataset_id, chain=run.chain, record=run.record)
+        save_unlearned(
+            trainer,
+            args.output_dir,
+            run.selection,
+            run.results,
+            original_info=run.original_info,
+            dataset_id=run.dataset_id,
+            chain=run.chain,
+            record=run.record,
+        )
         say(format_table(run.results))
         say(f"wrote {os.path.abspath(args.output_dir)}")
     trainer.accelerator.wait_for_everyone()
@@ -279,12 +359,20 @@ def publish(run: UnlearningRun) -> int:
         from ..publishing.hub import HubPushError, push_unlearned_to_hub
 
         try:
-            url = push_unlearned_to_hub(args.output_dir, args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
-                                        private=bool(args.hub_private_repo), token=args.hub_token,
-                                        revision=getattr(args, "hub_revision", None), push_removed_ids=script.push_removed_ids,
-                                        hub_timeout=script.hub_timeout,
-                                        local_paths=[p for p in (script.model_name_or_path, script.dataset_name,
-                                                                 script.forget_ids_file) if p and os.path.exists(p)])
+            url = push_unlearned_to_hub(
+                args.output_dir,
+                args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir)),
+                private=bool(args.hub_private_repo),
+                token=args.hub_token,
+                revision=getattr(args, "hub_revision", None),
+                push_removed_ids=script.push_removed_ids,
+                hub_timeout=script.hub_timeout,
+                local_paths=[
+                    p
+                    for p in (script.model_name_or_path, script.dataset_name, script.forget_ids_file)
+                    if p and os.path.exists(p)
+                ],
+            )
             say(f"pushed to {url}")
         except (HubPushError, ValueError) as e:  # ValueError: refused before sending (a local path, a raw id)
             print(f"error: {' '.join(str(e).split())}", file=sys.stderr)

@@ -18,7 +18,9 @@ from collections.abc import Mapping
 __all__ = ["launcher_cpu_threads", "apply_launcher_cpu_threads"]
 
 
-def launcher_cpu_threads(environ: Mapping[str, str], on_cpu: bool, cores: int | None, tiny: bool = False) -> int | None:
+def launcher_cpu_threads(
+    environ: Mapping[str, str], on_cpu: bool, cores: int | None, tiny: bool = False
+) -> int | None:
     """Threads this process should use, or None to leave torch's setting alone.
 
     ``tiny`` (the embedded default): 1 on CPU. Otherwise acts only on CPU, under ``accelerate launch`` (its ``ACCELERATE_*`` variables are set) and when
@@ -52,10 +54,14 @@ def apply_launcher_cpu_threads(on_cpu: bool, say=print, tiny: bool = False) -> i
     threads = launcher_cpu_threads(os.environ, on_cpu, os.cpu_count(), tiny=tiny)
     if tiny and threads == 1 and not os.environ.get("HF_UNLEARN_NUM_THREADS"):
         torch.set_num_threads(1)
-        say("cpu threads: 1 (the embedded default's tiny model: fastest, and the same numbers on every machine; "
-            "set HF_UNLEARN_NUM_THREADS to choose)")
+        say(
+            "cpu threads: 1 (the embedded default's tiny model: fastest, and the same numbers on every machine; "
+            "set HF_UNLEARN_NUM_THREADS to choose)"
+        )
     elif threads is not None and threads != torch.get_num_threads():
         torch.set_num_threads(threads)
-        say(f"cpu threads: {threads} per process (accelerate launch exported OMP_NUM_THREADS=1; "
-            "set HF_UNLEARN_NUM_THREADS to choose, or launch with examples/accelerate/cpu.yaml)")
+        say(
+            f"cpu threads: {threads} per process (accelerate launch exported OMP_NUM_THREADS=1; "
+            "set HF_UNLEARN_NUM_THREADS to choose, or launch with examples/accelerate/cpu.yaml)"
+        )
     return threads

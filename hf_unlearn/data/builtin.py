@@ -46,8 +46,10 @@ def is_embedded_default_model(path: str, revision: str | None = None) -> bool:
     """Whether the model ``path`` was trained on the embedded digits data: an original of this module (shipped,
     cached or a copy: its ``training.json`` says so) or an hf-unlearn output of a digits run, local or pushed to the
     Hub (its ``unlearning_config.json`` says so; one small download, under the run's Hub timeout)."""
-    checks = (("training.json", "dataset", f"{DIGITS_DATASET_ID}/train"),
-              ("unlearning_config.json", "dataset_id", DIGITS_DATASET_ID))
+    checks = (
+        ("training.json", "dataset", f"{DIGITS_DATASET_ID}/train"),
+        ("unlearning_config.json", "dataset_id", DIGITS_DATASET_ID),
+    )
     for name, key, value in checks:
         try:
             if os.path.isdir(path):
@@ -80,23 +82,31 @@ def load_digits_dataset(validation_fraction: float = 0.15, test_fraction: float 
     labels = digits.target.astype(int)
     ids = np.array([f"digits-{i:04d}" for i in range(len(labels))])
     idx = np.arange(len(labels))
-    train_idx, rest = train_test_split(idx, test_size=validation_fraction + test_fraction, stratify=labels,
-                                       random_state=DIGITS_SPLIT_SEED)
-    val_idx, test_idx = train_test_split(rest, test_size=test_fraction / (validation_fraction + test_fraction),
-                                         stratify=labels[rest], random_state=DIGITS_SPLIT_SEED)
-    features = datasets.Features({
-        "id": datasets.Value("string"),
-        "image": datasets.Image(),
-        "label": datasets.ClassLabel(names=[str(d) for d in range(10)]),
-    })
+    train_idx, rest = train_test_split(
+        idx, test_size=validation_fraction + test_fraction, stratify=labels, random_state=DIGITS_SPLIT_SEED
+    )
+    val_idx, test_idx = train_test_split(
+        rest,
+        test_size=test_fraction / (validation_fraction + test_fraction),
+        stratify=labels[rest],
+        random_state=DIGITS_SPLIT_SEED,
+    )
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "image": datasets.Image(),
+            "label": datasets.ClassLabel(names=[str(d) for d in range(10)]),
+        }
+    )
 
     def split(rows) -> datasets.Dataset:
         rows = np.sort(rows)
         return datasets.Dataset.from_dict(
             {"id": ids[rows].tolist(), "image": [_pil(images[i]) for i in rows], "label": labels[rows].tolist()},
             features=features,
-            info=datasets.DatasetInfo(dataset_name="sklearn-digits", description="scikit-learn load_digits, 8x8",
-                                      features=features),
+            info=datasets.DatasetInfo(
+                dataset_name="sklearn-digits", description="scikit-learn load_digits, 8x8", features=features
+            ),
         )
 
     return datasets.DatasetDict({"train": split(train_idx), "validation": split(val_idx), "test": split(test_idx)})
@@ -108,8 +118,14 @@ def _pil(array: np.ndarray):
     return Image.fromarray(array, mode="L")
 
 
-def build_image_classifier(arch: str, num_labels: int, image_size: int, num_channels: int = 1,
-                           label_names: list[str] | None = None, seed: int = 0):
+def build_image_classifier(
+    arch: str,
+    num_labels: int,
+    image_size: int,
+    num_channels: int = 1,
+    label_names: list[str] | None = None,
+    seed: int = 0,
+):
     """A small, freshly initialised HF classifier and its image processor.
 
     ``arch``: ``"resnet"`` (ResNetForImageClassification, ~0.3M parameters) or ``"vit"``
@@ -127,26 +143,54 @@ def build_image_classifier(arch: str, num_labels: int, image_size: int, num_chan
     names = label_names or [str(i) for i in range(num_labels)]
     label_maps = {"id2label": dict(enumerate(names)), "label2id": {n: i for i, n in enumerate(names)}}
     if arch == "resnet":
-        config = ResNetConfig(num_channels=num_channels, embedding_size=16, hidden_sizes=[16, 32, 64, 128],
-                              depths=[1, 1, 1, 1], layer_type="basic", downsample_in_first_stage=False,
-                              num_labels=num_labels, **label_maps)
+        config = ResNetConfig(
+            num_channels=num_channels,
+            embedding_size=16,
+            hidden_sizes=[16, 32, 64, 128],
+            depths=[1, 1, 1, 1],
+            layer_type="basic",
+            downsample_in_first_stage=False,
+            num_labels=num_labels,
+            **label_maps,
+        )
         model = ResNetForImageClassification(config)
     elif arch == "vit":
-        config = ViTConfig(image_size=image_size, patch_size=max(1, image_size // 4), num_channels=num_channels,
-                           hidden_size=64, num_hidden_layers=4, num_attention_heads=4, intermediate_size=128,
-                           num_labels=num_labels, **label_maps)
+        config = ViTConfig(
+            image_size=image_size,
+            patch_size=max(1, image_size // 4),
+            num_channels=num_channels,
+            hidden_size=64,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            intermediate_size=128,
+            num_labels=num_labels,
+            **label_maps,
+        )
         model = ViTForImageClassification(config)
     else:
         raise ValueError(f"unknown architecture {arch!r}; use 'resnet' or 'vit'.")
-    processor = ViTImageProcessor(size={"height": image_size, "width": image_size}, image_mean=[0.5] * num_channels,
-                                  image_std=[0.5] * num_channels, resample=2)
+    processor = ViTImageProcessor(
+        size={"height": image_size, "width": image_size},
+        image_mean=[0.5] * num_channels,
+        image_std=[0.5] * num_channels,
+        resample=2,
+    )
     return model, processor
 
 
-def train_classifier(model: torch.nn.Module, split: ImageSplit, *, epochs: int, learning_rate: float = 2e-3,
-                     batch_size: int = 64, seed: int = 0, weight_decay: float = 5e-4,
-                     progress: Callable[[str], None] | None = None, progress_bar: bool = False,
-                     description: str = "training") -> float:
+def train_classifier(
+    model: torch.nn.Module,
+    split: ImageSplit,
+    *,
+    epochs: int,
+    learning_rate: float = 2e-3,
+    batch_size: int = 64,
+    seed: int = 0,
+    weight_decay: float = 5e-4,
+    progress: Callable[[str], None] | None = None,
+    progress_bar: bool = False,
+    description: str = "training",
+) -> float:
     """Train ``model`` on a materialised split with AdamW + cosine decay; returns the wall time in seconds.
 
     A plain loop over tensors: this trains the originals and golds the unlearning runs start from, so it
@@ -191,8 +235,10 @@ def train_classifier(model: torch.nn.Module, split: ImageSplit, *, epochs: int, 
                 bar.set_postfix(loss=f"{loss_mean:.4f}", accuracy=f"{accuracy:.4f}", refresh=False)
                 bar.update(1)
             elif progress:
-                progress(f"{description}: epoch {epoch + 1}/{epochs}: loss {loss_mean:.4f}, "
-                         f"train accuracy {accuracy:.4f}, {time.perf_counter() - start:.0f} s")
+                progress(
+                    f"{description}: epoch {epoch + 1}/{epochs}: loss {loss_mean:.4f}, "
+                    f"train accuracy {accuracy:.4f}, {time.perf_counter() - start:.0f} s"
+                )
     finally:
         if bar is not None:
             bar.close()
@@ -236,9 +282,15 @@ def shipped_original(arch: str, seed: int = 0) -> str | None:
     return path if os.path.isfile(os.path.join(path, "model.safetensors")) else None
 
 
-def original_model(arch: str = "resnet", seed: int = 0, *, dataset: datasets.DatasetDict | None = None,
-                   progress: Callable[[str], None] | None = print, progress_bar: bool = False,
-                   use_shipped: bool = True) -> str:
+def original_model(
+    arch: str = "resnet",
+    seed: int = 0,
+    *,
+    dataset: datasets.DatasetDict | None = None,
+    progress: Callable[[str], None] | None = print,
+    progress_bar: bool = False,
+    use_shipped: bool = True,
+) -> str:
     """Path of the embedded default's original model (trained on digits' train split).
 
     The shipped original when the package has this recipe's (:func:`shipped_original`) and ``use_shipped``;
@@ -263,21 +315,40 @@ def original_model(arch: str = "resnet", seed: int = 0, *, dataset: datasets.Dat
     train = dataset["train"]
     names = train.features["label"].names
     model, processor = build_image_classifier(arch, len(names), image_size, label_names=names, seed=seed)
-    transform = lambda batch: {"pixel_values": processor(images=batch["image"], return_tensors="pt")["pixel_values"],
-                               "label": batch["label"]}
+    transform = lambda batch: {
+        "pixel_values": processor(images=batch["image"], return_tensors="pt")["pixel_values"],
+        "label": batch["label"],
+    }
     split = to_image_split(train, transform, name="train")
     if progress:
         progress(f"training the embedded default's original model ({arch}, digits, {epochs} epochs; cached at {path})")
-    seconds = train_classifier(model, split, epochs=epochs, learning_rate=lr, seed=seed, progress=progress,
-                               progress_bar=progress_bar and progress is not None,
-                               description=f"original {arch} (digits)")
+    seconds = train_classifier(
+        model,
+        split,
+        epochs=epochs,
+        learning_rate=lr,
+        seed=seed,
+        progress=progress,
+        progress_bar=progress_bar and progress is not None,
+        description=f"original {arch} (digits)",
+    )
     tmp = f"{path}.tmp-{os.getpid()}"  # per process: two runs sharing a cache never write the same folder
     try:
         with _transformers_bars(progress_bar and progress is not None):  # quiet: no "Writing model shards" bar
             save_classifier(model, tmp, processor)
         with open(os.path.join(tmp, "training.json"), "w") as f:
-            json.dump({"arch": arch, "seed": seed, "epochs": epochs, "learning_rate": lr, "train_seconds": seconds,
-                       "dataset": f"{DIGITS_DATASET_ID}/train"}, f, indent=2)
+            json.dump(
+                {
+                    "arch": arch,
+                    "seed": seed,
+                    "epochs": epochs,
+                    "learning_rate": lr,
+                    "train_seconds": seconds,
+                    "dataset": f"{DIGITS_DATASET_ID}/train",
+                },
+                f,
+                indent=2,
+            )
         try:
             os.replace(tmp, path)  # atomic: a crash mid-training never leaves a half-written "original"
         except OSError:

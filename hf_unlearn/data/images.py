@@ -44,9 +44,11 @@ def convert_image(image: Any, channels: int):
     if target is None:
         if len(image.getbands()) == channels:
             return image
-        raise ValueError(f"image mode {image.mode} has {len(image.getbands())} channels and the model expects "
-                         f"{channels}; hf-unlearn converts only to 1 (L) or 3 (RGB) channels: convert the images "
-                         "yourself")
+        raise ValueError(
+            f"image mode {image.mode} has {len(image.getbands())} channels and the model expects "
+            f"{channels}; hf-unlearn converts only to 1 (L) or 3 (RGB) channels: convert the images "
+            "yourself"
+        )
     if image.mode == target:
         return image
     if image.mode in _SIXTEEN_BIT:
@@ -55,9 +57,11 @@ def convert_image(image: Any, channels: int):
         image = Image.fromarray((np.asarray(image, dtype=np.uint32) // 257).astype(np.uint8), mode="L")
         return image if target == "L" else image.convert(target)
     if image.mode in ("I", "F"):
-        raise ValueError(f"image mode {image.mode} ({'32-bit integer' if image.mode == 'I' else 'float'} pixels) has "
-                         "no fixed value range, so it cannot be converted to 8 bits without guessing; convert the "
-                         f"images to '{target}' yourself with the scaling your data needs")
+        raise ValueError(
+            f"image mode {image.mode} ({'32-bit integer' if image.mode == 'I' else 'float'} pixels) has "
+            "no fixed value range, so it cannot be converted to 8 bits without guessing; convert the "
+            f"images to '{target}' yourself with the scaling your data needs"
+        )
     if "A" in image.getbands() or image.info.get("transparency") is not None:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -74,8 +78,16 @@ def processor_channels(processor: Any, config: Any = None) -> int:
     return len(mean) if isinstance(mean, (list, tuple)) else 3
 
 
-def locate_bad_image(dataset, positions: Sequence[int], split: str, error: BaseException, *,
-                     image_column: str | None = None, id_column: str | None = "id", transform=None) -> str | None:
+def locate_bad_image(
+    dataset,
+    positions: Sequence[int],
+    split: str,
+    error: BaseException,
+    *,
+    image_column: str | None = None,
+    id_column: str | None = "id",
+    transform=None,
+) -> str | None:
     """The one-line message naming the first row of ``positions`` whose image fails, or None if none does.
 
     ``dataset`` is the split as given (raw, or a ``with_transform`` view); each row is re-read alone, first from
@@ -120,8 +132,10 @@ def locate_bad_image(dataset, positions: Sequence[int], split: str, error: BaseE
         if id_column and id_column in raw.column_names:
             ident = f" (id {row.column(id_column)[0].as_py()!r})"
         where = f"; file {path}" if path and path not in reason else ""
-        return (f"image of row {pos}{ident} in the {split} split {reason}{where}; fix or remove that row "
-                f"(Dataset.filter) and rerun.")
+        return (
+            f"image of row {pos}{ident} in the {split} split {reason}{where}; fix or remove that row "
+            f"(Dataset.filter) and rerun."
+        )
     return None
 
 

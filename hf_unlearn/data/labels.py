@@ -42,7 +42,9 @@ def class_names_of(model: Any) -> list[str] | None:
         names = [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(len(id2label))]
     else:
         names = list((getattr(model, "pretrained_cfg", None) or {}).get("label_names") or [])
-    if not names or all(_GENERIC.fullmatch(n) and int(_GENERIC.fullmatch(n).group(1)) == i for i, n in enumerate(names)):
+    if not names or all(
+        _GENERIC.fullmatch(n) and int(_GENERIC.fullmatch(n).group(1)) == i for i, n in enumerate(names)
+    ):
         return None
     return names
 
@@ -53,7 +55,9 @@ def check_integer_labels(dataset: datasets.Dataset, label_column: str, name: str
     ``torch.as_tensor(labels, dtype=torch.long)`` would otherwise truncate 1.7 to 1 without a word.
     """
     feature = dataset.features.get(label_column)
-    if isinstance(feature, datasets.ClassLabel) or (isinstance(feature, datasets.Value) and feature.dtype in _INT_TYPES):
+    if isinstance(feature, datasets.ClassLabel) or (
+        isinstance(feature, datasets.Value) and feature.dtype in _INT_TYPES
+    ):
         return
     raise ValueError(
         f"the {name or 'given'} dataset's label column '{label_column}' is {_describe(feature)}, not integer class "
@@ -80,7 +84,11 @@ def align_labels(data, label_column: str, class_names: list[str] | None, num_lab
     actions: list[dict] = []
     if isinstance(data, datasets.DatasetDict):
         aligned = datasets.DatasetDict(
-            {split: _align_split(ds, split, label_column, class_names, num_labels, actions) for split, ds in data.items()})
+            {
+                split: _align_split(ds, split, label_column, class_names, num_labels, actions)
+                for split, ds in data.items()
+            }
+        )
     else:
         aligned = _align_split(data, str(data.split or "given"), label_column, class_names, num_labels, actions)
     if not actions:
@@ -104,9 +112,14 @@ def _align_split(ds: datasets.Dataset, split: str, column: str, names, num_label
     if isinstance(feature, datasets.ClassLabel):
         ds_names = list(feature.names)
         if names is None:
-            actions.append({"split": split, "action": "unnamed_model_classes",
-                            "detail": f"{where}: the model's classes are unnamed (LABEL_i), so the dataset's class ids "
-                                      "are taken as the model's ids"})
+            actions.append(
+                {
+                    "split": split,
+                    "action": "unnamed_model_classes",
+                    "detail": f"{where}: the model's classes are unnamed (LABEL_i), so the dataset's class ids "
+                    "are taken as the model's ids",
+                }
+            )
         elif ds_names != names[: len(ds_names)]:
             unknown = [n for n in ds_names if n not in names]
             if unknown:
@@ -118,39 +131,66 @@ def _align_split(ds: datasets.Dataset, split: str, column: str, names, num_label
                 )
             to_model = [names.index(n) for n in ds_names]
             ds = _map_labels(ds, column, lambda y: None if y is None else to_model[y], names)
-            changed = {n: [old, new] for old, (n, new) in enumerate(zip(ds_names, to_model, strict=False)) if old != new}
-            actions.append({"split": split, "action": "remapped_by_name", "mapping": changed,
-                            "detail": f"{where}: labels remapped to the model's ids by class name "
-                                      f"({len(changed)} of {len(ds_names)} classes moved, e.g. "
-                                      + ", ".join(f"{n!r} {o}->{m}" for n, (o, m) in list(changed.items())[:3]) + ")"})
+            changed = {
+                n: [old, new] for old, (n, new) in enumerate(zip(ds_names, to_model, strict=False)) if old != new
+            }
+            actions.append(
+                {
+                    "split": split,
+                    "action": "remapped_by_name",
+                    "mapping": changed,
+                    "detail": f"{where}: labels remapped to the model's ids by class name "
+                    f"({len(changed)} of {len(ds_names)} classes moved, e.g. "
+                    + ", ".join(f"{n!r} {o}->{m}" for n, (o, m) in list(changed.items())[:3])
+                    + ")",
+                }
+            )
     elif isinstance(feature, datasets.Value) and feature.dtype in _INT_TYPES:
         pass
     elif isinstance(feature, datasets.Value) and feature.dtype in _FLOAT_TYPES:
         for row, y in enumerate(ds[column]):
             if y is None or not math.isfinite(y) or y != int(y):
-                raise ValueError(f"label {y!r} in row {row} of {where} is not a whole number: labels are class ids "
-                                 "(0, 1, 2, ...); fix the label column.")
+                raise ValueError(
+                    f"label {y!r} in row {row} of {where} is not a whole number: labels are class ids "
+                    "(0, 1, 2, ...); fix the label column."
+                )
         ds = ds.cast_column(column, datasets.Value("int64"))
-        actions.append({"split": split, "action": "cast_float_to_int",
-                        "detail": f"{where}: float labels are all whole numbers and were cast to int (1.0 -> 1)"})
+        actions.append(
+            {
+                "split": split,
+                "action": "cast_float_to_int",
+                "detail": f"{where}: float labels are all whole numbers and were cast to int (1.0 -> 1)",
+            }
+        )
     elif isinstance(feature, datasets.Value) and feature.dtype in _STR_TYPES:
         values = ds[column]
         if names is None:
-            raise ValueError(f"{where} has string labels ({values[0]!r}, ...) but the model's classes are unnamed, "
-                             "so they cannot be matched; map them to the model's class ids yourself.")
+            raise ValueError(
+                f"{where} has string labels ({values[0]!r}, ...) but the model's classes are unnamed, "
+                "so they cannot be matched; map them to the model's class ids yourself."
+            )
         lookup = {n: i for i, n in enumerate(names)}
         for row, y in enumerate(values):
             if y not in lookup:
-                raise ValueError(f"label {y!r} in row {row} of {where} is not a class name of the model (model "
-                                 f"classes: {names[:10]}{' ...' if len(names) > 10 else ''}); fix the label or use "
-                                 "the dataset the model was trained on.")
+                raise ValueError(
+                    f"label {y!r} in row {row} of {where} is not a class name of the model (model "
+                    f"classes: {names[:10]}{' ...' if len(names) > 10 else ''}); fix the label or use "
+                    "the dataset the model was trained on."
+                )
         ds = _map_labels(ds, column, lambda y: lookup[y], names)
-        actions.append({"split": split, "action": "strings_by_name",
-                        "detail": f"{where}: string labels mapped to the model's ids by class name"})
+        actions.append(
+            {
+                "split": split,
+                "action": "strings_by_name",
+                "detail": f"{where}: string labels mapped to the model's ids by class name",
+            }
+        )
     else:
-        raise ValueError(f"the label column '{column}' of {where} is {_describe(feature)}, not one integer class per "
-                         "image (multi-label and boolean labels are not supported); pass --label_column_name naming "
-                         "a column of class ids.")
+        raise ValueError(
+            f"the label column '{column}' of {where} is {_describe(feature)}, not one integer class per "
+            "image (multi-label and boolean labels are not supported); pass --label_column_name naming "
+            "a column of class ids."
+        )
     _check_range(ds[column], where, num_labels)
     return ds
 
@@ -158,8 +198,12 @@ def _align_split(ds: datasets.Dataset, split: str, column: str, names, num_label
 def _map_labels(ds: datasets.Dataset, column: str, fn, names: list[str]) -> datasets.Dataset:
     features = ds.features.copy()
     features[column] = datasets.ClassLabel(names=list(names))
-    return ds.map(lambda batch: {column: [fn(y) for y in batch[column]]}, batched=True, features=features,
-                  desc="aligning labels with the model")
+    return ds.map(
+        lambda batch: {column: [fn(y) for y in batch[column]]},
+        batched=True,
+        features=features,
+        desc="aligning labels with the model",
+    )
 
 
 def _check_range(values, where: str, num_labels: int) -> None:

@@ -89,9 +89,7 @@ class ForgetSplit:
         return iter((self.forget, self.retain, self.record))
 
 
-def _rule(
-    ids, indices, classes, fraction_per_class, predicate, mode, seed, id_column
-) -> tuple[str, str, dict]:
+def _rule(ids, indices, classes, fraction_per_class, predicate, mode, seed, id_column) -> tuple[str, str, dict]:
     given = {
         "ids": ids is not None,
         "indices": indices is not None,
@@ -109,8 +107,10 @@ def _rule(
     if rule == "ids":
         odd = [v for v in ids if isinstance(v, bool) or not isinstance(v, (str, int))]
         if odd:
-            raise ValueError(f"ids must be strings or integers, got {odd[0]!r} ({type(odd[0]).__name__}); "
-                             "pass a flat list of the id column's values.")
+            raise ValueError(
+                f"ids must be strings or integers, got {odd[0]!r} ({type(odd[0]).__name__}); "
+                "pass a flat list of the id column's values."
+            )
         # "rows of": an id column need not be unique, and every row an id names is forgotten
         return rule, f"the rows of {len(set(ids))} ids in column '{id_column}'", {"count": len(set(ids))}
     if rule == "indices":
@@ -121,8 +121,11 @@ def _rule(
         if mode not in ("random", "first"):
             raise ValueError(f"fraction mode must be 'random' or 'first', got {mode!r}.")
         how = f"seeded random (seed {seed})" if mode == "random" else "the first rows of each class in dataset order"
-        return rule, f"{fraction_per_class:.0%} of each class, {how}", {
-            "fraction": fraction_per_class, "mode": mode, "seed": seed if mode == "random" else None}
+        return (
+            rule,
+            f"{fraction_per_class:.0%} of each class, {how}",
+            {"fraction": fraction_per_class, "mode": mode, "seed": seed if mode == "random" else None},
+        )
     name = getattr(predicate, "__name__", "predicate")
     return rule, f"rows where {name}(row) is true", {"predicate": name}
 
@@ -177,10 +180,18 @@ def rows_of_ids(dataset: datasets.Dataset, id_column: str, ids) -> np.ndarray:
     if missing:
         few = sorted(missing, key=str)[:5]
         feature = dataset.features[id_column]
-        kinds = ({"int"} if getattr(feature, "dtype", "").startswith(("int", "uint")) else
-                 {"str"} if getattr(feature, "dtype", "") in ("string", "large_string") else set())
-        hint = (f" (the ids are {type(few[0]).__name__}, the column holds {'/'.join(sorted(kinds))})"
-                if kinds and type(few[0]).__name__ not in kinds else "")
+        kinds = (
+            {"int"}
+            if getattr(feature, "dtype", "").startswith(("int", "uint"))
+            else {"str"}
+            if getattr(feature, "dtype", "") in ("string", "large_string")
+            else set()
+        )
+        hint = (
+            f" (the ids are {type(few[0]).__name__}, the column holds {'/'.join(sorted(kinds))})"
+            if kinds and type(few[0]).__name__ not in kinds
+            else ""
+        )
         raise ValueError(
             f"{len(missing)} of the {len(wanted)} ids to forget are not in column '{id_column}' "
             f"(e.g. {few}){hint}; check the id list against the dataset/split."
@@ -244,15 +255,18 @@ def select_forget(
                 "pass id_column= / --id_column_name, or select by row indices instead."
             )
         if len({type(v) for v in ids}) > 1:
-            raise ValueError("the ids mix strings and integers; give them in the id column's type "
-                             "(hf_unlearn.read_ids_file(path, dataset.features[id_column]) does this).")
+            raise ValueError(
+                "the ids mix strings and integers; give them in the id column's type "
+                "(hf_unlearn.read_ids_file(path, dataset.features[id_column]) does this)."
+            )
         wanted = set(ids)
         selected = rows_of_ids(dataset, id_column, wanted)
         # A non-unique id column: every row an id names is forgotten; the record says how many, as counts only.
-        matched = pc.value_counts(dataset.with_format("arrow", columns=[id_column])[id_column].take(pa.array(selected)))
+        matched = pc.value_counts(
+            dataset.with_format("arrow", columns=[id_column])[id_column].take(pa.array(selected))
+        )
         rows_matched = Counter(matched.field("counts").to_pylist())
-        rows_per_id = {"num_ids": len(wanted),
-                       "histogram": {str(k): c for k, c in sorted(rows_matched.items())}}
+        rows_per_id = {"num_ids": len(wanted), "histogram": {str(k): c for k, c in sorted(rows_matched.items())}}
     elif rule == "indices":
         bad = [i for i in indices if not (0 <= int(i) < n)]
         if bad:
@@ -300,10 +314,14 @@ def select_forget(
     # a filter over whole rows decoded every image. keep_in_memory: nothing is written next to the user's data.
     is_forget = np.zeros(n, dtype=bool)
     is_forget[selected] = True
-    forget = dataset.select(selected.tolist(), keep_in_memory=True,
-                            new_fingerprint=_selection_fingerprint(dataset, "forget", selected))
-    retain = dataset.select(np.flatnonzero(~is_forget).tolist(), keep_in_memory=True,
-                            new_fingerprint=_selection_fingerprint(dataset, "retain", selected))
+    forget = dataset.select(
+        selected.tolist(), keep_in_memory=True, new_fingerprint=_selection_fingerprint(dataset, "forget", selected)
+    )
+    retain = dataset.select(
+        np.flatnonzero(~is_forget).tolist(),
+        keep_in_memory=True,
+        new_fingerprint=_selection_fingerprint(dataset, "retain", selected),
+    )
 
     names = _label_names(dataset, label_column)
     counts = Counter(label_array[selected].tolist())
@@ -340,5 +358,10 @@ def select_forget(
         commitment=tree.to_record(),
         rows_per_id=rows_per_id,
     )
-    return ForgetSplit(forget=forget, retain=retain, record=record, removed_ids=removed_ids,
-                       salts=dict(zip(tree.ids, tree.salts, strict=False)))
+    return ForgetSplit(
+        forget=forget,
+        retain=retain,
+        record=record,
+        removed_ids=removed_ids,
+        salts=dict(zip(tree.ids, tree.salts, strict=False)),
+    )

@@ -18,8 +18,9 @@ class DataSourceError(ValueError):
     """The dataset cannot be loaded as described; the message names the fix."""
 
 
-def load_dataset_source(name: str | None, config: str | None = None, revision: str | None = None, *,
-                        train_split: str = "train"):
+def load_dataset_source(
+    name: str | None, config: str | None = None, revision: str | None = None, *, train_split: str = "train"
+):
     """``(DatasetDict, dataset id)`` to unlearn from: the embedded digits (``name`` None), a saved dataset, an image
     folder or a Hub dataset. Bad input raises :class:`DataSourceError` with the fix."""
     import datasets
@@ -31,8 +32,10 @@ def load_dataset_source(name: str | None, config: str | None = None, revision: s
     from .scratch import builder_cache_dir
 
     try:
-        if os.path.isdir(name) and (os.path.isfile(os.path.join(name, "dataset_dict.json"))
-                                     or os.path.isfile(os.path.join(name, "dataset_info.json"))):
+        if os.path.isdir(name) and (
+            os.path.isfile(os.path.join(name, "dataset_dict.json"))
+            or os.path.isfile(os.path.join(name, "dataset_info.json"))
+        ):
             _refuse_empty_saved_splits(name, train_split)
             data = datasets.load_from_disk(name)
         elif os.path.isdir(name):
@@ -46,7 +49,9 @@ def load_dataset_source(name: str | None, config: str | None = None, revision: s
         import errno
 
         if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
-            raise DataSourceError(f"cannot load dataset '{name}' ({type(e).__name__}: {str(e).splitlines()[0]}).") from e
+            raise DataSourceError(
+                f"cannot load dataset '{name}' ({type(e).__name__}: {str(e).splitlines()[0]})."
+            ) from e
         from ..failures import describe_failure  # names the cache (HF_HOME, HF_DATASETS_CACHE) and its variable
 
         raise DataSourceError(f"cannot load dataset '{name}': {describe_failure(e)}") from e
@@ -75,9 +80,12 @@ def _refuse_empty_saved_splits(path: str, train_split: str) -> None:
         except (OSError, ValueError, AttributeError):
             continue
         if empty:
-            fix = ("a run forgets rows of the training split: save the dataset with its training rows"
-                   if split == train_split else f"remove the empty split from the saved dataset (or pass "
-                   f"--{'validation' if split == 'validation' else 'test'}_split naming another split)")
+            fix = (
+                "a run forgets rows of the training split: save the dataset with its training rows"
+                if split == train_split
+                else f"remove the empty split from the saved dataset (or pass "
+                f"--{'validation' if split == 'validation' else 'test'}_split naming another split)"
+            )
             raise DataSourceError(f"the dataset at {path} is empty: its '{split}' split has no rows; {fix}.")
 
 

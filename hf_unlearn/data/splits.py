@@ -35,7 +35,12 @@ class ImageSplit:
         name: str = "",
     ):
         self.pixel_values, self.labels, self.lazy, self.label_column, self.name = (
-            pixel_values, labels, lazy, label_column, name)
+            pixel_values,
+            labels,
+            lazy,
+            label_column,
+            name,
+        )
         if lazy is not None and labels is None:
             self.labels = torch.as_tensor(lazy.with_format(None)[label_column], dtype=torch.long)
 
@@ -73,8 +78,12 @@ class ImageSplit:
         idx = torch.as_tensor(list(indices), dtype=torch.long)
         if self.materialized:
             return ImageSplit(self.pixel_values[idx], self.labels[idx], label_column=self.label_column, name=self.name)
-        return ImageSplit(lazy=self.lazy.select(idx.tolist()), labels=self.labels[idx],
-                          label_column=self.label_column, name=self.name)
+        return ImageSplit(
+            lazy=self.lazy.select(idx.tolist()),
+            labels=self.labels[idx],
+            label_column=self.label_column,
+            name=self.name,
+        )
 
 
 def to_image_split(
@@ -127,8 +136,9 @@ def to_image_split(
 
     # Filled in place: concatenating chunks needed twice the split's size at the peak.
     pixels = torch.empty((len(dataset), *row_shape), dtype=torch.float32)
-    with tqdm(total=len(dataset), desc=f"preprocessing {name or 'split'}", unit="img", disable=not progress,
-              leave=False) as bar:
+    with tqdm(
+        total=len(dataset), desc=f"preprocessing {name or 'split'}", unit="img", disable=not progress, leave=False
+    ) as bar:
         for start in range(0, len(dataset), batch_size):
             stop = min(start + batch_size, len(dataset))
             chunk = _read_rows(view, slice(start, stop), range(start, stop), name)["pixel_values"]
@@ -144,8 +154,14 @@ def _read_rows(view: datasets.Dataset, key, positions: Sequence[int], name: str)
         return view[key]
     except Exception as e:
         transform = (view.format.get("format_kwargs") or {}).get("transform")
-        message = locate_bad_image(view, positions, name or "given", e, transform=transform,
-                                   image_column=getattr(transform, "image_column", None))
+        message = locate_bad_image(
+            view,
+            positions,
+            name or "given",
+            e,
+            transform=transform,
+            image_column=getattr(transform, "image_column", None),
+        )
         if message is None:
             raise
         raise ImageDataError(message) from e
@@ -163,7 +179,9 @@ class MixtureDataset(TorchDataset):
     def __init__(self, forget: ImageSplit | None, retain: ImageSplit, retain_indices: Sequence[int] | None = None):
         self.forget, self.retain = forget, retain
         n_f = len(forget) if forget is not None else 0
-        r_idx = torch.arange(len(retain)) if retain_indices is None else torch.as_tensor(retain_indices, dtype=torch.long)
+        r_idx = (
+            torch.arange(len(retain)) if retain_indices is None else torch.as_tensor(retain_indices, dtype=torch.long)
+        )
         self.source = torch.cat([torch.ones(n_f, dtype=torch.long), torch.zeros(len(r_idx), dtype=torch.long)])
         self.position = torch.cat([torch.arange(n_f), r_idx])
 

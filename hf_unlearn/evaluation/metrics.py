@@ -17,8 +17,15 @@ import torch
 from ..data.splits import ImageSplit
 from .metrics_table import GAP_KEYS  # SPEC §4.8: MIA and the forget / retain / test accuracies
 
-__all__ = ["ModelPredictions", "predict_splits", "unlearning_metrics", "avg_gap", "retrain_free_estimate",
-           "SPLIT_TO_SUBSET", "RETRAIN_FREE_RULE"]
+__all__ = [
+    "ModelPredictions",
+    "predict_splits",
+    "unlearning_metrics",
+    "avg_gap",
+    "retrain_free_estimate",
+    "SPLIT_TO_SUBSET",
+    "RETRAIN_FREE_RULE",
+]
 
 #: Split name in this library -> ``subset`` value of the metric modules.
 SPLIT_TO_SUBSET = {"forget": "forget", "retain": "retain", "test": "test", "validation": "validation"}
@@ -32,7 +39,9 @@ class ModelPredictions:
     labels: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def predict_splits(predict: Callable[[ImageSplit], torch.Tensor], splits: dict[str, ImageSplit | None]) -> ModelPredictions:
+def predict_splits(
+    predict: Callable[[ImageSplit], torch.Tensor], splits: dict[str, ImageSplit | None]
+) -> ModelPredictions:
     """Run ``predict`` (a model bound to e.g. ``UnlearningTrainer.predict_logits``) once over each split."""
     out = ModelPredictions()
     for name, split in splits.items():
@@ -76,8 +85,10 @@ def unlearning_metrics(
     from .streaming import StreamingPredictions, streaming_metrics
 
     if any(isinstance(p, StreamingPredictions) for p in (model, original, gold)):
-        as_streamed = [p if p is None or isinstance(p, StreamingPredictions) else StreamingPredictions.from_logits(p)
-                       for p in (model, original, gold)]
+        as_streamed = [
+            p if p is None or isinstance(p, StreamingPredictions) else StreamingPredictions.from_logits(p)
+            for p in (model, original, gold)
+        ]
         return streaming_metrics(*as_streamed, variant=variant)
     result = {f"acc_{'val' if s == 'validation' else s}": _accuracy(model, s) for s in model.logits}
     if {"retain", "forget"} <= model.logits.keys() and ({"test", "validation"} & model.logits.keys()):
@@ -92,8 +103,9 @@ def unlearning_metrics(
         rf = load_metric("rf_jsd").compute(predictions=preds, references=refs, subset=subsets, variant=variant)
         result["rf_jsd"] = float(rf["rf_jsd"])
     if gold is not None and "forget" in gold.logits:
-        jsd = load_metric("jsd").compute(predictions=model.logits["forget"].numpy(),
-                                         gold_predictions=gold.logits["forget"].numpy(), variant=variant)
+        jsd = load_metric("jsd").compute(
+            predictions=model.logits["forget"].numpy(), gold_predictions=gold.logits["forget"].numpy(), variant=variant
+        )
         result["jsd"] = float(jsd["jsd"])
     return result
 
@@ -130,11 +142,15 @@ def retrain_free_estimate(model, original, *, heldout: tuple[str, ...] = ("test"
 
     from .streaming import StreamingPredictions, _mia, _module
 
-    m, o = (p if isinstance(p, StreamingPredictions) else StreamingPredictions.from_logits(p) for p in (model, original))
+    m, o = (
+        p if isinstance(p, StreamingPredictions) else StreamingPredictions.from_logits(p) for p in (model, original)
+    )
     splits = tuple(h for h in heldout if h in m.stats and h in o.stats)
     if not splits or not {"forget", "retain"} <= m.stats.keys() or "retain" not in o.stats:
-        raise ValueError(f"retrain_free_estimate needs forget, retain and held-out ({', '.join(heldout)}) "
-                         "predictions of the model and retain and held-out predictions of the original.")
+        raise ValueError(
+            f"retrain_free_estimate needs forget, retain and held-out ({', '.join(heldout)}) "
+            "predictions of the model and retain and held-out predictions of the original."
+        )
 
     def pooled_accuracy(p) -> float:  # correct / rows over the held-out splits, float64
         return sum(p.stats[h].correct for h in splits) / sum(p.stats[h].rows for h in splits)
@@ -143,15 +159,26 @@ def retrain_free_estimate(model, original, *, heldout: tuple[str, ...] = ("test"
     utility_key = "acc_test" if utility == "test" else "acc_val"
     mia, _, own_heldout_rate = _mia(m.stats, nonmember_splits=splits)
     mia_target = _module("mia").heldout_member_rate(
-        o.stats["retain"].features["entropy"], np.concatenate([o.stats[h].features["entropy"] for h in splits]))
-    values = {"acc_forget": m.stats["forget"].correct / m.stats["forget"].rows,
-              "acc_retain": m.stats["retain"].correct / m.stats["retain"].rows,
-              utility_key: m.stats[utility].correct / m.stats[utility].rows, "mia": mia}
-    targets = {"acc_forget": pooled_accuracy(o),
-               "acc_retain": o.stats["retain"].correct / o.stats["retain"].rows,
-               utility_key: o.stats[utility].correct / o.stats[utility].rows, "mia": mia_target}
+        o.stats["retain"].features["entropy"], np.concatenate([o.stats[h].features["entropy"] for h in splits])
+    )
+    values = {
+        "acc_forget": m.stats["forget"].correct / m.stats["forget"].rows,
+        "acc_retain": m.stats["retain"].correct / m.stats["retain"].rows,
+        utility_key: m.stats[utility].correct / m.stats[utility].rows,
+        "mia": mia,
+    }
+    targets = {
+        "acc_forget": pooled_accuracy(o),
+        "acc_retain": o.stats["retain"].correct / o.stats["retain"].rows,
+        utility_key: o.stats[utility].correct / o.stats[utility].rows,
+        "mia": mia_target,
+    }
     terms = {k: {"value": values[k], "target": targets[k], "gap": abs(values[k] - targets[k])} for k in values}
-    return {"avg_gap_estimate": sum(t["gap"] for t in terms.values()) / len(terms), "terms": terms,
-            "heldout_splits": list(splits), "rule": RETRAIN_FREE_RULE,
-            # not in the rule: the evaluated model's own held-out member rate (a candidate MIA target, for study)
-            "mia_heldout_model": own_heldout_rate}
+    return {
+        "avg_gap_estimate": sum(t["gap"] for t in terms.values()) / len(terms),
+        "terms": terms,
+        "heldout_splits": list(splits),
+        "rule": RETRAIN_FREE_RULE,
+        # not in the rule: the evaluated model's own held-out member rate (a candidate MIA target, for study)
+        "mia_heldout_model": own_heldout_rate,
+    }

@@ -109,9 +109,13 @@ class SplitStats:
             self.logits = rows(self.logits)
         counts = torch.tensor([self.correct, self.rows], dtype=torch.long, device=device)
         self.correct, self.rows = (int(v) for v in accelerator.gather(counts[None]).sum(0).tolist())
-        self.class_counts = accelerator.gather(torch.from_numpy(self.class_counts)[None].to(device)).sum(0).cpu().numpy()
+        self.class_counts = (
+            accelerator.gather(torch.from_numpy(self.class_counts)[None].to(device)).sum(0).cpu().numpy()
+        )
         if self.class_sums is not None:
-            self.class_sums = accelerator.gather(torch.from_numpy(self.class_sums)[None].to(device)).sum(0).cpu().numpy()
+            self.class_sums = (
+                accelerator.gather(torch.from_numpy(self.class_sums)[None].to(device)).sum(0).cpu().numpy()
+            )
 
     @property
     def accuracy(self) -> float:
@@ -130,14 +134,17 @@ class StreamingPredictions:
         """Summarise a ``ModelPredictions`` (full logits), e.g. to combine it with streamed predictions."""
         out = cls()
         for name, logits in predictions.logits.items():
-            stats = SplitStats(logits.shape[-1], class_sums=name in CLASS_SUM_SPLITS, keep_logits=keep_logits and name == "forget")
+            stats = SplitStats(
+                logits.shape[-1], class_sums=name in CLASS_SUM_SPLITS, keep_logits=keep_logits and name == "forget"
+            )
             stats.update(logits, predictions.labels[name])
             out.stats[name] = stats.finish()
         return out
 
 
-def _mia(stats: dict[str, SplitStats], attack: str = "entropy",
-         nonmember_splits: tuple[str, ...] = ("test", "validation")) -> tuple[float, float, float]:
+def _mia(
+    stats: dict[str, SplitStats], attack: str = "entropy", nonmember_splits: tuple[str, ...] = ("test", "validation")
+) -> tuple[float, float, float]:
     """``metrics/mia``'s ``_checked_compute`` on per-row features (rows in the order retain, forget, test, validation):
     ``(mia, auc, heldout_member_rate)``. ``nonmember_splits``: the held-out splits the attacker is fitted on (the
     metric uses both; the alpha search's selection uses validation only, so it never reads the test split)."""
@@ -153,11 +160,15 @@ def _mia(stats: dict[str, SplitStats], attack: str = "entropy",
     mia = float(np.mean(attacker.predict(feature["forget"]) == 1))
     member = list(attacker.classes_).index(1)
     negatives = feature["test"] if "test" in feature and "test" in nonmember_splits else nonmembers[0]
-    auc_scores = np.concatenate([attacker.predict_proba(feature["forget"])[:, member],
-                                 attacker.predict_proba(negatives)[:, member]])
+    auc_scores = np.concatenate(
+        [attacker.predict_proba(feature["forget"])[:, member], attacker.predict_proba(negatives)[:, member]]
+    )
     auc_labels = np.concatenate([np.ones(len(feature["forget"])), np.zeros(len(negatives))])
-    heldout = (float(mia_module.heldout_member_rate(feature["retain"], np.concatenate(nonmembers)))
-               if n_nonmembers >= 2 else float("nan"))
+    heldout = (
+        float(mia_module.heldout_member_rate(feature["retain"], np.concatenate(nonmembers)))
+        if n_nonmembers >= 2
+        else float("nan")
+    )
     return mia, float(roc_auc_score(auc_labels, auc_scores)), heldout
 
 
@@ -184,8 +195,13 @@ def rf_jsd_from_class_sums(forget: SplitStats, test: SplitStats, variant: str = 
     return float(np.mean(rf._textbook_jsd_rows(p, q))) if variant == "standard" else float(rf._reference_jsdiv(p, q))
 
 
-def streaming_metrics(model: StreamingPredictions, original: StreamingPredictions,
-                      gold: StreamingPredictions | None = None, *, variant: str = "standard") -> dict[str, float]:
+def streaming_metrics(
+    model: StreamingPredictions,
+    original: StreamingPredictions,
+    gold: StreamingPredictions | None = None,
+    *,
+    variant: str = "standard",
+) -> dict[str, float]:
     """The keys and values of :func:`hf_unlearn.evaluation.metrics.unlearning_metrics`, from streamed statistics."""
     s = model.stats
     result = {f"acc_{'val' if name == 'validation' else name}": st.accuracy for name, st in s.items()}
@@ -196,8 +212,10 @@ def streaming_metrics(model: StreamingPredictions, original: StreamingPrediction
     if gold is not None and "forget" in gold.stats:
         mine, theirs = s["forget"].logits, gold.stats["forget"].logits
         if mine is None or theirs is None:
-            raise ValueError("JSD against a gold model needs the forget logits of both models: take their "
-                             "predictions with trainer.predictions(..., keep_forget_logits=True).")
+            raise ValueError(
+                "JSD against a gold model needs the forget logits of both models: take their "
+                "predictions with trainer.predictions(..., keep_forget_logits=True)."
+            )
         from .metric_modules import load_metric
 
         jsd = load_metric("jsd").compute(predictions=mine.numpy(), gold_predictions=theirs.numpy(), variant=variant)

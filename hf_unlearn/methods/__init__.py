@@ -19,5 +19,14 @@ for _module in pkgutil.iter_modules(__path__):
     if _module.name != "base" and not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["MethodConfig", "MixtureSpec", "Paper", "UnlearningMethod", "get_method_class", "list_methods", "register_method",
-           "method_facts", "methods_help"]
+__all__ = [
+    "MethodConfig",
+    "MixtureSpec",
+    "Paper",
+    "UnlearningMethod",
+    "get_method_class",
+    "list_methods",
+    "register_method",
+    "method_facts",
+    "methods_help",
+]

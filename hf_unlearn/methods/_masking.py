@@ -22,16 +22,24 @@ import torch.nn.functional as F
 
 from .base import UnlearningMethod
 
-__all__ = ["batch_gradients", "summed_gradients", "top_fraction_mask", "score_or_never", "mask_summary",
-           "MaskedUpdateMixin", "NEVER"]
+__all__ = [
+    "batch_gradients",
+    "summed_gradients",
+    "top_fraction_mask",
+    "score_or_never",
+    "mask_summary",
+    "MaskedUpdateMixin",
+    "NEVER",
+]
 
 
 def _trainable(model) -> list[tuple[str, torch.nn.Parameter]]:
     return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
 
 
-def batch_gradients(trainer, model, split, batch_size: int, *, sign: float = 1.0,
-                    order: torch.Tensor | None = None) -> Iterator[dict[str, torch.Tensor | None]]:
+def batch_gradients(
+    trainer, model, split, batch_size: int, *, sign: float = 1.0, order: torch.Tensor | None = None
+) -> Iterator[dict[str, torch.Tensor | None]]:
     """Yield, per batch of ``split`` (rows in ``order``, default in split order), the gradient of
     ``sign * mean cross-entropy`` w.r.t. every trainable parameter of ``model`` (``None`` where unused).
 
@@ -134,24 +142,29 @@ class MaskedUpdateMixin(UnlearningMethod):
     def on_train_begin(self, trainer, state, control) -> None:
         super().on_train_begin(trainer, state, control)
         if self.trainable_mask is None:
-            raise RuntimeError(f"method '{self.name}' has no trainable mask: prepare() did not run and the "
-                               "checkpoint held none.")
+            raise RuntimeError(
+                f"method '{self.name}' has no trainable mask: prepare() did not run and the checkpoint held none."
+            )
         self._snapshot(trainer.model)
 
     def _snapshot(self, model) -> None:
         known = dict(model.named_parameters())
         unknown = sorted(set(self.trainable_mask) - set(known))
         if unknown:
-            raise ValueError(f"the {self.name} mask names parameters this model does not have (e.g. {unknown[:3]}); "
-                             "resume with the same model architecture.")
+            raise ValueError(
+                f"the {self.name} mask names parameters this model does not have (e.g. {unknown[:3]}); "
+                "resume with the same model architecture."
+            )
         self._frozen = []
         for name, p in known.items():
             if not p.requires_grad:
                 continue
             mask = self.trainable_mask.get(name)
             if mask is not None and mask.shape != p.shape:
-                raise ValueError(f"the {self.name} mask of '{name}' has shape {tuple(mask.shape)}, the parameter "
-                                 f"{tuple(p.shape)}; resume with the same model architecture.")
+                raise ValueError(
+                    f"the {self.name} mask of '{name}' has shape {tuple(mask.shape)}, the parameter "
+                    f"{tuple(p.shape)}; resume with the same model architecture."
+                )
             if mask is None or not mask.any():
                 self._frozen.append((p, None, p.detach().clone()))
             elif not mask.all():

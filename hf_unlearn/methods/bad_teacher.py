@@ -37,10 +37,30 @@ __all__ = ["BadTeacher", "BadTeacherConfig", "plain_adam_optimizer", "kl_rows"]
 
 @dataclass
 class BadTeacherConfig:
-    temperature: float = field(default=1.0, metadata={"help": "Bad Teacher KL temperature T: targets are softmax(teacher logits / T), the student's log-probabilities log_softmax(logits / T) (paper and reference: 1)."})
-    retain_subset_fraction: float = field(default=0.3, metadata={"help": "Fraction of the retain set (fixed, seeded random subset) mixed with the whole forget set (paper and reference: 0.3)."})
-    plain_adam: bool = field(default=True, metadata={"help": "Optimise with plain torch.optim.Adam (learning rate, betas, epsilon and weight decay from the TrainingArguments; decay is an L2 term in the gradient) as the paper and the reference; False uses TrainingArguments.optim instead."})
-    cache_teacher_logits: bool = field(default=True, metadata={"help": "Compute both frozen teachers' logits on the training mixture once (the incompetent one on forget rows, the original on retain rows) and reuse them every epoch (only when the image transform is deterministic)."})
+    temperature: float = field(
+        default=1.0,
+        metadata={
+            "help": "Bad Teacher KL temperature T: targets are softmax(teacher logits / T), the student's log-probabilities log_softmax(logits / T) (paper and reference: 1)."
+        },
+    )
+    retain_subset_fraction: float = field(
+        default=0.3,
+        metadata={
+            "help": "Fraction of the retain set (fixed, seeded random subset) mixed with the whole forget set (paper and reference: 0.3)."
+        },
+    )
+    plain_adam: bool = field(
+        default=True,
+        metadata={
+            "help": "Optimise with plain torch.optim.Adam (learning rate, betas, epsilon and weight decay from the TrainingArguments; decay is an L2 term in the gradient) as the paper and the reference; False uses TrainingArguments.optim instead."
+        },
+    )
+    cache_teacher_logits: bool = field(
+        default=True,
+        metadata={
+            "help": "Compute both frozen teachers' logits on the training mixture once (the incompetent one on forget rows, the original on retain rows) and reuse them every epoch (only when the image transform is deterministic)."
+        },
+    )
     # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.training.ranges.
     ranges = {"temperature": "(0, inf)", "retain_subset_fraction": "[0, 1]"}
 
@@ -61,7 +81,11 @@ def plain_adam_optimizer(trainer, method_name: str) -> tuple[type, dict]:
             "set plain_adam=False to use TrainingArguments.optim.",
             stacklevel=2,
         )
-    return torch.optim.Adam, {"lr": args.learning_rate, "betas": (args.adam_beta1, args.adam_beta2), "eps": args.adam_epsilon}
+    return torch.optim.Adam, {
+        "lr": args.learning_rate,
+        "betas": (args.adam_beta1, args.adam_beta2),
+        "eps": args.adam_epsilon,
+    }
 
 
 @register_method("bad_teacher")
@@ -99,7 +123,9 @@ class BadTeacher(UnlearningMethod):
         n = len(trainer.retain_split)
         k = math.floor(self.config.retain_subset_fraction * n)
         # Python's random.sample seeded by the run's seed, as the reference; fixed for all epochs.
-        return MixtureSpec(include_forget=True, retain_indices=sorted(random.Random(trainer.args.seed).sample(range(n), k)))
+        return MixtureSpec(
+            include_forget=True, retain_indices=sorted(random.Random(trainer.args.seed).sample(range(n), k))
+        )
 
     def optimizer_cls_and_kwargs(self, trainer):
         return plain_adam_optimizer(trainer, self.name) if self.config.plain_adam else None
@@ -126,7 +152,8 @@ class BadTeacher(UnlearningMethod):
         targets = torch.empty_like(student)
         for rows, teacher, source in ((forget, self.incompetent_teacher, FORGET), (~forget, trainer.teacher, RETAIN)):
             # called even when no row of this kind is in the batch: the cache fills at the same step on every rank
-            logits = trainer.teacher_logits(teacher, inputs, rows, cache=self.config.cache_teacher_logits,
-                                            sources=(source,))
+            logits = trainer.teacher_logits(
+                teacher, inputs, rows, cache=self.config.cache_teacher_logits, sources=(source,)
+            )
             targets[rows] = F.softmax(logits / T, dim=-1)
         return kl_rows(targets, student, T).mean()

@@ -65,12 +65,21 @@ class Paper:
     def bibtex(self) -> str:
         # Only facts checked against the arXiv id are written (first author, year, venue); the rest is "others".
         key = f"{self.first_author.split()[-1].lower()}{self.year}{self.arxiv_id.replace('.', '')}"
-        lines = [f"@{self.entry}{{{key},", f"  title         = {{{self.title}}},",
-                 f"  author        = {{{self.first_author} and others}},", f"  year          = {{{self.year}}},"]
+        lines = [
+            f"@{self.entry}{{{key},",
+            f"  title         = {{{self.title}}},",
+            f"  author        = {{{self.first_author} and others}},",
+            f"  year          = {{{self.year}}},",
+        ]
         if self.venue:
             field = {"inproceedings": "booktitle", "article": "journal"}.get(self.entry, "note")
             lines.append(f"  {field:<13} = {{{self.venue}}},")
-        lines += [f"  eprint        = {{{self.arxiv_id}}},", "  archivePrefix = {arXiv},", f"  url           = {{{self.url}}}", "}"]
+        lines += [
+            f"  eprint        = {{{self.arxiv_id}}},",
+            "  archivePrefix = {arXiv},",
+            f"  url           = {{{self.url}}}",
+            "}",
+        ]
         return "\n".join(lines)
 
 
@@ -135,9 +144,7 @@ class UnlearningMethod:
         elif isinstance(config, dict):
             config = self.config_class(**config)
         elif not isinstance(config, self.config_class):
-            raise TypeError(
-                f"method '{self.name}' takes a {self.config_class.__name__}, got {type(config).__name__}."
-            )
+            raise TypeError(f"method '{self.name}' takes a {self.config_class.__name__}, got {type(config).__name__}.")
         from ..training.ranges import check_dataclass_ranges
 
         check_dataclass_ranges(config)  # declared ranges + finiteness, for Python users as for the CLI

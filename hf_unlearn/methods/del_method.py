@@ -37,10 +37,30 @@ AGGREGATIONS = ("topk_mean", "mean", "none")
 
 @dataclass
 class DelConfig:
-    reset_fraction: float = field(default=0.3, metadata={"help": "DEL: fraction of all weight entries (ranked globally by localisation score) reset to a fresh initialisation and then finetuned. Paper default 0.3."})
-    channel_aggregation: str = field(default="topk_mean", metadata={"help": "DEL: how entries of a >= 2-dim tensor share their output channel's score: 'topk_mean' (mean of the row's top channel_topk_fraction entries; the paper's ResNet setting), 'mean' (row mean; the paper's ViT setting) or 'none' (element-wise scores, SalUn-style)."})
-    channel_topk_fraction: float = field(default=0.1, metadata={"help": "DEL, channel_aggregation='topk_mean': k = max(1, int(fraction * row length)) top entries are averaged per output channel."})
-    init_seed: int | None = field(default=None, metadata={"help": "DEL: seed of the fresh initialisation the reset entries are taken from (default: the run's --seed); hashed into a seed stream that no original or retrained model is built from (hf_unlearn.modeling.classifiers.reinit_seed)."})
+    reset_fraction: float = field(
+        default=0.3,
+        metadata={
+            "help": "DEL: fraction of all weight entries (ranked globally by localisation score) reset to a fresh initialisation and then finetuned. Paper default 0.3."
+        },
+    )
+    channel_aggregation: str = field(
+        default="topk_mean",
+        metadata={
+            "help": "DEL: how entries of a >= 2-dim tensor share their output channel's score: 'topk_mean' (mean of the row's top channel_topk_fraction entries; the paper's ResNet setting), 'mean' (row mean; the paper's ViT setting) or 'none' (element-wise scores, SalUn-style)."
+        },
+    )
+    channel_topk_fraction: float = field(
+        default=0.1,
+        metadata={
+            "help": "DEL, channel_aggregation='topk_mean': k = max(1, int(fraction * row length)) top entries are averaged per output channel."
+        },
+    )
+    init_seed: int | None = field(
+        default=None,
+        metadata={
+            "help": "DEL: seed of the fresh initialisation the reset entries are taken from (default: the run's --seed); hashed into a seed stream that no original or retrained model is built from (hf_unlearn.modeling.classifiers.reinit_seed)."
+        },
+    )
     # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.training.ranges.
     ranges = {"reset_fraction": "(0, 1]", "channel_topk_fraction": "(0, 1]", "init_seed": "[0, 4294967295]"}
 
@@ -97,8 +117,9 @@ class DEL(MaskedUpdateMixin):
     def check_config(self) -> None:  # at construction: the CLI refuses it before any model loads
         super().check_config()
         if self.config.channel_aggregation not in AGGREGATIONS:
-            raise ValueError(f"del channel_aggregation must be one of {AGGREGATIONS}, "
-                             f"got {self.config.channel_aggregation!r}.")
+            raise ValueError(
+                f"del channel_aggregation must be one of {AGGREGATIONS}, got {self.config.channel_aggregation!r}."
+            )
 
     def validate(self, trainer) -> None:
         c = self.config
@@ -114,11 +135,15 @@ class DEL(MaskedUpdateMixin):
     def prepare(self, trainer) -> None:
         model, c = trainer.model, self.config
         params = dict(model.named_parameters())
-        grads = summed_gradients(trainer, model, trainer.forget_split, trainer.args.per_device_train_batch_size,
-                                 sign=-1.0)
-        scores = {n: None if g is None else channel_scores((params[n].detach().float() * g).abs(),
-                                                           c.channel_aggregation, c.channel_topk_fraction)
-                  for n, g in grads.items()}
+        grads = summed_gradients(
+            trainer, model, trainer.forget_split, trainer.args.per_device_train_batch_size, sign=-1.0
+        )
+        scores = {
+            n: None
+            if g is None
+            else channel_scores((params[n].detach().float() * g).abs(), c.channel_aggregation, c.channel_topk_fraction)
+            for n, g in grads.items()
+        }
         self.reset_mask = top_fraction_mask(score_or_never(model, scores), c.reset_fraction)
         seed = trainer.args.seed if c.init_seed is None else c.init_seed
         fresh = fresh_initialisation(model, seed)
@@ -133,8 +158,13 @@ class DEL(MaskedUpdateMixin):
         self.trainable_mask = {n: (torch.ones_like(m) if n in head else m) for n, m in self.reset_mask.items()}
         reset, total = mask_summary(self.reset_mask)
         trainable, _ = mask_summary(self.trainable_mask)
-        trainer.log({"del_reset_entries": float(reset), "del_reset_fraction": reset / max(total, 1),
-                     "del_trainable_entries": float(trainable)})
+        trainer.log(
+            {
+                "del_reset_entries": float(reset),
+                "del_reset_fraction": reset / max(total, 1),
+                "del_trainable_entries": float(trainable),
+            }
+        )
         super().prepare(trainer)
 
     def compute_loss(self, trainer, model, inputs):

@@ -37,13 +37,46 @@ from .base import MixtureSpec, UnlearningMethod, register_method
 
 @dataclass
 class LotusConfig:
-    alpha: float = field(default=2.0, metadata={"help": "LoTUS alpha: tau = exp(alpha * (forget acc - calibration acc)). Paper: 8 for ResNet18 CIFAR-10, 2 elsewhere, 32 for class unlearning."})
-    retain_subset_fraction: float = field(default=0.3, metadata={"help": "Fraction of the retain set (fixed, seeded random subset) mixed with the whole forget set."})
-    class_unlearning: bool = field(default=False, metadata={"help": "Class-unlearning variant: the calibration accuracy is taken as 0, so tau only decays and the stop rule never fires."})
-    reference_rounding: bool = field(default=False, metadata={"help": "Round accuracies to 2 decimals before computing tau, as the reference code does (for matching published numbers)."})
-    target_sampling: str = field(default="gumbel", metadata={"help": "'gumbel' (paper): hard retain targets are Gumbel-max samples, soft forget targets Gumbel-softmax samples. 'softmax': teacher argmax and softmax(z / tau), no noise."})
-    cache_teacher_logits: bool = field(default=True, metadata={"help": "Compute the frozen teacher's logits on the training mixture once and reuse them every epoch (only when the image transform is deterministic; Gumbel noise is still drawn fresh every step)."})
-    alpha_search: list[float] | None = field(default=None, metadata={"help": "Retrain-free alpha search: run LoTUS once per listed alpha from the same original, score each by RF-JSD on the validation split (the test split when there is none; no retrained model needed), keep the lowest; every candidate is recorded in metrics.json 'alpha_search' and the card. Not with an --alpha of its own (refused: it would be ignored). Python: hf_unlearn.search_alpha."})
+    alpha: float = field(
+        default=2.0,
+        metadata={
+            "help": "LoTUS alpha: tau = exp(alpha * (forget acc - calibration acc)). Paper: 8 for ResNet18 CIFAR-10, 2 elsewhere, 32 for class unlearning."
+        },
+    )
+    retain_subset_fraction: float = field(
+        default=0.3,
+        metadata={"help": "Fraction of the retain set (fixed, seeded random subset) mixed with the whole forget set."},
+    )
+    class_unlearning: bool = field(
+        default=False,
+        metadata={
+            "help": "Class-unlearning variant: the calibration accuracy is taken as 0, so tau only decays and the stop rule never fires."
+        },
+    )
+    reference_rounding: bool = field(
+        default=False,
+        metadata={
+            "help": "Round accuracies to 2 decimals before computing tau, as the reference code does (for matching published numbers)."
+        },
+    )
+    target_sampling: str = field(
+        default="gumbel",
+        metadata={
+            "help": "'gumbel' (paper): hard retain targets are Gumbel-max samples, soft forget targets Gumbel-softmax samples. 'softmax': teacher argmax and softmax(z / tau), no noise."
+        },
+    )
+    cache_teacher_logits: bool = field(
+        default=True,
+        metadata={
+            "help": "Compute the frozen teacher's logits on the training mixture once and reuse them every epoch (only when the image transform is deterministic; Gumbel noise is still drawn fresh every step)."
+        },
+    )
+    alpha_search: list[float] | None = field(
+        default=None,
+        metadata={
+            "help": "Retrain-free alpha search: run LoTUS once per listed alpha from the same original, score each by RF-JSD on the validation split (the test split when there is none; no retrained model needed), keep the lowest; every candidate is recorded in metrics.json 'alpha_search' and the card. Not with an --alpha of its own (refused: it would be ignored). Python: hf_unlearn.search_alpha."
+        },
+    )
     # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.training.ranges.
     ranges = {"alpha": "(0, inf)", "retain_subset_fraction": "(0, 1]", "alpha_search": "(0, inf)"}
 
@@ -53,7 +86,9 @@ def gumbel_noise(like: torch.Tensor) -> torch.Tensor:
     return -torch.empty_like(like).exponential_().log()
 
 
-def lotus_targets(teacher_logits: torch.Tensor, forget_flag: torch.Tensor, tau: float, sampling: str = "gumbel") -> torch.Tensor:
+def lotus_targets(
+    teacher_logits: torch.Tensor, forget_flag: torch.Tensor, tau: float, sampling: str = "gumbel"
+) -> torch.Tensor:
     """Per-row targets: hard samples for retain rows, soft samples at temperature ``tau`` for forget rows."""
     z = teacher_logits.float()
     if sampling == "gumbel":
@@ -129,7 +164,9 @@ class Lotus(UnlearningMethod):
         n = len(trainer.retain_split)
         k = max(1, math.floor(self.config.retain_subset_fraction * n))
         # Python's random.sample with the run's seed, as the reference; fixed for all epochs.
-        return MixtureSpec(include_forget=True, retain_indices=sorted(random.Random(trainer.args.seed).sample(range(n), k)))
+        return MixtureSpec(
+            include_forget=True, retain_indices=sorted(random.Random(trainer.args.seed).sample(range(n), k))
+        )
 
     # ---- the temperature schedule -----------------------------------------------------------------------
     def _round(self, x: float) -> float:
@@ -147,9 +184,18 @@ class Lotus(UnlearningMethod):
         delta = forget_acc - self.calibration_accuracy
         stop = should_stop(forget_acc, self.calibration_accuracy)
         self.tau = math.exp(min(self.config.alpha * delta, 80.0))  # capped: exp(80) is already a uniform target
-        self.history.append({"epoch": epoch, "tau": self.tau, "forget_accuracy": forget_acc, "delta": delta, "stop": stop})
-        trainer.log({"lotus_tau": self.tau, "lotus_forget_accuracy": forget_acc, "lotus_delta": delta,
-                     "lotus_calibration_accuracy": self.calibration_accuracy, "lotus_stop": float(stop)})
+        self.history.append(
+            {"epoch": epoch, "tau": self.tau, "forget_accuracy": forget_acc, "delta": delta, "stop": stop}
+        )
+        trainer.log(
+            {
+                "lotus_tau": self.tau,
+                "lotus_forget_accuracy": forget_acc,
+                "lotus_delta": delta,
+                "lotus_calibration_accuracy": self.calibration_accuracy,
+                "lotus_stop": float(stop),
+            }
+        )
         if stop:
             self.finished = True
 

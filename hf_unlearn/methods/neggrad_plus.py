@@ -24,7 +24,10 @@ from .base import UnlearningMethod, register_method
 
 @dataclass
 class NegGradPlusConfig:
-    forget_weight: float = field(default=1.0, metadata={"help": "NegGrad+ weight of each forget row's ascent term relative to a retain row's descent term."})
+    forget_weight: float = field(
+        default=1.0,
+        metadata={"help": "NegGrad+ weight of each forget row's ascent term relative to a retain row's descent term."},
+    )
     # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.training.ranges.
     ranges = {"forget_weight": "(0, inf)"}
 
@@ -39,9 +42,13 @@ class NegGradPlus(UnlearningMethod):
 
     def validate(self, trainer) -> None:
         if not self.config.forget_weight > 0.0:
-            raise ValueError(f"neggrad_plus forget_weight must be > 0 (0 would never ascend), got {self.config.forget_weight}.")
+            raise ValueError(
+                f"neggrad_plus forget_weight must be > 0 (0 would never ascend), got {self.config.forget_weight}."
+            )
 
     def compute_loss(self, trainer, model, inputs):
-        per_row = F.cross_entropy(trainer.logits(model, inputs["pixel_values"]).float(), inputs["labels"], reduction="none")
+        per_row = F.cross_entropy(
+            trainer.logits(model, inputs["pixel_values"]).float(), inputs["labels"], reduction="none"
+        )
         sign = torch.where(inputs["forget_flag"].bool(), -self.config.forget_weight, 1.0)
         return (sign * per_row).mean()

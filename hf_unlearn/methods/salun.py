@@ -27,8 +27,10 @@ from .base import register_method
 from .lotus import Lotus, LotusConfig
 from .random_label import RandomLabel
 
-_MASK_FRACTION_HELP = ("SalUn: fraction of all weight entries (ranked globally by |sum of forget-set gradients|) "
-                       "that are updated; the rest stay exactly at their original values. Paper default 0.5.")
+_MASK_FRACTION_HELP = (
+    "SalUn: fraction of all weight entries (ranked globally by |sum of forget-set gradients|) "
+    "that are updated; the rest stay exactly at their original values. Paper default 0.5."
+)
 
 
 @dataclass
@@ -55,8 +57,9 @@ class SaliencyMaskMixin(MaskedUpdateMixin):
 
     def prepare(self, trainer) -> None:
         model = trainer.model
-        grads = summed_gradients(trainer, model, trainer.forget_split, trainer.args.per_device_train_batch_size,
-                                 sign=-1.0)
+        grads = summed_gradients(
+            trainer, model, trainer.forget_split, trainer.args.per_device_train_batch_size, sign=-1.0
+        )
         scores = score_or_never(model, {n: (None if g is None else g.abs()) for n, g in grads.items()})
         self.trainable_mask = top_fraction_mask(scores, self.config.mask_fraction)
         selected, total = mask_summary(self.trainable_mask)

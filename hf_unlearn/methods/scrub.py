@@ -36,12 +36,42 @@ __all__ = ["Scrub", "ScrubConfig"]
 
 @dataclass
 class ScrubConfig:
-    scrub_max_steps: int = field(default=2, metadata={"help": "SCRUB's msteps: the number of leading epochs in which forget rows are maximised (-KL); later epochs only minimise on retain rows (upstream SCRUB: 2, with 3 epochs)."})
-    alpha: float = field(default=0.001, metadata={"help": "SCRUB weight of the retain-row KL to the original model in the min-step (upstream SCRUB: 0.001)."})
-    gamma: float = field(default=0.99, metadata={"help": "SCRUB weight of the retain-row cross-entropy on the true labels in the min-step (upstream SCRUB: 0.99)."})
-    temperature: float = field(default=4.0, metadata={"help": "SCRUB distillation temperature T; the KL is computed on softmax(logits / T) and scaled by T^2 (upstream and reference: 4)."})
-    plain_adam: bool = field(default=True, metadata={"help": "Optimise with plain torch.optim.Adam (learning rate, betas, epsilon and weight decay from the TrainingArguments; decay is an L2 term in the gradient) as SCRUB and the reference; False uses TrainingArguments.optim instead."})
-    cache_teacher_logits: bool = field(default=True, metadata={"help": "Compute the frozen teacher's logits on the training mixture once and reuse them every epoch (only when the image transform is deterministic)."})
+    scrub_max_steps: int = field(
+        default=2,
+        metadata={
+            "help": "SCRUB's msteps: the number of leading epochs in which forget rows are maximised (-KL); later epochs only minimise on retain rows (upstream SCRUB: 2, with 3 epochs)."
+        },
+    )
+    alpha: float = field(
+        default=0.001,
+        metadata={
+            "help": "SCRUB weight of the retain-row KL to the original model in the min-step (upstream SCRUB: 0.001)."
+        },
+    )
+    gamma: float = field(
+        default=0.99,
+        metadata={
+            "help": "SCRUB weight of the retain-row cross-entropy on the true labels in the min-step (upstream SCRUB: 0.99)."
+        },
+    )
+    temperature: float = field(
+        default=4.0,
+        metadata={
+            "help": "SCRUB distillation temperature T; the KL is computed on softmax(logits / T) and scaled by T^2 (upstream and reference: 4)."
+        },
+    )
+    plain_adam: bool = field(
+        default=True,
+        metadata={
+            "help": "Optimise with plain torch.optim.Adam (learning rate, betas, epsilon and weight decay from the TrainingArguments; decay is an L2 term in the gradient) as SCRUB and the reference; False uses TrainingArguments.optim instead."
+        },
+    )
+    cache_teacher_logits: bool = field(
+        default=True,
+        metadata={
+            "help": "Compute the frozen teacher's logits on the training mixture once and reuse them every epoch (only when the image transform is deterministic)."
+        },
+    )
     # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.training.ranges.
     ranges = {"scrub_max_steps": "[0, inf)", "alpha": "[0, inf)", "gamma": "[0, inf)", "temperature": "(0, inf)"}
 

@@ -26,14 +26,25 @@ from .base import UnlearningMethod, register_method
 
 @dataclass
 class SSDConfig:
-    selection_weighting: float = field(default=10.0, metadata={"help": "SSD alpha (selection weighting): dampen the entries whose forget-set importance exceeds alpha times their importance on all training data. Paper default 10."})
-    dampening_constant: float = field(default=1.0, metadata={"help": "SSD lambda (dampening constant): a selected entry is multiplied by min(lambda * I_D / I_f, 1). Paper default 1."})
+    selection_weighting: float = field(
+        default=10.0,
+        metadata={
+            "help": "SSD alpha (selection weighting): dampen the entries whose forget-set importance exceeds alpha times their importance on all training data. Paper default 10."
+        },
+    )
+    dampening_constant: float = field(
+        default=1.0,
+        metadata={
+            "help": "SSD lambda (dampening constant): a selected entry is multiplied by min(lambda * I_D / I_f, 1). Paper default 1."
+        },
+    )
     # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.training.ranges.
     ranges = {"selection_weighting": "(0, inf)", "dampening_constant": "(0, inf)"}
 
 
-def ssd_importances(trainer, model, split, batch_size: int,
-                    order: torch.Tensor | None = None) -> dict[str, torch.Tensor | None]:
+def ssd_importances(
+    trainer, model, split, batch_size: int, order: torch.Tensor | None = None
+) -> dict[str, torch.Tensor | None]:
     """``mean_b (∇ mean CE_b)^2`` per trainable parameter (float32), model in eval mode; ``None`` where no
     batch produced a gradient."""
     total: dict[str, torch.Tensor | None] = {}

@@ -37,18 +37,54 @@ __all__ = ["Unsir", "UnsirConfig", "error_maximising_noise"]
 
 @dataclass
 class UnsirConfig:
-    impair_epochs: int = field(default=1, metadata={"help": "UNSIR: impair epochs per cycle (forget images replaced by error-maximising noise labelled with the forget labels). Epochs cycle through impair_epochs impair epochs then repair_epochs repair epochs until num_train_epochs (paper: 1 + 1 with 2 epochs; the reference: 1 + 1 repeated every epoch)."})
-    repair_epochs: int = field(default=1, metadata={"help": "UNSIR: repair epochs per cycle (cross-entropy on the retain rows only); 0 never repairs."})
-    noise_steps: int = field(default=5, metadata={"help": "UNSIR: Adam steps optimising each batch's noise tensor (the reference means 5 but applies 1)."})
-    noise_lr: float = field(default=0.01, metadata={"help": "UNSIR: learning rate of the noise's Adam optimiser (reference: 0.01; the paper's class-unlearning code uses 0.1 with 40 steps)."})
-    noise_l2_weight: float = field(default=0.1, metadata={"help": "UNSIR: lambda of the noise regulariser lambda * mean over rows of the squared L2 norm of the noise (paper: 0.1)."})
-    retain_per_class: int = field(default=1000, metadata={"help": "UNSIR: at most this many retain rows per class (a seeded random choice) are used; 0 uses the whole retain set (reference: 1000, or 100 for CIFAR-100 / Tiny-ImageNet)."})
+    impair_epochs: int = field(
+        default=1,
+        metadata={
+            "help": "UNSIR: impair epochs per cycle (forget images replaced by error-maximising noise labelled with the forget labels). Epochs cycle through impair_epochs impair epochs then repair_epochs repair epochs until num_train_epochs (paper: 1 + 1 with 2 epochs; the reference: 1 + 1 repeated every epoch)."
+        },
+    )
+    repair_epochs: int = field(
+        default=1,
+        metadata={"help": "UNSIR: repair epochs per cycle (cross-entropy on the retain rows only); 0 never repairs."},
+    )
+    noise_steps: int = field(
+        default=5,
+        metadata={
+            "help": "UNSIR: Adam steps optimising each batch's noise tensor (the reference means 5 but applies 1)."
+        },
+    )
+    noise_lr: float = field(
+        default=0.01,
+        metadata={
+            "help": "UNSIR: learning rate of the noise's Adam optimiser (reference: 0.01; the paper's class-unlearning code uses 0.1 with 40 steps)."
+        },
+    )
+    noise_l2_weight: float = field(
+        default=0.1,
+        metadata={
+            "help": "UNSIR: lambda of the noise regulariser lambda * mean over rows of the squared L2 norm of the noise (paper: 0.1)."
+        },
+    )
+    retain_per_class: int = field(
+        default=1000,
+        metadata={
+            "help": "UNSIR: at most this many retain rows per class (a seeded random choice) are used; 0 uses the whole retain set (reference: 1000, or 100 for CIFAR-100 / Tiny-ImageNet)."
+        },
+    )
     # Meaningful ranges, checked (with finiteness) before anything loads: hf_unlearn.training.ranges.
-    ranges = {"impair_epochs": "[0, inf)", "repair_epochs": "[0, inf)", "noise_steps": "[0, inf)", "noise_lr": "(0, inf)", "noise_l2_weight": "[0, inf)", "retain_per_class": "[0, inf)"}
+    ranges = {
+        "impair_epochs": "[0, inf)",
+        "repair_epochs": "[0, inf)",
+        "noise_steps": "[0, inf)",
+        "noise_lr": "(0, inf)",
+        "noise_l2_weight": "[0, inf)",
+        "retain_per_class": "[0, inf)",
+    }
 
 
-def error_maximising_noise(model, logits_fn, shape, labels, *, steps: int, lr: float, l2_weight: float,
-                           dtype=torch.float32):
+def error_maximising_noise(
+    model, logits_fn, shape, labels, *, steps: int, lr: float, l2_weight: float, dtype=torch.float32
+):
     """UNSIR's error-maximising noise for ``labels``: ``(noise, ce_per_step, objective_per_step)``.
 
     Minimises ``-CE(model(N), labels) + l2_weight * mean_i ||N_i||²`` over N with Adam, the model in eval mode.
@@ -107,7 +143,9 @@ class Unsir(UnlearningMethod):
         if c.impair_epochs + c.repair_epochs == 0:
             raise ValueError("unsir needs impair_epochs + repair_epochs >= 1.")
         if c.noise_lr <= 0 or c.noise_l2_weight < 0:
-            raise ValueError(f"unsir noise_lr must be > 0 and noise_l2_weight >= 0, got {c.noise_lr}, {c.noise_l2_weight}.")
+            raise ValueError(
+                f"unsir noise_lr must be > 0 and noise_l2_weight >= 0, got {c.noise_lr}, {c.noise_l2_weight}."
+            )
 
     def mixture(self, trainer) -> MixtureSpec:
         m = self.config.retain_per_class
@@ -140,11 +178,12 @@ class Unsir(UnlearningMethod):
         trainer.log({"unsir_epoch": float(self.epoch_index), "unsir_impair": float(self.impair)})
 
     def on_epoch_end(self, trainer, state, control) -> None:
-        batches = self.noise_history[self._epoch_start:]
+        batches = self.noise_history[self._epoch_start :]
         if self.impair and batches and len(batches[0]) > 1:
             gain = sum(b[-1] - b[0] for b in batches) / len(batches)
-            trainer.log({"unsir_noise_error_first": sum(b[0] for b in batches) / len(batches),
-                         "unsir_noise_error_gain": gain})
+            trainer.log(
+                {"unsir_noise_error_first": sum(b[0] for b in batches) / len(batches), "unsir_noise_error_gain": gain}
+            )
 
     # ---- the loss ---------------------------------------------------------------------------------------
     def compute_loss(self, trainer, model, inputs) -> torch.Tensor:
@@ -160,8 +199,15 @@ class Unsir(UnlearningMethod):
                 shape = layout.pixel_shape(len(rows))
                 logits_fn = lambda m, pixels: trainer.logits(m, layout.with_pixels(rows, pixels))  # noqa: E731
             noise, errors, objectives = error_maximising_noise(
-                unwrapped, logits_fn, shape, labels[forget], steps=c.noise_steps, lr=c.noise_lr,
-                l2_weight=c.noise_l2_weight, dtype=x.dtype)
+                unwrapped,
+                logits_fn,
+                shape,
+                labels[forget],
+                steps=c.noise_steps,
+                lr=c.noise_lr,
+                l2_weight=c.noise_l2_weight,
+                dtype=x.dtype,
+            )
             noise = noise if layout is None else layout.with_pixels(rows, noise)
             trainer.count_examples(int(forget.sum()) * c.noise_steps, "preparation")  # noise steps: model fwd + bwd
             self.noise_history.append(errors)

@@ -16,15 +16,26 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["refusal_reason", "check_supported", "find_head", "output_heads", "drop_graph_caches", "timm_wrapper_pretrained_cfg",
-           "write_pretrained_cfg", "PackedInputs", "processor_pixels", "input_layout", "set_input_layout"]
+__all__ = [
+    "refusal_reason",
+    "check_supported",
+    "find_head",
+    "output_heads",
+    "drop_graph_caches",
+    "timm_wrapper_pretrained_cfg",
+    "write_pretrained_cfg",
+    "PackedInputs",
+    "processor_pixels",
+    "input_layout",
+    "set_input_layout",
+]
 
 #: transformers model types hf-unlearn refuses, and why (each classifier is called as ``model(pixel_values=...)``).
 UNSUPPORTED: dict[str, str] = {
     "imagegpt": "ImageGPT classifies sequences of colour-cluster token ids (its processor returns input_ids, not "
-                "pixel_values), and hf-unlearn feeds image classifiers pixel_values only",
+    "pixel_values), and hf-unlearn feeds image classifiers pixel_values only",
     "shieldgemma2": "ShieldGemma 2 is a vision-language safety classifier that needs a text prompt (input_ids) with "
-                    "every image, and hf-unlearn feeds image classifiers pixel_values only",
+    "every image, and hf-unlearn feeds image classifiers pixel_values only",
 }
 
 
@@ -49,11 +60,15 @@ def check_supported(model_or_config: Any, name: str = "") -> None:
         except (TypeError, ValueError):
             parameters = {}
         if parameters and "pixel_values" not in parameters:
-            reason = (f"{type(model).__name__}.forward takes no pixel_values, and hf-unlearn feeds image "
-                      "classifiers pixel_values only")
+            reason = (
+                f"{type(model).__name__}.forward takes no pixel_values, and hf-unlearn feeds image "
+                "classifiers pixel_values only"
+            )
     if reason:
-        raise ValueError(f"hf-unlearn cannot unlearn the '{model_type}' architecture{where}: {reason}; use an "
-                         "image classifier called as model(pixel_values=...) (docs/SUPPORTED_MODELS.md lists them).")
+        raise ValueError(
+            f"hf-unlearn cannot unlearn the '{model_type}' architecture{where}: {reason}; use an "
+            "image classifier called as model(pixel_values=...) (docs/SUPPORTED_MODELS.md lists them)."
+        )
 
 
 def _has_parameters(module) -> bool:
@@ -109,8 +124,15 @@ def output_heads(model: nn.Module, head: nn.Module | None) -> list[nn.Module]:
         children = list(parent.children())
         if not any(child is head for child in children):
             continue
-        heads += [c for c in children if c is not head and type(c) is type(head) and size is not None
-                  and _out_features(c) == size and any(True for _ in c.parameters())]
+        heads += [
+            c
+            for c in children
+            if c is not head
+            and type(c) is type(head)
+            and size is not None
+            and _out_features(c) == size
+            and any(True for _ in c.parameters())
+        ]
         break
     return heads
 
@@ -125,8 +147,11 @@ def drop_graph_caches(model: nn.Module) -> None:
     """
     for module in model.modules():
         for value in vars(module).values():
-            if (isinstance(value, dict) and value
-                    and any(isinstance(v, torch.Tensor) and v.grad_fn is not None for v in value.values())):
+            if (
+                isinstance(value, dict)
+                and value
+                and any(isinstance(v, torch.Tensor) and v.grad_fn is not None for v in value.values())
+            ):
                 value.clear()
 
 
@@ -142,8 +167,11 @@ def timm_wrapper_pretrained_cfg(model: nn.Module, processor: Any = None) -> dict
     cfg = dict(getattr(timm_model, "pretrained_cfg", None) or {})
     cfg.update(getattr(processor, "data_config", None) or {})
     cfg.pop("num_classes", None)  # transformers keeps it at the root of config.json
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()
-            if isinstance(v, (str, int, float, bool, list, tuple, type(None)))}
+    return {
+        k: (list(v) if isinstance(v, tuple) else v)
+        for k, v in cfg.items()
+        if isinstance(v, (str, int, float, bool, list, tuple, type(None)))
+    }
 
 
 def write_pretrained_cfg(model: nn.Module, output_dir: str, processor: Any = None) -> None:
@@ -179,22 +207,30 @@ class PackedInputs:
 
     @classmethod
     def from_outputs(cls, outputs, keys: list[str]) -> PackedInputs:
-        return cls([(k, tuple(torch.as_tensor(outputs[k]).shape[1:]), torch.as_tensor(outputs[k]).dtype)
-                    for k in ["pixel_values", *keys]])
+        return cls(
+            [
+                (k, tuple(torch.as_tensor(outputs[k]).shape[1:]), torch.as_tensor(outputs[k]).dtype)
+                for k in ["pixel_values", *keys]
+            ]
+        )
 
     def pack(self, outputs) -> torch.Tensor:
         parts = []
         for name, shape, _ in self.layout:
             value = torch.as_tensor(outputs[name])
             if tuple(value.shape[1:]) != shape:
-                raise ValueError(f"the image processor's '{name}' has shape {tuple(value.shape[1:])} per image where "
-                                 f"the first images gave {shape}; resize the images to one size first.")
+                raise ValueError(
+                    f"the image processor's '{name}' has shape {tuple(value.shape[1:])} per image where "
+                    f"the first images gave {shape}; resize the images to one size first."
+                )
             parts.append(value.reshape(len(value), -1).float())
         return torch.cat(parts, dim=1)
 
     def unpack(self, packed: torch.Tensor) -> dict[str, torch.Tensor]:
         out = {}
-        for (name, shape, dtype), part in zip(self.layout, packed.reshape(len(packed), -1).split(self.sizes, dim=1), strict=False):
+        for (name, shape, dtype), part in zip(
+            self.layout, packed.reshape(len(packed), -1).split(self.sizes, dim=1), strict=False
+        ):
             part = part.reshape(len(packed), *shape)
             # pixels keep the dtype they arrive in (autocast, bf16); integer inputs get theirs back
             out[name] = part if dtype.is_floating_point else part.round().to(dtype)
@@ -206,7 +242,7 @@ class PackedInputs:
     def with_pixels(self, packed: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
         """``packed`` with its pixel values replaced by ``pixels`` (UNSIR's noise), the other inputs kept."""
         flat = packed.reshape(len(packed), -1)
-        return torch.cat([pixels.reshape(len(pixels), -1).to(flat.dtype), flat[:, self.sizes[0]:]], dim=1)
+        return torch.cat([pixels.reshape(len(pixels), -1).to(flat.dtype), flat[:, self.sizes[0] :]], dim=1)
 
 
 _LAYOUT_ATTRIBUTE = "_hf_unlearn_input_layout"
@@ -240,8 +276,10 @@ def processor_pixels(processor: Any, model: nn.Module, channels: int):
         probe = {"pixel_values": None}
     if "pixel_values" not in probe:
         model_type = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
-        raise ValueError(f"hf-unlearn cannot unlearn the '{model_type}' architecture: its image processor returns "
-                         f"{sorted(probe)}, no pixel_values; use an image classifier whose processor returns them.")
+        raise ValueError(
+            f"hf-unlearn cannot unlearn the '{model_type}' architecture: its image processor returns "
+            f"{sorted(probe)}, no pixel_values; use an image classifier whose processor returns them."
+        )
     try:
         accepted = set(inspect.signature(getattr(model, "module", model).forward).parameters)
     except (TypeError, ValueError):

@@ -21,9 +21,24 @@ from torch import nn
 
 from .reinit import _fresh_timm, _reinitialised_copy
 
-__all__ = ["LoadedClassifier", "load_classifier", "logits_of", "save_classifier", "num_labels_of", "is_timm_model",
-           "fresh_model_like", "reinit_seed", "REINIT_SEED_FLOOR", "ClassifierFamily", "TransformersFamily", "TimmFamily", "family_of", "family_of_config",
-           "classifier_head", "head_parameter_names"]
+__all__ = [
+    "LoadedClassifier",
+    "load_classifier",
+    "logits_of",
+    "save_classifier",
+    "num_labels_of",
+    "is_timm_model",
+    "fresh_model_like",
+    "reinit_seed",
+    "REINIT_SEED_FLOOR",
+    "ClassifierFamily",
+    "TransformersFamily",
+    "TimmFamily",
+    "family_of",
+    "family_of_config",
+    "classifier_head",
+    "head_parameter_names",
+]
 
 TIMM_PREFIXES = ("timm/", "hf-hub:", "local-dir:")
 
@@ -83,7 +98,9 @@ class ClassifierFamily:
         a distilled model (hf_unlearn.modeling.architectures.output_heads)."""
         from .architectures import output_heads
 
-        owned = {id(p) for head in output_heads(_unwrap(model), self.classifier_head(model)) for p in head.parameters()}
+        owned = {
+            id(p) for head in output_heads(_unwrap(model), self.classifier_head(model)) for p in head.parameters()
+        }
         return {n for n, p in _unwrap(model).named_parameters() if id(p) in owned}
 
     def fresh_like(self, model: nn.Module) -> nn.Module:
@@ -277,9 +294,11 @@ def load_classifier(
         ) from e
     except Exception as e:  # OSError for missing files; safetensors' own error type for a truncated file
         if "mismatched_sizes" in str(e) or "size mismatch" in str(e):  # the head disagrees with config.json
-            raise ValueError(f"the weights in '{name_or_path}' do not match the shapes its config.json gives (num_labels="
-                             f"{getattr(config, 'num_labels', '?')}): the classifier head has another size; fix config.json's "
-                             "num_labels / id2label, or use the checkpoint's own config.") from e
+            raise ValueError(
+                f"the weights in '{name_or_path}' do not match the shapes its config.json gives (num_labels="
+                f"{getattr(config, 'num_labels', '?')}): the classifier head has another size; fix config.json's "
+                "num_labels / id2label, or use the checkpoint's own config."
+            ) from e
         raise ValueError(
             f"cannot load model weights from '{name_or_path}' ({type(e).__name__}: {(str(e).splitlines() or [''])[0]}); "
             "only safetensors checkpoints are loaded: check the files are complete and not corrupt."
@@ -294,7 +313,9 @@ def load_classifier(
             "pass an image *classifier* checkpoint (saved from AutoModelForImageClassification)."
         )
     try:
-        processor = AutoImageProcessor.from_pretrained(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
+        processor = AutoImageProcessor.from_pretrained(
+            name_or_path, revision=revision, trust_remote_code=trust_remote_code
+        )
     except (OSError, ValueError) as e:
         raise ValueError(
             f"'{name_or_path}' has no image processor ({str(e).splitlines()[0]}); save one next to the model "
@@ -307,8 +328,9 @@ def load_classifier(
     # every image in the model's channel count first: processors pass other modes through (hf_unlearn.data.images)
     to_pixels = processor_pixels(processor, model, processor_channels(processor, config))
 
-    return LoadedClassifier(model, image_transform_from(to_pixels, image_column), "transformers", name_or_path,
-                            processor, image_column)
+    return LoadedClassifier(
+        model, image_transform_from(to_pixels, image_column), "transformers", name_or_path, processor, image_column
+    )
 
 
 def timm_source(name_or_path: str) -> str:
@@ -330,7 +352,9 @@ def _load_timm(name_or_path: str, *, num_labels: int | None, image_column: str) 
     try:
         model = timm.create_model(source, pretrained=True, **kwargs)
     except Exception as e:  # timm raises a variety of errors for bad ids / files
-        raise ValueError(f"cannot load timm model '{name_or_path}' ({type(e).__name__}: {e}); check the id or path.") from e
+        raise ValueError(
+            f"cannot load timm model '{name_or_path}' ({type(e).__name__}: {e}); check the id or path."
+        ) from e
     data_config = resolve_data_config({}, model=model)
     pil_transform = create_transform(**data_config, is_training=False)
     in_chans = data_config.get("input_size", model.pretrained_cfg.get("input_size", (3,)))[0]
@@ -339,7 +363,9 @@ def _load_timm(name_or_path: str, *, num_labels: int | None, image_column: str) 
     def to_pixels(images: list) -> torch.Tensor:
         return torch.stack([pil_transform(convert_image(im, in_chans)) for im in images])
 
-    return LoadedClassifier(model, image_transform_from(to_pixels, image_column), "timm", name_or_path, None, image_column)
+    return LoadedClassifier(
+        model, image_transform_from(to_pixels, image_column), "timm", name_or_path, None, image_column
+    )
 
 
 def save_classifier(model: nn.Module, output_dir: str, processor: Any = None) -> None:

@@ -57,8 +57,14 @@ TEMPLATE_NAME = "unlearned_model_card.md"
 #: Compatible view of the metrics table (`hf_unlearn.evaluation.metrics_table.METRICS`, which the card reads): key -> label,
 #: kind, split group, meaning, ideal without / with gold, in display order.
 METRIC_SPECS: dict[str, dict[str, str]] = {
-    m.key: {"label": m.label, "kind": m.kind, "group": m.group, "meaning": m.meaning, "ideal": m.ideal,
-            "ideal_gold": m.ideal_gold}
+    m.key: {
+        "label": m.label,
+        "kind": m.kind,
+        "group": m.group,
+        "meaning": m.meaning,
+        "ideal": m.ideal,
+        "ideal_gold": m.ideal_gold,
+    }
     for m in METRICS.values()
 }
 
@@ -77,7 +83,9 @@ def default_template_path() -> Path:
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"model card template {TEMPLATE_NAME} not found (looked in {[str(c) for c in candidates]})")
+    raise FileNotFoundError(
+        f"model card template {TEMPLATE_NAME} not found (looked in {[str(c) for c in candidates]})"
+    )
 
 
 def render_model_card(
@@ -129,8 +137,17 @@ def render_model_card(
         metrics=sorted({r.metric_type for r in results}) or None,
         unlearning=unlearning_block(record, removal, names, version, date),
     )
-    kwargs = template_kwargs(record, removal=removal, names=names, model_name=model_name, dataset_id=dataset_id,
-                             version=version, date=date, repo_id=repo_id, ids_published=ids_published)
+    kwargs = template_kwargs(
+        record,
+        removal=removal,
+        names=names,
+        model_name=model_name,
+        dataset_id=dataset_id,
+        version=version,
+        date=date,
+        repo_id=repo_id,
+        ids_published=ids_published,
+    )
     path = Path(template_path) if template_path is not None else default_template_path()
     return ModelCard.from_template(card_data, template_path=str(path), **kwargs)
 
@@ -182,8 +199,15 @@ def build_model_card(
         val_split=run_info.get("val_split"),
         provenance=provenance,
     )
-    return render_model_card(record, dataset_id=dataset_id, original_is_hub=original_is_hub, repo_id=repo_id,
-                             model_name=model_name, ids_published=ids_published, template_path=template_path)
+    return render_model_card(
+        record,
+        dataset_id=dataset_id,
+        original_is_hub=original_is_hub,
+        repo_id=repo_id,
+        model_name=model_name,
+        ids_published=ids_published,
+        template_path=template_path,
+    )
 
 
 def model_card_from_output_dir(
@@ -210,5 +234,11 @@ def model_card_from_output_dir(
     original_is_hub = is_hub_repo_id(record.original_model.get("name_or_path"), base_dir=output_dir.parent)
     if record.original_model.get("is_hub_id") is False:  # recorded by hf_unlearn.publishing.output.original_model_info
         original_is_hub = False
-    return render_model_card(record, dataset_id=dataset_id, original_is_hub=original_is_hub, repo_id=repo_id,
-                             ids_published=ids_published, template_path=template_path)
+    return render_model_card(
+        record,
+        dataset_id=dataset_id,
+        original_is_hub=original_is_hub,
+        repo_id=repo_id,
+        ids_published=ids_published,
+        template_path=template_path,
+    )

@@ -32,7 +32,7 @@ def hub_id_of(name_or_path: str | None) -> str | None:
 
     if not name_or_path:
         return None
-    name = name_or_path[len("hf-hub:"):] if name_or_path.startswith("hf-hub:") else name_or_path
+    name = name_or_path[len("hf-hub:") :] if name_or_path.startswith("hf-hub:") else name_or_path
     return name if is_hub_repo_id(name) else None
 
 
@@ -102,8 +102,9 @@ def describe_original(name_or_path: str, revision: str | None = None, *, license
     detected, source, base_model = None, None, None
     if os.path.isdir(name_or_path):
         detected, source = license_from_model_dir(name_or_path)
-        base_model = (_config_base_model(_read_json(os.path.join(name_or_path, "config.json")))
-                      or hub_id_of(_card_field(os.path.join(name_or_path, "README.md"), "base_model")))
+        base_model = _config_base_model(_read_json(os.path.join(name_or_path, "config.json"))) or hub_id_of(
+            _card_field(os.path.join(name_or_path, "README.md"), "base_model")
+        )
     else:
         base_model = hub_id_of(name_or_path)
         if base_model:

@@ -20,21 +20,44 @@ from huggingface_hub import EvalResult
 from ..evaluation.metrics_table import METRICS
 from ..training.engines import describe_engine
 
-__all__ = ["ID_LIST_KEYS", "PAPER_URL", "is_hub_repo_id", "sanitize_removal_record", "original_names",
-           "unlearning_block", "eval_results", "metric_rows", "alpha_search_view", "template_kwargs"]
+__all__ = [
+    "ID_LIST_KEYS",
+    "PAPER_URL",
+    "is_hub_repo_id",
+    "sanitize_removal_record",
+    "original_names",
+    "unlearning_block",
+    "eval_results",
+    "metric_rows",
+    "alpha_search_view",
+    "template_kwargs",
+]
 
 #: Keys that would hold raw ids; they are dropped (at any depth) from the removal record before it goes in a card.
 ID_LIST_KEYS = frozenset(
-    {"ids", "removed_ids", "forget_ids", "retain_ids", "indices", "forget_indices", "removed_indices", "retain_indices",
-     "leaves", "salts"}
+    {
+        "ids",
+        "removed_ids",
+        "forget_ids",
+        "retain_ids",
+        "indices",
+        "forget_indices",
+        "removed_indices",
+        "retain_indices",
+        "leaves",
+        "salts",
+    }
 )
 
 PAPER_URL = "https://arxiv.org/abs/2503.18314"
 
 _SPLIT_NAMES = {"train": "forget/retain sets", "test": "test set", "validation": "validation set"}
 _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}/[\w.\-]{1,96}$")
-_LICENSE_SOURCES = {"--license": " (set with --license)", "model card": " (from the original model's card)",
-                    "config": " (from the original model's config)"}
+_LICENSE_SOURCES = {
+    "--license": " (set with --license)",
+    "model card": " (from the original model's card)",
+    "config": " (from the original model's config)",
+}
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------------
@@ -119,9 +142,21 @@ def method_display(method: str) -> str:
     facts = method_facts(method)  # the method class's display_name when the method is registered
     if facts["display_name"] != str(method):
         return facts["display_name"]
-    known = {"lotus": "LoTUS", "finetune": "Fine-tuning", "neggrad": "NegGrad", "neggrad+": "NegGrad+",
-             "random_label": "Random labels", "randl": "Random labels", "scrub": "SCRUB", "bad_teacher": "Bad Teacher",
-             "salun": "SalUn", "l1_sparse": "l1-sparse", "ssd": "SSD", "unsir": "UNSIR", "retrain": "Retrain"}
+    known = {
+        "lotus": "LoTUS",
+        "finetune": "Fine-tuning",
+        "neggrad": "NegGrad",
+        "neggrad+": "NegGrad+",
+        "random_label": "Random labels",
+        "randl": "Random labels",
+        "scrub": "SCRUB",
+        "bad_teacher": "Bad Teacher",
+        "salun": "SalUn",
+        "l1_sparse": "l1-sparse",
+        "ssd": "SSD",
+        "unsir": "UNSIR",
+        "retrain": "Retrain",
+    }
     return known.get(method.lower(), method)
 
 
@@ -146,8 +181,13 @@ def original_names(original_model: dict, original_is_hub: bool | None) -> dict:
         from ..records.naming import public_name  # a local original: its base name, never an absolute local path
 
         name = public_name(name)
-    return {"name": name, "short": Path(str(name)).name if name else "model", "hub": hub, "base_model": base_model,
-            "license": original_model.get("license") or None}
+    return {
+        "name": name,
+        "short": Path(str(name)).name if name else "model",
+        "hub": hub,
+        "base_model": base_model,
+        "license": original_model.get("license") or None,
+    }
 
 
 def unlearning_block(record, removal: dict, names: dict, version: str, date: str) -> dict:
@@ -157,8 +197,11 @@ def unlearning_block(record, removal: dict, names: dict, version: str, date: str
         "method": str(record.method).lower(),
         "hyperparameters": dict(record.hyperparameters or {}),
         "removal_record": removal,
-        "original_model": {"name_or_path": names["name"], "revision": original.get("revision"),
-                           "sha256": original.get("sha256")},
+        "original_model": {
+            "name_or_path": names["name"],
+            "revision": original.get("revision"),
+            "sha256": original.get("sha256"),
+        },
         "library": "hf-unlearn",
         "library_version": version,
         "date": date,
@@ -183,20 +226,30 @@ def unlearning_block(record, removal: dict, names: dict, version: str, date: str
 def eval_results(record, dataset_type: str, dataset_name: str, record_dataset: dict) -> list:
     """The ``model-index`` results: the unlearned model's value of each metric of the table it has."""
     unlearned = (record.metrics or {}).get("unlearned") or {}
-    split_names = {"train": record_dataset.get("split") or "train", "test": record.test_split or "test",
-                   "validation": record.val_split or "validation"}
+    split_names = {
+        "train": record_dataset.get("split") or "train",
+        "test": record.test_split or "test",
+        "validation": record.val_split or "validation",
+    }
     results = []
     for key, m in METRICS.items():
         value = unlearned.get(key)
         if not _is_number(value):
             continue
-        results.append(EvalResult(
-            task_type="image-classification", task_name="Image Classification", dataset_type=dataset_type,
-            dataset_name=f"{dataset_name} ({_SPLIT_NAMES[m.group]})",
-            dataset_config=record_dataset.get("config") if m.group == "train" else None,
-            dataset_split=split_names[m.group],
-            dataset_revision=record_dataset.get("revision") if m.group == "train" else None,
-            metric_type=m.kind, metric_name=m.label, metric_value=_round(value)))
+        results.append(
+            EvalResult(
+                task_type="image-classification",
+                task_name="Image Classification",
+                dataset_type=dataset_type,
+                dataset_name=f"{dataset_name} ({_SPLIT_NAMES[m.group]})",
+                dataset_config=record_dataset.get("config") if m.group == "train" else None,
+                dataset_split=split_names[m.group],
+                dataset_revision=record_dataset.get("revision") if m.group == "train" else None,
+                metric_type=m.kind,
+                metric_name=m.label,
+                metric_value=_round(value),
+            )
+        )
     return results
 
 
@@ -208,9 +261,16 @@ def metric_rows(metrics: dict) -> list[dict]:
         if not any(isinstance(v.get(key), (int, float)) for v in (original, unlearned, gold)):
             continue
         ideal = m.ideal_gold.format(gold=_fmt(key, gold.get(key))) if gold.get(key) is not None else m.ideal
-        rows.append({"label": m.label, "original": _fmt(key, original.get(key)),
-                     "unlearned": _fmt(key, unlearned.get(key)), "gold": _fmt(key, gold.get(key)), "ideal": ideal,
-                     "meaning": m.meaning})
+        rows.append(
+            {
+                "label": m.label,
+                "original": _fmt(key, original.get(key)),
+                "unlearned": _fmt(key, unlearned.get(key)),
+                "gold": _fmt(key, gold.get(key)),
+                "ideal": ideal,
+                "meaning": m.meaning,
+            }
+        )
     return rows
 
 
@@ -224,28 +284,50 @@ def alpha_search_view(search: dict | None) -> dict | None:
             return "—"
         return f"{100 * v:.2f}%" if pct else f"{v:.4g}"
 
-    rows = [{"alpha": num(c.get("alpha")), "selected": bool(c.get("selected")),
-             "estimate_selection": (f"{c['avg_gap_estimate_selection']:.4f}"
-                                    if _is_number(c.get("avg_gap_estimate_selection")) else "—"),
-             "mia": num(c.get("mia")),
-             "rf_jsd": f"{c['rf_jsd']:.6f}" if isinstance(c.get("rf_jsd"), (int, float)) else "—",
-             "acc_forget": num(c.get("acc_forget"), True), "acc_retain": num(c.get("acc_retain"), True),
-             "acc_test": num(c.get("acc_test"), True),
-             "runtime": f"{c['runtime_s']:.1f} s" if isinstance(c.get("runtime_s"), (int, float)) else "—"}
-            for c in search["candidates"]]
-    return {"rows": rows, "selected_alpha": num(search.get("selected_alpha")),
-            "selection_split": _md(search.get("selection_split") or "validation")}
+    rows = [
+        {
+            "alpha": num(c.get("alpha")),
+            "selected": bool(c.get("selected")),
+            "estimate_selection": (
+                f"{c['avg_gap_estimate_selection']:.4f}" if _is_number(c.get("avg_gap_estimate_selection")) else "—"
+            ),
+            "mia": num(c.get("mia")),
+            "rf_jsd": f"{c['rf_jsd']:.6f}" if isinstance(c.get("rf_jsd"), (int, float)) else "—",
+            "acc_forget": num(c.get("acc_forget"), True),
+            "acc_retain": num(c.get("acc_retain"), True),
+            "acc_test": num(c.get("acc_test"), True),
+            "runtime": f"{c['runtime_s']:.1f} s" if isinstance(c.get("runtime_s"), (int, float)) else "—",
+        }
+        for c in search["candidates"]
+    ]
+    return {
+        "rows": rows,
+        "selected_alpha": num(search.get("selected_alpha")),
+        "selection_split": _md(search.get("selection_split") or "validation"),
+    }
 
 
 def _license_display(original_model: dict, license_id: str | None) -> str:
     if license_id:
         return f"`{_md(license_id)}`" + _LICENSE_SOURCES.get(original_model.get("license_source"), "")
-    return ("not set: the original model's license is unknown; set one with `--license` (or a `license:` line in "
-            "this card's metadata) before publishing")
+    return (
+        "not set: the original model's license is unknown; set one with `--license` (or a `license:` line in "
+        "this card's metadata) before publishing"
+    )
 
 
-def template_kwargs(record, *, removal: dict, names: dict, model_name: str, dataset_id: str | None,
-                    version: str, date: str, repo_id: str | None, ids_published: bool) -> dict:
+def template_kwargs(
+    record,
+    *,
+    removal: dict,
+    names: dict,
+    model_name: str,
+    dataset_id: str | None,
+    version: str,
+    date: str,
+    repo_id: str | None,
+    ids_published: bool,
+) -> dict:
     """The keyword arguments of the card template."""
     record_dataset = removal.get("dataset") or {}
     selection = removal.get("selection") or {}
@@ -271,21 +353,29 @@ def template_kwargs(record, *, removal: dict, names: dict, model_name: str, data
         rule_description=_md(selection.get("description") or ""),
         commitment_algorithm=_md(commitment.get("algorithm") or "sha256"),
         commitment_value=_md(commitment.get("value") or ""),
-        per_class_rows=[{"label": _md(label), "count": count}
-                        for label, count in (removal.get("per_class_counts") or {}).items()],
+        per_class_rows=[
+            {"label": _md(label), "count": count} for label, count in (removal.get("per_class_counts") or {}).items()
+        ],
         has_gold=bool(metrics.get("gold")),
         metric_rows=metric_rows(metrics),
-        hyperparameter_rows=[{"name": _md(k), "value": _md(json.dumps(v) if not isinstance(v, str) else v)}
-                             for k, v in dict(record.hyperparameters or {}).items()],
+        hyperparameter_rows=[
+            {"name": _md(k), "value": _md(json.dumps(v) if not isinstance(v, str) else v)}
+            for k, v in dict(record.hyperparameters or {}).items()
+        ],
         seed_display=record.seed if record.seed is not None else "—",
-        effective_batch_size_display=(record.effective_batch_size if record.effective_batch_size is not None
-                                      else "—"),
+        effective_batch_size_display=(record.effective_batch_size if record.effective_batch_size is not None else "—"),
         runtime_display=f"{float(runtime_s):.1f} s" if isinstance(runtime_s, (int, float)) else "",
         engine_display=_md(describe_engine(record.engine)) if record.engine else "",
-        original_model_display=(f"[{hub}](https://huggingface.co/{hub})" if hub
-                                else f"`{_md(short)}` (a local checkpoint)" if names["name"] else "—"),
-        base_model_display=(f"[{base_model}](https://huggingface.co/{base_model})"
-                            if base_model and base_model != hub else ""),
+        original_model_display=(
+            f"[{hub}](https://huggingface.co/{hub})"
+            if hub
+            else f"`{_md(short)}` (a local checkpoint)"
+            if names["name"]
+            else "—"
+        ),
+        base_model_display=(
+            f"[{base_model}](https://huggingface.co/{base_model})" if base_model and base_model != hub else ""
+        ),
         license_display=_license_display(record.original_model or {}, names["license"]),
         original_revision_display=_show((record.original_model or {}).get("revision")),
         original_sha256_display=_show((record.original_model or {}).get("sha256")),
@@ -295,9 +385,16 @@ def template_kwargs(record, *, removal: dict, names: dict, model_name: str, data
         usage_repo_id=repo_id or "<namespace>/<model-name>",
         ids_published=ids_published,
         paper_url=PAPER_URL,
-        request_rows=[{"request": r.get("request"), "date": _md(r.get("date")), "method": _md(r.get("method")),
-                       "num_removed": r.get("num_removed"), "commitment": _md(r.get("commitment"))}
-                      for r in provenance.get("requests") or []],
+        request_rows=[
+            {
+                "request": r.get("request"),
+                "date": _md(r.get("date")),
+                "method": _md(r.get("method")),
+                "num_removed": r.get("num_removed"),
+                "commitment": _md(r.get("commitment")),
+            }
+            for r in provenance.get("requests") or []
+        ],
         total_removed=provenance.get("total_removed"),
         method_papers=_papers(method_key),
         rf_jsd_paper=_papers("lotus")[0],  # RF-JSD is defined by LoTUS: every card's metrics cite it

@@ -44,7 +44,12 @@ logger = logging.getLogger(__name__)
 NO_TOKEN_MESSAGE = "no Hugging Face token: run `hf auth login` or pass --token/set HF_TOKEN"
 
 #: Any one of these is accepted as the model's weights.
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 REQUIRED_FILES = ("config.json", "metrics.json", "removal_record.json", "unlearning_config.json")
 
 #: The upload allowlist and the run's manifest live in hf_unlearn.publishing.hub_guard (`ALLOW_PATTERNS`, `plan_upload`).
@@ -142,8 +147,11 @@ def _check_no_local_paths(root: Path, output_dir, texts: dict[str, str], card_te
     try:  # the run's own model/dataset names, in case an older version recorded them as paths
         config = json.loads((root / "unlearning_config.json").read_text(encoding="utf-8"))
         record = json.loads((root / "removal_record.json").read_text(encoding="utf-8"))
-        recorded = [(config.get("original_model") or {}).get("name_or_path"), config.get("dataset_id"),
-                    (record.get("dataset") or {}).get("name")]
+        recorded = [
+            (config.get("original_model") or {}).get("name_or_path"),
+            config.get("dataset_id"),
+            (record.get("dataset") or {}).get("name"),
+        ]
     except (OSError, ValueError, AttributeError):
         recorded = []
     paths += [p for p in recorded if isinstance(p, str) and os.path.isabs(os.path.expanduser(p))]
@@ -176,30 +184,55 @@ def hub_network_errors() -> tuple[type[BaseException], ...]:
     transport errors and answers that are not the Hub's JSON); `describe_hub_error` words each in one line."""
     from huggingface_hub.errors import HfHubHTTPError
 
-    return (HfHubHTTPError, _guard.HubRedirectError, _guard.HubStatusError, _guard.HubRetryError,
-            json.JSONDecodeError, KeyError, TypeError, AttributeError, IndexError) + _transport_errors()
+    return (
+        HfHubHTTPError,
+        _guard.HubRedirectError,
+        _guard.HubStatusError,
+        _guard.HubRetryError,
+        json.JSONDecodeError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        IndexError,
+    ) + _transport_errors()
 
 
-def describe_hub_error(err: BaseException, endpoint: str, last_request: str | None = None,
-                       timeout: float | None = None, action: str = "hf-unlearn") -> str:
+def describe_hub_error(
+    err: BaseException,
+    endpoint: str,
+    last_request: str | None = None,
+    timeout: float | None = None,
+    action: str = "hf-unlearn",
+) -> str:
     """One line for a failed Hub exchange: what failed, where (the last request) and the fix."""
     return _describe(err, endpoint, last_request, timeout, action)
 
 
-def _describe(err: BaseException, endpoint: str, last_request: str | None = None, timeout: float | None = None,
-              action: str = "a push") -> str:
+def _describe(
+    err: BaseException,
+    endpoint: str,
+    last_request: str | None = None,
+    timeout: float | None = None,
+    action: str = "a push",
+) -> str:
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
     where = last_request or endpoint
     if isinstance(err, _guard.HubRedirectError):
-        return (f"the Hub answered {err} (redirects are not followed during a push: check --endpoint and the repo "
-                "id, e.g. a renamed repo)")
+        return (
+            f"the Hub answered {err} (redirects are not followed during a push: check --endpoint and the repo "
+            "id, e.g. a renamed repo)"
+        )
     if isinstance(err, _guard.HubRetryError):
-        return (f"{err} on the first try; {action} does not retry: rerun it, or raise --hub_timeout / "
-                f"{_guard.HUB_TIMEOUT_ENV} (now {timeout:g} s) if the Hub is slow")
+        return (
+            f"{err} on the first try; {action} does not retry: rerun it, or raise --hub_timeout / "
+            f"{_guard.HUB_TIMEOUT_ENV} (now {timeout:g} s) if the Hub is slow"
+        )
     if isinstance(err, TimeoutError) or type(err).__name__.endswith("Timeout") or "Timeout" in type(err).__name__:
-        return (f"no answer from {where} within {timeout:g} s ({type(err).__name__}); the Hub may be down or slow: "
-                f"retry, or raise --hub_timeout / {_guard.HUB_TIMEOUT_ENV}")
+        return (
+            f"no answer from {where} within {timeout:g} s ({type(err).__name__}); the Hub may be down or slow: "
+            f"retry, or raise --hub_timeout / {_guard.HUB_TIMEOUT_ENV}"
+        )
     if isinstance(err, json.JSONDecodeError) or (isinstance(err, (KeyError, TypeError, AttributeError, IndexError))):
         first = (str(err).strip().splitlines() or [""])[0] or "no detail"
         return f"unexpected answer from {where} ({type(err).__name__}: {first}); is {endpoint} a Hugging Face Hub?"
@@ -226,7 +259,9 @@ def _describe(err: BaseException, endpoint: str, last_request: str | None = None
     transport = tuple(e for e in _transport_errors() if e is not OSError)
     if isinstance(err, transport):
         if last_request and type(err).__name__ not in ("ConnectError",):  # connected, then the exchange broke
-            return f"the connection to the Hub at {endpoint} broke during {last_request} ({type(err).__name__}: {first})"
+            return (
+                f"the connection to the Hub at {endpoint} broke during {last_request} ({type(err).__name__}: {first})"
+            )
         return f"could not reach the Hub at {endpoint} ({type(err).__name__}: {first})"
     return f"{type(err).__name__}: {first}"
 
@@ -295,8 +330,9 @@ def push_unlearned_to_hub(
     _check_no_raw_ids(root, texts, card_text, push_removed_ids)
     _check_no_local_paths(root, output_dir, texts, card_text, local_paths)
     if skipped:
-        logger.warning("not pushed from %s (not written by the run, or not in the upload allowlist): %s",
-                       root, ", ".join(skipped))
+        logger.warning(
+            "not pushed from %s (not written by the run, or not in the upload allowlist): %s", root, ", ".join(skipped)
+        )
 
     config = json.loads((root / "unlearning_config.json").read_text(encoding="utf-8"))
     record = json.loads((root / "removal_record.json").read_text(encoding="utf-8"))
@@ -304,7 +340,9 @@ def push_unlearned_to_hub(
     num_removed = record.get("num_removed")
     commitment = (record.get("commitment") or {}).get("value")
     if not commit_message:
-        commit_message = f"Unlearn {num_removed if num_removed is not None else 'some'} samples with {method} (hf-unlearn)"
+        commit_message = (
+            f"Unlearn {num_removed if num_removed is not None else 'some'} samples with {method} (hf-unlearn)"
+        )
     description_lines = [
         f"Machine unlearning with hf-unlearn: method `{method}`, {num_removed} samples removed.",
         f"Removal commitment (salted Merkle root of the removed ids): `{commitment}`." if commitment else "",
@@ -320,8 +358,11 @@ def push_unlearned_to_hub(
     operations = [CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card_text.encode("utf-8"))]
     handles = {rel: _guard.open_no_follow(root / rel) for rel in files if rel not in blobs}  # weights
     try:
-        operations += [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=blobs[rel] if rel in blobs else handles[rel])
-                       for rel in files]
+        operations += [
+            CommitOperationAdd(path_in_repo=rel, path_or_fileobj=blobs[rel] if rel in blobs else handles[rel])
+            for rel in files
+        ]
+
         def check_card(text: str) -> None:  # the card is re-rendered once the full repo id is known
             try:
                 _check_no_raw_ids(root, texts, text, push_removed_ids)
@@ -329,25 +370,53 @@ def push_unlearned_to_hub(
             except ValueError as err:  # not "the Hub rejected the upload": a local refusal, nothing committed
                 raise _guard.LocalCheckError(str(err)) from err
 
-        info = _commit(api, root, repo_id, operations, timeout, private=private, revision=revision,
-                       create_pr=create_pr, push_removed_ids=push_removed_ids, commit_message=commit_message,
-                       commit_description=commit_description, check_card=check_card)
+        info = _commit(
+            api,
+            root,
+            repo_id,
+            operations,
+            timeout,
+            private=private,
+            revision=revision,
+            create_pr=create_pr,
+            push_removed_ids=push_removed_ids,
+            commit_message=commit_message,
+            commit_description=commit_description,
+            check_card=check_card,
+        )
     finally:
         for handle in handles.values():
             handle.close()
     return info
 
 
-def _commit(api, root: Path, repo_id: str, operations: list, timeout: float, *, private: bool, revision,
-            create_pr: bool, push_removed_ids: bool, commit_message: str, commit_description: str, check_card):
+def _commit(
+    api,
+    root: Path,
+    repo_id: str,
+    operations: list,
+    timeout: float,
+    *,
+    private: bool,
+    revision,
+    create_pr: bool,
+    push_removed_ids: bool,
+    commit_message: str,
+    commit_description: str,
+    check_card,
+):
     """The network part of `push_unlearned_to_hub`: create the repo, check privacy, create the branch, commit."""
     from huggingface_hub import CommitOperationAdd
     from huggingface_hub.errors import HfHubHTTPError
 
     from .card import model_card_from_output_dir
 
-    network_errors = (HfHubHTTPError, _guard.HubRedirectError, _guard.HubStatusError,
-                      _guard.HubRetryError) + _transport_errors()
+    network_errors = (
+        HfHubHTTPError,
+        _guard.HubRedirectError,
+        _guard.HubStatusError,
+        _guard.HubRetryError,
+    ) + _transport_errors()
     with _guard.hub_session(timeout) as state:  # timeouts on, redirects off, for this push only
         try:
             repo_url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
@@ -377,10 +446,11 @@ def _commit(api, root: Path, repo_id: str, operations: list, timeout: float, *, 
             )
         except (HubPushError, _guard.LocalCheckError):
             raise
-        except (network_errors + (json.JSONDecodeError, KeyError, TypeError, AttributeError, IndexError)) as err:
+        except network_errors + (json.JSONDecodeError, KeyError, TypeError, AttributeError, IndexError) as err:
             # JSONDecodeError / KeyError...: an answer that is not the Hub's JSON (an HTML page, missing keys)
-            raise HubPushError(_describe(err, api.endpoint, state.get("last"), timeout), output_dir=root,
-                               repo_id=repo_id) from err
+            raise HubPushError(
+                _describe(err, api.endpoint, state.get("last"), timeout), output_dir=root, repo_id=repo_id
+            ) from err
         except ValueError as err:  # the Hub rejected the card's metadata (validate-yaml)
             raise HubPushError(f"the Hub rejected the upload: {err}", output_dir=root, repo_id=repo_id) from err
     logger.info("pushed %d files from %s to %s: %s", len(operations), root, repo_id, info)

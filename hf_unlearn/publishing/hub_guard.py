@@ -49,10 +49,18 @@ __all__ = [
 #: patterns). README.md is not among them: the card is always generated at push time.
 ALLOW_PATTERNS = (
     "config.json",
-    "model.safetensors", "model.safetensors.index.json", "model-*-of-*.safetensors",
-    "pytorch_model.bin", "pytorch_model.bin.index.json", "pytorch_model-*-of-*.bin",
-    "preprocessor_config.json", "processor_config.json", "image_processor_config.json",
-    "metrics.json", "removal_record.json", "unlearning_config.json",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "model-*-of-*.safetensors",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+    "pytorch_model-*-of-*.bin",
+    "preprocessor_config.json",
+    "processor_config.json",
+    "image_processor_config.json",
+    "metrics.json",
+    "removal_record.json",
+    "unlearning_config.json",
 )
 IDS_FILE = "removed_ids.json"
 #: `unlearning_config.json`'s list of the files the run wrote (`hf_unlearn.publishing.output.finalize_output_dir`).
@@ -62,8 +70,10 @@ _PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "pytorch
 DEFAULT_HUB_TIMEOUT = 60.0
 HUB_TIMEOUT_ENV = "HF_UNLEARN_HUB_TIMEOUT"
 
-REPO_ID_FIX = ("use `namespace/name` or a bare `name` made of letters, digits, '-', '_' and '.', at most 96 "
-               "characters, not starting or ending with '-' or '.', without '--' or '..'")
+REPO_ID_FIX = (
+    "use `namespace/name` or a bare `name` made of letters, digits, '-', '_' and '.', at most 96 "
+    "characters, not starting or ending with '-' or '.', without '--' or '..'"
+)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -103,8 +113,10 @@ def resolve_hub_timeout(value=None) -> float:
     except (TypeError, ValueError):
         seconds = float("nan")
     if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"{source} must be a positive number of seconds, got {value!r}; e.g. --hub_timeout 60 "
-                         f"(or {HUB_TIMEOUT_ENV}=60)")
+        raise ValueError(
+            f"{source} must be a positive number of seconds, got {value!r}; e.g. --hub_timeout 60 "
+            f"(or {HUB_TIMEOUT_ENV}=60)"
+        )
     return seconds
 
 
@@ -176,8 +188,10 @@ def _manifest(root: Path) -> list[str] | None:
     if files is None:
         return None
     if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
-        raise ValueError(f"{root / 'unlearning_config.json'} has a malformed '{MANIFEST_KEY}' list (expected file "
-                         "names); regenerate the output with scripts/unlearn.py")
+        raise ValueError(
+            f"{root / 'unlearning_config.json'} has a malformed '{MANIFEST_KEY}' list (expected file "
+            "names); regenerate the output with scripts/unlearn.py"
+        )
     return files
 
 
@@ -330,15 +344,19 @@ def hub_session(timeout: float, *, follow_redirects: bool = False):
     def refuse_redirects(response):
         if not follow_redirects and (response.is_redirect or 300 <= response.status_code < 400):
             request = response.request
-            raise HubRedirectError(request.method, str(request.url), response.status_code,
-                                   response.headers.get("location"))
+            raise HubRedirectError(
+                request.method, str(request.url), response.status_code, response.headers.get("location")
+            )
         if response.status_code in RETRIED_STATUSES:  # raised here, the back-off (and its sleep) never starts
             raise HubStatusError(response)
 
     def factory():
         hooks = [h for h in (getattr(_http, "hf_request_event_hook", None),) if h is not None]
-        return httpx.Client(event_hooks={"request": hooks + [remember], "response": [refuse_redirects]},
-                            follow_redirects=follow_redirects, timeout=httpx.Timeout(timeout))
+        return httpx.Client(
+            event_hooks={"request": hooks + [remember], "response": [refuse_redirects]},
+            follow_redirects=follow_redirects,
+            timeout=httpx.Timeout(timeout),
+        )
 
     capture = CaptureRetries()
     http_logger = logging.getLogger(_http.__name__)

@@ -14,8 +14,15 @@ import os
 import shutil
 from typing import Any
 
-__all__ = ["finalize_output_dir", "config_json", "original_model_info", "sha256_of_dir", "weights_sha256",
-           "check_weights_staged", "IncompleteOutputError"]
+__all__ = [
+    "finalize_output_dir",
+    "config_json",
+    "original_model_info",
+    "sha256_of_dir",
+    "weights_sha256",
+    "check_weights_staged",
+    "IncompleteOutputError",
+]
 
 STAGING_DIR = ".incomplete"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -51,8 +58,12 @@ def original_model_info(name_or_path: str, revision: str | None = None) -> dict[
     from ..records.naming import public_name
 
     # published in unlearning_config.json and the card: a local directory by its base name, not its path
-    info: dict[str, Any] = {"name_or_path": public_name(name_or_path), "revision": revision, "sha256": None,
-                            "is_hub_id": not os.path.isdir(name_or_path)}
+    info: dict[str, Any] = {
+        "name_or_path": public_name(name_or_path),
+        "revision": revision,
+        "sha256": None,
+        "is_hub_id": not os.path.isdir(name_or_path),
+    }
     if os.path.isdir(name_or_path):
         info["sha256"] = sha256_of_dir(name_or_path)
     return info
@@ -63,9 +74,17 @@ def _json(path: str, obj: Any) -> None:
         json.dump(obj, f, indent=2, default=str)
 
 
-def finalize_output_dir(trainer, results: dict, selection, script=None, original_info: dict | None = None,
-                        dataset_id: str | None = None, chain: dict | None = None, record=None,
-                        output_dir: str | None = None) -> str:
+def finalize_output_dir(
+    trainer,
+    results: dict,
+    selection,
+    script=None,
+    original_info: dict | None = None,
+    dataset_id: str | None = None,
+    chain: dict | None = None,
+    record=None,
+    output_dir: str | None = None,
+) -> str:
     """Write model, processor, card, metrics, removal record and config into ``output_dir`` (default
     ``trainer.args.output_dir``); :func:`hf_unlearn.publishing.saving.save_unlearned` is the entry point.
 
@@ -117,12 +136,14 @@ def check_weights_staged(staging: str, recorded: dict | None) -> None:
         raise IncompleteOutputError(
             "no weights file was written, so the output would hold a card and metrics for a model it does not "
             "contain; nothing was presented as finished (a process that is not torch rank 0 saves no weights: check "
-            "that the launch formed one process group).")
+            "that the launch formed one process group)."
+        )
     if actual != (recorded or {}):
         differ = sorted(set(actual) ^ set(recorded or {})) or sorted(n for n in actual if actual[n] != recorded[n])
         raise IncompleteOutputError(
             f"the weights written ({', '.join(differ)}) are not the ones the card records (weights_sha256); nothing "
-            "was presented as finished. Re-run.")
+            "was presented as finished. Re-run."
+        )
 
 
 def config_json(record, files: list[str]) -> dict:
@@ -146,8 +167,9 @@ def config_json(record, files: list[str]) -> dict:
     }
 
 
-def _write_staging(trainer, staging, record, selection, original_info, dataset_id, save_classifier,
-                   chain: dict | None = None) -> None:
+def _write_staging(
+    trainer, staging, record, selection, original_info, dataset_id, save_classifier, chain: dict | None = None
+) -> None:
     from ..records.ledger import (
         HEAD_KEY,
         LEDGER_NAME,
@@ -166,12 +188,21 @@ def _write_staging(trainer, staging, record, selection, original_info, dataset_i
     record.removal_record = selection.record.to_dict()
     earlier = list((chain or {}).get("requests") or [])
     # each request holds the hash of the one before it; the card holds the newest one's (hf_unlearn.records.ledger)
-    requests = earlier + [new_request(tree, method=record.method, record=record.removal_record, metrics=record.metrics,
-                                      previous=earlier[-1] if earlier else None)]
+    requests = earlier + [
+        new_request(
+            tree,
+            method=record.method,
+            record=record.removal_record,
+            metrics=record.metrics,
+            previous=earlier[-1] if earlier else None,
+        )
+    ]
     write_ledger(os.path.join(staging, LEDGER_NAME), requests)
     _json(os.path.join(staging, "removal_record.json"), record.removal_record)
-    _json(os.path.join(staging, "removed_ids.json"), {"id_column": selection.record.id_column,
-                                                      "ids": list(selection.removed_ids)})
+    _json(
+        os.path.join(staging, "removed_ids.json"),
+        {"id_column": selection.record.id_column, "ids": list(selection.removed_ids)},
+    )
     record.original_model = original_info or {}
     record.dataset_id = public_name(dataset_id)
     record.date = datetime.date.today().isoformat()

@@ -57,16 +57,25 @@ def _hub_failure(e: Exception, what: str, endpoint: str | None) -> _BadInput:
         import huggingface_hub.constants as hf_constants
 
         session = active_session()
-        return _Unreachable(f"cannot download {what}: " + describe_hub_error(
-            cause, endpoint or hf_constants.ENDPOINT, session.get("last"), session.get("timeout") or 0))
+        return _Unreachable(
+            f"cannot download {what}: "
+            + describe_hub_error(
+                cause, endpoint or hf_constants.ENDPOINT, session.get("last"), session.get("timeout") or 0
+            )
+        )
     return _BadInput(f"cannot download {what} ({type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]})")
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # cards
 # ----------------------------------------------------------------------------------------------------------------
-def _card_path(model: str, revision: str | None = None, endpoint: str | None = None, token: str | None = None,
-               missing_ok: bool = False) -> str | None:
+def _card_path(
+    model: str,
+    revision: str | None = None,
+    endpoint: str | None = None,
+    token: str | None = None,
+    missing_ok: bool = False,
+) -> str | None:
     """Local path of the model's README.md (downloaded for a Hub id); None when it has none and ``missing_ok``."""
     if os.path.isdir(model):
         path = os.path.join(model, "README.md")
@@ -106,8 +115,9 @@ def load_card_unlearning(path: str) -> dict:
 # ----------------------------------------------------------------------------------------------------------------
 # chains (hf-unlearn unlearn)
 # ----------------------------------------------------------------------------------------------------------------
-def read_parent_chain(model_path: str, revision: str | None, previous_ledger: str | None,
-                      original_info: dict | None = None) -> dict:
+def read_parent_chain(
+    model_path: str, revision: str | None, previous_ledger: str | None, original_info: dict | None = None
+) -> dict:
     """``{"parent_model": {...}, "requests": [ledger entries, oldest first]}`` of the model to unlearn.
 
     The requests come from ``previous_ledger`` or the parent directory's ``ledger.json``; when the parent's card
@@ -120,9 +130,12 @@ def read_parent_chain(model_path: str, revision: str | None, previous_ledger: st
     from .hub_guard import public_name
 
     # published in the card: a Hub id, or a local directory's base name (never a local path)
-    parent = {"name_or_path": public_name(model_path), "revision": revision,
-              "sha256": (original_info or {}).get("sha256") or (sha256_of_dir(model_path) if local else None),
-              "weights_sha256": None}
+    parent = {
+        "name_or_path": public_name(model_path),
+        "revision": revision,
+        "sha256": (original_info or {}).get("sha256") or (sha256_of_dir(model_path) if local else None),
+        "weights_sha256": None,
+    }
     card_requests = None
     try:
         card_path = _card_path(model_path, revision, missing_ok=True)
@@ -130,8 +143,12 @@ def read_parent_chain(model_path: str, revision: str | None, previous_ledger: st
         if previous_ledger:
             raise ValueError(f"--previous_ledger needs the parent's card to check it against: {e}") from e
         # A Hub original read from the cache while offline: nothing tells whether it is an hf-unlearn output.
-        logger.warning("could not read the card of %s to look for earlier deletion requests (%s); if it is an "
-                       "hf-unlearn output, pass --previous_ledger", model_path, e)
+        logger.warning(
+            "could not read the card of %s to look for earlier deletion requests (%s); if it is an "
+            "hf-unlearn output, pass --previous_ledger",
+            model_path,
+            e,
+        )
         card_path = None
     block = load_card_unlearning(card_path) if card_path else {}
     card_head = block.get(HEAD_KEY)
@@ -146,37 +163,50 @@ def read_parent_chain(model_path: str, revision: str | None, previous_ledger: st
         parent["weights_sha256"] = weights_sha256(model_path)
         recorded = block.get("weights_sha256")
         if isinstance(recorded, dict) and recorded != parent["weights_sha256"]:
-            raise ValueError(f"the weights in {model_path} do not match the SHA-256s its card records; the directory "
-                             "was modified after hf-unlearn wrote it: unlearn from an intact output directory")
+            raise ValueError(
+                f"the weights in {model_path} do not match the SHA-256s its card records; the directory "
+                "was modified after hf-unlearn wrote it: unlearn from an intact output directory"
+            )
     elif isinstance(block.get("weights_sha256"), dict):
         parent["weights_sha256"] = block["weights_sha256"]
 
-    ledger_path = previous_ledger or (os.path.join(model_path, LEDGER_NAME)
-                                      if local and os.path.isfile(os.path.join(model_path, LEDGER_NAME)) else None)
+    ledger_path = previous_ledger or (
+        os.path.join(model_path, LEDGER_NAME)
+        if local and os.path.isfile(os.path.join(model_path, LEDGER_NAME))
+        else None
+    )
     if ledger_path is None:
         if is_output:
             where = "its local ledger.json is missing" if local else "a Hub repo carries no ledger"
-            raise ValueError(f"{model_path} is an hf-unlearn output (earlier deletion requests) but {where}; pass "
-                             "--previous_ledger <ledger.json of the run that produced it> so that earlier removed rows "
-                             "stay removed")
+            raise ValueError(
+                f"{model_path} is an hf-unlearn output (earlier deletion requests) but {where}; pass "
+                "--previous_ledger <ledger.json of the run that produced it> so that earlier removed rows "
+                "stay removed"
+            )
         return {"parent_model": parent, "requests": []}
     try:
         requests = read_ledger(ledger_path, chain=False)  # chained below, after the field-by-field comparison
     except LedgerError as e:
         raise ValueError(f"{e}; pass the ledger.json written next to the parent model") from e
     if card_requests is None:
-        raise ValueError(f"{model_path}'s card lists no deletion requests, so the ledger {ledger_path} cannot be "
-                         "checked against it; --previous_ledger applies to models written by hf-unlearn")
+        raise ValueError(
+            f"{model_path}'s card lists no deletion requests, so the ledger {ledger_path} cannot be "
+            "checked against it; --previous_ledger applies to models written by hf-unlearn"
+        )
     ours = [r.get("commitment") for r in requests]
     theirs = [r.get("commitment") if isinstance(r, dict) else None for r in card_requests]
     if ours != theirs:
-        raise ValueError(f"the ledger {ledger_path} (commitments {_short(ours)}) does not belong to {model_path} (card "
-                         f"commitments {_short(theirs)}); pass the ledger.json written with that model")
+        raise ValueError(
+            f"the ledger {ledger_path} (commitments {_short(ours)}) does not belong to {model_path} (card "
+            f"commitments {_short(theirs)}); pass the ledger.json written with that model"
+        )
     try:
         check_against_card(requests, ledger_path, card_requests, card_head, f"the card of {model_path}")
     except LedgerError as e:
-        raise ValueError(f"{e}: the earlier requests would be carried into this run's card wrongly; unlearn from an "
-                         "intact output directory and its own ledger.json") from e
+        raise ValueError(
+            f"{e}: the earlier requests would be carried into this run's card wrongly; unlearn from an "
+            "intact output directory and its own ledger.json"
+        ) from e
     return {"parent_model": parent, "requests": requests}
 
 
@@ -199,8 +229,10 @@ def exclude_earlier(requests: list[dict], train, validation, id_column: str | No
         if r.get("id_column") != id_column:
             was = f"column '{r.get('id_column')}'" if r.get("id_column") else "row index"
             now = f"column '{id_column}'" if id_column else "row index (no id column)"
-            raise ValueError(f"request {k} named samples by {was} but this run names them by {now}; "
-                             f"pass --id_column_name {r.get('id_column') or '<a column absent from the data>'}")
+            raise ValueError(
+                f"request {k} named samples by {was} but this run names them by {now}; "
+                f"pass --id_column_name {r.get('id_column') or '<a column absent from the data>'}"
+            )
     earlier: dict[Any, int] = {}
     for k, r in enumerate(requests, 1):
         for leaf in r["leaves"]:
@@ -208,19 +240,24 @@ def exclude_earlier(requests: list[dict], train, validation, id_column: str | No
     if new_ids:
         again = [i for i in dict.fromkeys(new_ids) if i in earlier]
         if again:
-            raise ValueError(f"{len(again)} of the ids to forget were already removed by an earlier request (e.g. "
-                             f"{again[0]!r} in request {earlier[again[0]]}); drop them from the ids file")
+            raise ValueError(
+                f"{len(again)} of the ids to forget were already removed by an earlier request (e.g. "
+                f"{again[0]!r} in request {earlier[again[0]]}); drop them from the ids file"
+            )
     if id_column is not None:
         train = train.filter(lambda v: v not in earlier, input_columns=id_column, desc="drop earlier requests")
         if validation is not None and id_column in validation.column_names:
-            validation = validation.filter(lambda v: v not in earlier, input_columns=id_column,
-                                           desc="drop earlier requests")
+            validation = validation.filter(
+                lambda v: v not in earlier, input_columns=id_column, desc="drop earlier requests"
+            )
         return train, validation, None
     for k, r in enumerate(requests, 1):
         fp = (r.get("dataset") or {}).get("fingerprint")
         if fp != train._fingerprint:
-            raise ValueError(f"request {k} named rows by index in a training split with fingerprint {fp}, this one "
-                             f"has {train._fingerprint}: row indices only name the same rows in the identical data; "
-                             "use the same dataset, or data with an id column (--id_column_name)")
+            raise ValueError(
+                f"request {k} named rows by index in a training split with fingerprint {fp}, this one "
+                f"has {train._fingerprint}: row indices only name the same rows in the identical data; "
+                "use the same dataset, or data with an id column (--id_column_name)"
+            )
     kept = [i for i in range(len(train)) if i not in earlier]
     return train.select(kept), validation, kept

@@ -25,16 +25,26 @@ def _find_parent(block: dict, output_dir: str) -> str | None:
     name = info.get("name_or_path")
     if not name:
         return None
-    candidates = [name, os.path.join(os.path.dirname(os.path.abspath(output_dir)), name),
-                  os.path.join(cache_dir(), "originals", name)]
+    candidates = [
+        name,
+        os.path.join(os.path.dirname(os.path.abspath(output_dir)), name),
+        os.path.join(cache_dir(), "originals", name),
+    ]
     for candidate in candidates:
         if os.path.isdir(candidate) and (not info.get("sha256") or sha256_of_dir(candidate) == info["sha256"]):
             return candidate
     return name  # a Hub id (or not found: loading it fails with a one-line error naming --parent_model)
 
 
-def recompute_table(model: str, block: dict, output_dir: str, dataset_name: str | None, tolerance: float,
-                    revision: str | None = None, parent_model: str | None = None) -> tuple[bool, str]:
+def recompute_table(
+    model: str,
+    block: dict,
+    output_dir: str,
+    dataset_name: str | None,
+    tolerance: float,
+    revision: str | None = None,
+    parent_model: str | None = None,
+) -> tuple[bool, str]:
     """``(all within tolerance, printable table)``; raises ValueError subclasses of provenance for bad input."""
     from .. import UnlearningArguments, UnlearningTrainer, load_classifier, select_forget
     from ..data.sources import DataSourceError, load_dataset_source, split_of
@@ -47,8 +57,9 @@ def recompute_table(model: str, block: dict, output_dir: str, dataset_name: str 
         raise _BadInput(f"--output_dir: {e}") from e
     card_requests = block.get("requests") or []
     if [r.get("commitment") for r in requests] != [r.get("commitment") for r in card_requests if isinstance(r, dict)]:
-        raise _Failed(f"the ledger in {output_dir} does not belong to this model (its commitments differ from the "
-                      "card's)")
+        raise _Failed(
+            f"the ledger in {output_dir} does not belong to this model (its commitments differ from the card's)"
+        )
     reported = dict(card_requests[-1].get("metrics") or {})
     if not reported:
         raise _Failed("the card's newest request reports no metrics to compare")
@@ -57,15 +68,21 @@ def recompute_table(model: str, block: dict, output_dir: str, dataset_name: str 
     name = dataset_name or dataset.get("name")
     train_split = dataset.get("split") or "train"
     try:
-        data, _ = load_dataset_source(None if name in (None, "sklearn-digits") else name, dataset.get("config"),
-                                      dataset.get("revision"), train_split=train_split)
+        data, _ = load_dataset_source(
+            None if name in (None, "sklearn-digits") else name,
+            dataset.get("config"),
+            dataset.get("revision"),
+            train_split=train_split,
+        )
         train = split_of(data, train_split, "train")
     except DataSourceError as e:
         raise _BadInput(str(e)) from e
     if dataset.get("fingerprint") and train._fingerprint != dataset["fingerprint"]:
-        raise _BadInput(f"the '{train_split}' split of {name} has fingerprint {train._fingerprint}, the "
-                        f"run's had {dataset['fingerprint']}: recompute on the data the model was unlearned on "
-                        "(--dataset_name)")
+        raise _BadInput(
+            f"the '{train_split}' split of {name} has fingerprint {train._fingerprint}, the "
+            f"run's had {dataset['fingerprint']}: recompute on the data the model was unlearned on "
+            "(--dataset_name)"
+        )
     validation = split_of(data, "validation", "validation")
     test = split_of(data, "test", "test")
     id_column = record.get("id_column")
@@ -77,27 +94,41 @@ def recompute_table(model: str, block: dict, output_dir: str, dataset_name: str 
             split = select_forget(train, ids=last_ids, id_column=id_column, label_column=label_column)
         else:
             position = {orig: pos for pos, orig in enumerate(kept)} if kept is not None else None
-            split = select_forget(train, indices=[position[i] if position else i for i in last_ids], id_column=None,
-                                  label_column=label_column)
+            split = select_forget(
+                train,
+                indices=[position[i] if position else i for i in last_ids],
+                id_column=None,
+                label_column=label_column,
+            )
     except (ValueError, KeyError) as e:
-        raise _BadInput(f"cannot rebuild the forget set from the ledger on this dataset ({e}); pass the run's "
-                        "--dataset_name") from e
+        raise _BadInput(
+            f"cannot rebuild the forget set from the ledger on this dataset ({e}); pass the run's --dataset_name"
+        ) from e
 
     parent = parent_model or _find_parent(block, output_dir)
     try:
         loaded = load_classifier(model, revision=revision)
         original = load_classifier(parent).model if parent else None
     except (ValueError, OSError) as e:
-        raise _BadInput(f"cannot load the model or its parent {parent} ({e}); pass --parent_model with the local "
-                        "directory (or Hub id) of the model this run started from") from e
+        raise _BadInput(
+            f"cannot load the model or its parent {parent} ({e}); pass --parent_model with the local "
+            "directory (or Hub id) of the model this run started from"
+        ) from e
     if original is None:
         raise _BadInput("the card names no parent model (needed for RF-JSD and the original's reference)")
     with tempfile.TemporaryDirectory() as tmp:
-        args = UnlearningArguments.for_method("finetune", output_dir=tmp, report_to="none", use_cpu=True,
-                                              disable_tqdm=True, save_strategy="no")
-        trainer = UnlearningTrainer(loaded.model, args, forget_dataset=split.forget, retain_dataset=split.retain,
-                                    calibration_dataset=validation, image_transform=loaded.transform,
-                                    removal_record=split.record)
+        args = UnlearningArguments.for_method(
+            "finetune", output_dir=tmp, report_to="none", use_cpu=True, disable_tqdm=True, save_strategy="no"
+        )
+        trainer = UnlearningTrainer(
+            loaded.model,
+            args,
+            forget_dataset=split.forget,
+            retain_dataset=split.retain,
+            calibration_dataset=validation,
+            image_transform=loaded.transform,
+            removal_record=split.record,
+        )
         results = trainer.evaluate_unlearning(test, validation, original=original.eval(), log=False)["unlearned"]
     ok = True
     lines = [f"{'metric':<12}{'card':>12}{'recomputed':>12}{'|diff|':>12}  (tolerance {tolerance:g})"]

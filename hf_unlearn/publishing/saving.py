@@ -13,9 +13,18 @@ import os
 __all__ = ["save_unlearned"]
 
 
-def save_unlearned(trainer, output_dir: str, selection, metrics: dict | None = None, *,
-                   original_model: str | None = None, original_info: dict | None = None,
-                   dataset_id: str | None = None, chain: dict | None = None, record=None) -> str:
+def save_unlearned(
+    trainer,
+    output_dir: str,
+    selection,
+    metrics: dict | None = None,
+    *,
+    original_model: str | None = None,
+    original_info: dict | None = None,
+    dataset_id: str | None = None,
+    chain: dict | None = None,
+    record=None,
+) -> str:
     """Write ``trainer``'s unlearned model and its records into ``output_dir``; returns the directory.
 
     ``selection``: the :func:`hf_unlearn.select_forget` result of the run (its removed ids and salts make the
@@ -28,14 +37,20 @@ def save_unlearned(trainer, output_dir: str, selection, metrics: dict | None = N
     from .output import finalize_output_dir, original_model_info
 
     if not output_dir:
-        raise ValueError("save_unlearned needs an output directory; pass e.g. trainer.save_unlearned('runs/x/final', split).")
+        raise ValueError(
+            "save_unlearned needs an output directory; pass e.g. trainer.save_unlearned('runs/x/final', split)."
+        )
     if not (hasattr(selection, "record") and hasattr(selection, "removed_ids")):
-        raise ValueError(f"save_unlearned needs the select_forget(...) result of this run (got {type(selection).__name__}); "
-                         "pass the split you built the trainer's forget and retain sets from.")
+        raise ValueError(
+            f"save_unlearned needs the select_forget(...) result of this run (got {type(selection).__name__}); "
+            "pass the split you built the trainer's forget and retain sets from."
+        )
     metrics = metrics if metrics is not None else trainer.last_unlearning_metrics
     if not metrics:
-        raise ValueError("save_unlearned found no metrics for the card and metrics.json; call "
-                         "trainer.evaluate_unlearning(test_dataset) first (or pass metrics=).")
+        raise ValueError(
+            "save_unlearned found no metrics for the card and metrics.json; call "
+            "trainer.evaluate_unlearning(test_dataset) first (or pass metrics=)."
+        )
     if original_info is None:
         original_info = dict(getattr(trainer, "original_model_info", None) or {})
         name = original_model or getattr(getattr(trainer.model, "config", None), "_name_or_path", None)
@@ -46,5 +61,13 @@ def save_unlearned(trainer, output_dir: str, selection, metrics: dict | None = N
     if record is None:
         trainer.original_model_info = original_info  # the record reads it (hf_unlearn.records.run_record)
         record = trainer.run_record(metrics)
-    return finalize_output_dir(trainer, metrics, selection, original_info=original_info, dataset_id=dataset_id,
-                               chain=chain, record=record, output_dir=os.fspath(output_dir))
+    return finalize_output_dir(
+        trainer,
+        metrics,
+        selection,
+        original_info=original_info,
+        dataset_id=dataset_id,
+        chain=chain,
+        record=record,
+        output_dir=os.fspath(output_dir),
+    )

@@ -31,11 +31,36 @@ from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
-    "LEDGER_NAME", "LEDGER_FORMAT", "LEDGER_VERSION", "PROOF_FORMAT", "SCHEME", "ALGORITHM",
-    "canonical_id", "leaf_hash", "node_hash", "merkle_root", "merkle_proof", "root_from_proof", "verify_proof",
-    "commit_ids", "Commitment", "read_ledger", "write_ledger", "check_ledger", "new_request", "public_requests",
-    "make_proof", "LedgerError", "CHAIN_KEY", "HEAD_KEY", "public_record", "record_sha256", "check_chain",
-    "compare_with_card", "check_card_chain", "check_against_card",
+    "LEDGER_NAME",
+    "LEDGER_FORMAT",
+    "LEDGER_VERSION",
+    "PROOF_FORMAT",
+    "SCHEME",
+    "ALGORITHM",
+    "canonical_id",
+    "leaf_hash",
+    "node_hash",
+    "merkle_root",
+    "merkle_proof",
+    "root_from_proof",
+    "verify_proof",
+    "commit_ids",
+    "Commitment",
+    "read_ledger",
+    "write_ledger",
+    "check_ledger",
+    "new_request",
+    "public_requests",
+    "make_proof",
+    "LedgerError",
+    "CHAIN_KEY",
+    "HEAD_KEY",
+    "public_record",
+    "record_sha256",
+    "check_chain",
+    "compare_with_card",
+    "check_card_chain",
+    "check_against_card",
 ]
 
 LEDGER_NAME = "ledger.json"
@@ -48,9 +73,11 @@ CHAIN_KEY = "previous_sha256"
 HEAD_KEY = "chain_sha256"
 PROOF_FORMAT = "hf-unlearn-removal-proof"
 ALGORITHM = "merkle-sha256"
-SCHEME = ("salted Merkle tree, hf-unlearn v1: leaf = sha256(salt32 || canonical id) with canonical id "
-          "b'int:'+decimal or b'str:'+utf8; leaves sorted by hash; node = sha256(0x01 || left || right); "
-          "an odd last node is promoted unchanged (docs/FORMATS.md)")
+SCHEME = (
+    "salted Merkle tree, hf-unlearn v1: leaf = sha256(salt32 || canonical id) with canonical id "
+    "b'int:'+decimal or b'str:'+utf8; leaves sorted by hash; node = sha256(0x01 || left || right); "
+    "an odd last node is promoted unchanged (docs/FORMATS.md)"
+)
 SALT_BYTES = 32
 NODE_PREFIX = b"\x01"
 #: Metrics copied from the run into each request's public summary.
@@ -176,8 +203,9 @@ def public_record(request: dict) -> dict:
 def record_sha256(request: dict) -> str:
     """SHA-256 (hex) of the canonical JSON of :func:`public_record` (sorted keys, no spaces, UTF-8): the same for
     a ledger entry and the card's copy of it (the card's YAML reads back the same values)."""
-    text = json.dumps(public_record(request), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False, default=str)
+    text = json.dumps(
+        public_record(request), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -189,18 +217,24 @@ def check_chain(requests: list, where: str) -> None:
             raise LedgerError(f"{where}: request {k} is not a mapping")
         if CHAIN_KEY not in r:
             if chained:
-                raise LedgerError(f"{where}: request {k} has no {CHAIN_KEY} although request {k - 1} is chained; "
-                                  "the record was altered")
+                raise LedgerError(
+                    f"{where}: request {k} has no {CHAIN_KEY} although request {k - 1} is chained; "
+                    "the record was altered"
+                )
             continue  # a version-1 request, written before chaining
         chained = True
         want = record_sha256(requests[k - 2]) if k > 1 else None
         if r[CHAIN_KEY] != want:
             if k == 1:
-                raise LedgerError(f"{where}: request 1 has {CHAIN_KEY} {r[CHAIN_KEY]!r} but it is the first request; "
-                                  "the record was altered")
-            raise LedgerError(f"{where}: request {k - 1}'s record does not hash to the {CHAIN_KEY} that request {k} "
-                              f"holds: a field of request {k - 1} (method, num_removed, date, dataset, id_column, "
-                              "metrics, ...) was edited after it was written")
+                raise LedgerError(
+                    f"{where}: request 1 has {CHAIN_KEY} {r[CHAIN_KEY]!r} but it is the first request; "
+                    "the record was altered"
+                )
+            raise LedgerError(
+                f"{where}: request {k - 1}'s record does not hash to the {CHAIN_KEY} that request {k} "
+                f"holds: a field of request {k - 1} (method, num_removed, date, dataset, id_column, "
+                "metrics, ...) was edited after it was written"
+            )
 
 
 def compare_with_card(requests: list[dict], card_requests: list, where: str, card: str) -> None:
@@ -208,8 +242,10 @@ def compare_with_card(requests: list[dict], card_requests: list, where: str, car
     field that differs (``where`` names the ledger, ``card`` the card)."""
     ours = [r.get("commitment") for r in requests]
     if ours != [r.get("commitment") if isinstance(r, dict) else None for r in card_requests]:
-        raise LedgerError(f"{where} does not belong to this model: its {len(ours)} request commitment(s) differ from "
-                          f"the {len(card_requests)} in {card}")
+        raise LedgerError(
+            f"{where} does not belong to this model: its {len(ours)} request commitment(s) differ from "
+            f"the {len(card_requests)} in {card}"
+        )
     for k, (ours, theirs) in enumerate(zip(requests, card_requests, strict=False), 1):
         if not isinstance(theirs, dict):
             raise LedgerError(f"{card}: request {k} is not a mapping")
@@ -218,9 +254,11 @@ def compare_with_card(requests: list[dict], card_requests: list, where: str, car
             if _canonical(a.get(field)) != _canonical(b.get(field)) or (field in a) != (field in b):
                 sub = _first_difference(a.get(field), b.get(field))
                 name = f"{field}.{sub}" if sub else field
-                raise LedgerError(f"request {k}'s {name} differs: {_show(a, field, sub)} in {where}, "
-                                  f"{_show(b, field, sub)} in {card}; one of them was edited after hf-unlearn "
-                                  "wrote it")
+                raise LedgerError(
+                    f"request {k}'s {name} differs: {_show(a, field, sub)} in {where}, "
+                    f"{_show(b, field, sub)} in {card}; one of them was edited after hf-unlearn "
+                    "wrote it"
+                )
 
 
 def check_card_chain(card_requests: list, head: Any, card: str) -> None:
@@ -232,8 +270,10 @@ def check_card_chain(card_requests: list, head: Any, card: str) -> None:
     if not card_requests:
         raise LedgerError(f"{card} has a {HEAD_KEY} but lists no deletion requests; the record was altered")
     if head != record_sha256(card_requests[-1]):
-        raise LedgerError(f"the newest request ({len(card_requests)}) in {card} does not hash to the card's "
-                          f"{HEAD_KEY} ({str(head)[:16]}…): a field of it was edited after it was written")
+        raise LedgerError(
+            f"the newest request ({len(card_requests)}) in {card} does not hash to the card's "
+            f"{HEAD_KEY} ({str(head)[:16]}…): a field of it was edited after it was written"
+        )
 
 
 def check_against_card(requests: list[dict], where: str, card_requests: list, head: Any, card: str) -> None:
@@ -268,8 +308,9 @@ def _show(record: dict, field: str, sub: str | None) -> str:
     return repr(value)
 
 
-def new_request(commitment: Commitment, *, method: str, record: dict, metrics: dict | None,
-                previous: dict | None = None) -> dict:
+def new_request(
+    commitment: Commitment, *, method: str, record: dict, metrics: dict | None, previous: dict | None = None
+) -> dict:
     """One ledger entry: the public summary (what the card lists) plus the private ``leaves``. ``previous``: the
     request before it, whose :func:`record_sha256` this one holds as ``previous_sha256``."""
     dataset = record.get("dataset") or {}
@@ -281,8 +322,11 @@ def new_request(commitment: Commitment, *, method: str, record: dict, metrics: d
         "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
         "dataset": {k: dataset.get(k) for k in ("name", "config", "split", "revision", "fingerprint")},
         "id_column": record.get("id_column"),
-        "metrics": {k: round(float(unlearned[k]), 6) for k in REQUEST_METRICS
-                    if isinstance(unlearned.get(k), (int, float)) and not isinstance(unlearned.get(k), bool)},
+        "metrics": {
+            k: round(float(unlearned[k]), 6)
+            for k in REQUEST_METRICS
+            if isinstance(unlearned.get(k), (int, float)) and not isinstance(unlearned.get(k), bool)
+        },
         CHAIN_KEY: record_sha256(previous) if previous is not None else None,
         "leaves": [{"id": i, "salt": s.hex()} for i, s in zip(commitment.ids, commitment.salts, strict=False)],
     }
@@ -295,18 +339,21 @@ def public_requests(requests: list[dict]) -> list[dict]:
 
 def write_ledger(path: str, requests: list[dict]) -> None:
     with open(path, "w") as f:
-        json.dump({"format": LEDGER_FORMAT, "version": LEDGER_VERSION, "scheme": SCHEME, "requests": requests}, f,
-                  indent=1)
+        json.dump(
+            {"format": LEDGER_FORMAT, "version": LEDGER_VERSION, "scheme": SCHEME, "requests": requests}, f, indent=1
+        )
 
 
 def check_ledger(ledger: dict, where: str, chain: bool = True) -> list[dict]:
     """The requests of a parsed ledger, after checking its format, that every root matches its leaves and (with
     ``chain``) that every request holds the hash of the one before it."""
     if not isinstance(ledger, dict) or ledger.get("format") != LEDGER_FORMAT:
-        raise LedgerError(f"{where} is not an hf-unlearn ledger (no \"format\": \"{LEDGER_FORMAT}\")")
+        raise LedgerError(f'{where} is not an hf-unlearn ledger (no "format": "{LEDGER_FORMAT}")')
     if ledger.get("version") not in READABLE_VERSIONS:
-        raise LedgerError(f"{where} has ledger version {ledger.get('version')!r}; this hf-unlearn reads versions "
-                          f"{', '.join(map(str, READABLE_VERSIONS))}")
+        raise LedgerError(
+            f"{where} has ledger version {ledger.get('version')!r}; this hf-unlearn reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
+        )
     requests = ledger.get("requests")
     if not isinstance(requests, list) or not requests:
         raise LedgerError(f"{where} lists no requests")
@@ -316,8 +363,10 @@ def check_ledger(ledger: dict, where: str, chain: bool = True) -> list[dict]:
         except (KeyError, TypeError, ValueError) as e:
             raise LedgerError(f"{where}: request {k} is malformed ({type(e).__name__}: {e})") from e
         if c.root != r.get("commitment"):
-            raise LedgerError(f"{where}: request {k}'s ids and salts do not hash to its commitment "
-                              f"{r.get('commitment')}; the ledger was altered")
+            raise LedgerError(
+                f"{where}: request {k}'s ids and salts do not hash to its commitment "
+                f"{r.get('commitment')}; the ledger was altered"
+            )
     if chain:
         check_chain(requests, where)
     return requests
@@ -346,7 +395,15 @@ def make_proof(requests: list[dict], value: str) -> dict:
             continue
         j = matches[0]
         c = Commitment(ids, [bytes.fromhex(leaf["salt"]) for leaf in r["leaves"]])
-        return {"format": PROOF_FORMAT, "version": LEDGER_VERSION, "id": ids[j], "id_column": r.get("id_column"),
-                "salt": r["leaves"][j]["salt"], "request": k, "date": r.get("date"),
-                "path": merkle_proof(c.leaves, j), "root": c.root}
+        return {
+            "format": PROOF_FORMAT,
+            "version": LEDGER_VERSION,
+            "id": ids[j],
+            "id_column": r.get("id_column"),
+            "salt": r["leaves"][j]["salt"],
+            "request": k,
+            "date": r.get("date"),
+            "path": merkle_proof(c.leaves, j),
+            "root": c.root,
+        }
     raise LedgerError(f"id {value!r} was not removed by any request in this ledger")

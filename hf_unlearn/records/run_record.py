@@ -19,13 +19,31 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["RunRecord", "TRAINING_KEYS", "effective_batch_size", "record_from_trainer", "load_run_record",
-           "detect_library_name", "RECORD_FILES"]
+__all__ = [
+    "RunRecord",
+    "TRAINING_KEYS",
+    "effective_batch_size",
+    "record_from_trainer",
+    "load_run_record",
+    "detect_library_name",
+    "RECORD_FILES",
+]
 
 #: The training arguments a run records (``unlearning_config.json``'s ``training``, the card's ``training``).
-TRAINING_KEYS = ("learning_rate", "optim", "optim_args", "weight_decay", "lr_scheduler_type", "num_train_epochs",
-                 "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps", "max_grad_norm", "bf16",
-                 "fp16")
+TRAINING_KEYS = (
+    "learning_rate",
+    "optim",
+    "optim_args",
+    "weight_decay",
+    "lr_scheduler_type",
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "max_grad_norm",
+    "bf16",
+    "fp16",
+)
 #: The files of an output directory that hold the record (``config.json`` is optional).
 RECORD_FILES = ("metrics.json", "removal_record.json", "unlearning_config.json")
 
@@ -36,7 +54,7 @@ def effective_batch_size(args) -> int:
 
 
 def detect_library_name(config: dict | None) -> str:
-    """"timm" for a `timm.models.save_for_hf` config, else "transformers" (the model-family adapter decides)."""
+    """ "timm" for a `timm.models.save_for_hf` config, else "transformers" (the model-family adapter decides)."""
     from ..modeling.classifiers import family_of_config
 
     return family_of_config(config).library_name
@@ -75,9 +93,15 @@ class RunRecord:
 
     def run_summary(self) -> dict:
         """``metrics.json``'s ``run`` block."""
-        return {"method": self.method, "seed": self.seed, "effective_batch_size": self.effective_batch_size,
-                "world_size": self.world_size, "global_steps": self.global_steps, "engine": self.engine,
-                "library_versions": self.library_versions}
+        return {
+            "method": self.method,
+            "seed": self.seed,
+            "effective_batch_size": self.effective_batch_size,
+            "world_size": self.world_size,
+            "global_steps": self.global_steps,
+            "engine": self.engine,
+            "library_versions": self.library_versions,
+        }
 
     def metrics_json(self) -> dict:
         """The content of ``metrics.json``: the metrics, then the ``run`` summary."""

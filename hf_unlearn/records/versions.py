@@ -4,8 +4,16 @@ from __future__ import annotations
 
 __all__ = ["library_versions", "VERSIONED_PACKAGES"]
 
-VERSIONED_PACKAGES = ("hf-unlearn", "torch", "transformers", "datasets", "accelerate", "evaluate", "huggingface-hub",
-                      "timm")
+VERSIONED_PACKAGES = (
+    "hf-unlearn",
+    "torch",
+    "transformers",
+    "datasets",
+    "accelerate",
+    "evaluate",
+    "huggingface-hub",
+    "timm",
+)
 
 
 def library_versions() -> dict[str, str]:

@@ -29,8 +29,10 @@ from typing import Any
 
 __all__ = ["AlphaSearchResult", "search_alpha", "check_alphas", "SELECTION_RULE"]
 
-SELECTION_RULE = ("lowest avg_gap_estimate on the validation split (hf_unlearn.evaluation.metrics.retrain_free_estimate with "
-                  "heldout=('validation',)); ties keep the earlier alpha; no retrained model, no test labels")
+SELECTION_RULE = (
+    "lowest avg_gap_estimate on the validation split (hf_unlearn.evaluation.metrics.retrain_free_estimate with "
+    "heldout=('validation',)); ties keep the earlier alpha; no retrained model, no test labels"
+)
 
 
 @dataclass
@@ -50,9 +52,13 @@ class AlphaSearchResult:
 
     def to_dict(self) -> dict:
         """The ``alpha_search`` block of ``metrics.json`` (docs/FORMATS.md)."""
-        return {"selected_alpha": self.best_alpha, "selection_metric": "avg_gap_estimate",
-                "selection_split": self.selection_split, "selection_rule": SELECTION_RULE,
-                "candidates": [dict(c) for c in self.candidates]}
+        return {
+            "selected_alpha": self.best_alpha,
+            "selection_metric": "avg_gap_estimate",
+            "selection_split": self.selection_split,
+            "selection_rule": SELECTION_RULE,
+            "candidates": [dict(c) for c in self.candidates],
+        }
 
 
 def check_alphas(alphas: Sequence[float] | None) -> list[float]:
@@ -71,7 +77,9 @@ def check_alphas(alphas: Sequence[float] | None) -> list[float]:
 def _as_streaming(predictions):
     from ..evaluation.streaming import StreamingPredictions
 
-    return predictions if isinstance(predictions, StreamingPredictions) else StreamingPredictions.from_logits(predictions)
+    return (
+        predictions if isinstance(predictions, StreamingPredictions) else StreamingPredictions.from_logits(predictions)
+    )
 
 
 def search_alpha(
@@ -115,49 +123,75 @@ def search_alpha(
         if original_p is None:
             source = original if original is not None else trainer.teacher
             if source is None:
-                raise ValueError("search_alpha needs original= (the original model or its predictions) for a method "
-                                 "without a teacher.")
+                raise ValueError(
+                    "search_alpha needs original= (the original model or its predictions) for a method "
+                    "without a teacher."
+                )
             original_p = trainer.predictions(source, test_dataset, validation_dataset)
         if gold_p is not None and not isinstance(gold_p, (ModelPredictions, StreamingPredictions)):
             gold_p = trainer.predictions(gold_p, test_dataset, validation_dataset, keep_forget_logits=True)
         if i == 0:
             if "validation" not in original_p.stats:
-                raise ValueError("search_alpha chooses on a validation split, which it does not have: pass "
-                                 "validation_dataset (or give the trainer a calibration_dataset); the test split is "
-                                 "never used to choose.")
+                raise ValueError(
+                    "search_alpha chooses on a validation split, which it does not have: pass "
+                    "validation_dataset (or give the trainer a calibration_dataset); the test split is "
+                    "never used to choose."
+                )
             if original_p.stats["validation"].class_sums is None:
-                raise ValueError("the original's predictions on the validation split carry no per-class sums; pass "
-                                 "the original model (or trainer.predictions(original, ...)).")
+                raise ValueError(
+                    "the original's predictions on the validation split carry no per-class sums; pass "
+                    "the original model (or trainer.predictions(original, ...))."
+                )
         start = time.perf_counter()
         trainer.train()
         runtime = time.perf_counter() - start
-        results = trainer.evaluate_unlearning(test_dataset, validation_dataset, original=original_p, gold=gold_p,
-                                              variant=variant, log=False)
+        results = trainer.evaluate_unlearning(
+            test_dataset, validation_dataset, original=original_p, gold=gold_p, variant=variant, log=False
+        )
         results["unlearned"]["runtime_s"] = runtime
         u = results["unlearned"]
         candidate_p = trainer.last_predictions["unlearned"]
         estimate = retrain_free_estimate(candidate_p, original_p, heldout=("validation",))
         score = estimate["avg_gap_estimate"]
-        record = {"alpha": alpha, "avg_gap_estimate_selection": score, "selected": False, "runtime_s": runtime,
-                  "global_steps": int(trainer.state.global_step),
-                  "rf_jsd_selection": rf_jsd_from_class_sums(candidate_p.stats["forget"],
-                                                             original_p.stats["validation"], variant),
-                  "examples": sum(trainer.examples_processed.values())}
-        for key in ("rf_jsd", "acc_forget", "acc_retain", "acc_test", "acc_val", "mia", "mia_heldout",
-                    "avg_gap_estimate", "avg_gap", "jsd"):
+        record = {
+            "alpha": alpha,
+            "avg_gap_estimate_selection": score,
+            "selected": False,
+            "runtime_s": runtime,
+            "global_steps": int(trainer.state.global_step),
+            "rf_jsd_selection": rf_jsd_from_class_sums(
+                candidate_p.stats["forget"], original_p.stats["validation"], variant
+            ),
+            "examples": sum(trainer.examples_processed.values()),
+        }
+        for key in (
+            "rf_jsd",
+            "acc_forget",
+            "acc_retain",
+            "acc_test",
+            "acc_val",
+            "mia",
+            "mia_heldout",
+            "avg_gap_estimate",
+            "avg_gap",
+            "jsd",
+        ):
             if key in u:
                 record[key] = u[key]
         history = getattr(trainer.method, "history", None)
         if history:
             record["epochs_run"] = sum(1 for h in history if not h.get("stop"))
         candidates.append(record)
-        say(f"alpha {alpha:g}: estimated Avg Gap (validation) {score:.4f}  forget {u.get('acc_forget', float('nan')):.3f} "
+        say(
+            f"alpha {alpha:g}: estimated Avg Gap (validation) {score:.4f}  forget {u.get('acc_forget', float('nan')):.3f} "
             f"retain {u.get('acc_retain', float('nan')):.3f} test {u.get('acc_test', float('nan')):.3f}  "
-            f"MIA {u.get('mia', float('nan')):.3f}  {runtime:.1f}s")
+            f"MIA {u.get('mia', float('nan')):.3f}  {runtime:.1f}s"
+        )
         if best is None or score < best[0]:
             best = (score, i, trainer, results)  # the previous best trainer (and its model) can be freed
         del trainer
     _, index, trainer, results = best
     candidates[index]["selected"] = True
-    return AlphaSearchResult(candidates=candidates, best_index=index, trainer=trainer, results=results,
-                             selection_split="validation")
+    return AlphaSearchResult(
+        candidates=candidates, best_index=index, trainer=trainer, results=results, selection_split="validation"
+    )

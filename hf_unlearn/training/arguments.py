@@ -18,11 +18,16 @@ __all__ = ["UnlearningArguments"]
 class UnlearningArguments(TrainingArguments):
     method: str = field(
         default="lotus",
-        metadata={"help": "Unlearning method, a name from hf_unlearn.list_methods() (lotus, finetune, neggrad_plus, ...)."},
+        metadata={
+            "help": "Unlearning method, a name from hf_unlearn.list_methods() (lotus, finetune, neggrad_plus, ...)."
+        },
     )
     # Evaluation here is metric passes over whole splits (LoTUS checks forget accuracy every epoch); the
     # Trainer's default of 8 made those passes ~4x slower than batch 128 (measured, scripts/benchmark_speed.py).
-    per_device_eval_batch_size: int = field(default=256, metadata={"help": "Batch size per device for evaluation passes (forget accuracy, metrics, teacher logits)."})
+    per_device_eval_batch_size: int = field(
+        default=256,
+        metadata={"help": "Batch size per device for evaluation passes (forget accuracy, metrics, teacher logits)."},
+    )
     label_column_name: str = field(default="label", metadata={"help": "Column holding the integer class label."})
     materialize_data: bool = field(
         default=True,
@@ -33,8 +38,10 @@ class UnlearningArguments(TrainingArguments):
     )
     overwrite_output_dir: bool = field(
         default=False,
-        metadata={"help": "Allow writing into a non-empty output_dir (its finished files are replaced). Without it a "
-                          "non-empty output_dir is refused, so no earlier result is clobbered by accident."},
+        metadata={
+            "help": "Allow writing into a non-empty output_dir (its finished files are replaced). Without it a "
+            "non-empty output_dir is refused, so no earlier result is clobbered by accident."
+        },
     )
     fail_on_nonfinite_loss: bool = field(
         default=True,
@@ -42,9 +49,11 @@ class UnlearningArguments(TrainingArguments):
     )
     materialize_budget_mb: float | None = field(
         default=None,
-        metadata={"help": "Memory (MB) that preprocessed splits may take together when materialised (forget, retain, "
-                          "calibration, test, validation, first come first served); splits beyond it stay lazy and are "
-                          "transformed per batch (use --dataloader_num_workers). Default: half the RAM available at start."},
+        metadata={
+            "help": "Memory (MB) that preprocessed splits may take together when materialised (forget, retain, "
+            "calibration, test, validation, first come first served); splits beyond it stay lazy and are "
+            "transformed per batch (use --dataloader_num_workers). Default: half the RAM available at start."
+        },
     )
 
     def __post_init__(self):
@@ -54,8 +63,10 @@ class UnlearningArguments(TrainingArguments):
         # defaults, not TrainingArguments' (an unknown method is reported where the method is looked up)
         check_training_arguments(self, defaults=_method_training_defaults(self.method))
         if self.materialize_budget_mb is not None and not self.materialize_budget_mb >= 0:
-            raise ValueError(f"materialize_budget_mb must be >= 0 (MB), got {self.materialize_budget_mb}; pass e.g. "
-                             "--materialize_budget_mb 4096, or 0 to keep every split lazy.")
+            raise ValueError(
+                f"materialize_budget_mb must be >= 0 (MB), got {self.materialize_budget_mb}; pass e.g. "
+                "--materialize_budget_mb 4096, or 0 to keep every split lazy."
+            )
         if self.gradient_accumulation_steps < 1:
             raise ValueError(
                 f"gradient_accumulation_steps must be >= 1, got {self.gradient_accumulation_steps}; pass "

@@ -11,8 +11,16 @@ import re
 
 import torch
 
-__all__ = ["check_eval_split", "first_nonfinite_tensor", "check_model_finite", "check_logits_finite",
-           "label_names_of", "check_gold_model", "check_process_group", "LAUNCHER_WORLD_SIZE_VARS"]
+__all__ = [
+    "check_eval_split",
+    "first_nonfinite_tensor",
+    "check_model_finite",
+    "check_logits_finite",
+    "label_names_of",
+    "check_gold_model",
+    "check_process_group",
+    "LAUNCHER_WORLD_SIZE_VARS",
+]
 
 #: Where launchers put the number of processes they started (torchrun, accelerate, DeepSpeed; MPI), as accelerate
 #: reads them.
@@ -30,15 +38,18 @@ def check_process_group(world_size: int, environ=os.environ) -> None:
         try:
             launched = int(value)
         except ValueError:
-            raise ValueError(f"the launcher's {var}={value!r} is not a number of processes; launch with torchrun or "
-                             "accelerate launch, or unset it for one process.") from None
+            raise ValueError(
+                f"the launcher's {var}={value!r} is not a number of processes; launch with torchrun or "
+                "accelerate launch, or unset it for one process."
+            ) from None
         if launched > 1 and world_size != launched:
             rank = environ.get("RANK", "?")
             raise ValueError(
                 f"the launcher started {launched} processes ({var}={launched}, RANK={rank}) but this one is in a "
                 f"group of {world_size}: the processes did not form one group, so each would train alone and write "
                 "the output as the main process. On a machine without a GPU pass --use_cpu (CPU processes join over "
-                "gloo; FSDP and DeepSpeed need GPUs), or launch a single process.")
+                "gloo; FSDP and DeepSpeed need GPUs), or launch a single process."
+            )
         return
 
 
@@ -48,15 +59,19 @@ def check_eval_split(split, name: str, flag: str, *, image_column: str, label_co
         return
     for column, column_flag in ((image_column, "--image_column_name"), (label_column, "--label_column_name")):
         if column not in split.column_names:
-            raise ValueError(f"the '{name}' split ({flag}) has no column '{column}' (columns: {split.column_names}); "
-                             f"pass {column_flag}, or {flag} '' to skip that split.")
+            raise ValueError(
+                f"the '{name}' split ({flag}) has no column '{column}' (columns: {split.column_names}); "
+                f"pass {column_flag}, or {flag} '' to skip that split."
+            )
     if len(split) == 0:
         raise ValueError(f"the '{name}' split ({flag}) is empty; pass another {flag}, or {flag} '' to skip it.")
     labels = split.with_format(None)[label_column]
     bad = sorted({y for y in labels if y is None or not (0 <= int(y) < num_labels)}, key=str)
     if bad:
-        raise ValueError(f"the '{name}' split ({flag}) has labels {bad[:5]} outside the model's {num_labels} classes "
-                         f"(0..{num_labels - 1}); use the dataset the model was trained on, or {flag} '' to skip it.")
+        raise ValueError(
+            f"the '{name}' split ({flag}) has labels {bad[:5]} outside the model's {num_labels} classes "
+            f"(0..{num_labels - 1}); use the dataset the model was trained on, or {flag} '' to skip it."
+        )
 
 
 def first_nonfinite_tensor(model: torch.nn.Module) -> str | None:
@@ -71,8 +86,10 @@ def first_nonfinite_tensor(model: torch.nn.Module) -> str | None:
 def check_model_finite(model: torch.nn.Module, what: str) -> None:
     bad = first_nonfinite_tensor(model)
     if bad is not None:
-        raise ValueError(f"{what} has NaN/inf values in '{bad}'; its checkpoint is broken: unlearning it would publish "
-                         "meaningless numbers. Use an intact checkpoint.")
+        raise ValueError(
+            f"{what} has NaN/inf values in '{bad}'; its checkpoint is broken: unlearning it would publish "
+            "meaningless numbers. Use an intact checkpoint."
+        )
 
 
 def check_logits_finite(trainer, model: torch.nn.Module, what: str, batch_size: int | None = None) -> None:
@@ -81,8 +98,10 @@ def check_logits_finite(trainer, model: torch.nn.Module, what: str, batch_size: 
     n = min(len(split), batch_size or trainer.args.per_device_train_batch_size)
     logits = trainer.predict_logits(model, split.subset(range(n)))
     if not torch.isfinite(logits).all():
-        raise ValueError(f"{what} gives NaN/inf logits on the forget set (first batch of {n} images); check the "
-                         "checkpoint and its image preprocessing (e.g. an fp16 overflow). Nothing was trained.")
+        raise ValueError(
+            f"{what} gives NaN/inf logits on the forget set (first batch of {n} images); check the "
+            "checkpoint and its image preprocessing (e.g. an fp16 overflow). Nothing was trained."
+        )
 
 
 _DEFAULT_NAME = re.compile(r"^LABEL_\d+$")
@@ -106,11 +125,15 @@ def check_gold_model(gold: torch.nn.Module, model: torch.nn.Module, path: str) -
 
     n_gold, n_model = num_labels_of(gold), num_labels_of(model)
     if n_gold != n_model:
-        raise ValueError(f"--gold_model {path} has {n_gold} classes but the model has {n_model}; pass a gold model "
-                         "retrained on the same dataset (same classes).")
+        raise ValueError(
+            f"--gold_model {path} has {n_gold} classes but the model has {n_model}; pass a gold model "
+            "retrained on the same dataset (same classes)."
+        )
     a, b = label_names_of(gold), label_names_of(model)
     if a is not None and b is not None and a != b:
         diff = next(i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y)
-        raise ValueError(f"--gold_model {path} names class {diff} '{a[diff]}' but the model names it '{b[diff]}'; "
-                         "pass a gold model retrained on the same dataset (same label order).")
+        raise ValueError(
+            f"--gold_model {path} names class {diff} '{a[diff]}' but the model names it '{b[diff]}'; "
+            "pass a gold model retrained on the same dataset (same label order)."
+        )
     check_model_finite(gold, f"--gold_model {path}")

@@ -15,12 +15,24 @@ from __future__ import annotations
 import contextlib
 import os
 
-__all__ = ["sharded_engine", "full_gradients_refusal", "SHARDING_ENV", "engine_of", "describe_engine",
-           "engine_fallback_warning", "check_engine", "weights_not_local", "whole_weights"]
+__all__ = [
+    "sharded_engine",
+    "full_gradients_refusal",
+    "SHARDING_ENV",
+    "engine_of",
+    "describe_engine",
+    "engine_fallback_warning",
+    "check_engine",
+    "weights_not_local",
+    "whole_weights",
+]
 
 #: The environment variables ``accelerate launch`` sets from its config for the sharding engines.
-SHARDING_ENV = {"ACCELERATE_USE_DEEPSPEED": "DeepSpeed", "ACCELERATE_USE_FSDP": "FSDP",
-                "ACCELERATE_USE_MEGATRON_LM": "Megatron-LM"}
+SHARDING_ENV = {
+    "ACCELERATE_USE_DEEPSPEED": "DeepSpeed",
+    "ACCELERATE_USE_FSDP": "FSDP",
+    "ACCELERATE_USE_MEGATRON_LM": "Megatron-LM",
+}
 _DISTRIBUTED_TYPES = {"DEEPSPEED": "DeepSpeed", "FSDP": "FSDP", "MEGATRON_LM": "Megatron-LM"}
 
 
@@ -70,10 +82,12 @@ def sharded_engine(args=None, accelerator=None, *, environ=None, deepspeed=None,
 
 def full_gradients_refusal(method: str, engine: str) -> str:
     """The one-line refusal of a masking method under a sharding engine: what, why and the fix."""
-    return (f"method '{method}' masks individual weight entries and needs every parameter's whole gradient, but "
-            f"this run would use {engine}, which shards parameters and gradients (the mask would see no gradient "
-            "and change nothing); run it without DeepSpeed / FSDP / Megatron-LM: in one process, or with DDP "
-            "(accelerate launch --multi_gpu with a config without deepspeed/fsdp, or torchrun).")
+    return (
+        f"method '{method}' masks individual weight entries and needs every parameter's whole gradient, but "
+        f"this run would use {engine}, which shards parameters and gradients (the mask would see no gradient "
+        "and change nothing); run it without DeepSpeed / FSDP / Megatron-LM: in one process, or with DDP "
+        "(accelerate launch --multi_gpu with a config without deepspeed/fsdp, or torchrun)."
+    )
 
 
 # ---- the engine that really ran (issue 21): recorded in the run record, metrics.json and the card -------------
@@ -97,9 +111,14 @@ def engine_of(accelerator, args=None) -> dict:
     precision = getattr(accelerator, "mixed_precision", None) or getattr(state, "mixed_precision", None) or "no"
     asked = sharded_engine(args) if args is not None else sharded_engine()
     requested = asked.split(" (")[0] if asked and not name.startswith(asked.split(" (")[0]) else None
-    return {"name": name, "distributed_type": kind, "zero_stage": stage,
-            "world_size": int(getattr(accelerator, "num_processes", 1) or 1),
-            "mixed_precision": str(getattr(precision, "value", precision)), "requested": requested}
+    return {
+        "name": name,
+        "distributed_type": kind,
+        "zero_stage": stage,
+        "world_size": int(getattr(accelerator, "num_processes", 1) or 1),
+        "mixed_precision": str(getattr(precision, "value", precision)),
+        "requested": requested,
+    }
 
 
 def describe_engine(engine: dict | None) -> str:
@@ -107,8 +126,10 @@ def describe_engine(engine: dict | None) -> str:
     if not engine:
         return "—"
     processes = engine.get("world_size") or 1
-    text = (f"{engine.get('name')} ({engine.get('distributed_type')}), {processes} process"
-            f"{'es' if processes != 1 else ''}, mixed precision {engine.get('mixed_precision') or 'no'}")
+    text = (
+        f"{engine.get('name')} ({engine.get('distributed_type')}), {processes} process"
+        f"{'es' if processes != 1 else ''}, mixed precision {engine.get('mixed_precision') or 'no'}"
+    )
     if engine.get("requested"):
         text += f" ({engine['requested']} was configured but did not run)"
     return text
@@ -118,9 +139,11 @@ def engine_fallback_warning(engine: dict) -> str | None:
     """The one warning line of a run whose configuration asked for an engine that did not run."""
     if not engine.get("requested"):
         return None
-    return (f"the configuration asks for {engine['requested']} but the accelerator runs {engine['name']} "
-            f"({engine['distributed_type']}, {engine['world_size']} processes): accelerate falls back silently "
-            f"(FSDP never runs on CPU); the run records '{engine['name']}'.")
+    return (
+        f"the configuration asks for {engine['requested']} but the accelerator runs {engine['name']} "
+        f"({engine['distributed_type']}, {engine['world_size']} processes): accelerate falls back silently "
+        f"(FSDP never runs on CPU); the run records '{engine['name']}'."
+    )
 
 
 def weights_not_local(model) -> str | None:
@@ -128,11 +151,15 @@ def weights_not_local(model) -> str | None:
     rank-0-only loading), or None."""
     for name, p in model.named_parameters():
         if hasattr(p, "ds_id") or hasattr(p, "ds_numel"):
-            return (f"its parameters are DeepSpeed ZeRO-3 partitions (e.g. '{name}'); set zero3_init_flag: false "
-                    "in the accelerate config (the model then loads whole and ZeRO-3 shards it when training starts)")
+            return (
+                f"its parameters are DeepSpeed ZeRO-3 partitions (e.g. '{name}'); set zero3_init_flag: false "
+                "in the accelerate config (the model then loads whole and ZeRO-3 shards it when training starts)"
+            )
         if p.is_meta:
-            return (f"its parameters are meta tensors on this rank (e.g. '{name}'); set "
-                    "fsdp_cpu_ram_efficient_loading: false in the accelerate config")
+            return (
+                f"its parameters are meta tensors on this rank (e.g. '{name}'); set "
+                "fsdp_cpu_ram_efficient_loading: false in the accelerate config"
+            )
     return None
 
 
@@ -147,8 +174,10 @@ def check_engine(trainer, model, accelerator=None) -> None:
     if accelerator is None:
         why = weights_not_local(model)
         if why:  # every method reads the whole model before training (teacher copy, masks, accuracies)
-            raise ValueError(f"method '{method.name}' needs the whole model on every process before training (a "
-                             f"teacher copy, a mask, an accuracy), but {why}.")
+            raise ValueError(
+                f"method '{method.name}' needs the whole model on every process before training (a "
+                f"teacher copy, a mask, an accuracy), but {why}."
+            )
         return
     warning = engine_fallback_warning(engine_of(accelerator, trainer.args))
     if warning and trainer.args.process_index == 0:

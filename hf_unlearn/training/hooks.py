@@ -22,8 +22,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["register_card_renderer", "register_publisher", "register_output_writer", "card_renderer", "publisher",
-           "output_writer"]
+__all__ = [
+    "register_card_renderer",
+    "register_publisher",
+    "register_output_writer",
+    "card_renderer",
+    "publisher",
+    "output_writer",
+]
 
 _hooks: dict[str, Callable[..., Any] | None] = {"card_renderer": None, "publisher": None, "output_writer": None}
 

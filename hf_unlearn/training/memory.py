@@ -64,9 +64,14 @@ class MaterializationBudget:
         if fits:
             self.used_bytes += nbytes
         self.decisions[name] = {"materialized": fits, "bytes": int(nbytes), "rows": rows}
-        logger.info("split %s: %s (%.1f MB; budget %.1f of %.1f MB used)", name or "?",
-                    "materialised" if fits else "lazy, does not fit the budget", nbytes / MB,
-                    self.used_bytes / MB, self.total_bytes / MB)
+        logger.info(
+            "split %s: %s (%.1f MB; budget %.1f of %.1f MB used)",
+            name or "?",
+            "materialised" if fits else "lazy, does not fit the budget",
+            nbytes / MB,
+            self.used_bytes / MB,
+            self.total_bytes / MB,
+        )
         return fits
 
     def record_lazy(self, name: str, rows: int | None = None, reason: str = "random transform") -> None:
@@ -77,5 +82,7 @@ class MaterializationBudget:
         """One line: which splits were materialised and which stay lazy."""
         mat = [f"{n} ({d['bytes'] / MB:.0f} MB)" for n, d in self.decisions.items() if d["materialized"]]
         lazy = [n for n, d in self.decisions.items() if not d["materialized"]]
-        return (f"materialised: {', '.join(mat) or 'none'}; lazy: {', '.join(lazy) or 'none'} "
-                f"(budget {self.used_bytes / MB:.0f} of {self.total_bytes / MB:.0f} MB used)")
+        return (
+            f"materialised: {', '.join(mat) or 'none'}; lazy: {', '.join(lazy) or 'none'} "
+            f"(budget {self.used_bytes / MB:.0f} of {self.total_bytes / MB:.0f} MB used)"
+        )

@@ -27,7 +27,7 @@ __all__ = ["float32_forward", "guard_cpu_bf16_convolutions", "padding_only_taps"
 
 
 def mixed_precision_of(args) -> str:
-    """"bf16", "fp16" or "no", as the training arguments ask."""
+    """ "bf16", "fp16" or "no", as the training arguments ask."""
     return "bf16" if getattr(args, "bf16", False) else "fp16" if getattr(args, "fp16", False) else "no"
 
 
@@ -56,10 +56,15 @@ def padding_only_taps(conv: nn.Module, spatial: tuple[int, ...]) -> bool:
     """Whether some kernel tap of ``conv`` reads only padding for an input of this spatial size."""
     padding = conv.padding
     if isinstance(padding, str):
-        padding = tuple(d * (k - 1) // 2 for k, d in zip(conv.kernel_size, conv.dilation, strict=False)) if padding == "same" \
+        padding = (
+            tuple(d * (k - 1) // 2 for k, d in zip(conv.kernel_size, conv.dilation, strict=False))
+            if padding == "same"
             else (0,) * len(spatial)
-    return any(_dim_has_padding_only_tap(int(n), k, s, p, d) for n, k, s, p, d in
-               zip(spatial, conv.kernel_size, conv.stride, padding, conv.dilation, strict=False))
+        )
+    return any(
+        _dim_has_padding_only_tap(int(n), k, s, p, d)
+        for n, k, s, p, d in zip(spatial, conv.kernel_size, conv.stride, padding, conv.dilation, strict=False)
+    )
 
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -69,7 +74,7 @@ def _before(module, inputs):
     x = inputs[0]
     if not (torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16):
         return None
-    spatial = tuple(x.shape[-len(module.kernel_size):])
+    spatial = tuple(x.shape[-len(module.kernel_size) :])
     if not padding_only_taps(module, spatial):
         return None
     torch.set_autocast_enabled("cpu", False)  # restored in _after (and by the enclosing autocast's exit)

@@ -25,8 +25,16 @@ import math
 import re
 from typing import Any
 
-__all__ = ["Interval", "check_value", "check_dataclass_ranges", "declared_ranges", "TRAINING_ARGUMENT_RANGES",
-           "check_training_arguments", "SEED_RANGE", "defaults_in_effect"]
+__all__ = [
+    "Interval",
+    "check_value",
+    "check_dataclass_ranges",
+    "declared_ranges",
+    "TRAINING_ARGUMENT_RANGES",
+    "check_training_arguments",
+    "SEED_RANGE",
+    "defaults_in_effect",
+]
 
 _DEFAULTS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("hf_unlearn_defaults_in_effect", default=None)
 
@@ -47,6 +55,7 @@ def _default_for(f: dataclasses.Field, defaults: dict | None) -> Any:
         if f.name in layer:
             return layer[f.name]
     return f.default if f.default is not dataclasses.MISSING else None
+
 
 _INTERVAL = re.compile(r"^\s*([\[(])\s*([-+]?[\w.]+)\s*,\s*([-+]?[\w.]+)\s*([\])])\s*$")
 SEED_RANGE = "[0, 4294967295]"  # numpy's seed limit: transformers.set_seed fails past 2**32 - 1
@@ -84,8 +93,9 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def check_value(name: str, value: Any, interval: str | None, *, default: Any = None, integer: bool = False,
-                flag: bool = True) -> None:
+def check_value(
+    name: str, value: Any, interval: str | None, *, default: Any = None, integer: bool = False, flag: bool = True
+) -> None:
     """Raise a one-line ``ValueError`` when ``value`` is NaN/inf or outside ``interval`` (None: finiteness only)."""
     if value is None or not _is_number(value):
         return
@@ -119,9 +129,11 @@ def check_dataclass_ranges(obj: Any, *, flag: bool = True, defaults: dict | None
         value = getattr(obj, f.name, None)
         default = _default_for(f, defaults)
         # a list setting (e.g. LoTUS' alpha_search) declares the range of each of its elements
-        for item in (value if isinstance(value, (list, tuple)) else [value]):
+        for item in value if isinstance(value, (list, tuple)) else [value]:
             if _is_number(item):
-                check_value(f.name, item, ranges.get(f.name), default=default, integer=isinstance(item, int), flag=flag)
+                check_value(
+                    f.name, item, ranges.get(f.name), default=default, integer=isinstance(item, int), flag=flag
+                )
 
 
 #: ``TrainingArguments`` fields an unlearning run reads, with their meaningful ranges. ``max_steps`` is handled

@@ -49,8 +49,9 @@ class TeacherLogitCache:
             split = trainer.forget_split if flag == FORGET else trainer.retain_split
             positions = trainer.train_dataset.positions(flag)
             if len(positions):
-                logits = trainer.predict_logits(teacher, split.subset(positions.tolist()),
-                                                desc=f"teacher logits {split.name}")
+                logits = trainer.predict_logits(
+                    teacher, split.subset(positions.tolist()), desc=f"teacher logits {split.name}"
+                )
             else:
                 logits = torch.zeros(0, trainer.num_labels, device=trainer.args.device)
             row_of = torch.full((len(split),), -1, dtype=torch.long)
@@ -58,8 +59,14 @@ class TeacherLogitCache:
             entry = self._tables[key] = (teacher, logits, row_of.to(logits.device))
         return entry[1], entry[2]
 
-    def lookup(self, trainer, teacher: nn.Module, flags: torch.Tensor, indices: torch.Tensor,
-               sources: tuple[int, ...] = (FORGET, RETAIN)) -> torch.Tensor:
+    def lookup(
+        self,
+        trainer,
+        teacher: nn.Module,
+        flags: torch.Tensor,
+        indices: torch.Tensor,
+        sources: tuple[int, ...] = (FORGET, RETAIN),
+    ) -> torch.Tensor:
         """Cached logits of ``teacher`` for the rows ``(flags[i], indices[i])`` (all in the mixture).
 
         The tables of every split in ``sources`` are filled on the first call, whatever the batch holds: in a
@@ -69,8 +76,10 @@ class TeacherLogitCache:
         forget = flags.bool()
         present = [f for f, sel in ((FORGET, forget), (RETAIN, ~forget)) if bool(sel.any())]
         if any(f not in tables for f in present):
-            raise ValueError(f"teacher logits were asked for {'forget' if FORGET in present else 'retain'} rows of a "
-                             f"teacher cached for sources {sources} only.")
+            raise ValueError(
+                f"teacher logits were asked for {'forget' if FORGET in present else 'retain'} rows of a "
+                f"teacher cached for sources {sources} only."
+            )
         if not present:
             logits = tables[sources[0]][0]
             return logits.new_empty((0, logits.shape[-1]))
@@ -102,8 +111,15 @@ class TeacherLogitsMixin:
         """Teacher logits are cached only when every epoch feeds the teacher the same pixels."""
         return bool(self.transform_is_deterministic)
 
-    def teacher_logits(self, teacher: nn.Module, inputs: dict, rows: torch.Tensor | None = None, *,
-                       cache: bool = True, sources: tuple[int, ...] = (FORGET, RETAIN)) -> torch.Tensor:
+    def teacher_logits(
+        self,
+        teacher: nn.Module,
+        inputs: dict,
+        rows: torch.Tensor | None = None,
+        *,
+        cache: bool = True,
+        sources: tuple[int, ...] = (FORGET, RETAIN),
+    ) -> torch.Tensor:
         """Float logits of the frozen, eval-mode ``teacher`` on the batch ``inputs`` (only the rows where the
         boolean mask ``rows`` is true, when given), without gradients.
 

@@ -146,8 +146,9 @@ class UnlearningTrainer(EvaluationMixin, SaveMixin, TeacherLogitsMixin, Trainer)
 
         self.method.validate(self)
         spec = self.method.mixture(self)
-        train_dataset = MixtureDataset(self.forget_split if spec.include_forget else None, self.retain_split,
-                                       spec.retain_indices)
+        train_dataset = MixtureDataset(
+            self.forget_split if spec.include_forget else None, self.retain_split, spec.retain_indices
+        )
         self._check_some_steps(train_dataset)
         super().__init__(
             model=model,
@@ -194,16 +195,22 @@ class UnlearningTrainer(EvaluationMixin, SaveMixin, TeacherLogitsMixin, Trainer)
             return
         args = self.args
         if len(mixture) == 0:
-            raise ValueError(f"method '{self.method.name}' has an empty training mixture: no optimiser step would run; "
-                             "check the method's retain/forget settings.")
+            raise ValueError(
+                f"method '{self.method.name}' has an empty training mixture: no optimiser step would run; "
+                "check the method's retain/forget settings."
+            )
         if args.max_steps == 0 or (args.max_steps < 0 and not args.num_train_epochs > 0):
-            raise ValueError("no optimiser step would run (max_steps/num_train_epochs); pass --num_train_epochs > 0 "
-                             "or --max_steps >= 1.")
+            raise ValueError(
+                "no optimiser step would run (max_steps/num_train_epochs); pass --num_train_epochs > 0 "
+                "or --max_steps >= 1."
+            )
         per_step = args.per_device_train_batch_size * max(1, args.world_size)
         if args.dataloader_drop_last and len(mixture) < per_step:
-            raise ValueError(f"--dataloader_drop_last with {len(mixture)} training rows and batches of {per_step} "
-                             "drops every batch: no optimiser step would run; lower --per_device_train_batch_size "
-                             "or drop --dataloader_drop_last.")
+            raise ValueError(
+                f"--dataloader_drop_last with {len(mixture)} training rows and batches of {per_step} "
+                "drops every batch: no optimiser step would run; lower --per_device_train_batch_size "
+                "or drop --dataloader_drop_last."
+            )
 
     # ---- helpers for methods ------------------------------------------------------------------------------
     @staticmethod
@@ -230,10 +237,14 @@ class UnlearningTrainer(EvaluationMixin, SaveMixin, TeacherLogitsMixin, Trainer)
         key = (getattr(dataset, "_fingerprint", None) or id(dataset), name)
         if key not in self._split_cache:
             self._split_cache[key] = to_image_split(
-                dataset, self.image_transform, label_column=self.args.label_column_name,
-                deterministic=self.transform_is_deterministic and self.args.materialize_data, name=name,
+                dataset,
+                self.image_transform,
+                label_column=self.args.label_column_name,
+                deterministic=self.transform_is_deterministic and self.args.materialize_data,
+                name=name,
                 budget=self.materialization_budget,
-                progress=not self.args.disable_tqdm and self.args.process_index == 0)
+                progress=not self.args.disable_tqdm and self.args.process_index == 0,
+            )
         return self._split_cache[key]
 
     # ---- run record, model card, Hub -------------------------------------------------------------------
@@ -248,19 +259,32 @@ class UnlearningTrainer(EvaluationMixin, SaveMixin, TeacherLogitsMixin, Trainer)
         render = hooks.card_renderer()
         return render(self.run_record(metrics)) if render is not None else None
 
-    def push_to_hub(self, commit_message: str | None = None, blocking: bool = True, token: str | None = None,
-                    revision: str | None = None, **kwargs):
+    def push_to_hub(
+        self,
+        commit_message: str | None = None,
+        blocking: bool = True,
+        token: str | None = None,
+        revision: str | None = None,
+        **kwargs,
+    ):
         """Push ``output_dir`` with the registered publisher (:func:`hf_unlearn.publishing.hub.push_unlearned_to_hub`): one
         commit, our card, and never ``removed_ids.json`` (the stock ``Trainer.push_to_hub`` would upload it)."""
         if not self.is_world_process_zero():
             return None
         publish = hooks.publisher()
         if publish is None:
-            raise RuntimeError("no Hub publisher is registered (hf_unlearn.training.hooks.register_publisher); import hf_unlearn "
-                               "to register hf_unlearn.publishing.hub.push_unlearned_to_hub.")
-        return publish(self.args.output_dir, self.hub_model_id or self.args.hub_model_id,
-                       private=bool(self.args.hub_private_repo), token=token or self.args.hub_token,
-                       revision=revision or getattr(self.args, "hub_revision", None), commit_message=commit_message)
+            raise RuntimeError(
+                "no Hub publisher is registered (hf_unlearn.training.hooks.register_publisher); import hf_unlearn "
+                "to register hf_unlearn.publishing.hub.push_unlearned_to_hub."
+            )
+        return publish(
+            self.args.output_dir,
+            self.hub_model_id or self.args.hub_model_id,
+            private=bool(self.args.hub_private_repo),
+            token=token or self.args.hub_token,
+            revision=revision or getattr(self.args, "hub_revision", None),
+            commit_message=commit_message,
+        )
 
     def create_model_card(self, *args, **kwargs) -> None:
         """Replaces the Trainer's generic card (used by ``push_to_hub``) with the unlearning card."""
@@ -349,18 +373,30 @@ class UnlearningTrainer(EvaluationMixin, SaveMixin, TeacherLogitsMixin, Trainer)
         if self.args.should_save:
             os.makedirs(folder, exist_ok=True)
             self._write_card(folder)
-            method_state.write_method_state(folder, {
-                "method": self.method.name, "config": self.method.hyperparameters(),
-                "finished": bool(getattr(self.method, "finished", False)), "state": self.method.state_dict(),
-                "epochs_ended": self._epochs_ended, "removal_identity": method_state.removal_identity(self.removal_record),
-                "training": method_state.training_identity(self.args)})
-            rotate_checkpoints(output_dir=run_dir, save_total_limit=limit,
-                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+            method_state.write_method_state(
+                folder,
+                {
+                    "method": self.method.name,
+                    "config": self.method.hyperparameters(),
+                    "finished": bool(getattr(self.method, "finished", False)),
+                    "state": self.method.state_dict(),
+                    "epochs_ended": self._epochs_ended,
+                    "removal_identity": method_state.removal_identity(self.removal_record),
+                    "training": method_state.training_identity(self.args),
+                },
+            )
+            rotate_checkpoints(
+                output_dir=run_dir,
+                save_total_limit=limit,
+                best_model_checkpoint=self.state.best_model_checkpoint,
+                use_mtime=True,
+            )
 
     def _load_method_state(self, checkpoint: str) -> None:
         saved = method_state.read_method_state(checkpoint, self.method.name)
-        method_state.check_resume_matches(checkpoint, saved, config=self.method.hyperparameters(), record=self.removal_record,
-                             args=self.args)
+        method_state.check_resume_matches(
+            checkpoint, saved, config=self.method.hyperparameters(), record=self.removal_record, args=self.args
+        )
         self.method.finished = saved.get("finished", False)
         self.method.load_state_dict(saved["state"])
         self._epochs_ended = int(saved.get("epochs_ended", 0))

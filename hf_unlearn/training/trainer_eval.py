@@ -43,12 +43,18 @@ class EvaluationMixin:
         """A tqdm bar for a pass over ``total`` rows (main process only; off with ``disable_tqdm``)."""
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, desc=desc, unit="img", leave=False,
-                    disable=bool(self.args.disable_tqdm) or self.args.process_index != 0)
+        return tqdm(
+            total=total,
+            desc=desc,
+            unit="img",
+            leave=False,
+            disable=bool(self.args.disable_tqdm) or self.args.process_index != 0,
+        )
 
     @torch.inference_mode()
-    def predict_logits(self, model: nn.Module, split: ImageSplit, batch_size: int | None = None,
-                       desc: str | None = None) -> torch.Tensor:
+    def predict_logits(
+        self, model: nn.Module, split: ImageSplit, batch_size: int | None = None, desc: str | None = None
+    ) -> torch.Tensor:
         """Logits of ``model`` on every row of ``split``, in order, in eval mode.
 
         In a multi-process run each process scores a contiguous shard and the shards are gathered, so every
@@ -90,8 +96,17 @@ class EvaluationMixin:
         return stats.correct / stats.rows
 
     @torch.inference_mode()
-    def summarize(self, model: nn.Module, split: ImageSplit, name: str | None = None, *, batch_size: int | None = None,
-                  keep_logits: bool = False, features: bool = True, class_sums: bool | None = None):
+    def summarize(
+        self,
+        model: nn.Module,
+        split: ImageSplit,
+        name: str | None = None,
+        *,
+        batch_size: int | None = None,
+        keep_logits: bool = False,
+        features: bool = True,
+        class_sums: bool | None = None,
+    ):
         """Stream ``model`` over ``split`` into a :class:`~hf_unlearn.evaluation.streaming.SplitStats`: correct count,
         per-row MIA features, per-class probability sums (forget / test splits) and, with ``keep_logits``, the
         logits. Memory: a few floats per row plus C x C, never N x C (unless ``keep_logits``). Sharded across
@@ -112,14 +127,15 @@ class EvaluationMixin:
             kept = self._kept_pass(model, split, features=features, class_sums=class_sums, keep_logits=keep_logits)
             if kept is not None:
                 return kept
-        stats = SplitStats(self.num_labels, class_sums=class_sums,
-                           keep_logits=keep_logits, features=features)
+        stats = SplitStats(self.num_labels, class_sums=class_sums, keep_logits=keep_logits, features=features)
         was_training = model.training
         model.eval()
         device = self.args.device
         try:
             with self.autocast_smart_context_manager(), self._progress(hi - lo, f"evaluating {name}") as bar:
-                for _, pixels, labels in split_batches(split, batch_size, range(lo, hi), self.args.dataloader_num_workers):
+                for _, pixels, labels in split_batches(
+                    split, batch_size, range(lo, hi), self.args.dataloader_num_workers
+                ):
                     stats.update(self.logits(model, pixels.to(device, non_blocking=True)).float(), labels)
                     bar.update(len(labels))
         finally:
@@ -133,8 +149,13 @@ class EvaluationMixin:
         """A pass of the frozen ``model`` over ``split`` already made that holds everything asked: e.g. LoTUS's
         calibration accuracy is read from the original's validation pass (the same split) instead of a second one."""
         for kept_model, kept_split, stats in self.__dict__.get("_kept_passes", []):
-            if (kept_model is model and kept_split is split and (stats.with_features or not features)
-                    and (stats.class_sums is not None or not class_sums) and (stats.logits is not None or not keep_logits)):
+            if (
+                kept_model is model
+                and kept_split is split
+                and (stats.with_features or not features)
+                and (stats.class_sums is not None or not class_sums)
+                and (stats.logits is not None or not keep_logits)
+            ):
                 return stats
         return None
 
@@ -147,8 +168,9 @@ class EvaluationMixin:
         same = self._split_cache.get((key, "calibration"))
         return same if same is not None else self.as_split(validation_dataset, "validation")
 
-    def predictions(self, model: nn.Module, test_dataset=None, validation_dataset=None, *,
-                    keep_forget_logits: bool | None = None):
+    def predictions(
+        self, model: nn.Module, test_dataset=None, validation_dataset=None, *, keep_forget_logits: bool | None = None
+    ):
         """What the metrics need of ``model`` on the forget, retain, test and validation splits, each streamed once.
 
         Returns :class:`~hf_unlearn.evaluation.streaming.StreamingPredictions` (per-row floats and per-class sums, no N x C
@@ -161,12 +183,18 @@ class EvaluationMixin:
         if keep_forget_logits is None:
             keep_forget_logits = len(self.forget_split) * self.num_labels * 4 <= KEEP_FORGET_LOGITS_MAX_BYTES
 
-        splits = {"forget": self.forget_split, "retain": self.retain_split,
-                  "test": self.as_split(test_dataset, "test"), "validation": self._validation_split(validation_dataset)}
+        splits = {
+            "forget": self.forget_split,
+            "retain": self.retain_split,
+            "test": self.as_split(test_dataset, "test"),
+            "validation": self._validation_split(validation_dataset),
+        }
         out = StreamingPredictions()
         for name, split in splits.items():
             if split is not None:
-                out.stats[name] = self.summarize(model, split, name, keep_logits=keep_forget_logits and name == "forget")
+                out.stats[name] = self.summarize(
+                    model, split, name, keep_logits=keep_forget_logits and name == "forget"
+                )
         return out
 
     def evaluate_unlearning(
@@ -196,15 +224,21 @@ class EvaluationMixin:
         def preds(m):
             if isinstance(m, (ModelPredictions, StreamingPredictions)):
                 return m
-            return self.predictions(m, test_dataset, validation_dataset, keep_forget_logits=True if gold is not None else None)
+            return self.predictions(
+                m, test_dataset, validation_dataset, keep_forget_logits=True if gold is not None else None
+            )
 
         unlearned_p, original_p = preds(self.model), preds(original)
         gold_p = preds(gold) if gold is not None else None
-        results = {"unlearned": unlearning_metrics(unlearned_p, original_p, gold_p, variant=variant),
-                   "original": unlearning_metrics(original_p, original_p, gold_p, variant=variant)}
+        results = {
+            "unlearned": unlearning_metrics(unlearned_p, original_p, gold_p, variant=variant),
+            "original": unlearning_metrics(original_p, original_p, gold_p, variant=variant),
+        }
         # The retrain-free verdict: each Avg Gap term's target estimated from the original on held-out data
         # (hf_unlearn.evaluation.metrics.RETRAIN_FREE_RULE); an estimate, shown next to the true Avg Gap when there is a gold.
-        if {"forget", "retain"} <= set(_splits_of(unlearned_p)) and {"test", "validation"} & set(_splits_of(unlearned_p)):
+        if {"forget", "retain"} <= set(_splits_of(unlearned_p)) and {"test", "validation"} & set(
+            _splits_of(unlearned_p)
+        ):
             estimate = retrain_free_estimate(unlearned_p, original_p)
             results["retrain_free"] = estimate
             results["unlearned"]["avg_gap_estimate"] = estimate["avg_gap_estimate"]

@@ -20,8 +20,10 @@ class SaveMixin:
         Keywords: ``original_model``, ``dataset_id``, ``chain`` (see :func:`hf_unlearn.publishing.saving.save_unlearned`)."""
         writer = hooks.output_writer()
         if writer is None:
-            raise RuntimeError("no output writer is registered (hf_unlearn.training.hooks.register_output_writer); import "
-                               "hf_unlearn to register hf_unlearn.publishing.saving.save_unlearned.")
+            raise RuntimeError(
+                "no output writer is registered (hf_unlearn.training.hooks.register_output_writer); import "
+                "hf_unlearn to register hf_unlearn.publishing.saving.save_unlearned."
+            )
         if not self.is_world_process_zero():
             return output_dir  # one process writes the output (the weights are the same on every rank)
         return writer(self, output_dir, selection, metrics, **kwargs)

@@ -218,7 +218,9 @@ def heldout_member_rate(member_feature, nonmember_feature, folds=HELDOUT_FOLDS):
     called_member = 0
     for k in range(folds):
         fit_x = np.concatenate([members, nonmembers[fold_of != k]])
-        fit_y = np.concatenate([np.ones(len(members), dtype=np.int64), np.zeros(int((fold_of != k).sum()), dtype=np.int64)])
+        fit_y = np.concatenate(
+            [np.ones(len(members), dtype=np.int64), np.zeros(int((fold_of != k).sum()), dtype=np.int64)]
+        )
         called_member += int((_attacker().fit(fit_x, fit_y).predict(nonmembers[fold_of == k]) == 1).sum())
     return called_member / len(nonmembers)
 
@@ -253,18 +255,19 @@ class Mia(evaluate.Metric):
                 "https://arxiv.org/abs/2308.07707",
                 "https://arxiv.org/abs/2205.08096",
             ],
-            codebase_urls=["https://github.com/cspartalis/LoTUS", "https://github.com/if-loops/selective-synaptic-dampening"],
+            codebase_urls=[
+                "https://github.com/cspartalis/LoTUS",
+                "https://github.com/if-loops/selective-synaptic-dampening",
+            ],
         )
 
     def add_batch(self, *, predictions=None, references=None, **kwargs):
-        """Add a batch of rows (labels are checked first: integer class ids only).
-"""
+        """Add a batch of rows (labels are checked first: integer class ids only)."""
         _check_labels(references)  # before a bad label is cast and buffered
         return super().add_batch(predictions=predictions, references=references, **kwargs)
 
     def add(self, *, prediction=None, reference=None, **kwargs):
-        """Add one row (its label is checked first: an integer class id only).
-"""
+        """Add one row (its label is checked first: an integer class id only)."""
         _check_labels([reference])
         return super().add(prediction=prediction, reference=reference, **kwargs)
 
@@ -322,7 +325,9 @@ class Mia(evaluate.Metric):
         feature = _attack_feature(probs, log_probs, labels, attack)[:, None]
         is_nonmember = is_test | is_val
         train_x = np.concatenate([feature[is_retain], feature[is_nonmember]])
-        train_y = np.concatenate([np.ones(is_retain.sum(), dtype=np.int64), np.zeros(is_nonmember.sum(), dtype=np.int64)])
+        train_y = np.concatenate(
+            [np.ones(is_retain.sum(), dtype=np.int64), np.zeros(is_nonmember.sum(), dtype=np.int64)]
+        )
         attacker = _attacker().fit(train_x, train_y)
 
         mia = float(np.mean(attacker.predict(feature[is_forget]) == 1))
@@ -337,10 +342,17 @@ class Mia(evaluate.Metric):
         auc = float(roc_auc_score(auc_labels, auc_scores))
 
         # nan with a single held-out row: nothing would be left to fit on while it is scored
-        heldout = (float(heldout_member_rate(feature[is_retain], feature[is_nonmember]))
-                   if is_nonmember.sum() >= 2 else float("nan"))
-        result = {"mia": mia, "auc": auc, "attack_balanced_accuracy": float(balanced_accuracy),
-                  "heldout_member_rate": heldout}
+        heldout = (
+            float(heldout_member_rate(feature[is_retain], feature[is_nonmember]))
+            if is_nonmember.sum() >= 2
+            else float("nan")
+        )
+        result = {
+            "mia": mia,
+            "auc": auc,
+            "attack_balanced_accuracy": float(balanced_accuracy),
+            "heldout_member_rate": heldout,
+        }
         if round_to is not None:
             result = {key: round(value, int(round_to)) for key, value in result.items()}
         return result

@@ -215,14 +215,12 @@ class RfJsd(evaluate.Metric):
         )
 
     def add_batch(self, *, predictions=None, references=None, **kwargs):
-        """Add a batch of rows (labels are checked first: integer class ids only).
-"""
+        """Add a batch of rows (labels are checked first: integer class ids only)."""
         _check_labels(references)  # before a bad label is cast and buffered
         return super().add_batch(predictions=predictions, references=references, **kwargs)
 
     def add(self, *, prediction=None, reference=None, **kwargs):
-        """Add one row (its label is checked first: an integer class id only).
-"""
+        """Add one row (its label is checked first: an integer class id only)."""
         _check_labels([reference])
         return super().add(prediction=prediction, reference=reference, **kwargs)
 
@@ -250,7 +248,9 @@ class RfJsd(evaluate.Metric):
             self._deferred_error = error
             return None
 
-    def _checked_compute(self, predictions, references, subset, variant="standard", input_type="logits", round_to=None):
+    def _checked_compute(
+        self, predictions, references, subset, variant="standard", input_type="logits", round_to=None
+    ):
         if variant not in _VARIANTS:
             raise ValueError(f"Unknown variant {variant!r}: use one of {list(_VARIANTS)}.")
         matrix = _as_matrix(predictions, "predictions")
