@@ -110,3 +110,76 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# ---- the CLI as a test drives it: one runner and one "no work started" guard, shared by every bad-input table ----
+def run_cli(argv, capsys, code: int, expected: str | None = None) -> str:
+    """Run ``hf-unlearn unlearn`` in process; assert the exit code, exactly one ``error:`` line (containing
+    ``expected``) for a non-zero code, none for 0, and no traceback. Returns the error line ("" on success)."""
+    from hf_unlearn.cli.main import run_unlearning
+
+    capsys.readouterr()
+    got = run_unlearning([str(a) for a in argv])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert got == code, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    if code:
+        assert len(lines) == 1, err[-3000:]
+        if expected is not None:
+            assert expected in lines[0], lines[0]
+        return lines[0]
+    assert not lines, err[-3000:]
+    return ""
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Up-front refusals: neither the original's evaluation nor a training step may run."""
+    from hf_unlearn.training.trainer import UnlearningTrainer
+
+    def forbidden(*a, **k):
+        raise AssertionError("work started before the input was rejected")
+
+    monkeypatch.setattr(UnlearningTrainer, "training_step", forbidden)
+    monkeypatch.setattr(UnlearningTrainer, "predictions", forbidden)
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Refusals that may read data first (a lazy split is read batch by batch) but must not train a step."""
+    from hf_unlearn.training.trainer import UnlearningTrainer
+
+    def refuse(*a, **k):
+        raise AssertionError("a training step ran before the input was rejected")
+
+    monkeypatch.setattr(UnlearningTrainer, "training_step", refuse)
+
+
+#: The files of a finished ``hf-unlearn unlearn`` output directory (docs/FORMATS.md).
+OUTPUT_FILES = frozenset(
+    {
+        "README.md",
+        "config.json",
+        "metrics.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "removal_record.json",
+        "removed_ids.json",
+        "unlearning_config.json",
+        "ledger.json",
+    }
+)
+
+
+def sha256_tree(path) -> dict[str, str]:
+    """Relative path -> SHA-256 of every file under ``path`` (the listing and the content at once)."""
+    import hashlib
+
+    out = {}
+    for root, _, files in os.walk(path):
+        for name in files:
+            full = os.path.join(root, name)
+            with open(full, "rb") as f:
+                out[os.path.relpath(full, path)] = hashlib.sha256(f.read()).hexdigest()
+    return out

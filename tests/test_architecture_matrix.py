@@ -22,7 +22,7 @@ import os
 
 import pytest
 import torch
-from test_trust_fs import cli, no_work  # noqa: F401  (no_work: a fixture; neither evaluation nor a step may run)
+from conftest import run_cli
 
 from hf_unlearn.benchmark.architecture_matrix import (
     CASES,
@@ -324,7 +324,7 @@ def cli_data(tmp_path_factory):
 
 
 def test_cli_unlearns_a_levit_with_del(cli_data, tmp_path, capsys):
-    cli(
+    run_cli(
         [
             "--method",
             "del",
@@ -351,7 +351,7 @@ def test_cli_unlearns_a_levit_with_del(cli_data, tmp_path, capsys):
 
 
 def test_cli_refuses_imagegpt_in_one_line_before_any_work(cli_data, tmp_path, capsys, no_work):
-    line = cli(
+    line = run_cli(
         [
             "--method",
             "lotus",

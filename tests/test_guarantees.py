@@ -6,7 +6,6 @@ optimiser steps, so the whole file stays small on 2 CPU cores.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -14,20 +13,11 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from conftest import OUTPUT_FILES, run_cli, sha256_tree
 
 from hf_unlearn.cli.main import run_unlearning
 
 FAST = ["--use_cpu", "--disable_tqdm", "true", "--seed", "0", "--per_device_eval_batch_size", "512"]
-
-
-def sha256_tree(path) -> dict[str, str]:
-    out = {}
-    for root, _, files in os.walk(path):
-        for name in files:
-            full = os.path.join(root, name)
-            with open(full, "rb") as f:
-                out[os.path.relpath(full, path)] = hashlib.sha256(f.read()).hexdigest()
-    return out
 
 
 def weights(path) -> dict[str, torch.Tensor]:
@@ -91,19 +81,7 @@ def test_seed_versions_effective_batch_recorded(two_runs):
     meta = yaml.safe_load(text.split("---")[1])["unlearning"]
     assert meta["seed"] == 0 and meta["effective_batch_size"] == 64
     assert meta["library_versions"]["torch"] == run["library_versions"]["torch"]
-    assert sorted(os.listdir(out)) == sorted(
-        [
-            "README.md",
-            "config.json",
-            "metrics.json",
-            "model.safetensors",
-            "preprocessor_config.json",
-            "removal_record.json",
-            "removed_ids.json",
-            "unlearning_config.json",
-            "ledger.json",
-        ]
-    )
+    assert sorted(os.listdir(out)) == sorted(OUTPUT_FILES)
 
 
 # ---- a run that fails half-way leaves nothing presented as finished --------------------------------------------
@@ -300,14 +278,8 @@ MATRIX = [
 
 @pytest.mark.parametrize("fragment, expected", [row[1:] for row in MATRIX], ids=[row[0] for row in MATRIX])
 def test_bad_input_one_line_exit_2_no_files(
-    bad_inputs, original_path, tmp_path, capsys, monkeypatch, fragment, expected
+    bad_inputs, original_path, tmp_path, capsys, no_training, fragment, expected
 ):
-    from hf_unlearn.training.trainer import UnlearningTrainer
-
-    def no_training(*a, **k):
-        raise AssertionError("a training step ran before the input was rejected")
-
-    monkeypatch.setattr(UnlearningTrainer, "training_step", no_training)
     argv = [a.format(root=bad_inputs, model=original_path) for a in fragment]
     out = tmp_path / "out"
     if "--output_dir" not in argv:
@@ -316,12 +288,7 @@ def test_bad_input_one_line_exit_2_no_files(
         argv += ["--dataset_name", str(bad_inputs / "digits")]
     full_before = sha256_tree(bad_inputs / "full")
     models_before = sha256_tree(original_path)
-    capsys.readouterr()
-    code = run_unlearning(argv + FAST)
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert code == 2, err[-2000:]
-    assert len(lines) == 1 and expected in lines[0], err[-2000:]
+    run_cli(argv + FAST, capsys, 2, expected)
     assert not out.exists()
     assert sha256_tree(bad_inputs / "full") == full_before
     assert sha256_tree(original_path) == models_before

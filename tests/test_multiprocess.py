@@ -9,19 +9,11 @@ import socket
 import subprocess
 import sys
 
+from conftest import OUTPUT_FILES
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-EXPECTED_FILES = {
-    "README.md",
-    "config.json",
-    "metrics.json",
-    "model.safetensors",
-    "preprocessor_config.json",
-    "removal_record.json",
-    "removed_ids.json",
-    "unlearning_config.json",
-    "ledger.json",
-}
+EXPECTED_FILES = OUTPUT_FILES
 
 
 def free_port() -> int:

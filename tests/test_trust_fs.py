@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -20,51 +19,13 @@ import sys
 
 import pytest
 import torch
+from conftest import run_cli
+from conftest import sha256_tree as tree
 
 from hf_unlearn.cli.main import run_unlearning
 
 FAST = ["--use_cpu", "--disable_tqdm", "true", "--per_device_eval_batch_size", "512"]
 TINY = ["--default_arch", "resnet", "--max_steps", "1", "--per_device_train_batch_size", "64", *FAST]
-
-
-def tree(path) -> dict[str, str]:
-    """Relative path -> SHA-256 of every file under ``path`` (the listing and the content at once)."""
-    out = {}
-    for root, _, files in os.walk(path):
-        for name in files:
-            full = os.path.join(root, name)
-            with open(full, "rb") as f:
-                out[os.path.relpath(full, path)] = hashlib.sha256(f.read()).hexdigest()
-    return out
-
-
-def cli(argv, capsys, code: int, expected: str | None = None) -> str:
-    """Run the CLI; assert the exit code, one ``error:`` line (containing ``expected``) and no traceback."""
-    capsys.readouterr()
-    got = run_unlearning([str(a) for a in argv])
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert got == code, err[-3000:]
-    assert "Traceback" not in err, err[-3000:]
-    if code:
-        assert len(lines) == 1, err[-3000:]
-        if expected is not None:
-            assert expected in lines[0], lines[0]
-        return lines[0]
-    assert not lines, err[-3000:]
-    return ""
-
-
-@pytest.fixture
-def no_work(monkeypatch):
-    """Up-front refusals: neither the original's evaluation nor a training step may run."""
-    from hf_unlearn.training.trainer import UnlearningTrainer
-
-    def forbidden(*a, **k):
-        raise AssertionError("work started before the input was rejected")
-
-    monkeypatch.setattr(UnlearningTrainer, "training_step", forbidden)
-    monkeypatch.setattr(UnlearningTrainer, "predictions", forbidden)
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +132,9 @@ def test_output_dir_aliasing_the_original_is_refused(inputs, tmp_path, capsys, n
     shutil.copytree(inputs / "model", model)
     before = tree(model)
     fragment = setup(tmp_path, model)
-    cli(["--model_name_or_path", model, "--dataset_name", inputs / "digits", *fragment, *FAST], capsys, 2, expected)
+    run_cli(
+        ["--model_name_or_path", model, "--dataset_name", inputs / "digits", *fragment, *FAST], capsys, 2, expected
+    )
     assert tree(model) == before
 
 
@@ -221,7 +184,9 @@ def test_protected_directories_are_never_an_output(inputs, original_path, capsys
     watched = {p: tree(p) for p in (cache_dir(), inputs / "digits", inputs / "model")}
     out = target(inputs, original_path)
     argv = [a.format(root=inputs, model=inputs / "model") for a in fragment]
-    cli([*argv, "--output_dir", out, "--overwrite_output_dir", "--default_arch", "resnet", *FAST], capsys, 2, expected)
+    run_cli(
+        [*argv, "--output_dir", out, "--overwrite_output_dir", "--default_arch", "resnet", *FAST], capsys, 2, expected
+    )
     assert {p: tree(p) for p in watched} == watched
 
 
@@ -231,7 +196,7 @@ def test_cli_run_writes_nothing_into_the_dataset_directory(inputs, tmp_path, cap
     shutil.copytree(inputs / "digits", data)
     before = tree(data)
     out = tmp_path / "out"
-    cli(
+    run_cli(
         [
             "--model_name_or_path",
             inputs / "model",
@@ -286,7 +251,9 @@ def _training_flag_cases():
 @pytest.mark.parametrize("flag, value", _training_flag_cases(), ids=lambda x: str(x))
 def test_every_numeric_training_flag_is_range_checked(tmp_path, capsys, no_work, flag, value):
     out = tmp_path / "out"
-    line = cli([*FAST, f"--{flag}", value, "--output_dir", out, "--default_arch", "resnet"], capsys, 2)  # last wins
+    line = run_cli(
+        [*FAST, f"--{flag}", value, "--output_dir", out, "--default_arch", "resnet"], capsys, 2
+    )  # last wins
     assert flag in line
     assert not out.exists()
 
@@ -314,7 +281,7 @@ def _method_field_cases():
 @pytest.mark.parametrize("method, field, value", _method_field_cases(), ids=lambda x: str(x))
 def test_every_numeric_method_setting_is_range_checked(tmp_path, capsys, no_work, method, field, value):
     out = tmp_path / "out"
-    line = cli(
+    line = run_cli(
         ["--method", method, f"--{field}", value, "--output_dir", out, "--default_arch", "resnet", *FAST], capsys, 2
     )
     assert field in line
@@ -361,7 +328,7 @@ def test_python_users_get_the_same_checks(make_trainer):
 
 def test_batches_that_are_all_dropped_are_refused(tmp_path, capsys, no_work):
     out = tmp_path / "out"
-    cli(
+    run_cli(
         [
             "--method",
             "finetune",
@@ -452,7 +419,7 @@ def test_resume_must_continue_the_same_run(inputs, checkpoint, tmp_path, capsys,
     ckpt = _corrupt_copy(checkpoint, tmp_path, corrupt) if corrupt else checkpoint
     out = tmp_path / "out"
     argv = [a.format(root=inputs, model=inputs / "model") for a in fragment]
-    line = cli(
+    line = run_cli(
         [
             "--default_arch",
             "resnet",
@@ -523,7 +490,7 @@ def test_inputs_checked_before_any_work(inputs, tmp_path, capsys, no_work, fragm
     if "--model_name_or_path" in argv and "--dataset_name" not in argv:
         argv += ["--dataset_name", str(inputs / "digits")]
     before = tree(inputs)
-    cli(argv + ["--default_arch", "resnet", *FAST], capsys, 2, expected)
+    run_cli(argv + ["--default_arch", "resnet", *FAST], capsys, 2, expected)
     assert not out.exists() and tree(inputs) == before
 
 
@@ -534,7 +501,7 @@ def test_read_only_output_location_is_refused(tmp_path, capsys, no_work, monkeyp
         raise PermissionError(errno.EACCES, "Permission denied")
 
     monkeypatch.setattr(tempfile, "mkstemp", read_only)
-    cli(["--output_dir", tmp_path / "out", "--default_arch", "resnet", *FAST], capsys, 2, "is not writable")
+    run_cli(["--output_dir", tmp_path / "out", "--default_arch", "resnet", *FAST], capsys, 2, "is not writable")
     assert not (tmp_path / "out").exists()
 
 
@@ -558,7 +525,7 @@ def test_disk_full_at_the_final_save_keeps_the_earlier_output(finished, tmp_path
     shutil.copytree(finished, out)
     before = tree(out)
     monkeypatch.setattr(hf_unlearn.modeling.classifiers, "save_classifier", _disk_full)
-    line = cli(
+    line = run_cli(
         [*TINY, "--method", "finetune", "--output_dir", out, "--overwrite_output_dir"],
         capsys,
         1,
@@ -578,7 +545,7 @@ def test_disk_full_at_a_checkpoint_leaves_nothing_finished(tmp_path, capsys, mon
 
     monkeypatch.setattr(torch, "save", save)
     out = tmp_path / "out"
-    cli(
+    run_cli(
         [*TINY, "--method", "finetune", "--save_strategy", "steps", "--save_steps", "1", "--output_dir", out],
         capsys,
         1,
@@ -608,7 +575,7 @@ def test_failures_are_one_line_and_leave_nothing(tmp_path, capsys, monkeypatch, 
 
     monkeypatch.setattr(UnlearningTrainer, "train", fail)
     out = tmp_path / "out"
-    line = cli([*TINY, "--output_dir", out], capsys, code)
+    line = run_cli([*TINY, "--output_dir", out], capsys, code)
     assert line.startswith(expected), line
     assert not out.exists()  # created for the run (its lock), removed again: nothing looks finished
     monkeypatch.setenv("HF_UNLEARN_DEBUG", "1")
@@ -630,7 +597,7 @@ def test_interrupt_during_the_final_save_keeps_the_earlier_output(finished, tmp_
         return real_json(path, obj)
 
     monkeypatch.setattr(hf_unlearn.publishing.output, "_json", interrupt_at_metrics)
-    cli([*TINY, "--method", "finetune", "--output_dir", out, "--overwrite_output_dir"], capsys, 130, "interrupted")
+    run_cli([*TINY, "--method", "finetune", "--output_dir", out, "--overwrite_output_dir"], capsys, 130, "interrupted")
     assert tree(out) == before
 
 
@@ -652,7 +619,7 @@ def test_a_held_lock_refuses_the_second_run(tmp_path, capsys, no_work, holder):
         else:
             _write_lock(out, 1, host="another-host.example")
         before = tree(out)
-        cli(
+        run_cli(
             ["--output_dir", out, "--default_arch", "resnet", *FAST],
             capsys,
             2,
@@ -678,7 +645,7 @@ def test_a_stale_lock_is_replaced_and_removed(tmp_path, capsys, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(UnlearningTrainer, "train", observe)
-    cli([*TINY, "--output_dir", out], capsys, 130)
+    run_cli([*TINY, "--output_dir", out], capsys, 130)
     assert seen["lock"]["pid"] == os.getpid() and seen["lock"]["hostname"] == socket.gethostname()
     assert os.listdir(out) == []  # released on the way out, also on Ctrl-C
 
@@ -705,7 +672,7 @@ def test_two_runs_at_once_the_second_is_refused(tmp_path, capsys, monkeypatch):
         return real_train(self, *a, **k)
 
     monkeypatch.setattr(UnlearningTrainer, "train", start_second_run_meanwhile)
-    cli([*TINY, "--output_dir", out], capsys, 0)
+    run_cli([*TINY, "--output_dir", out], capsys, 0)
     assert second["code"] == 2 and "Traceback" not in second["err"], second
     lines = [line for line in second["err"].splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and f"another run is writing to --output_dir {out} (pid {os.getpid()}" in lines[0], lines

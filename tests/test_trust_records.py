@@ -18,7 +18,8 @@ from hf_unlearn.cli.main import run_unlearning
 FAST = ["--use_cpu", "--disable_tqdm", "true", "--per_device_eval_batch_size", "512"]
 
 
-from test_trust_fs import cli, no_work, tree  # noqa: E402,F401 - the CLI runner, no_work fixture, tree snapshot
+from conftest import run_cli  # noqa: E402  (the shared CLI runner; no_work is a conftest fixture)
+from conftest import sha256_tree as tree  # noqa: E402
 
 # ---- 2. a resume with another training setting is refused --------------------------------------------------------
 RUN = ["--default_arch", "resnet", "--max_steps", "1", *FAST]
@@ -58,7 +59,7 @@ SETTINGS = [
 def test_resume_refuses_every_other_training_setting(checkpoint, tmp_path, capsys, no_work, flag, value, old, new):
     before = tree(checkpoint.parent)
     out = tmp_path / "out"
-    line = cli(
+    line = run_cli(
         [*RUN, "--resume_from_checkpoint", checkpoint, "--output_dir", out, f"--{flag}", value],
         capsys,
         2,
@@ -69,7 +70,7 @@ def test_resume_refuses_every_other_training_setting(checkpoint, tmp_path, capsy
 
 
 def test_resume_refuses_another_method_setting(checkpoint, tmp_path, capsys, no_work):
-    cli(
+    run_cli(
         [*RUN, "--resume_from_checkpoint", checkpoint, "--output_dir", tmp_path / "out", "--alpha", "3"],
         capsys,
         2,
@@ -80,7 +81,7 @@ def test_resume_refuses_another_method_setting(checkpoint, tmp_path, capsys, no_
 def test_resume_with_the_same_settings_is_accepted(checkpoint, tmp_path, capsys):
     out = tmp_path / "out"
     shutil.copytree(checkpoint, out / "checkpoint-1")
-    cli([*RUN, "--resume_from_checkpoint", out / "checkpoint-1", "--output_dir", out], capsys, 0)
+    run_cli([*RUN, "--resume_from_checkpoint", out / "checkpoint-1", "--output_dir", out], capsys, 0)
     assert (out / "metrics.json").is_file()
 
 
@@ -148,7 +149,7 @@ def test_interrupted_checkpoint_save_is_not_a_checkpoint(make_trainer, tmp_path,
     assert (complete / METHOD_STATE_NAME).is_file()
     assert last_complete_checkpoint(str(out)) == str(complete)
     # the CLI refuses the partial folder, naming what is missing
-    line = cli(
+    line = run_cli(
         [
             "--default_arch",
             "resnet",
@@ -253,7 +254,7 @@ def test_edited_ledger_field_is_refused_and_named(chain2, tmp_path, capsys, no_w
     shutil.copytree(chain2, parent)
     _edit_json(parent / "ledger.json", lambda d: _set(d["requests"][request_no - 1], field, value))
     out = tmp_path / "child"
-    cli(
+    run_cli(
         ["--model_name_or_path", parent, "--max_steps", "1", "--output_dir", out, *FAST],
         capsys,
         2,
@@ -283,7 +284,7 @@ def test_same_edit_in_ledger_and_card_breaks_the_chain(chain2, tmp_path, capsys,
         else "does not hash to the card's chain_sha256"
     )
     out = tmp_path / "child"
-    cli(["--model_name_or_path", parent, "--max_steps", "1", "--output_dir", out, *FAST], capsys, 2, expected)
+    run_cli(["--model_name_or_path", parent, "--max_steps", "1", "--output_dir", out, *FAST], capsys, 2, expected)
     assert not out.exists()
     # a card alone (as on the Hub: no ledger) is checked too
     (parent / "ledger.json").unlink()
@@ -424,7 +425,7 @@ def test_wrong_config_types_exit_2_before_any_work(tmp_path, capsys, no_work, te
     path = tmp_path / "run.yaml"
     path.write_text(f"default_arch: resnet\n{text}\n")
     out = tmp_path / "out"
-    cli(["--config", path, "--output_dir", out, *FAST], capsys, 2, expected)
+    run_cli(["--config", path, "--output_dir", out, *FAST], capsys, 2, expected)
     assert not out.exists()
 
 
@@ -494,7 +495,7 @@ def test_range_errors_quote_the_default_that_applies(
         tmp_path / "out",
         *FAST,
     ]
-    line = cli(argv, capsys, 2, f"--{flag} must be")
+    line = run_cli(argv, capsys, 2, f"--{flag} must be")
     assert quoted in line, line
     assert not (tmp_path / "out").exists()
 
@@ -540,7 +541,7 @@ def test_ignored_flag_combinations_are_refused(original_path, tmp_path, capsys, 
     (tmp_path / "ids.txt").write_text("digits-0001\n")
     argv = [a.format(model=original_path, config=tmp_path / "c.yaml", ids=tmp_path / "ids.txt") for a in flags]
     out = tmp_path / "out"
-    cli(["--default_arch", "resnet", *argv, "--output_dir", out, *FAST], capsys, 2, expected)
+    run_cli(["--default_arch", "resnet", *argv, "--output_dir", out, *FAST], capsys, 2, expected)
     assert not out.exists()
 
 
