@@ -138,21 +138,33 @@ def test_output_dir_aliasing_the_original_is_refused(inputs, tmp_path, capsys, n
     assert tree(model) == before
 
 
+def _made(path: str) -> str:
+    """A cache directory as a machine that trained a recipe the package does not ship has it."""
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
 def _protected_cases():
     from hf_unlearn.data.builtin import cache_dir
 
     return [
         (
             "cache-originals",
-            lambda root, orig: os.path.join(cache_dir(), "originals"),
+            lambda root, orig: _made(os.path.join(cache_dir(), "originals")),
             [],
             "cache of trained originals",
         ),
         (
             "inside-a-cached-original",
-            lambda root, orig: os.path.join(orig, "out"),
+            lambda root, orig: os.path.join(_made(os.path.join(cache_dir(), "originals", "vit-seed7")), "out"),
             [],
             "is inside the cache of trained originals",
+        ),
+        (
+            "inside-a-shipped-original",
+            lambda root, orig: os.path.join(orig, "out"),
+            [],
+            "is inside the originals shipped with hf-unlearn",
         ),
         ("cache-root", lambda root, orig: cache_dir(), [], "is the hf_unlearn cache"),
         (

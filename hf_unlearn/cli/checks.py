@@ -146,8 +146,9 @@ def _check_path_arguments(script: ScriptArguments) -> None:
 
 
 def _protected_dirs(script: ScriptArguments) -> list[tuple[str, str]]:
-    """Directories a run never writes into, whatever the flags: the inputs and the cache of trained originals."""
-    from ..data.builtin import cache_dir
+    """Directories a run never writes into, whatever the flags: the inputs, the cache of trained originals and the
+    originals shipped inside the package."""
+    from ..data.builtin import SHIPPED_ORIGINALS_DIR, cache_dir
 
     local = lambda p: p if p and os.path.isdir(p) else None  # noqa: E731
     return [
@@ -158,6 +159,7 @@ def _protected_dirs(script: ScriptArguments) -> list[tuple[str, str]]:
             ("the dataset's directory", local(script.dataset_name)),
             ("the hf_unlearn cache", cache_dir()),
             ("the cache of trained originals", os.path.join(cache_dir(), "originals")),
+            ("the originals shipped with hf-unlearn", SHIPPED_ORIGINALS_DIR),
         )
         if p
     ]
