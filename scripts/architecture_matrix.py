@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The architecture matrix, in full: every architecture of hf_unlearn.benchmark.architecture_matrix x every method.
+"""The architecture matrix, in full: every architecture of hf_unlearn.benchmark.architecture_cases x every method.
 
 Writes results/architecture_matrix.json and docs/SUPPORTED_MODELS.md (generated from it). Each cell saves a tiny
 random-weight model with ``save_classifier``, loads it back with ``load_classifier`` and runs ``UnlearningTrainer``
@@ -37,7 +37,8 @@ def main() -> None:
     import torch
     import transformers
 
-    from hf_unlearn.benchmark.architecture_matrix import CASES, IMAGE_SIZE, render_supported_models, run_cell
+    from hf_unlearn.benchmark.architecture_cases import CASES, IMAGE_SIZE
+    from hf_unlearn.benchmark.architecture_matrix import render_supported_models, run_cell
     from hf_unlearn.methods.base import list_methods
 
     torch.set_num_threads(opts.threads)

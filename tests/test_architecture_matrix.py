@@ -1,6 +1,6 @@
 """The architecture matrix in CI (issue 22), and one test per root cause of the architectures that failed.
 
-The full cross product (every architecture of ``hf_unlearn.benchmark.architecture_matrix.CASES`` x all 11 methods, ~600 runs)
+The full cross product (every architecture of ``hf_unlearn.benchmark.architecture_cases.CASES`` x all 11 methods, ~600 runs)
 is ``scripts/architecture_matrix.py`` (results/architecture_matrix.json, docs/SUPPORTED_MODELS.md). CI runs a fixed
 subset that still covers every root cause:
 
@@ -24,15 +24,8 @@ import pytest
 import torch
 from conftest import run_cli
 
-from hf_unlearn.benchmark.architecture_matrix import (
-    CASES,
-    SKIPPED,
-    build,
-    case_named,
-    run_cell,
-    save_case,
-    tiny_image_dataset,
-)
+from hf_unlearn.benchmark.architecture_cases import CASES, SKIPPED, case_named
+from hf_unlearn.benchmark.architecture_matrix import build, run_cell, save_case, tiny_image_dataset
 from hf_unlearn.methods.base import list_methods
 
 OTHERS = [m for m in list_methods() if m != "lotus"]

@@ -121,7 +121,7 @@ def _crash_at_second_save(monkeypatch, target, name):
 def test_interrupted_checkpoint_save_is_not_a_checkpoint(make_trainer, tmp_path, capsys, monkeypatch, where):
     from transformers import Trainer
 
-    import hf_unlearn.training.trainer as trainer_module
+    import hf_unlearn.training.method_state as method_state_module
     from hf_unlearn.training.method_state import METHOD_STATE_NAME, last_complete_checkpoint
 
     out = tmp_path / "run"
@@ -138,7 +138,7 @@ def test_interrupted_checkpoint_save_is_not_a_checkpoint(make_trainer, tmp_path,
     if where == "trainer-files":  # killed while the Trainer writes its files (RNG state: after weights, optimizer)
         _crash_at_second_save(monkeypatch, Trainer, "_save_rng_state")
     else:  # killed while the method state is written (the last file)
-        _crash_at_second_save(monkeypatch, trainer_module, "write_method_state")
+        _crash_at_second_save(monkeypatch, method_state_module, "write_method_state")
     with pytest.raises(_Fail):
         trainer.train()
     monkeypatch.undo()

@@ -47,7 +47,7 @@ def push_metric_spaces(
     """
     from huggingface_hub import HfApi
 
-    from ..publishing.hub import describe_hub_error, hub_network_errors
+    from ..publishing.hub_errors import describe_hub_error, hub_network_errors
     from ..publishing.hub_guard import hub_session, resolve_hub_timeout
 
     if not namespace or not _NAMESPACE_RE.match(namespace) or "--" in namespace or ".." in namespace:

@@ -1,5 +1,5 @@
 """Untrained copies of a classifier's architecture: the re-initialisation behind
-:meth:`hf_unlearn.modeling.classifiers.ClassifierFamily.fresh_like` (timm rebuilt by name, anything else layer by layer)."""
+:meth:`hf_unlearn.modeling.families.ClassifierFamily.fresh_like` (timm rebuilt by name, anything else layer by layer)."""
 
 from __future__ import annotations
 

@@ -49,7 +49,7 @@ class _Unreachable(_BadInput):
 
 def _hub_failure(e: Exception, what: str, endpoint: str | None) -> _BadInput:
     """``_Unreachable`` (one line: the request, the timeout, the fix) when the Hub did not answer, else ``_BadInput``."""
-    from .hub import describe_hub_error
+    from .hub_errors import describe_hub_error
     from .hub_guard import active_session, unreachable_cause
 
     cause = unreachable_cause(e)

@@ -1,5 +1,5 @@
 """The unlearning method's run state in a checkpoint: reading it back, and refusing to resume another run with it
-(re-exported by :mod:`hf_unlearn.training.trainer`)."""
+(written and checked by :mod:`hf_unlearn.training.trainer_checkpoints`)."""
 
 from __future__ import annotations
 
