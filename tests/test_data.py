@@ -76,7 +76,7 @@ def test_predicate(toy):
 
 
 def test_commitment_is_sha256_over_sorted_ids(toy):
-    from hf_unlearn.records.ledger import commit_ids
+    from hf_unlearn.records.merkle import commit_ids
 
     split = select_forget(toy, ids=["s010", "s001"])
     expected = hashlib.sha256(b"s001\ns010").hexdigest()
@@ -105,7 +105,7 @@ def test_without_id_column_commits_to_row_indices(toy):
     no_ids = toy.remove_columns("id")
     split = select_forget(no_ids, indices=[3, 1], id_column="id")
     assert split.record.id_column is None
-    from hf_unlearn.records.ledger import commit_ids
+    from hf_unlearn.records.merkle import commit_ids
 
     assert sorted(split.salts) == [1, 3]
     assert split.record.commitment["value"] == commit_ids([1, 3], split.salts).root

@@ -14,16 +14,14 @@ import pytest
 
 from hf_unlearn.cli.provenance_commands import proof_main, verify_main
 from hf_unlearn.publishing.provenance import exclude_earlier
-from hf_unlearn.records.ledger import (
+from hf_unlearn.records.ledger import check_ledger, make_proof, read_ledger
+from hf_unlearn.records.merkle import (
     Commitment,
     LedgerError,
     canonical_id,
-    check_ledger,
     commit_ids,
     leaf_hash,
-    make_proof,
     merkle_proof,
-    read_ledger,
     verify_proof,
 )
 

@@ -23,7 +23,8 @@ from hf_unlearn import read_ids_file, select_forget
 from hf_unlearn.cli.main import run_unlearning
 from hf_unlearn.data.images import ImageDataError, convert_image
 from hf_unlearn.data.labels import align_labels, check_integer_labels, class_names_of
-from hf_unlearn.records.ledger import commit_ids, read_ledger
+from hf_unlearn.records.ledger import read_ledger
+from hf_unlearn.records.merkle import commit_ids
 
 FAST = ["--use_cpu", "--disable_tqdm", "true", "--seed", "0", "--per_device_eval_batch_size", "512"]
 NAMES = [str(i) for i in range(10)]

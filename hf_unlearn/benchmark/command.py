@@ -125,7 +125,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
 def main(argv=None, prog: str = "hf-unlearn benchmark") -> int:
     import sys
 
-    from .user import BUILTIN_DATASETS
+    from .user_load import BUILTIN_DATASETS
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:

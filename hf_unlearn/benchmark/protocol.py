@@ -42,20 +42,22 @@ from collections.abc import Callable, Sequence
 
 from .grid import (  # noqa: F401  (re-exported: callers import them from here)
     BUDGET_METHOD,
-    CLASS_UNLEARNING_CONFIG,
     EQUAL_BUDGET_RULE,
     PROTOCOL,
-    SMALL_DATASET_OVERRIDES,
     GridSource,
     _benchmark_config,
-    _method_overrides,
     _predict,
-    _small_dataset_overrides,
-    derived_seed,
     heldout_for_seed,
     run_grid,
+)
+from .method_run import (  # noqa: F401  (re-exported: callers import them from here)
+    CLASS_UNLEARNING_CONFIG,
+    SMALL_DATASET_OVERRIDES,
+    _method_overrides,
+    _small_dataset_overrides,
     searches_alpha,
 )
+from .models import derived_seed  # noqa: F401  (re-exported)
 from .report import _fmt, _method_label, markdown_report, plot_gap_vs_runtime  # noqa: F401  (re-exported)
 from .summary import _mean, _stats, alpha_search_summary, summarize, verdict_summary  # noqa: F401
 

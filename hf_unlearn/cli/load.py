@@ -244,7 +244,7 @@ def select(run: UnlearningRun) -> None:
     except ValueError as e:
         raise UsageError(str(e)) from e
     if chain["requests"]:
-        from ..records.ledger import commit_ids
+        from ..records.merkle import commit_ids
 
         # The card names the training split as loaded, not the copy without earlier requests' rows.
         selection.record.dataset["fingerprint"] = run.loaded_train._fingerprint

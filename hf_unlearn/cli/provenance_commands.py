@@ -23,13 +23,12 @@ from ..publishing.provenance import (
 from ..records.ledger import (
     HEAD_KEY,
     LEDGER_NAME,
-    LedgerError,
     check_against_card,
     check_card_chain,
     make_proof,
     read_ledger,
-    root_from_proof,
 )
+from ..records.merkle import LedgerError, root_from_proof
 from .args import OneLineParser
 
 __all__ = ["proof_main", "verify_main", "check_weights", "check_requests"]

@@ -36,7 +36,7 @@ def commitment(ids: Iterable[Any]) -> str:
     """Unsalted SHA-256 over a set of sample ids (the commitment of hf-unlearn before the salted Merkle tree).
 
     Kept for reading older cards only: for small integer ids it can be brute-forced. New records commit with
-    :func:`hf_unlearn.records.ledger.commit_ids`. Ids are sorted in their own type (numbers numerically, strings
+    :func:`hf_unlearn.records.merkle.commit_ids`. Ids are sorted in their own type (numbers numerically, strings
     lexicographically).
     """
     ordered = sorted(ids)
@@ -335,7 +335,7 @@ def select_forget(
     else:  # no id column: the row index is the only stable name of a sample
         removed_ids = selected.tolist()
         commit_ids, id_col = removed_ids, None
-    from ..records.ledger import commit_ids as merkle_commit
+    from ..records.merkle import commit_ids as merkle_commit
 
     tree = merkle_commit(commit_ids)  # over the unique ids, fresh random salts
     record = RemovalRecord(

@@ -6,7 +6,8 @@
 trainer's checkpoint cards and the final card of an output directory both go through it. The card's YAML metadata
 holds `base_model` (only when the original model is a Hub id), `datasets`, `library_name`, `pipeline_tag`, `tags`, a
 `model-index` with the computed metrics and a custom `unlearning:` block (method, hyperparameters, the removal record,
-the original model, versions, date, seed, effective batch size). The sections are built in `hf_unlearn.publishing.card_sections`.
+the original model, versions, date, seed, effective batch size). The sections are built in
+`hf_unlearn.publishing.card_sections` (the metadata) and `hf_unlearn.publishing.card_body` (the template's body).
 
 Privacy: the card never contains raw sample ids. The removal record is copied without any id-list field
 (see `ID_LIST_KEYS`); only counts, the selection rule, fingerprints and the salted Merkle commitment are kept.
@@ -26,15 +27,17 @@ from huggingface_hub import ModelCard, ModelCardData
 
 from ..evaluation.metrics_table import METRICS
 from ..records.run_record import RunRecord, detect_library_name, load_run_record
+from .card_body import (
+    PAPER_URL,  # noqa: F401  (re-exported)
+    template_kwargs,
+)
 from .card_sections import (
     ID_LIST_KEYS,
-    PAPER_URL,  # noqa: F401  (re-exported)
     eval_results,
     is_hub_repo_id,
     library_version,
     original_names,
     sanitize_removal_record,
-    template_kwargs,
     today,
     unlearning_block,
 )

@@ -173,12 +173,12 @@ def _write_staging(
     from ..records.ledger import (
         HEAD_KEY,
         LEDGER_NAME,
-        commit_ids,
         new_request,
         public_requests,
         record_sha256,
         write_ledger,
     )
+    from ..records.merkle import commit_ids
     from ..records.naming import public_name
 
     save_classifier(trainer.model, staging, trainer.processing_class)

@@ -21,7 +21,8 @@ import os
 from typing import Any
 
 from ..data.scratch import writes_stay_temporary
-from ..records.ledger import HEAD_KEY, LEDGER_NAME, LedgerError, check_against_card, read_ledger
+from ..records.ledger import HEAD_KEY, LEDGER_NAME, check_against_card, read_ledger
+from ..records.merkle import LedgerError
 
 __all__ = ["read_parent_chain", "exclude_earlier", "load_card_unlearning", "RECOMPUTE_TOLERANCE"]
 

@@ -48,7 +48,8 @@ def recompute_table(
     """``(all within tolerance, printable table)``; raises ValueError subclasses of provenance for bad input."""
     from .. import UnlearningArguments, UnlearningTrainer, load_classifier, select_forget
     from ..data.sources import DataSourceError, load_dataset_source, split_of
-    from ..records.ledger import LEDGER_NAME, LedgerError, read_ledger
+    from ..records.ledger import LEDGER_NAME, read_ledger
+    from ..records.merkle import LedgerError
     from .provenance import _BadInput, _Failed, exclude_earlier
 
     try:

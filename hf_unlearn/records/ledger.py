@@ -1,14 +1,6 @@
-"""Salted Merkle commitments to removed ids, and the local ledger that chains deletion requests.
-
-Construction (docs/FORMATS.md, "Removal commitment", is the normative text):
-
-* canonical id: ``b"int:" + decimal ASCII`` for an integer id, ``b"str:" + UTF-8`` for a string id. The type tag
-  keeps the integer ``7`` and the string ``"7"`` apart.
-* leaf = SHA-256(salt ‖ canonical id), with a fresh 32-byte random salt per id: without the salt a small integer id
-  could be found by trying every candidate against the published hash.
-* leaf order: ascending by leaf hash (bytes), so the position of a leaf reveals nothing about its id.
-* node = SHA-256(0x01 ‖ left ‖ right). A level with an odd number of nodes promotes its last node unchanged to the
-  next level (no duplication). The root of the tree is the request's commitment; a single leaf is its own root.
+"""The local ledger that chains deletion requests, over the salted Merkle commitments of
+:mod:`hf_unlearn.records.merkle` (the tree, its construction and :class:`~hf_unlearn.records.merkle.LedgerError`
+are there; docs/FORMATS.md, "Removal commitment", is the normative text).
 
 The ledger (``ledger.json``, next to ``removed_ids.json``) holds, per request, the ids, their salts in leaf order and
 the public summary that goes in the card. It never leaves the machine: it is not pushed to the Hub.
@@ -24,35 +16,22 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import numbers
 import os
-import secrets
-from collections.abc import Iterable
 from typing import Any
+
+from .merkle import SCHEME, Commitment, LedgerError, merkle_proof
 
 __all__ = [
     "LEDGER_NAME",
     "LEDGER_FORMAT",
     "LEDGER_VERSION",
     "PROOF_FORMAT",
-    "SCHEME",
-    "ALGORITHM",
-    "canonical_id",
-    "leaf_hash",
-    "node_hash",
-    "merkle_root",
-    "merkle_proof",
-    "root_from_proof",
-    "verify_proof",
-    "commit_ids",
-    "Commitment",
     "read_ledger",
     "write_ledger",
     "check_ledger",
     "new_request",
     "public_requests",
     "make_proof",
-    "LedgerError",
     "CHAIN_KEY",
     "HEAD_KEY",
     "public_record",
@@ -72,124 +51,8 @@ CHAIN_KEY = "previous_sha256"
 #: In the card's ``unlearning:`` block (and the record's provenance): the :func:`record_sha256` of the newest request.
 HEAD_KEY = "chain_sha256"
 PROOF_FORMAT = "hf-unlearn-removal-proof"
-ALGORITHM = "merkle-sha256"
-SCHEME = (
-    "salted Merkle tree, hf-unlearn v1: leaf = sha256(salt32 || canonical id) with canonical id "
-    "b'int:'+decimal or b'str:'+utf8; leaves sorted by hash; node = sha256(0x01 || left || right); "
-    "an odd last node is promoted unchanged (docs/FORMATS.md)"
-)
-SALT_BYTES = 32
-NODE_PREFIX = b"\x01"
 #: Metrics copied from the run into each request's public summary.
 REQUEST_METRICS = ("acc_forget", "acc_retain", "acc_test", "acc_val", "mia", "rf_jsd")
-
-
-class LedgerError(ValueError):
-    """A ledger or proof that cannot be used (missing, malformed, inconsistent)."""
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# the tree
-# ----------------------------------------------------------------------------------------------------------------
-def canonical_id(value: Any) -> bytes:
-    """The bytes that identify a sample id in a leaf: ``b"int:42"`` or ``b"str:digits-0042"``."""
-    if isinstance(value, bool) or value is None:
-        raise LedgerError(f"sample id {value!r} is neither an integer nor a string")
-    if isinstance(value, numbers.Integral):  # numpy integers too
-        return b"int:" + str(int(value)).encode("ascii")
-    if isinstance(value, str):
-        return b"str:" + value.encode("utf-8")
-    raise LedgerError(f"sample id {value!r} ({type(value).__name__}) is neither an integer nor a string")
-
-
-def leaf_hash(salt: bytes, value: Any) -> bytes:
-    if len(salt) != SALT_BYTES:
-        raise LedgerError(f"a salt must be {SALT_BYTES} bytes, got {len(salt)}")
-    return hashlib.sha256(salt + canonical_id(value)).digest()
-
-
-def node_hash(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(NODE_PREFIX + left + right).digest()
-
-
-def _levels(leaves: list[bytes]) -> list[list[bytes]]:
-    if not leaves:
-        raise LedgerError("a Merkle tree needs at least one leaf")
-    levels = [list(leaves)]
-    while len(levels[-1]) > 1:
-        level = levels[-1]
-        nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            nxt.append(level[-1])  # odd node promoted unchanged
-        levels.append(nxt)
-    return levels
-
-
-def merkle_root(leaves: list[bytes]) -> bytes:
-    """Root over leaf hashes given in leaf order (ascending; see :func:`commit_ids`)."""
-    return _levels(leaves)[-1][0]
-
-
-def merkle_proof(leaves: list[bytes], index: int) -> list[dict]:
-    """Sibling path from leaf ``index`` to the root: ``[{"side": "left"|"right", "hash": hex}, ...]``, leaf first.
-    A level where the node is promoted (odd, last) contributes no step."""
-    path = []
-    for level in _levels(leaves)[:-1]:
-        sibling = index ^ 1
-        if sibling < len(level):
-            path.append({"side": "left" if sibling < index else "right", "hash": level[sibling].hex()})
-        index //= 2
-    return path
-
-
-def root_from_proof(value: Any, salt: bytes, path: list[dict]) -> bytes:
-    """Recompute the root from an id, its salt and a sibling path (raises LedgerError when malformed)."""
-    node = leaf_hash(salt, value)
-    if not isinstance(path, list):
-        raise LedgerError("the proof's path must be a list")
-    for step in path:
-        try:
-            side, sibling = step["side"], bytes.fromhex(step["hash"])
-        except (TypeError, KeyError, ValueError) as e:
-            raise LedgerError(f"malformed path step {step!r}") from e
-        if len(sibling) != 32 or side not in ("left", "right"):
-            raise LedgerError(f"malformed path step {step!r}")
-        node = node_hash(sibling, node) if side == "left" else node_hash(node, sibling)
-    return node
-
-
-def verify_proof(proof: dict, root_hex: str) -> bool:
-    """True when ``proof`` (id, salt, path) hashes to ``root_hex``."""
-    try:
-        return root_from_proof(proof["id"], bytes.fromhex(proof["salt"]), proof["path"]).hex() == root_hex
-    except (KeyError, TypeError, ValueError):
-        return False
-
-
-class Commitment:
-    """The salted tree of one request: ``ids`` and ``salts`` in leaf order, ``root`` (hex)."""
-
-    def __init__(self, ids: list, salts: list[bytes]):
-        pairs = sorted(((leaf_hash(s, i), i, s) for i, s in zip(ids, salts, strict=False)), key=lambda t: t[0])
-        self.leaves = [p[0] for p in pairs]
-        self.ids = [p[1] for p in pairs]
-        self.salts = [p[2] for p in pairs]
-        self.root = merkle_root(self.leaves).hex()
-
-    def to_record(self) -> dict:
-        """The ``commitment`` entry of a removal record (public)."""
-        return {"algorithm": ALGORITHM, "scheme": SCHEME, "value": self.root, "num_leaves": len(self.ids)}
-
-
-def commit_ids(ids: Iterable[Any], salts: dict | None = None) -> Commitment:
-    """Commit to the unique ``ids`` with fresh random salts (or the given ``{id: salt bytes}``)."""
-    unique = list(dict.fromkeys(_plain(i) for i in ids))
-    salts = salts or {}
-    return Commitment(unique, [salts.get(i) or secrets.token_bytes(SALT_BYTES) for i in unique])
-
-
-def _plain(value):
-    return int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
 
 
 # ----------------------------------------------------------------------------------------------------------------
