@@ -186,3 +186,16 @@ def sha256_tree(path) -> dict[str, str]:
             with open(full, "rb") as f:
                 out[os.path.relpath(full, path)] = hashlib.sha256(f.read()).hexdigest()
     return out
+
+
+def random_predictions(seed: int, sizes: dict[str, int], classes: int, scale: float):
+    """Synthetic ``ModelPredictions``: per split, ``sizes[split]`` rows of Gaussian logits (× ``scale``) over
+    ``classes`` classes and uniform labels, from one seeded generator (the metric tests' known-answer inputs)."""
+    from hf_unlearn.evaluation.metrics import ModelPredictions
+
+    g = torch.Generator().manual_seed(seed)
+    p = ModelPredictions()
+    for split, count in sizes.items():
+        p.logits[split] = torch.randn(count, classes, generator=g) * scale
+        p.labels[split] = torch.randint(0, classes, (count,), generator=g)
+    return p

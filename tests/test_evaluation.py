@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import random_predictions
 
 from hf_unlearn.evaluation.metric_modules import load_metric
-from hf_unlearn.evaluation.metrics import ModelPredictions, avg_gap, unlearning_metrics
+from hf_unlearn.evaluation.metrics import avg_gap, unlearning_metrics
 
 
 def test_pipeline_accuracies_equal_a_direct_computation(make_trainer, digits, test_split):
@@ -53,13 +54,8 @@ def test_methods_without_teacher_need_the_original(make_trainer, digits):
         trainer.evaluate_unlearning(digits["test"])
 
 
-def _random_predictions(seed: int, n: dict[str, int], classes: int = 5) -> ModelPredictions:
-    g = torch.Generator().manual_seed(seed)
-    p = ModelPredictions()
-    for split, count in n.items():
-        p.logits[split] = torch.randn(count, classes, generator=g) * 3
-        p.labels[split] = torch.randint(0, classes, (count,), generator=g)
-    return p
+def _random_predictions(seed: int, sizes: dict[str, int]):
+    return random_predictions(seed, sizes, classes=5, scale=3)
 
 
 def test_metrics_match_the_modules_fed_directly():

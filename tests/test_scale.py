@@ -11,6 +11,7 @@ import os
 import datasets
 import pytest
 import torch
+from conftest import random_predictions
 
 from hf_unlearn import select_forget
 from hf_unlearn.cli.threads import launcher_cpu_threads
@@ -20,13 +21,8 @@ from hf_unlearn.evaluation.streaming import CLASS_SUM_SPLITS, SplitStats, Stream
 SPLITS = ("forget", "retain", "test", "validation")
 
 
-def _random_predictions(seed: int, sizes: dict[str, int], classes: int = 7) -> ModelPredictions:
-    g = torch.Generator().manual_seed(seed)
-    p = ModelPredictions()
-    for split, count in sizes.items():
-        p.logits[split] = torch.randn(count, classes, generator=g) * 4
-        p.labels[split] = torch.randint(0, classes, (count,), generator=g)
-    return p
+def _random_predictions(seed: int, sizes: dict[str, int]):
+    return random_predictions(seed, sizes, classes=7, scale=4)
 
 
 def _streamed(p: ModelPredictions, batch: int) -> StreamingPredictions:
