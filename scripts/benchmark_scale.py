@@ -31,6 +31,8 @@ import subprocess
 import sys
 import time
 
+from interleaved_timing import interleaved
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
@@ -378,10 +380,16 @@ def worker_vit(a):
                 model(pixel_values=eval_split.pixel_values[lo : lo + bs]).logits.float()
         return [b - a_ for a_, b in zip(ends, ends[1:], strict=False)], time.perf_counter() - start
 
+    rows = {}
+
+    def trainer_variant():
+        t_times, t_eval, rows["rows"] = trainer_run()
+        return t_times, t_eval
+
+    # the hand loop runs right after the Trainer, on the same rows
+    runs = interleaved({"trainer": trainer_variant, "hand": lambda: hand_run(rows["rows"])}, a.vit_repeats)
     trainer_steps, hand_steps, trainer_eval, hand_eval, ratios, eval_ratios = [], [], [], [], [], []
-    for rep in range(a.vit_repeats):  # interleaved: a load change hits both alike
-        t_times, t_eval, rows = trainer_run()
-        h_times, h_eval = hand_run(rows)
+    for rep, ((t_times, t_eval), (h_times, h_eval)) in enumerate(zip(runs["trainer"], runs["hand"], strict=True)):
         trainer_steps += t_times
         hand_steps += h_times
         trainer_eval.append(t_eval)

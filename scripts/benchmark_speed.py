@@ -49,6 +49,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np
 import torch
 import torch.nn.functional as F
+from interleaved_timing import interleaved, min_median
 
 
 def loadavg():
@@ -364,17 +365,16 @@ def main(argv=None):
             )
     for rows, fraction in CE_ROWS.items():
         variants[f"trainer_ce_{rows}"] = lambda f=fraction: trainer_run(f"speed_ce:{f}", forget, retain, calib, **kw)
-    runs = {k: [] for k in variants}
-    for rep in range(a.repeats):
-        for name, fn in variants.items():
-            r = fn()
-            r["loadavg"] = loadavg()
-            runs[name].append(r)
-            print(
-                f"  repeat {rep + 1}/{a.repeats} {name:<24} steady epoch {steady(r):.3f}s  first {r['epoch_s'][0]:.3f}s  "
-                f"(load {r['loadavg']})",
-                flush=True,
-            )
+
+    def report(rep, name, r):
+        r["loadavg"] = loadavg()
+        print(
+            f"  repeat {rep + 1}/{a.repeats} {name:<24} steady epoch {steady(r):.3f}s  first {r['epoch_s'][0]:.3f}s  "
+            f"(load {r['loadavg']})",
+            flush=True,
+        )
+
+    runs = interleaved(variants, a.repeats, on_result=report)
     med = {k: statistics.median(steady(r) for r in v) for k, v in runs.items()}
     first = {k: statistics.median(r["epoch_s"][0] for r in v) for k, v in runs.items()}
     # per-repeat ratios (variants of one repeat ran back to back, so they saw similar load)
@@ -394,8 +394,7 @@ def main(argv=None):
             "first_epoch_cached_over_ce": first[cached] / first[ce],
         }
         for name, (x, y) in pairs.items():
-            per = rep_ratio(x, y)
-            teachers[method][name] = {"min": min(per), "median": statistics.median(per), "per_repeat": per}
+            teachers[method][name] = min_median(rep_ratio(x, y))
         teachers[method]["meets_1_1x_target"] = teachers[method]["cached_over_ce"]["median"] <= 1.1
         print(
             f"  {method:<12} cached/CE min {teachers[method]['cached_over_ce']['min']:.3f} median "
