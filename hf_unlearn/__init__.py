@@ -6,7 +6,7 @@ from hf_unlearn import UnlearningArguments, UnlearningTrainer, select_forget
 from .data.selection import ForgetSplit, RemovalRecord, commitment, read_ids_file, select_forget
 from .methods import MixtureSpec, UnlearningMethod, get_method_class, list_methods, register_method
 from .modeling.classifiers import load_classifier, save_classifier
-from .publishing import register as publishing  # noqa: E402,F401  registers the card renderer and Hub publisher (hf_unlearn.training.hooks)
+from .publishing import register as _register_publishing  # noqa: E402,F401  the card renderer, Hub publisher and output writer (training/hooks.py)
 from .training.alpha_search import search_alpha  # noqa: E402  (needs the trainer)
 from .training.arguments import UnlearningArguments
 from .training.trainer import NonFiniteLossError, UnlearningTrainer
