@@ -1,6 +1,8 @@
 #!/usr/bin/env python
 """Engine x method, as measured: every registered method launched with 2 CPU processes under each CPU-capable config
 of examples/accelerate/ (and fsdp.yaml, which falls back to DDP on CPU), 2 optimiser steps on the embedded ResNet.
+The column ``fsdp.yaml+fsdp_on_cpu`` runs fsdp.yaml's FSDP2 plugin for real on the CPU processes
+(scripts/fsdp_on_cpu.py: accelerate itself never does), so the parameters are DTensor shards while the model trains.
 
     python scripts/engine_matrix.py --out results/engine_matrix.json [--configs cpu.yaml ...] [--methods lotus ...]
 
@@ -23,7 +25,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = ["cpu.yaml", "deepspeed_zero2.yaml", "deepspeed_zero3.yaml", "fsdp.yaml"]
+FSDP_ON_CPU = "+fsdp_on_cpu"
+CONFIGS = ["cpu.yaml", "deepspeed_zero2.yaml", "deepspeed_zero3.yaml", "fsdp.yaml", "fsdp.yaml" + FSDP_ON_CPU]
 
 
 def free_port() -> int:
@@ -41,6 +44,8 @@ def launch(config: str, method: str, work: str, steps: int, extra: list[str]) ->
         MP_HISTORY_DIR=hist,
         PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
     )
+    if config.endswith(FSDP_ON_CPU):
+        config, env["MP_FSDP_ON_CPU"] = config[: -len(FSDP_ON_CPU)], "1"
     cmd = [
         sys.executable,
         "-m",
@@ -72,11 +77,14 @@ def launch(config: str, method: str, work: str, steps: int, extra: list[str]) ->
     row = {"rc": done.returncode, "wall_s": round(time.perf_counter() - start, 1)}
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     warnings = [line.strip() for line in done.stderr.splitlines() if "the configuration asks for" in line]
-    ranks = []
+    ranks, shards = [], []
     for name in sorted(os.listdir(hist)):
         with open(os.path.join(hist, name)) as f:
-            ranks.append(json.load(f)["world_size"])
+            dumped = json.load(f)
+        ranks.append(dumped["world_size"])
+        shards.append(sum(1 for _, local in dumped.get("shards", {}).values() if local is not None))
     row["rank_world_sizes"] = ranks
+    row["rank_sharded_parameters"] = shards  # parameters held as DTensor shards while training, per rank
     if warnings:
         row["warning"] = warnings[0]
     metrics_path = os.path.join(out, "metrics.json")

@@ -7,8 +7,8 @@ On a CUDA machine: LoTUS, plain finetune, SCRUB and SalUn on one GPU in bf16, th
 and DeepSpeed ZeRO-2 (deepspeed_zero2.yaml, skipped when deepspeed is not installed) over all GPUs present. Prints,
 per engine and method, images/s (training images over the wall time of the steps after the warm-up, epoch-end work
 included), the throughput as a fraction of plain finetune's under the same engine, peak GPU memory, the engine the
-run recorded, or the one-line refusal (SalUn masks whole gradients: refused under FSDP and ZeRO). Every launch has a
-timeout, so it runs unattended in under 10 minutes; the JSON holds everything printed.
+run recorded, or the one-line refusal (SalUn masks gradient entries: refused under ZeRO, cut to each shard under
+FSDP2). Every launch has a timeout, so it runs unattended in under 10 minutes; the JSON holds everything printed.
 
 ``--toy`` runs the same code on CPU with a tiny ViT, one process, float32 (tests/test_gpu_check.py).
 """

@@ -1,6 +1,8 @@
 """Test driver: ``scripts/unlearn.py`` plus a per-rank dump of the method's history (LoTUS temperatures, stops).
 
-Launched by tests/test_multiprocess.py with ``accelerate launch``; writes ``$MP_HISTORY_DIR/rank<k>.json``.
+Launched by tests/test_multiprocess.py with ``accelerate launch``; writes ``$MP_HISTORY_DIR/rank<k>.json``. With
+``MP_FSDP_ON_CPU=1`` (and an FSDP config) the accelerator runs FSDP2 on the CPU processes (scripts/fsdp_on_cpu.py) and
+each rank also records, per parameter, its shape and the shape of the shard it holds when training begins.
 """
 
 import json
@@ -10,7 +12,10 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from hf_unlearn.cli.main import run_unlearning  # noqa: E402
+from hf_unlearn.training import trainer as trainer_module  # noqa: E402
 from hf_unlearn.training.trainer import UnlearningTrainer  # noqa: E402
+
+SHARDS: dict = {}
 
 _train = UnlearningTrainer.train
 
@@ -25,6 +30,12 @@ def train_and_dump(self, *args, **kwargs):
                 "history": getattr(self.method, "history", None),
                 "finished": bool(self.method.finished),
                 "global_step": self.state.global_step,
+                "shards": SHARDS,
+                "mask": {
+                    n: m.flatten().tolist() for n, m in (getattr(self.method, "trainable_mask", None) or {}).items()
+                }
+                if rank == 0 and os.environ.get("MP_DUMP_MASK") == "1"
+                else None,
             },
             f,
         )
@@ -32,6 +43,24 @@ def train_and_dump(self, *args, **kwargs):
 
 
 UnlearningTrainer.train = train_and_dump
+_train_begin = trainer_module._MethodEvents.on_train_begin
+
+
+def record_shards(self, args, state, control, **kwargs):
+    from torch.distributed.tensor import DTensor
+
+    for name, p in self.trainer.model.named_parameters():
+        SHARDS[name] = [list(p.shape), list(p.to_local().shape) if isinstance(p, DTensor) else None]
+    return _train_begin(self, args, state, control, **kwargs)
+
+
+trainer_module._MethodEvents.on_train_begin = record_shards
+
+if os.environ.get("MP_FSDP_ON_CPU") == "1":
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+    from fsdp_on_cpu import install_fsdp_on_cpu  # noqa: E402
+
+    install_fsdp_on_cpu()
 
 if __name__ == "__main__":
     sys.exit(run_unlearning(sys.argv[1:]))

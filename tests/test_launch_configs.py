@@ -4,8 +4,9 @@ cpu.yaml is launched by tests/test_multiprocess.py (2 processes, LoTUS, metrics 
 multi-node config as two "machines" on localhost, and the DeepSpeed ZeRO-2 / ZeRO-3 configs, which need deepspeed
 (a source-only package whose build takes ~6 minutes: CI does not install it, so those cases are skipped with the
 reason). ddp.yaml and fsdp.yaml are GPU-only (scripts/gpu_check.py); fsdp.yaml on CPU falls back to DDP, which is
-warned and recorded (test_fsdp_fallback_is_warned_and_recorded). Every rank dumps the world size it saw
-(tests/mp_driver.py); the output's metrics.json must name the engine that ran.
+warned and recorded (test_fsdp_fallback_is_warned_and_recorded). fsdp.yaml's FSDP2 plugin itself is run for real on 2
+CPU processes through scripts/fsdp_on_cpu.py (test_fsdp2_shards_masks_and_gathers_on_cpu_processes). Every rank dumps
+the world size it saw (tests/mp_driver.py); the output's metrics.json must name the engine that ran.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ HAS_DEEPSPEED = importlib.util.find_spec("deepspeed") is not None
 NO_DEEPSPEED = "deepspeed is not installed (pip install 'hf-unlearn[deepspeed]'; source-only, ~6 min build)"
 
 
-def _launch(config, tmp_path, method, extra_launch=(), tag="run", port=None):
+def _launch(config, tmp_path, method, extra_launch=(), tag="run", port=None, extra_env=None):
     hist = tmp_path / "hist"
     hist.mkdir(exist_ok=True)
     env = dict(
@@ -36,6 +37,7 @@ def _launch(config, tmp_path, method, extra_launch=(), tag="run", port=None):
         MP_HISTORY_DIR=str(hist),
         OMP_NUM_THREADS="1",
         PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
+        **(extra_env or {}),
     )
     cmd = [
         sys.executable,
@@ -68,10 +70,11 @@ def _check(procs, tmp_path, engine_name):
     for proc in procs:
         _, err = proc.communicate(timeout=580)
         assert proc.returncode == 0, err[-4000:]
-    sizes = [json.loads(p.read_text())["world_size"] for p in sorted((tmp_path / "hist").iterdir())]
-    assert sizes == [2, 2]  # two processes really ran, in one group
+    dumps = [json.loads(p.read_text()) for p in sorted((tmp_path / "hist").iterdir())]
+    assert [d["world_size"] for d in dumps] == [2, 2]  # two processes really ran, in one group
     engine = json.loads((tmp_path / "out" / "metrics.json").read_text())["run"]["engine"]
     assert engine["name"] == engine_name and engine["world_size"] == 2 and engine["requested"] is None, engine
+    return dumps, engine
 
 
 def test_multinode_config_runs_two_machines_on_localhost(original_path, tmp_path):
@@ -87,6 +90,40 @@ def test_multinode_config_runs_two_machines_on_localhost(original_path, tmp_path
 def test_deepspeed_configs_run_on_cpu(stage, original_path, tmp_path):
     # LoTUS: a teacher (its own whole module, never partitioned) and a decision from the model's accuracy
     _check([_launch(f"deepspeed_zero{stage}.yaml", tmp_path, "lotus")], tmp_path, f"DeepSpeed ZeRO-{stage}")
+
+
+def test_fsdp2_shards_masks_and_gathers_on_cpu_processes(original_path, tmp_path):
+    """fsdp.yaml as it ships (FSDP2, full shard, bf16), run for real on 2 CPU processes: every parameter is a DTensor
+    holding half of its rows while SalUn trains, the saliency mask is cut to each rank's shard, every entry outside the
+    mask stays bit-identical to the original, and the saved model is the whole trained model."""
+    from safetensors.torch import load_file
+
+    proc = _launch(
+        "fsdp.yaml",
+        tmp_path,
+        "salun",
+        ("--num_processes", "2"),
+        extra_env={"MP_FSDP_ON_CPU": "1", "MP_DUMP_MASK": "1"},
+    )
+    dumps, engine = _check([proc], tmp_path, "FSDP")
+    assert engine["mixed_precision"] == "bf16"
+    shards = [d["shards"] for d in dumps]
+    assert shards[0] and shards[0].keys() == shards[1].keys()
+    for name, (shape, local) in shards[0].items():
+        other = shards[1][name][1]
+        assert local is not None and other is not None, name  # a DTensor shard on both ranks
+        assert local[0] + other[0] == shape[0] and local[1:] == other[1:] == shape[1:], (name, shape, local, other)
+    mask = dumps[0]["mask"]
+    saved = load_file(str(tmp_path / "out" / "model.safetensors"))
+    original = load_file(os.path.join(original_path, "model.safetensors"))
+    assert mask.keys() <= saved.keys()
+    moved = 0
+    for name, flat in mask.items():
+        trainable = torch.tensor(flat, dtype=torch.bool)
+        after, before = saved[name].flatten(), original[name].flatten()
+        assert torch.equal(after[~trainable], before[~trainable]), name  # bit-identical outside the mask
+        moved += int((after[trainable] != before[trainable]).sum())
+    assert moved > 0.5 * sum(sum(f) for f in mask.values())  # most masked entries trained (measured: 99 %)
 
 
 def test_every_config_says_what_it_needs_and_how_to_launch_it():
@@ -151,3 +188,27 @@ def test_weights_not_whole_on_this_process_are_refused_before_any_work(make_trai
     monkeypatch.setattr(trainer_module.UnlearningTrainer, "__init__", init_with_meta_weights)
     with pytest.raises(ValueError, match="meta tensors on this rank.*fsdp_cpu_ram_efficient_loading: false"):
         make_trainer("lotus")
+
+
+def test_accelerate_can_shard_models_without_token_embeddings(original_path, vit_original_path):
+    """accelerate's FSDP2 preparation calls get_input_embeddings(), which transformers answers with NotImplementedError
+    for a ResNet (found by running FSDP2 on CPU): such a model answers None while it is sharded, and only then."""
+    from transformers import AutoModelForImageClassification
+
+    from hf_unlearn.training.fsdp import accelerate_can_shard, norms_in_float32
+
+    resnet = AutoModelForImageClassification.from_pretrained(original_path)
+    with pytest.raises(NotImplementedError):
+        resnet.get_input_embeddings()
+    with accelerate_can_shard(resnet):
+        assert resnet.get_input_embeddings() is None
+    with pytest.raises(NotImplementedError):
+        resnet.get_input_embeddings()
+    assert "get_input_embeddings" not in vars(resnet)  # the instance is as it was
+    vit = AutoModelForImageClassification.from_pretrained(vit_original_path)
+    embeddings = vit.get_input_embeddings()
+    with accelerate_can_shard(vit):
+        assert vit.get_input_embeddings() is embeddings  # a model that answers is left alone
+    for policy in (None, SimpleNamespace(param_dtype=None), SimpleNamespace(param_dtype=torch.float32)):
+        plugin = SimpleNamespace(mixed_precision_policy=policy)
+        assert norms_in_float32(resnet, SimpleNamespace(state=SimpleNamespace(fsdp_plugin=plugin))) == 0

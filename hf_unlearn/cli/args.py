@@ -218,13 +218,15 @@ def parse_args(argv: list[str], prog: str = "hf-unlearn unlearn"):
     # file all count; before, only the exact underscore spellings switched the preset off.
     probe, _ = parser.parse_known_args([a for a in argv if a not in ("-h", "--help")])
     embedded = probe.model_name_or_path is None and probe.dataset_name is None
-    if method_cls.needs_full_gradients and not wants_help:
+    if not wants_help:
         # before the training arguments exist: with an accelerate DeepSpeed config they already build its plugin
-        from ..training.engines import full_gradients_refusal, sharded_engine
+        from ..training.engines import engine_refusal
 
-        engine = sharded_engine(deepspeed=probe.deepspeed, fsdp=probe.fsdp)
-        if engine:
-            raise UsageError(full_gradients_refusal(known.method, engine))
+        refusal = engine_refusal(
+            known.method, method_cls.needs_full_gradients, probe, deepspeed=probe.deepspeed, fsdp=probe.fsdp
+        )
+        if refusal:
+            raise UsageError(refusal)
     preset = {k: v for k, v in EMBEDDED_DEFAULT_PRESET.get(known.method, {}).items() if k not in file_values}
     if wants_help:
         from .help_text import format_unlearn_help

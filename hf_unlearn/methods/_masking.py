@@ -7,7 +7,9 @@
 * :class:`MaskedUpdateMixin`: trains only the entries a boolean mask marks and keeps every other entry
   bit-identical, whatever the optimiser does (weight decay, momentum, Adam moments): the gradient is masked
   before the step and the frozen entries are copied back right after it. Masking the gradient alone is not
-  enough: the reference code's SalUn lets weight decay shrink masked-out weights (SPEC §3.8).
+  enough: the reference code's SalUn lets weight decay shrink masked-out weights (SPEC §3.8). Under FSDP2 each
+  parameter is a DTensor holding one shard: the mask is cut to the same shard (:func:`laid_out_like`), so every process
+  masks exactly the entries it holds.
 
 Parameters that get no gradient (an unused pooler) score nothing: they are never selected by a mask and
 stay frozen.
@@ -30,6 +32,7 @@ __all__ = [
     "mask_summary",
     "MaskedUpdateMixin",
     "NEVER",
+    "laid_out_like",
 ]
 
 
@@ -113,6 +116,18 @@ def score_or_never(model, scores: dict[str, torch.Tensor | None]) -> dict[str, t
     return {n: (s if s is not None else torch.full(params[n].shape, NEVER)) for n, s in scores.items()}
 
 
+def laid_out_like(mask: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+    """``mask`` (whole, the same on every process) as ``param`` holds its entries: on ``param``'s device, and under
+    FSDP2 a DTensor with ``param``'s mesh and placements, i.e. this process's shard of it (cut locally: every process
+    has the whole mask, so nothing is sent)."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    if isinstance(param, DTensor):
+        local = mask.to(param.to_local().device)
+        return distribute_tensor(local, param.device_mesh, param.placements, src_data_rank=None)
+    return mask.to(param.device)
+
+
 def mask_summary(masks: dict[str, torch.Tensor]) -> tuple[int, int]:
     """(entries set, entries in total)."""
     return sum(int(m.sum()) for m in masks.values()), sum(m.numel() for m in masks.values())
@@ -131,7 +146,9 @@ class MaskedUpdateMixin(UnlearningMethod):
     to ``max_grad_norm=0`` (no clipping, as the reference code).
     """
 
-    needs_full_gradients = True  # the trainer refuses DeepSpeed / FSDP however they were configured
+    needs_full_gradients = (
+        True  # the trainer refuses DeepSpeed ZeRO, Megatron-LM and FSDP1 (hf_unlearn.training.engines)
+    )
 
     def __init__(self, config=None):
         super().__init__(config)
@@ -168,7 +185,7 @@ class MaskedUpdateMixin(UnlearningMethod):
             if mask is None or not mask.any():
                 self._frozen.append((p, None, p.detach().clone()))
             elif not mask.all():
-                self._frozen.append((p, ~mask.to(p.device), p.detach().clone()))
+                self._frozen.append((p, laid_out_like(~mask, p), p.detach().clone()))
 
     def on_pre_optimizer_step(self, trainer, model) -> None:
         super().on_pre_optimizer_step(trainer, model)

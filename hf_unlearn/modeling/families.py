@@ -114,8 +114,9 @@ class TransformersFamily(ClassifierFamily):
         return out.logits if hasattr(out, "logits") else out[0]
 
     def fresh_like(self, model: nn.Module) -> nn.Module:
-        if hasattr(model, "config") and hasattr(type(model), "config_class"):
-            return type(model)(copy.deepcopy(model.config))
+        cls = unsharded_class(model)
+        if hasattr(model, "config") and hasattr(cls, "config_class"):
+            return cls(copy.deepcopy(model.config))
         return _reinitialised_copy(model)
 
     def save(self, model: nn.Module, output_dir: str) -> None:
@@ -129,7 +130,7 @@ class TimmFamily(ClassifierFamily):
 
     def owns(self, model: nn.Module) -> bool:
         model = _unwrap(model)
-        return hasattr(model, "pretrained_cfg") or type(model).__module__.startswith("timm.")
+        return hasattr(model, "pretrained_cfg") or unsharded_class(model).__module__.startswith("timm.")
 
     def owns_config(self, config: dict) -> bool:
         """A ``timm.models.save_for_hf`` config (what the model card reports)."""
@@ -181,6 +182,19 @@ def family_of(model: nn.Module) -> ClassifierFamily:
 def family_of_config(config: dict | None) -> ClassifierFamily:
     """The :class:`ClassifierFamily` that wrote a saved ``config.json`` (transformers unless timm's layout)."""
     return TIMM if TIMM.owns_config(config or {}) else TRANSFORMERS
+
+
+def unsharded_class(model: nn.Module) -> type:
+    """``model``'s own class: FSDP2's ``fully_shard`` swaps it for a generated subclass ``FSDP<Name>`` (defined in a
+    torch module), which must not be instantiated for a fresh model nor read for the library that owns the model."""
+    cls = type(model)
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:  # pragma: no cover
+        return cls
+    if not issubclass(cls, FSDPModule):
+        return cls
+    return next(c for c in cls.__mro__ if not issubclass(c, FSDPModule))
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

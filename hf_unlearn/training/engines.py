@@ -1,13 +1,15 @@
 """Which engine a run trains with, as far as it shards parameters and gradients.
 
 SalUn, SalUn+LoTUS and DEL train only the weight entries of a mask: they zero the other entries' gradients before each
-optimiser step. Under DeepSpeed ZeRO, FSDP or Megatron-LM no parameter has a whole ``.grad`` at that point, so the
-masking does nothing (only the copy-back after the step kept the frozen entries right). Those engines are refused for
-methods that declare ``needs_full_gradients``. The guard used to read only ``--deepspeed`` / ``--fsdp``; an engine
-chosen through an accelerate config (``accelerate launch --config_file ...``) reaches the run through the environment
-(``ACCELERATE_USE_DEEPSPEED`` / ``ACCELERATE_USE_FSDP`` / ``ACCELERATE_USE_MEGATRON_LM``, set by the launcher), the
-training arguments' plugins and, once the Trainer exists, its accelerator's state: :func:`sharded_engine` reads them
-all, so the command line refuses before any work and the trainer refuses whatever built it.
+optimiser step. Under DeepSpeed ZeRO or Megatron-LM no parameter has a ``.grad`` at that point, so the masking would do
+nothing: those engines are refused for methods that declare ``needs_full_gradients``. FSDP2 (``fsdp_version: 2``)
+keeps every parameter as a DTensor whose local shard has a gradient of the same layout, so the mask is cut to each
+process's shard (hf_unlearn.methods._masking) and the masking methods run; FSDP1 flattens parameters into one buffer
+per unit and is refused with the setting to change. The engine is read from every place it can be chosen:
+``--deepspeed`` / ``--fsdp``, the environment ``accelerate launch`` sets from its config (``ACCELERATE_USE_DEEPSPEED`` /
+``ACCELERATE_USE_FSDP`` / ``FSDP_VERSION`` / ``ACCELERATE_USE_MEGATRON_LM``), the training arguments' plugins and,
+once the Trainer exists, its accelerator's state: the command line refuses before any work and the trainer refuses
+whatever built it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import os
 __all__ = [
     "sharded_engine",
     "full_gradients_refusal",
+    "fsdp_version",
+    "engine_refusal",
     "SHARDING_ENV",
     "engine_of",
     "describe_engine",
@@ -81,13 +85,66 @@ def sharded_engine(args=None, accelerator=None, *, environ=None, deepspeed=None,
 
 
 def full_gradients_refusal(method: str, engine: str) -> str:
-    """The one-line refusal of a masking method under a sharding engine: what, why and the fix."""
+    """The one-line refusal of a masking method under an engine without per-parameter gradients: what, why, the fix."""
     return (
-        f"method '{method}' masks individual weight entries and needs every parameter's whole gradient, but "
-        f"this run would use {engine}, which shards parameters and gradients (the mask would see no gradient "
-        "and change nothing); run it without DeepSpeed / FSDP / Megatron-LM: in one process, or with DDP "
-        "(accelerate launch --multi_gpu with a config without deepspeed/fsdp, or torchrun)."
+        f"method '{method}' masks individual weight entries and needs every parameter's gradient in its own "
+        f"layout, but this run would use {engine}, which partitions gradients across processes (the mask would see "
+        "no gradient and change nothing); run it in one process, with DDP (examples/accelerate/cpu.yaml or "
+        "ddp.yaml) or with FSDP2 (examples/accelerate/fsdp.yaml)."
     )
+
+
+def _fsdp_config_version(config) -> int:
+    """``version`` of a ``--fsdp_config`` (a dict, a JSON string or a JSON file's path); transformers' default is 2."""
+    if isinstance(config, str) and config.strip():
+        import json
+
+        try:
+            if os.path.isfile(config):
+                with open(config) as f:
+                    config = json.load(f)
+            else:
+                config = json.loads(config)
+        except (OSError, ValueError):
+            config = None
+    return int(config.get("version", 2)) if isinstance(config, dict) else 2
+
+
+def fsdp_version(args=None, accelerator=None, *, environ=None, fsdp=None) -> int:
+    """The FSDP version a run uses: the accelerator's plugin, else the ``fsdp_config`` of ``--fsdp`` (transformers'
+    default 2), else ``FSDP_VERSION`` as ``accelerate launch`` sets it from its config (accelerate's default 1)."""
+    plugin = getattr(getattr(accelerator, "state", None), "fsdp_plugin", None)
+    if plugin is not None and getattr(plugin, "fsdp_version", None) is not None:
+        return int(plugin.fsdp_version)
+    if _given(fsdp) or _given(getattr(args, "fsdp", None)):
+        return _fsdp_config_version(getattr(args, "fsdp_config", None))
+    env = os.environ if environ is None else environ
+    try:
+        return int(env.get("FSDP_VERSION", "1"))
+    except ValueError:
+        return 1
+
+
+def engine_refusal(
+    method: str, masks: bool, args=None, accelerator=None, *, environ=None, deepspeed=None, fsdp=None
+) -> str | None:
+    """Why ``method`` cannot run under this run's engine (one line, with the fix), or None. FSDP1 is refused for every
+    method (only FSDP2 is supported: its parameters keep their shapes, and the trained model is gathered whole again,
+    hf_unlearn.training.fsdp); a method that ``masks`` weight entries is refused under DeepSpeed ZeRO and Megatron-LM."""
+    engine = sharded_engine(args, accelerator, environ=environ, deepspeed=deepspeed, fsdp=fsdp)
+    if engine is None:
+        return None
+    if engine.startswith("FSDP"):
+        version = fsdp_version(args, accelerator, environ=environ, fsdp=fsdp)
+        if version == 2:
+            return None
+        return (
+            f"this run would use FSDP version {version} ({engine.split(' (', 1)[1][:-1]}); hf-unlearn runs FSDP2 "
+            "only (FSDP1 flattens each unit's parameters into one buffer: no mask can be laid over them and the "
+            "trained model is not gathered whole); set fsdp_version: 2 in the accelerate config (as "
+            "examples/accelerate/fsdp.yaml does) or pass --fsdp_config '{\"version\": 2}'."
+        )
+    return full_gradients_refusal(method, engine) if masks else None
 
 
 # ---- the engine that really ran (issue 21): recorded in the run record, metrics.json and the card -------------
@@ -167,10 +224,9 @@ def check_engine(trainer, model, accelerator=None) -> None:
     """Before any work: masking methods under a sharding engine, teachers copied from weights this process does not
     hold; once the accelerator exists, a configured engine that did not run is said in one warning line."""
     method = trainer.method
-    if getattr(method, "needs_full_gradients", False):
-        engine = sharded_engine(trainer.args, accelerator)
-        if engine:
-            raise ValueError(full_gradients_refusal(method.name, engine))
+    refusal = engine_refusal(method.name, getattr(method, "needs_full_gradients", False), trainer.args, accelerator)
+    if refusal:
+        raise ValueError(refusal)
     if accelerator is None:
         why = weights_not_local(model)
         if why:  # every method reads the whole model before training (teacher copy, masks, accuracies)

@@ -340,7 +340,7 @@ class UnlearningTrainer(EvaluationMixin, SaveMixin, TeacherLogitsMixin, Checkpoi
             output = TrainOutput(self.state.global_step, 0.0, {"train_runtime": time.perf_counter() - start})
             self.log({"unlearning_steps": float(self.state.global_step)})
         else:
-            output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+            output = self._train_loop(resume_from_checkpoint, **kwargs)
         if self.accelerator.num_processes > 1:
             # DDP keeps the parameters in sync but BatchNorm running statistics are updated locally after the last
             # forward, so ranks end with slightly different buffers. The saved model is rank 0's; give every rank
@@ -352,6 +352,20 @@ class UnlearningTrainer(EvaluationMixin, SaveMixin, TeacherLogitsMixin, Checkpoi
                     dist.broadcast(buffer.data, src=0)
         self.model.eval()
         self.unlearning_runtime_s = time.perf_counter() - start
+        return output
+
+    def _train_loop(self, resume_from_checkpoint, **kwargs) -> TrainOutput:
+        """The Trainer's loop; under FSDP2 the model is sharded only inside it (hf_unlearn.training.fsdp)."""
+        if not self.is_fsdp_enabled:
+            return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        from . import fsdp
+
+        model = self.accelerator.unwrap_model(self.model)
+        skeleton = fsdp.whole_copy(model)
+        fsdp.norms_in_float32(model, self.accelerator)
+        with fsdp.accelerate_can_shard(model):
+            output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        self.model = self.model_wrapped = fsdp.whole_again(self.model, skeleton, self.args.device)
         return output
 
     def unlearn(self, **kwargs) -> TrainOutput:

@@ -1,0 +1,104 @@
+"""FSDP2 around the Trainer's loop: the model is sharded only while it trains, and whole again afterwards.
+
+Before training every process holds the whole model (its teacher copy, masks, SSD's edit and the accuracies before
+training are computed on it, see hf_unlearn.training.engines.weights_not_local). accelerate shards it with
+``fully_shard`` when the Trainer's loop starts; afterwards :func:`whole_again` gathers the trained weights into a
+plain copy of the model kept on the CPU, so evaluation, the saved checkpoint and ``trainer.model`` are exactly what a
+single process would have: no collective is needed to read, evaluate or save them, and nothing saves a shard by
+mistake. The cost is one whole copy of the model in host memory per process while it trains.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+
+import torch
+from torch import nn
+
+__all__ = ["is_sharded", "whole_copy", "whole_again", "accelerate_can_shard", "norms_in_float32"]
+
+
+def is_sharded(model: nn.Module) -> bool:
+    """Whether any parameter of ``model`` is a DTensor shard (FSDP2)."""
+    from torch.distributed.tensor import DTensor
+
+    return any(isinstance(p, DTensor) for p in model.parameters())
+
+
+def whole_copy(model: nn.Module) -> nn.Module:
+    """A plain copy of the (not yet sharded) ``model`` on the CPU, to receive the trained weights."""
+    return copy.deepcopy(model).to("cpu")
+
+
+@torch.no_grad()
+def whole_again(sharded: nn.Module, skeleton: nn.Module, device) -> nn.Module:
+    """``skeleton`` holding ``sharded``'s trained parameters and buffers, on ``device``. Every process must call it
+    (each sharded parameter is all-gathered, in the same order everywhere)."""
+    from torch.distributed.tensor import DTensor
+
+    state = {
+        name: (value.full_tensor() if isinstance(value, DTensor) else value).detach().cpu()
+        for name, value in sharded.state_dict().items()
+    }
+    skeleton.load_state_dict(state, strict=True)
+    return skeleton.to(device)
+
+
+@contextlib.contextmanager
+def accelerate_can_shard(model: nn.Module):
+    """accelerate's ``fsdp2_prepare_model`` calls ``model.get_input_embeddings()``, which transformers implements by
+    raising ``NotImplementedError`` for models without token embeddings (ResNet, ConvNeXt, ...): within the block such
+    a model answers None, as accelerate expects of a model without input embeddings."""
+    getter = getattr(model, "get_input_embeddings", None)
+    if getter is None:
+        yield
+        return
+    try:
+        getter()
+        answers = True
+    except NotImplementedError:
+        answers = False
+    except Exception:  # any other failure is accelerate's to report
+        answers = True
+    if answers:
+        yield
+        return
+    model.get_input_embeddings = lambda: None  # an instance attribute: the class is untouched
+    try:
+        yield
+    finally:
+        del model.get_input_embeddings
+
+
+def norms_in_float32(model: nn.Module, accelerator) -> int:
+    """Shard every normalisation layer with running statistics (BatchNorm, timm's BatchNormAct, ...) as its own FSDP2
+    unit whose parameters stay float32, before accelerate shards the rest in the configured low precision; returns how
+    many. Under FSDP2 mixed precision a BatchNorm otherwise gets bfloat16 weights beside float32 running statistics and
+    its forward fails ("expected scalar type BFloat16 but found Float"; pytorch/torchtitan#674): this is the fix torch's
+    FSDP2 authors give. The layer computes in float32 and hands the next layer the low-precision dtype. accelerate
+    leaves modules that are already sharded alone."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    plugin = accelerator.state.fsdp_plugin
+    policy = getattr(plugin, "mixed_precision_policy", None)
+    low = getattr(policy, "param_dtype", None)
+    if low is None or low == torch.float32:
+        return 0
+    norms = [
+        m
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._NormBase)
+        and m.track_running_stats
+        and any(True for _ in m.parameters(recurse=False))
+    ]
+    for norm in norms:
+        fully_shard(
+            norm,
+            reshard_after_forward=plugin.reshard_after_forward,
+            offload_policy=plugin.cpu_offload,
+            mp_policy=MixedPrecisionPolicy(
+                param_dtype=torch.float32, reduce_dtype=torch.float32, output_dtype=low, cast_forward_inputs=True
+            ),
+        )
+    return len(norms)
