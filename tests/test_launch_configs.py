@@ -190,25 +190,24 @@ def test_weights_not_whole_on_this_process_are_refused_before_any_work(make_trai
         make_trainer("lotus")
 
 
-def test_accelerate_can_shard_models_without_token_embeddings(original_path, vit_original_path):
-    """accelerate's FSDP2 preparation calls get_input_embeddings(), which transformers answers with NotImplementedError
-    for a ResNet (found by running FSDP2 on CPU): such a model answers None while it is sharded, and only then."""
+def test_accelerate_can_shard_image_classifiers(original_path, vit_original_path):
+    """accelerate's FSDP2 preparation shards get_input_embeddings() as its own unit: a ResNet raises
+    NotImplementedError there and a ViT's patch embeddings are already inside a sharded ViTEmbeddings (both found by
+    running fsdp.yaml's plugin). While accelerate shards, the call answers None; afterwards the model is as it was."""
     from transformers import AutoModelForImageClassification
 
     from hf_unlearn.training.fsdp import accelerate_can_shard, norms_in_float32
 
     resnet = AutoModelForImageClassification.from_pretrained(original_path)
-    with pytest.raises(NotImplementedError):
-        resnet.get_input_embeddings()
-    with accelerate_can_shard(resnet):
-        assert resnet.get_input_embeddings() is None
-    with pytest.raises(NotImplementedError):
-        resnet.get_input_embeddings()
-    assert "get_input_embeddings" not in vars(resnet)  # the instance is as it was
     vit = AutoModelForImageClassification.from_pretrained(vit_original_path)
     embeddings = vit.get_input_embeddings()
-    with accelerate_can_shard(vit):
-        assert vit.get_input_embeddings() is embeddings  # a model that answers is left alone
+    for model in (resnet, vit):
+        with accelerate_can_shard(model):
+            assert model.get_input_embeddings() is None
+        assert "get_input_embeddings" not in vars(model)  # the instance is as it was
+    with pytest.raises(NotImplementedError):
+        resnet.get_input_embeddings()
+    assert vit.get_input_embeddings() is embeddings
     for policy in (None, SimpleNamespace(param_dtype=None), SimpleNamespace(param_dtype=torch.float32)):
         plugin = SimpleNamespace(mixed_precision_policy=policy)
         assert norms_in_float32(resnet, SimpleNamespace(state=SimpleNamespace(fsdp_plugin=plugin))) == 0

@@ -108,3 +108,19 @@ def test_guarded_bf16_convolution_has_the_float32_weight_gradient():
         F.conv2d(x, conv.weight, stride=2, padding=1).sum().backward()
         assert torch.equal(guarded, conv.weight.grad)
         assert torch.is_autocast_enabled("cpu") is False
+
+
+def test_guarded_convolution_with_bf16_weights_runs_in_float32():
+    """FSDP2's mixed precision casts the weights themselves to bfloat16 (no autocast): the guard covers that too, and
+    hands the next layer bfloat16 again; a convolution without padding-only taps is left in bfloat16."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(8, 8, 3, stride=2, padding=1).to(torch.bfloat16)
+    assert guard_cpu_bf16_convolutions(conv) == 1 and guard_cpu_bf16_convolutions(conv) == 0  # idempotent
+    x = torch.randn(2, 8, 1, 1, dtype=torch.bfloat16)
+    out = conv(x)
+    expected = F.conv2d(x.float(), conv.weight.float(), conv.bias.float(), stride=2, padding=1)
+    assert out.dtype == torch.bfloat16 and torch.equal(out, expected.to(torch.bfloat16))
+    out.float().sum().backward()
+    assert conv.weight.grad.dtype == torch.bfloat16 and torch.isfinite(conv.weight.grad).all()
+    wide = torch.randn(2, 8, 8, 8, dtype=torch.bfloat16)
+    assert torch.equal(conv(wide), F.conv2d(wide, conv.weight, conv.bias, stride=2, padding=1))

@@ -47,23 +47,12 @@ def whole_again(sharded: nn.Module, skeleton: nn.Module, device) -> nn.Module:
 
 @contextlib.contextmanager
 def accelerate_can_shard(model: nn.Module):
-    """accelerate's ``fsdp2_prepare_model`` calls ``model.get_input_embeddings()``, which transformers implements by
-    raising ``NotImplementedError`` for models without token embeddings (ResNet, ConvNeXt, ...): within the block such
-    a model answers None, as accelerate expects of a model without input embeddings."""
-    getter = getattr(model, "get_input_embeddings", None)
-    if getter is None:
-        yield
-        return
-    try:
-        getter()
-        answers = True
-    except NotImplementedError:
-        answers = False
-    except Exception:  # any other failure is accelerate's to report
-        answers = True
-    if answers:
-        yield
-        return
+    """Within the block ``model.get_input_embeddings()`` answers None. accelerate's ``fsdp2_prepare_model`` shards a
+    language model's token embeddings as their own unit; for an image classifier that call fails two ways, both
+    found by running fsdp.yaml's plugin: transformers raises ``NotImplementedError`` for models without embeddings
+    (ResNet, ConvNeXt, ...), and a ViT's patch embeddings sit inside ``ViTEmbeddings``, which the transformer-layer
+    wrap policy has already sharded, so sharding them again fails inside torch ("Invariant encountered"). Image
+    classifiers tie no embedding to their head, so nothing is lost; the instance attribute is removed afterwards."""
     model.get_input_embeddings = lambda: None  # an instance attribute: the class is untouched
     try:
         yield

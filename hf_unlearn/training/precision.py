@@ -12,7 +12,10 @@ are copies taken before that and run in float32. The methods compute their losse
   kernel taps that only ever read padding uninitialised: NaN, 1e30 or stale values instead of 0 (measured: a 3x3
   stride-2 padding-1 convolution on a 1x1 input, 8 of 20 draws). The embedded ResNet's later stages see 1x1 maps,
   so LoTUS's loss became NaN at step 3. :func:`guard_cpu_bf16_convolutions` runs exactly those convolutions in
-  float32 (their maps are tiny, so the cost is nil); every other one keeps bfloat16.
+  float32 (their maps are tiny, so the cost is nil); every other one keeps bfloat16. It covers both ways a CPU
+  convolution gets bfloat16: accelerate's autocast (``--bf16``, DDP) and bfloat16 weights and inputs (FSDP2's
+  mixed precision casts the parameters themselves; a run of fsdp.yaml's plugin on CPU processes without the guard
+  once died with "malloc(): unaligned tcache chunk detected").
 """
 
 from __future__ import annotations
@@ -70,32 +73,31 @@ def padding_only_taps(conv: nn.Module, spatial: tuple[int, ...]) -> bool:
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
-def _before(module, inputs):
-    x = inputs[0]
-    if not (torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16):
-        return None
-    spatial = tuple(x.shape[-len(module.kernel_size) :])
-    if not padding_only_taps(module, spatial):
-        return None
-    torch.set_autocast_enabled("cpu", False)  # restored in _after (and by the enclosing autocast's exit)
-    module._hf_unlearn_autocast_off = True
-    return (x.float(), *inputs[1:])
-
-
-def _after(module, inputs, output):
-    if module.__dict__.pop("_hf_unlearn_autocast_off", False):
-        torch.set_autocast_enabled("cpu", True)
-    return None
+def _guarded_forward(module, x, *rest):
+    """The convolution's forward, in float32 when it would run in CPU bfloat16 and has taps that read only padding."""
+    autocast_bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    low = torch.bfloat16 in (x.dtype, module.weight.dtype)
+    if (
+        x.device.type != "cpu"
+        or not (autocast_bf16 or low)
+        or not padding_only_taps(module, tuple(x.shape[-len(module.kernel_size) :]))
+    ):
+        return type(module).forward(module, x, *rest)
+    with torch.autocast("cpu", enabled=False):
+        bias = None if module.bias is None else module.bias.float()
+        out = module._conv_forward(x.float(), module.weight.float(), bias)
+    # under autocast the next op casts as it needs; with bfloat16 weights the next layer expects bfloat16 input
+    return out if autocast_bf16 or x.dtype != torch.bfloat16 else out.to(torch.bfloat16)
 
 
 def guard_cpu_bf16_convolutions(model: nn.Module) -> int:
-    """Hook every convolution of ``model`` so that, under CPU bfloat16 autocast, one whose kernel has taps that read
-    only padding runs in float32 (see the module doc). Idempotent; returns the number of convolutions hooked."""
-    hooked = 0
+    """Make every convolution of ``model`` whose kernel has taps that read only padding run in float32 whenever it
+    would run in CPU bfloat16 (autocast or bfloat16 weights; see the module doc). Idempotent; returns the number of
+    convolutions guarded."""
+    guarded = 0
     for module in model.modules():
         if isinstance(module, _CONVS) and not getattr(module, "_hf_unlearn_bf16_guard", False):
-            module.register_forward_pre_hook(_before)
-            module.register_forward_hook(_after)
+            module.forward = functools.partial(_guarded_forward, module)  # an instance attribute, kept by deepcopy
             module._hf_unlearn_bf16_guard = True
-            hooked += 1
-    return hooked
+            guarded += 1
+    return guarded

@@ -140,7 +140,8 @@ class UnlearningTrainer(EvaluationMixin, SaveMixin, TeacherLogitsMixin, Checkpoi
         self._check_engine(model=model)  # from the arguments, the environment and the weights, before any work
         # Frozen copy of the original model, for methods that distil from it; also the basis of metrics.
         self.teacher = copy.deepcopy(model).eval().requires_grad_(False) if self.method.needs_teacher else None
-        if args.bf16 and args.device.type == "cpu":
+        # --bf16, or bf16 from an accelerate config (ACCELERATE_MIXED_PRECISION, which TrainingArguments reads)
+        if (args.bf16 or getattr(args, "mixed_precision", None) == "bf16") and args.device.type == "cpu":
             from .precision import guard_cpu_bf16_convolutions
 
             guard_cpu_bf16_convolutions(model)  # oneDNN's bf16 conv gradient bug (hf_unlearn.training.precision)
