@@ -2,7 +2,8 @@
 
 Launched by tests/test_multiprocess.py with ``accelerate launch``; writes ``$MP_HISTORY_DIR/rank<k>.json``. With
 ``MP_FSDP_ON_CPU=1`` (and an FSDP config) the accelerator runs FSDP2 on the CPU processes (scripts/fsdp_on_cpu.py) and
-each rank also records, per parameter, its shape and the shape of the shard it holds when training begins.
+each rank also records, per parameter, its shape and the shape of the shard it holds when training begins. With
+``MP_CRASH_AT_STEP=N`` every rank raises at the end of step N (before that step's checkpoint), as a crash would.
 """
 
 import json
@@ -10,6 +11,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from transformers import TrainerCallback  # noqa: E402
 
 from hf_unlearn.cli.main import run_unlearning  # noqa: E402
 from hf_unlearn.training import trainer as trainer_module  # noqa: E402
@@ -20,7 +23,15 @@ SHARDS: dict = {}
 _train = UnlearningTrainer.train
 
 
+class _Crash(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == int(os.environ["MP_CRASH_AT_STEP"]):
+            raise RuntimeError(f"simulated crash at step {state.global_step}")
+
+
 def train_and_dump(self, *args, **kwargs):
+    if os.environ.get("MP_CRASH_AT_STEP"):
+        self.add_callback(_Crash())
     output = _train(self, *args, **kwargs)
     rank = self.accelerator.process_index
     with open(os.path.join(os.environ["MP_HISTORY_DIR"], f"rank{rank}.json"), "w") as f:

@@ -28,9 +28,9 @@ HAS_DEEPSPEED = importlib.util.find_spec("deepspeed") is not None
 NO_DEEPSPEED = "deepspeed is not installed (pip install 'hf-unlearn[deepspeed]'; source-only, ~6 min build)"
 
 
-def _launch(config, tmp_path, method, extra_launch=(), tag="run", port=None, extra_env=None):
+def _launch(config, tmp_path, method, extra_launch=(), tag="run", port=None, extra_env=None, flags=()):
     hist = tmp_path / "hist"
-    hist.mkdir(exist_ok=True)
+    hist.mkdir(parents=True, exist_ok=True)
     env = dict(
         os.environ,
         CUDA_VISIBLE_DEVICES="",
@@ -62,6 +62,7 @@ def _launch(config, tmp_path, method, extra_launch=(), tag="run", port=None, ext
         "true",
         "--output_dir",
         str(tmp_path / "out"),
+        *flags,
     ]
     return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -124,6 +125,48 @@ def test_fsdp2_shards_masks_and_gathers_on_cpu_processes(original_path, tmp_path
         assert torch.equal(after[~trainable], before[~trainable]), name  # bit-identical outside the mask
         moved += int((after[trainable] != before[trainable]).sum())
     assert moved > 0.5 * sum(sum(f) for f in mask.values())  # most masked entries trained (measured: 99 %)
+
+
+def test_fsdp2_resume_reaches_the_weights_of_a_run_that_never_stopped(tmp_path):
+    """Under FSDP2 (fsdp.yaml's plugin, 2 CPU processes) a run that crashes after a checkpoint and is resumed with
+    --resume_from_checkpoint ends with exactly the weights of the uninterrupted run (LoTUS: its temperature state and
+    the RNG travel in the checkpoint, the weights as a whole state dict)."""
+    from safetensors.torch import load_file
+
+    flags = (
+        "--max_steps",
+        "4",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "128",
+    )
+    launch = dict(extra_launch=("--num_processes", "2"), flags=flags)
+    fsdp = {"MP_FSDP_ON_CPU": "1"}
+    reference = _launch("fsdp.yaml", tmp_path / "ref", "lotus", extra_env=fsdp, **launch)
+    crashed = _launch("fsdp.yaml", tmp_path / "run", "lotus", extra_env={**fsdp, "MP_CRASH_AT_STEP": "3"}, **launch)
+    for proc in (reference, crashed):
+        proc.communicate(timeout=580)
+    assert reference.returncode == 0 and crashed.returncode != 0
+    out = tmp_path / "run" / "out"
+    assert (out / "checkpoint-2").is_dir() and not (out / "model.safetensors").exists()
+    resumed = _launch(
+        "fsdp.yaml",
+        tmp_path / "run",
+        "lotus",
+        extra_env=fsdp,
+        extra_launch=launch["extra_launch"],
+        flags=(*flags, "--resume_from_checkpoint", str(out / "checkpoint-2")),
+    )
+    _, err = resumed.communicate(timeout=580)
+    assert resumed.returncode == 0, err[-4000:]
+    expected = load_file(str(tmp_path / "ref" / "out" / "model.safetensors"))
+    got = load_file(str(out / "model.safetensors"))
+    assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
+    engine = json.loads((out / "metrics.json").read_text())["run"]["engine"]
+    assert engine["name"] == "FSDP" and engine["world_size"] == 2
 
 
 def test_every_config_says_what_it_needs_and_how_to_launch_it():
