@@ -169,6 +169,30 @@ def test_fsdp2_resume_reaches_the_weights_of_a_run_that_never_stopped(tmp_path):
     assert engine["name"] == "FSDP" and engine["world_size"] == 2
 
 
+def test_fsdp2_evaluates_uneven_shards_in_lockstep(tmp_path):
+    """LoTUS reads the sharded model's forget accuracy at every epoch end; with 127 forget rows split 64 / 63 and
+    evaluation batches of 1, one process makes one forward more, and every FSDP2 forward is a collective: the other
+    process answers it with a forward on a filler row (measured before: the run aborted in gloo)."""
+    flags = (
+        "--forget_classes",
+        "1",
+        "--per_device_eval_batch_size",
+        "1",
+        "--per_device_train_batch_size",
+        "128",
+        "--max_steps",
+        "-1",
+        "--num_train_epochs",
+        "2",
+    )
+    proc = _launch(
+        "fsdp.yaml", tmp_path, "lotus", ("--num_processes", "2"), extra_env={"MP_FSDP_ON_CPU": "1"}, flags=flags
+    )
+    dumps, engine = _check([proc], tmp_path, "FSDP")
+    assert [len(d["history"]) for d in dumps] == [2, 2], dumps  # an epoch-end decision per epoch on each rank
+    assert dumps[0]["history"] == dumps[1]["history"]
+
+
 def test_every_config_says_what_it_needs_and_how_to_launch_it():
     names = sorted(os.listdir(CONFIGS))
     assert names == [

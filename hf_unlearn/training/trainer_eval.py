@@ -76,6 +76,7 @@ class EvaluationMixin:
                 for _, pixels, _ in split_batches(split, batch_size, range(lo, hi), self.args.dataloader_num_workers):
                     outs.append(self.logits(model, pixels.to(device, non_blocking=True)).float())
                     bar.update(len(pixels))
+                self._lockstep(model, split, per_rank, hi - lo, batch_size)
         finally:
             model.train(was_training)
         local = torch.cat(outs) if outs else torch.empty(0, self.num_labels, device=device)
@@ -138,12 +139,28 @@ class EvaluationMixin:
                 ):
                     stats.update(self.logits(model, pixels.to(device, non_blocking=True)).float(), labels)
                     bar.update(len(labels))
+                self._lockstep(model, split, per_rank, hi - lo, batch_size)
         finally:
             model.train(was_training)
         stats = stats.finish(self.accelerator, n)
         if frozen:
             self.__dict__.setdefault("_kept_passes", []).append((model, split, stats))
         return stats
+
+    def _lockstep(self, model: nn.Module, split: ImageSplit, per_rank: int, rows: int, batch_size: int) -> None:
+        """The forwards a sharded model (FSDP2, while it trains) still owes after this process's ``rows`` rows: each
+        forward all-gathers parameters with every other process, so all must make as many as the process with the
+        most rows (``per_rank``); otherwise one waits forever, or pairs its gather with another's (measured: a LoTUS
+        forget set of 127 rows split 64 / 63 in batches of 1 aborted the run). The extra outputs are discarded."""
+        if self.accelerator.num_processes == 1 or len(split) == 0:
+            return
+        from .fsdp import is_sharded
+
+        owed = math.ceil(per_rank / batch_size) - math.ceil(rows / batch_size)
+        if owed > 0 and is_sharded(model):
+            filler = split.pixels([0]).to(self.args.device)
+            for _ in range(owed):
+                self.logits(model, filler)
 
     def _kept_pass(self, model, split, *, features: bool, class_sums: bool, keep_logits: bool):
         """A pass of the frozen ``model`` over ``split`` already made that holds everything asked: e.g. LoTUS's
