@@ -19,6 +19,8 @@ from hf_unlearn.training import trainer as trainer_module  # noqa: E402
 from hf_unlearn.training.trainer import UnlearningTrainer  # noqa: E402
 
 SHARDS: dict = {}
+SCORED: list = []  # (sharded?, parameter dtype) of every model the trainer scored while training
+TRAINING: list = []  # non-empty between the Trainer's train begin and the end of train()
 
 _train = UnlearningTrainer.train
 
@@ -33,6 +35,7 @@ def train_and_dump(self, *args, **kwargs):
     if os.environ.get("MP_CRASH_AT_STEP"):
         self.add_callback(_Crash())
     output = _train(self, *args, **kwargs)
+    TRAINING.clear()
     rank = self.accelerator.process_index
     with open(os.path.join(os.environ["MP_HISTORY_DIR"], f"rank{rank}.json"), "w") as f:
         json.dump(
@@ -42,6 +45,7 @@ def train_and_dump(self, *args, **kwargs):
                 "finished": bool(self.method.finished),
                 "global_step": self.state.global_step,
                 "shards": SHARDS,
+                "scored": SCORED,
                 "mask": {
                     n: m.flatten().tolist() for n, m in (getattr(self.method, "trainable_mask", None) or {}).items()
                 }
@@ -60,12 +64,26 @@ _train_begin = trainer_module._MethodEvents.on_train_begin
 def record_shards(self, args, state, control, **kwargs):
     from torch.distributed.tensor import DTensor
 
+    TRAINING.append(True)
     for name, p in self.trainer.model.named_parameters():
         SHARDS[name] = [list(p.shape), list(p.to_local().shape) if isinstance(p, DTensor) else None]
     return _train_begin(self, args, state, control, **kwargs)
 
 
 trainer_module._MethodEvents.on_train_begin = record_shards
+_summarize = UnlearningTrainer.summarize
+
+
+def record_scoring(self, model, *args, **kwargs):
+    from torch.distributed.tensor import DTensor
+
+    if TRAINING and model is not self.teacher:
+        first = next(model.parameters())
+        SCORED.append([isinstance(first, DTensor), str(first.dtype)])
+    return _summarize(self, model, *args, **kwargs)
+
+
+UnlearningTrainer.summarize = record_scoring
 
 if os.environ.get("MP_FSDP_ON_CPU") == "1":
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))

@@ -169,10 +169,13 @@ def test_fsdp2_resume_reaches_the_weights_of_a_run_that_never_stopped(tmp_path):
     assert engine["name"] == "FSDP" and engine["world_size"] == 2
 
 
-def test_fsdp2_evaluates_uneven_shards_in_lockstep(tmp_path):
-    """LoTUS reads the sharded model's forget accuracy at every epoch end; with 127 forget rows split 64 / 63 and
-    evaluation batches of 1, one process makes one forward more, and every FSDP2 forward is a collective: the other
-    process answers it with a forward on a filler row (measured before: the run aborted in gloo)."""
+@pytest.mark.parametrize("precision", ["no", "bf16"])
+def test_fsdp2_scores_decisions_in_lockstep_and_in_float32(precision, tmp_path):
+    """LoTUS reads the model's forget accuracy at every epoch end, while the model is sharded. In float32 the sharded
+    model scores it: with 127 forget rows split 64 / 63 and evaluation batches of 1 one process makes one forward
+    more, and every FSDP2 forward is a collective, so the other answers it on a filler row (before: the run aborted
+    in gloo). In bf16 (fsdp.yaml as shipped) the decision is scored in float32 by the whole model gathered for it,
+    never by the bf16 shards."""
     flags = (
         "--forget_classes",
         "1",
@@ -186,11 +189,21 @@ def test_fsdp2_evaluates_uneven_shards_in_lockstep(tmp_path):
         "2",
     )
     proc = _launch(
-        "fsdp.yaml", tmp_path, "lotus", ("--num_processes", "2"), extra_env={"MP_FSDP_ON_CPU": "1"}, flags=flags
+        "fsdp.yaml",
+        tmp_path,
+        "lotus",
+        ("--num_processes", "2", "--mixed_precision", precision),
+        extra_env={"MP_FSDP_ON_CPU": "1"},
+        flags=flags,
     )
     dumps, engine = _check([proc], tmp_path, "FSDP")
+    assert engine["mixed_precision"] == precision
     assert [len(d["history"]) for d in dumps] == [2, 2], dumps  # an epoch-end decision per epoch on each rank
     assert dumps[0]["history"] == dumps[1]["history"]
+    scored = [tuple(s) for d in dumps for s in d["scored"]]
+    assert scored, "no decision was scored while training"
+    expected = {(True, "torch.float32")} if precision == "no" else {(False, "torch.float32")}
+    assert set(scored) == expected, scored
 
 
 def test_every_config_says_what_it_needs_and_how_to_launch_it():

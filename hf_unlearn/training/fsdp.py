@@ -16,7 +16,7 @@ import copy
 import torch
 from torch import nn
 
-__all__ = ["is_sharded", "whole_copy", "whole_again", "accelerate_can_shard", "norms_in_float32"]
+__all__ = ["is_sharded", "whole_copy", "whole_again", "float32_whole", "accelerate_can_shard", "norms_in_float32"]
 
 
 def is_sharded(model: nn.Module) -> bool:
@@ -43,6 +43,35 @@ def whole_again(sharded: nn.Module, skeleton: nn.Module, device) -> nn.Module:
     }
     skeleton.load_state_dict(state, strict=True)
     return skeleton.to(device)
+
+
+def _low_precision(model: nn.Module) -> bool:
+    """Whether a sharded ``model`` computes in a lower precision than its float32 shards (FSDP2 mixed precision).
+    Reads torch's per-unit policy; where it cannot, it answers True (the float32 copy is right either way)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            policy = getattr(module._get_fsdp_state(), "_mp_policy", None)
+            if policy is None or getattr(policy, "param_dtype", None) not in (None, torch.float32):
+                return True
+    return False
+
+
+@contextlib.contextmanager
+def float32_whole(model: nn.Module, skeleton: nn.Module | None, device):
+    """The model to score a decision with (LoTUS's forget accuracy): ``model`` itself, unless it is sharded and
+    computes in low precision (FSDP2 mixed precision casts the parameters, so accelerate's autocast cannot be turned
+    off as :func:`hf_unlearn.training.precision.float32_forward` does); then ``skeleton`` holding the float32
+    weights, gathered on every process (a collective), on ``device`` for the block and back on the CPU after."""
+    if skeleton is None or not is_sharded(model) or not _low_precision(model):
+        yield model
+        return
+    whole = whole_again(model, skeleton, device)
+    try:
+        yield whole
+    finally:
+        whole.to("cpu")
 
 
 @contextlib.contextmanager

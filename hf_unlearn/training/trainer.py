@@ -362,10 +362,13 @@ class UnlearningTrainer(EvaluationMixin, SaveMixin, TeacherLogitsMixin, Checkpoi
         from . import fsdp
 
         model = self.accelerator.unwrap_model(self.model)
-        skeleton = fsdp.whole_copy(model)
+        skeleton = self._fsdp_whole = fsdp.whole_copy(model)  # also scores decisions in float32 (accuracy())
         fsdp.norms_in_float32(model, self.accelerator)
-        with fsdp.accelerate_can_shard(model):
-            output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        try:
+            with fsdp.accelerate_can_shard(model):
+                output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        finally:
+            self._fsdp_whole = None
         self.model = self.model_wrapped = fsdp.whole_again(self.model, skeleton, self.args.device)
         return output
 

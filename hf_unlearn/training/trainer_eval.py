@@ -90,10 +90,12 @@ class EvaluationMixin:
         # Counted batch by batch (no N x C logits); in a multi-process run the ranks' counts are added.
         # correct / total in float64: a float32 mean can cross a 2-decimal rounding boundary (LoTUS' stop rule);
         # the forward in float32 too: a bf16 argmax can flip near-ties and move the decision (hf_unlearn.training.precision)
+        from .fsdp import float32_whole
         from .precision import float32_forward
 
-        with float32_forward(model):
-            stats = self.summarize(model, split, batch_size=batch_size, features=False)
+        with float32_whole(model, self.__dict__.get("_fsdp_whole"), self.args.device) as scored:
+            with float32_forward(scored):
+                stats = self.summarize(scored, split, batch_size=batch_size, features=False)
         return stats.correct / stats.rows
 
     @torch.inference_mode()
