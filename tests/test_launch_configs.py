@@ -5,7 +5,7 @@ multi-node config as two "machines" on localhost, and the DeepSpeed ZeRO-2 / ZeR
 (a source-only package whose build takes ~6 minutes: CI does not install it, so those cases are skipped with the
 reason). ddp.yaml and fsdp.yaml are GPU-only (scripts/gpu_check.py); fsdp.yaml on CPU falls back to DDP, which is
 warned and recorded (test_fsdp_fallback_is_warned_and_recorded). fsdp.yaml's FSDP2 plugin itself is run for real on 2
-CPU processes through scripts/fsdp_on_cpu.py (test_fsdp2_shards_masks_and_gathers_on_cpu_processes). Every rank dumps
+CPU processes through scripts/fsdp_on_cpu.py (the test_fsdp2_* tests). Every rank dumps
 the world size it saw (tests/mp_driver.py); the output's metrics.json must name the engine that ran.
 """
 
@@ -93,44 +93,12 @@ def test_deepspeed_configs_run_on_cpu(stage, original_path, tmp_path):
     _check([_launch(f"deepspeed_zero{stage}.yaml", tmp_path, "lotus")], tmp_path, f"DeepSpeed ZeRO-{stage}")
 
 
-def test_fsdp2_shards_masks_and_gathers_on_cpu_processes(original_path, tmp_path):
-    """fsdp.yaml as it ships (FSDP2, full shard, bf16), run for real on 2 CPU processes: every parameter is a DTensor
-    holding half of its rows while SalUn trains, the saliency mask is cut to each rank's shard, every entry outside the
-    mask stays bit-identical to the original, and the saved model is the whole trained model."""
-    from safetensors.torch import load_file
-
-    proc = _launch(
-        "fsdp.yaml",
-        tmp_path,
-        "salun",
-        ("--num_processes", "2"),
-        extra_env={"MP_FSDP_ON_CPU": "1", "MP_DUMP_MASK": "1"},
-    )
-    dumps, engine = _check([proc], tmp_path, "FSDP")
-    assert engine["mixed_precision"] == "bf16"
-    shards = [d["shards"] for d in dumps]
-    assert shards[0] and shards[0].keys() == shards[1].keys()
-    for name, (shape, local) in shards[0].items():
-        other = shards[1][name][1]
-        assert local is not None and other is not None, name  # a DTensor shard on both ranks
-        assert local[0] + other[0] == shape[0] and local[1:] == other[1:] == shape[1:], (name, shape, local, other)
-    mask = dumps[0]["mask"]
-    saved = load_file(str(tmp_path / "out" / "model.safetensors"))
-    original = load_file(os.path.join(original_path, "model.safetensors"))
-    assert mask.keys() <= saved.keys()
-    moved = 0
-    for name, flat in mask.items():
-        trainable = torch.tensor(flat, dtype=torch.bool)
-        after, before = saved[name].flatten(), original[name].flatten()
-        assert torch.equal(after[~trainable], before[~trainable]), name  # bit-identical outside the mask
-        moved += int((after[trainable] != before[trainable]).sum())
-    assert moved > 0.5 * sum(sum(f) for f in mask.values())  # most masked entries trained (measured: 99 %)
-
-
-def test_fsdp2_resume_reaches_the_weights_of_a_run_that_never_stopped(tmp_path):
-    """Under FSDP2 (fsdp.yaml's plugin, 2 CPU processes) a run that crashes after a checkpoint and is resumed with
-    --resume_from_checkpoint ends with exactly the weights of the uninterrupted run (LoTUS: its temperature state and
-    the RNG travel in the checkpoint, the weights as a whole state dict)."""
+def test_fsdp2_shards_masks_gathers_and_resumes(original_path, tmp_path):
+    """fsdp.yaml as it ships (FSDP2, full shard, bf16), run for real on 2 CPU processes with SalUn: every parameter is
+    a DTensor holding its share of the rows while the model trains, the saliency mask is cut to each rank's shard,
+    every entry outside the mask stays bit-identical to the original, and the saved model is the whole trained model.
+    A run that crashes after a checkpoint and is resumed with --resume_from_checkpoint ends with exactly the weights
+    of the run that never stopped (the mask and the RNG travel in the checkpoint, the weights as a whole state dict)."""
     from safetensors.torch import load_file
 
     flags = (
@@ -145,26 +113,44 @@ def test_fsdp2_resume_reaches_the_weights_of_a_run_that_never_stopped(tmp_path):
     )
     launch = dict(extra_launch=("--num_processes", "2"), flags=flags)
     fsdp = {"MP_FSDP_ON_CPU": "1"}
-    reference = _launch("fsdp.yaml", tmp_path / "ref", "lotus", extra_env=fsdp, **launch)
-    crashed = _launch("fsdp.yaml", tmp_path / "run", "lotus", extra_env={**fsdp, "MP_CRASH_AT_STEP": "3"}, **launch)
-    for proc in (reference, crashed):
-        proc.communicate(timeout=580)
-    assert reference.returncode == 0 and crashed.returncode != 0
+    reference = _launch("fsdp.yaml", tmp_path / "ref", "salun", extra_env={**fsdp, "MP_DUMP_MASK": "1"}, **launch)
+    crashed = _launch("fsdp.yaml", tmp_path / "run", "salun", extra_env={**fsdp, "MP_CRASH_AT_STEP": "3"}, **launch)
+    _, err = crashed.communicate(timeout=580)
+    assert crashed.returncode != 0 and "simulated crash at step 3" in err, err[-3000:]
+    dumps, engine = _check([reference], tmp_path / "ref", "FSDP")
+    assert engine["mixed_precision"] == "bf16"
+    shards = [d["shards"] for d in dumps]
+    assert shards[0] and shards[0].keys() == shards[1].keys()
+    for name, (shape, local) in shards[0].items():
+        other = shards[1][name][1]
+        assert local is not None and other is not None, name  # a DTensor shard on both ranks
+        assert local[0] + other[0] == shape[0] and local[1:] == other[1:] == shape[1:], (name, shape, local, other)
+    mask = dumps[0]["mask"]
+    saved = load_file(str(tmp_path / "ref" / "out" / "model.safetensors"))
+    original = load_file(os.path.join(original_path, "model.safetensors"))
+    assert mask.keys() <= saved.keys()
+    moved = 0
+    for name, flat in mask.items():
+        trainable = torch.tensor(flat, dtype=torch.bool)
+        after, before = saved[name].flatten(), original[name].flatten()
+        assert torch.equal(after[~trainable], before[~trainable]), name  # bit-identical outside the mask
+        moved += int((after[trainable] != before[trainable]).sum())
+    assert moved > 0.5 * sum(sum(f) for f in mask.values())  # most masked entries trained (measured: 99 %)
+
     out = tmp_path / "run" / "out"
     assert (out / "checkpoint-2").is_dir() and not (out / "model.safetensors").exists()
     resumed = _launch(
         "fsdp.yaml",
         tmp_path / "run",
-        "lotus",
+        "salun",
         extra_env=fsdp,
         extra_launch=launch["extra_launch"],
         flags=(*flags, "--resume_from_checkpoint", str(out / "checkpoint-2")),
     )
     _, err = resumed.communicate(timeout=580)
     assert resumed.returncode == 0, err[-4000:]
-    expected = load_file(str(tmp_path / "ref" / "out" / "model.safetensors"))
     got = load_file(str(out / "model.safetensors"))
-    assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
+    assert saved.keys() == got.keys() and all(torch.equal(saved[k], got[k]) for k in saved)
     engine = json.loads((out / "metrics.json").read_text())["run"]["engine"]
     assert engine["name"] == "FSDP" and engine["world_size"] == 2
 
