@@ -124,3 +124,18 @@ def test_guarded_convolution_with_bf16_weights_runs_in_float32():
     assert conv.weight.grad.dtype == torch.bfloat16 and torch.isfinite(conv.weight.grad).all()
     wide = torch.randn(2, 8, 8, 8, dtype=torch.bfloat16)
     assert torch.equal(conv(wide), F.conv2d(wide, conv.weight, conv.bias, stride=2, padding=1))
+
+
+@pytest.mark.parametrize("source", ["flag", "accelerate config", "none"])
+def test_the_guard_is_installed_however_bf16_was_asked_for(source, make_trainer, monkeypatch):
+    """--bf16, or mixed_precision: bf16 in an accelerate config (the launcher exports ACCELERATE_MIXED_PRECISION,
+    which TrainingArguments reads; fsdp.yaml and `accelerate launch --mixed_precision bf16` do): either way the CPU
+    convolutions are guarded. Without bf16 they are left alone."""
+    overrides = {}
+    if source == "flag":
+        overrides["bf16"] = True
+    elif source == "accelerate config":
+        monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    trainer = make_trainer("finetune", **overrides)
+    convs = [m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(getattr(m, "_hf_unlearn_bf16_guard", False) == (source != "none") for m in convs)
