@@ -146,9 +146,8 @@ class MaskedUpdateMixin(UnlearningMethod):
     to ``max_grad_norm=0`` (no clipping, as the reference code).
     """
 
-    needs_full_gradients = (
-        True  # the trainer refuses DeepSpeed ZeRO, Megatron-LM and FSDP1 (hf_unlearn.training.engines)
-    )
+    # the trainer refuses DeepSpeed ZeRO, Megatron-LM and FSDP1 (hf_unlearn.training.engines)
+    needs_full_gradients = True
 
     def __init__(self, config=None):
         super().__init__(config)

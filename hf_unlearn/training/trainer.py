@@ -167,6 +167,7 @@ class UnlearningTrainer(EvaluationMixin, SaveMixin, TeacherLogitsMixin, Checkpoi
         #: Rows through a forward *and* backward pass of the model being unlearned, by kind (see count_examples).
         self.examples_processed: dict[str, int] = {"training": 0, "preparation": 0}
         self._epochs_ended = 0  # epochs whose end-of-epoch decision the method has taken (for resume)
+        self._fsdp_whole = None  # under FSDP2, while training: the whole CPU copy (hf_unlearn.training.fsdp)
         self.last_unlearning_metrics: dict | None = None
         self.original_model_info: dict = {}
 

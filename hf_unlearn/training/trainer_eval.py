@@ -60,11 +60,8 @@ class EvaluationMixin:
         In a multi-process run each process scores a contiguous shard and the shards are gathered, so every
         rank gets the same full result and no sample is counted twice.
         """
-        world, rank = self.accelerator.num_processes, self.accelerator.process_index
-        n = len(split)
-        per_rank = math.ceil(n / world)
-        lo, hi = min(rank * per_rank, n), min((rank + 1) * per_rank, n)
-        batch_size = batch_size or eval_batch_size(per_rank, self.args.per_device_eval_batch_size)
+        world, n = self.accelerator.num_processes, len(split)
+        per_rank, rows, batch_size = self._rows_of_this_process(n, batch_size)
         was_training = model.training
         model.eval()
         device = self.args.device
@@ -72,11 +69,14 @@ class EvaluationMixin:
         from ..evaluation.streaming import split_batches
 
         try:
-            with self.autocast_smart_context_manager(), self._progress(hi - lo, desc or f"logits {split.name}") as bar:
-                for _, pixels, _ in split_batches(split, batch_size, range(lo, hi), self.args.dataloader_num_workers):
+            with (
+                self.autocast_smart_context_manager(),
+                self._progress(len(rows), desc or f"logits {split.name}") as bar,
+            ):
+                for _, pixels, _ in split_batches(split, batch_size, rows, self.args.dataloader_num_workers):
                     outs.append(self.logits(model, pixels.to(device, non_blocking=True)).float())
                     bar.update(len(pixels))
-                self._lockstep(model, split, per_rank, hi - lo, batch_size)
+                self._lockstep(model, split, per_rank, len(rows), batch_size)
         finally:
             model.train(was_training)
         local = torch.cat(outs) if outs else torch.empty(0, self.num_labels, device=device)
@@ -93,7 +93,7 @@ class EvaluationMixin:
         from .fsdp import float32_whole
         from .precision import float32_forward
 
-        with float32_whole(model, self.__dict__.get("_fsdp_whole"), self.args.device) as scored:
+        with float32_whole(model, self._fsdp_whole, self.args.device) as scored:
             with float32_forward(scored):
                 stats = self.summarize(scored, split, batch_size=batch_size, features=False)
         return stats.correct / stats.rows
@@ -117,11 +117,8 @@ class EvaluationMixin:
         validation) unless ``class_sums`` says otherwise."""
         from ..evaluation.streaming import CLASS_SUM_SPLITS, SplitStats, split_batches
 
-        world, rank = self.accelerator.num_processes, self.accelerator.process_index
         n = len(split)
-        per_rank = math.ceil(n / world)
-        lo, hi = min(rank * per_rank, n), min((rank + 1) * per_rank, n)
-        batch_size = batch_size or eval_batch_size(per_rank, self.args.per_device_eval_batch_size)
+        per_rank, rows, batch_size = self._rows_of_this_process(n, batch_size)
         name = name or split.name
         if class_sums is None:
             class_sums = features and name in CLASS_SUM_SPLITS
@@ -135,19 +132,25 @@ class EvaluationMixin:
         model.eval()
         device = self.args.device
         try:
-            with self.autocast_smart_context_manager(), self._progress(hi - lo, f"evaluating {name}") as bar:
-                for _, pixels, labels in split_batches(
-                    split, batch_size, range(lo, hi), self.args.dataloader_num_workers
-                ):
+            with self.autocast_smart_context_manager(), self._progress(len(rows), f"evaluating {name}") as bar:
+                for _, pixels, labels in split_batches(split, batch_size, rows, self.args.dataloader_num_workers):
                     stats.update(self.logits(model, pixels.to(device, non_blocking=True)).float(), labels)
                     bar.update(len(labels))
-                self._lockstep(model, split, per_rank, hi - lo, batch_size)
+                self._lockstep(model, split, per_rank, len(rows), batch_size)
         finally:
             model.train(was_training)
         stats = stats.finish(self.accelerator, n)
         if frozen:
             self.__dict__.setdefault("_kept_passes", []).append((model, split, stats))
         return stats
+
+    def _rows_of_this_process(self, n: int, batch_size: int | None) -> tuple[int, range, int]:
+        """This process's contiguous shard of ``n`` rows, in rank order: (rows per process, its rows, the evaluation
+        batch, from ``batch_size`` or :func:`eval_batch_size`). Every process gets the same batch size."""
+        world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        per_rank = math.ceil(n / world)
+        rows = range(min(rank * per_rank, n), min((rank + 1) * per_rank, n))
+        return per_rank, rows, batch_size or eval_batch_size(per_rank, self.args.per_device_eval_batch_size)
 
     def _lockstep(self, model: nn.Module, split: ImageSplit, per_rank: int, rows: int, batch_size: int) -> None:
         """The forwards a sharded model (FSDP2, while it trains) still owes after this process's ``rows`` rows: each
