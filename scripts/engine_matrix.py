@@ -35,27 +35,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(config: str, method: str, work: str, steps: int, extra: list[str]) -> dict:
-    out, hist = os.path.join(work, "out"), os.path.join(work, "hist")
-    os.makedirs(hist, exist_ok=True)
-    env = dict(
+def driver_command(config, method, out, hist, *, launch=(), flags=(), env=None, port=None) -> tuple[list, dict]:
+    """``accelerate launch --config_file examples/accelerate/<config>`` of tests/mp_driver.py on CPU processes (no
+    visible GPU), on the embedded ResNet, writing ``out``; each rank dumps what it saw into ``hist``. ``launch`` are
+    launcher flags, ``flags`` flags of the run (a later flag wins), ``env`` extra environment. Returns (command,
+    environment); tests/test_launch_configs.py launches the same way."""
+    full_env = dict(
         os.environ,
         CUDA_VISIBLE_DEVICES="",
-        MP_HISTORY_DIR=hist,
+        MP_HISTORY_DIR=str(hist),
         PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
+        **(env or {}),
     )
-    if config.endswith(FSDP_ON_CPU):
-        config, env["MP_FSDP_ON_CPU"] = config[: -len(FSDP_ON_CPU)], "1"
     cmd = [
         sys.executable,
         "-m",
         "accelerate.commands.launch",
         "--config_file",
         os.path.join(ROOT, "examples", "accelerate", config),
-        "--num_processes",
-        "2",
         "--main_process_port",
-        str(free_port()),
+        str(port or free_port()),
+        *launch,
         os.path.join(ROOT, "tests", "mp_driver.py"),
         "--use_cpu",
         "--ddp_find_unused_parameters",
@@ -64,14 +64,24 @@ def launch(config: str, method: str, work: str, steps: int, extra: list[str]) ->
         method,
         "--default_arch",
         "resnet",
-        "--max_steps",
-        str(steps),
         "--disable_tqdm",
         "true",
         "--output_dir",
-        out,
-        *extra,
+        str(out),
+        *flags,
     ]
+    return cmd, full_env
+
+
+def launch(config: str, method: str, work: str, steps: int, extra: list[str]) -> dict:
+    out, hist = os.path.join(work, "out"), os.path.join(work, "hist")
+    os.makedirs(hist, exist_ok=True)
+    env = {}
+    if config.endswith(FSDP_ON_CPU):
+        config, env["MP_FSDP_ON_CPU"] = config[: -len(FSDP_ON_CPU)], "1"
+    cmd, env = driver_command(
+        config, method, out, hist, launch=("--num_processes", "2"), flags=("--max_steps", str(steps), *extra), env=env
+    )
     start = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
     row = {"rc": done.returncode, "wall_s": round(time.perf_counter() - start, 1)}

@@ -23,47 +23,27 @@ import torch
 from accelerate.utils import DistributedType
 from test_multiprocess import ROOT, free_port
 
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from engine_matrix import driver_command  # noqa: E402  (the engine matrix launches the same way)
+
 CONFIGS = os.path.join(ROOT, "examples", "accelerate")
 HAS_DEEPSPEED = importlib.util.find_spec("deepspeed") is not None
 NO_DEEPSPEED = "deepspeed is not installed (pip install 'hf-unlearn[deepspeed]'; source-only, ~6 min build)"
 
 
-def _launch(config, tmp_path, method, extra_launch=(), tag="run", port=None, extra_env=None, flags=()):
+def _launch(config, tmp_path, method, extra_launch=(), port=None, extra_env=None, flags=()):
     hist = tmp_path / "hist"
     hist.mkdir(parents=True, exist_ok=True)
-    env = dict(
-        os.environ,
-        CUDA_VISIBLE_DEVICES="",
-        MP_HISTORY_DIR=str(hist),
-        OMP_NUM_THREADS="1",
-        PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
-        **(extra_env or {}),
-    )
-    cmd = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--config_file",
-        os.path.join(CONFIGS, config),
-        "--main_process_port",
-        str(port or free_port()),
-        *extra_launch,
-        os.path.join(ROOT, "tests", "mp_driver.py"),
-        "--use_cpu",
-        "--ddp_find_unused_parameters",
-        "false",
-        "--method",
+    cmd, env = driver_command(
+        config,
         method,
-        "--default_arch",
-        "resnet",
-        "--max_steps",
-        "2",
-        "--disable_tqdm",
-        "true",
-        "--output_dir",
-        str(tmp_path / "out"),
-        *flags,
-    ]
+        tmp_path / "out",
+        hist,
+        launch=extra_launch,
+        flags=("--max_steps", "2", *flags),
+        env={"OMP_NUM_THREADS": "1", **(extra_env or {})},
+        port=port,
+    )
     return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
