@@ -19,6 +19,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 torch.set_num_threads(1)
 
 
+#: The training arguments of an in-process test run: CPU, no reports, no checkpoints, no progress bars, seed 0.
+QUIET_TRAINING = dict(
+    report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True, logging_steps=1000, seed=0
+)
+
+
 @pytest.fixture(scope="session")
 def cache_root(tmp_path_factory):
     # The shipped originals are never written to the cache; benchmark originals and golds, and recipes the package
@@ -75,12 +81,7 @@ def make_trainer(original_path, digits, forget_split, tmp_path):
         loaded = load_classifier(model_path or original_path)
         settings = dict(
             output_dir=str(tmp_path / f"run-{method}"),
-            report_to="none",
-            save_strategy="no",
-            use_cpu=True,
-            disable_tqdm=True,
-            logging_steps=1000,
-            seed=0,
+            **QUIET_TRAINING,
         )
         settings.update(overrides)
         args = UnlearningArguments.for_method(method, **settings)

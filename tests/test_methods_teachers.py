@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import QUIET_TRAINING
 from transformers import TrainerCallback, TrainingArguments
 
 METHODS = ("bad_teacher", "scrub", "unsir")
@@ -64,12 +65,7 @@ def _trainer_for(path, method, forget_split, tmp_path, method_config=None, **ove
     loaded = load_classifier(path)
     settings = dict(
         output_dir=str(tmp_path / "out"),
-        report_to="none",
-        save_strategy="no",
-        use_cpu=True,
-        disable_tqdm=True,
-        logging_steps=1000,
-        seed=0,
+        **QUIET_TRAINING,
     )
     settings.update(overrides)
     return UnlearningTrainer(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import QUIET_TRAINING
 
 import hf_unlearn
 from hf_unlearn.training.checks import first_nonfinite_tensor
@@ -53,12 +54,7 @@ def _run(method, path, splits, record, tmp_path, bf16):
     args = UnlearningArguments.for_method(
         method,
         output_dir=str(tmp_path / "run"),
-        report_to="none",
-        save_strategy="no",
-        use_cpu=True,
-        disable_tqdm=True,
-        logging_steps=1000,
-        seed=0,
+        **QUIET_TRAINING,
         bf16=bf16,
         max_steps=2,
         fail_on_nonfinite_loss=True,

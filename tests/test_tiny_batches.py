@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import QUIET_TRAINING
 
 import hf_unlearn
 from hf_unlearn import UnlearningArguments, UnlearningTrainer, load_classifier, select_forget
@@ -25,12 +26,7 @@ def _trainer(method, loaded, selection, calibration, batch_size, tmp_path):
     args = UnlearningArguments.for_method(
         method,
         output_dir=str(tmp_path / method),
-        report_to="none",
-        save_strategy="no",
-        use_cpu=True,
-        disable_tqdm=True,
-        logging_steps=1000,
-        seed=0,
+        **QUIET_TRAINING,
         per_device_train_batch_size=batch_size,
         num_train_epochs=2,
         max_steps=-1,
