@@ -42,6 +42,14 @@ _VIT = dict(
     patch_size=8,
 )
 _HIER4 = dict(depths=[1, 1, 1, 1], hidden_sizes=[8, 16, 24, 32])
+_LEVIT = dict(
+    image_size=IMAGE_SIZE,
+    hidden_sizes=[16, 24, 32],
+    num_attention_heads=[1, 1, 1],
+    depths=[1, 1, 1],
+    key_dim=[8, 8, 8],
+    patch_size=16,
+)
 _SWIN = dict(image_size=IMAGE_SIZE, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2], window_size=4)
 _SEGF = dict(
     depths=[1, 1, 1, 1], hidden_sizes=[8, 16, 24, 32], num_attention_heads=[1, 1, 1, 1], sr_ratios=[2, 1, 1, 1]
@@ -109,26 +117,12 @@ _TRANSFORMERS: dict[str, tuple[str, dict, str]] = {
     "imagegpt": ("", dict(n_embd=32, n_layer=1, n_head=2, n_positions=64, vocab_size=513), ""),
     "levit": (
         "LevitForImageClassification",
-        dict(
-            image_size=IMAGE_SIZE,
-            hidden_sizes=[16, 24, 32],
-            num_attention_heads=[1, 1, 1],
-            depths=[1, 1, 1],
-            key_dim=[8, 8, 8],
-            patch_size=16,
-        ),
+        _LEVIT,
         "",
     ),
     "levit_teacher": (
         "LevitForImageClassificationWithTeacher",
-        dict(
-            image_size=IMAGE_SIZE,
-            hidden_sizes=[16, 24, 32],
-            num_attention_heads=[1, 1, 1],
-            depths=[1, 1, 1],
-            key_dim=[8, 8, 8],
-            patch_size=16,
-        ),
+        _LEVIT,
         "",
     ),
     "metaclip_2": ("", _CLIP, ""),
